@@ -1,0 +1,3 @@
+module github.com/gorch/gorch
+
+go 1.26

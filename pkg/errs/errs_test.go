@@ -1,0 +1,55 @@
+package errs
+
+import (
+	"errors"
+	"io/fs"
+	"testing"
+)
+
+func TestKindIs(t *testing.T) {
+	err := New(Shape, "matmul", "shapes %v and %v cannot be multiplied", []int{2, 3}, []int{4, 5})
+	if got, want := err.Error(), "matmul: shapes [2 3] and [4 5] cannot be multiplied"; got != want {
+		t.Errorf("Error() = %q, want %q", got, want)
+	}
+	if !errors.Is(err, Shape) {
+		t.Errorf("errors.Is(err, Shape) = false, want true")
+	}
+	if errors.Is(err, Layout) {
+		t.Errorf("errors.Is(err, Layout) = true, want false")
+	}
+	var te *TorchError
+	if !errors.As(err, &te) || te.Op != "matmul" || te.Kind != Shape {
+		t.Errorf("errors.As gave %+v", te)
+	}
+}
+
+func TestWrapKeepsCause(t *testing.T) {
+	err := Wrap(IO, "checkpoint.Save", fs.ErrPermission, "writing %s", "a.rtch")
+	if !errors.Is(err, fs.ErrPermission) || !errors.Is(err, IO) {
+		t.Fatalf("Wrap lost a kind or cause: %v", err)
+	}
+	if got, want := err.Error(), "checkpoint.Save: writing a.rtch: permission denied"; got != want {
+		t.Errorf("Error() = %q, want %q", got, want)
+	}
+	outer := Wrap(Checkpoint, "load", err, "")
+	if KindOf(outer) != Checkpoint || !errors.Is(outer, IO) || OpOf(outer) != "load" {
+		t.Errorf("outer = %v: KindOf=%v", outer, KindOf(outer))
+	}
+	if Wrap(IO, "x", nil, "y") != nil {
+		t.Errorf("Wrap(nil) != nil")
+	}
+}
+
+func TestKindStrings(t *testing.T) {
+	for k := Other; k < numKinds; k++ {
+		if kindNames[k] == "" {
+			t.Errorf("kind %d has no name", k)
+		}
+	}
+	if KindOf(errors.New("plain")) != Other {
+		t.Errorf("KindOf(plain) != Other")
+	}
+	if got := Kind(200).String(); got != "kind(200)" {
+		t.Errorf("Kind(200).String() = %q", got)
+	}
+}
