@@ -1,0 +1,193 @@
+package autograd
+
+import (
+	"bytes"
+	"runtime"
+	"strconv"
+	"sync"
+	"sync/atomic"
+
+	"github.com/gorch/gorch/pkg/errs"
+	"github.com/gorch/gorch/pkg/tensor"
+)
+
+// Variable is a tensor in an autograd graph.
+type Variable struct {
+	// Data is the value. Replacing it (as optimizers do in place) does not
+	// change recorded history.
+	Data *tensor.Tensor
+	// Grad is the accumulated gradient of a leaf that requires grad, nil
+	// until a backward pass reaches it. Optimizers read it; ZeroGrad sets
+	// it to nil.
+	Grad *tensor.Tensor
+
+	requiresGrad bool
+	node         *node // the op that produced this variable; nil for leaves
+}
+
+// node records one operation for the backward pass.
+type node struct {
+	op       string
+	seq      uint64
+	inputs   []*Variable // inputs that require grad, or nil in that position
+	backward func(g *tensor.Tensor) ([]*tensor.Tensor, error)
+}
+
+var seqCounter atomic.Uint64
+
+// NewVariable wraps t; requiresGrad makes it a leaf whose gradient is kept.
+func NewVariable(t *tensor.Tensor, requiresGrad bool) *Variable {
+	return &Variable{Data: t, requiresGrad: requiresGrad}
+}
+
+// Param wraps t as a leaf that requires grad (a trainable parameter).
+func Param(t *tensor.Tensor) *Variable { return NewVariable(t, true) }
+
+// Const wraps t as a variable that does not require grad.
+func Const(t *tensor.Tensor) *Variable { return NewVariable(t, false) }
+
+// RequiresGrad reports whether gradients flow to this variable.
+func (v *Variable) RequiresGrad() bool { return v.requiresGrad }
+
+// SetRequiresGrad marks a leaf as requiring (or not) a gradient. It fails
+// for a non-leaf.
+func (v *Variable) SetRequiresGrad(b bool) error {
+	if v.node != nil {
+		return errs.New(errs.Argument, "set_requires_grad", "only leaves can change requires_grad (variable is the output of %s)", v.node.op)
+	}
+	v.requiresGrad = b
+	return nil
+}
+
+// IsLeaf reports whether v was created by the user rather than by an op.
+func (v *Variable) IsLeaf() bool { return v.node == nil }
+
+// GradFn names the op that produced v, or "" for a leaf.
+func (v *Variable) GradFn() string {
+	if v.node == nil {
+		return ""
+	}
+	return v.node.op
+}
+
+// Detach returns a variable sharing v's data with no history.
+func (v *Variable) Detach() *Variable { return &Variable{Data: v.Data} }
+
+// Shape returns the shape of v's data.
+func (v *Variable) Shape() []int { return v.Data.Shape() }
+
+// ZeroGrad drops the accumulated gradient.
+func (v *Variable) ZeroGrad() { v.Grad = nil }
+
+// Item returns the value of a one-element variable.
+func (v *Variable) Item() (float32, error) { return v.Data.Item() }
+
+// ---- grad mode ----
+
+var (
+	noGradActive atomic.Int32
+	noGradMu     sync.Mutex
+	noGradDepth  = map[uint64]int{}
+)
+
+// NoGrad runs fn with graph recording disabled on the calling goroutine
+// and returns fn's error. Other goroutines keep recording, so concurrent
+// trainers in one process do not disturb each other.
+func NoGrad(fn func() error) error {
+	id := goid()
+	noGradMu.Lock()
+	noGradDepth[id]++
+	noGradMu.Unlock()
+	noGradActive.Add(1)
+	defer func() {
+		noGradActive.Add(-1)
+		noGradMu.Lock()
+		if noGradDepth[id]--; noGradDepth[id] == 0 {
+			delete(noGradDepth, id)
+		}
+		noGradMu.Unlock()
+	}()
+	return fn()
+}
+
+// GradEnabled reports whether ops on the calling goroutine record graphs.
+func GradEnabled() bool {
+	if noGradActive.Load() == 0 {
+		return true
+	}
+	id := goid()
+	noGradMu.Lock()
+	defer noGradMu.Unlock()
+	return noGradDepth[id] == 0
+}
+
+// goid returns the calling goroutine's id. It is only called while a
+// NoGrad scope is active somewhere in the process.
+func goid() uint64 {
+	var buf [64]byte
+	b := buf[:runtime.Stack(buf[:], false)]
+	b = bytes.TrimPrefix(b, []byte("goroutine "))
+	if i := bytes.IndexByte(b, ' '); i > 0 {
+		b = b[:i]
+	}
+	id, _ := strconv.ParseUint(string(b), 10, 64)
+	return id
+}
+
+// ---- recording ----
+
+// datas returns the tensors of vs, or an error naming op if any is nil.
+func datas(op string, vs ...*Variable) ([]*tensor.Tensor, error) {
+	ts := make([]*tensor.Tensor, len(vs))
+	for i, v := range vs {
+		if v == nil || v.Data == nil {
+			return nil, errs.New(errs.Argument, op, "input %d is nil", i)
+		}
+		ts[i] = v.Data
+	}
+	return ts, nil
+}
+
+// record wraps out as the result of op on inputs, recording backward when
+// grad mode is on and any input requires grad.
+func record(op string, out *tensor.Tensor, inputs []*Variable, backward func(g *tensor.Tensor) ([]*tensor.Tensor, error)) *Variable {
+	v := &Variable{Data: out}
+	need := false
+	for _, in := range inputs {
+		if in.requiresGrad {
+			need = true
+			break
+		}
+	}
+	if !need || !GradEnabled() {
+		return v
+	}
+	ins := make([]*Variable, len(inputs))
+	for i, in := range inputs {
+		if in.requiresGrad {
+			ins[i] = in
+		}
+	}
+	v.requiresGrad = true
+	v.node = &node{op: op, seq: seqCounter.Add(1), inputs: ins, backward: backward}
+	return v
+}
+
+// needs reports whether input i of the op being differentiated needs a gradient.
+func needs(inputs []*Variable, i int) bool { return inputs[i].requiresGrad }
+
+// calc threads the first error through a chain of tensor calls:
+// c.do(tensor.Mul(a, c.do(tensor.Exp(b)))) yields nil after any failure and
+// keeps the first error in c.err.
+type calc struct{ err error }
+
+func (c *calc) do(t *tensor.Tensor, err error) *tensor.Tensor {
+	if c.err != nil {
+		return nil
+	}
+	if err != nil {
+		c.err = err
+		return nil
+	}
+	return t
+}
