@@ -247,18 +247,21 @@ func (b *binaryOp) into(out, x, y *Tensor) {
 var (
 	opAdd = &binaryOp{stat: stat("add"), f: func(x, y float32) float32 { return x + y },
 		fast: func(d, x, y []float32) {
+			x, y = x[:len(d)], y[:len(d)]
 			for i := range d {
 				d[i] = x[i] + y[i]
 			}
 		}}
 	opSub = &binaryOp{stat: stat("sub"), f: func(x, y float32) float32 { return x - y },
 		fast: func(d, x, y []float32) {
+			x, y = x[:len(d)], y[:len(d)]
 			for i := range d {
 				d[i] = x[i] - y[i]
 			}
 		}}
 	opMul = &binaryOp{stat: stat("mul"), f: func(x, y float32) float32 { return x * y },
 		fast: func(d, x, y []float32) {
+			x, y = x[:len(d)], y[:len(d)]
 			for i := range d {
 				d[i] = x[i] * y[i]
 			}
