@@ -86,6 +86,9 @@ func sumKernel(t *Tensor, ostr []int, outN int) []float64 {
 		return acc
 	}
 	src := t.storage.data
+	if t.IsContiguous() && sumContiguous(acc, src[t.offset:t.offset+t.Numel()], t.shape, ostr) {
+		return acc
+	}
 	p := newRowPlan(t.shape, ostr, t.strides)
 	n := p.n
 	p.each([]int{0, t.offset}, func(offs []int) {
@@ -115,6 +118,49 @@ func sumKernel(t *Tensor, ostr []int, outN int) []float64 {
 		}
 	})
 	return acc
+}
+
+// sumContiguous handles the hot layouts of a contiguous input x: reducing
+// a suffix of the dimensions (row sums, e.g. over the last dim of [N, C])
+// or a prefix (column sums, e.g. bias gradients over dim 0 of [N, C]). It
+// reports false for any other pattern. Size-1 dimensions are ignored.
+func sumContiguous(acc []float64, x []float32, shape, ostr []int) bool {
+	// Classify the non-trivial dims as kept (k) or reduced (r) in order and
+	// count the changes between the two.
+	first, changes, prev := byte(0), 0, byte(0)
+	for i, d := range shape {
+		if d == 1 {
+			continue
+		}
+		c := byte('k')
+		if ostr[i] == 0 {
+			c = 'r'
+		}
+		if first == 0 {
+			first = c
+		} else if c != prev {
+			changes++
+		}
+		prev = c
+	}
+	outN := len(acc)
+	switch {
+	case changes > 1:
+		return false
+	case first == 'r' && changes == 1: // reduced prefix: column sums
+		for r := 0; r+outN <= len(x); r += outN {
+			row := x[r : r+outN]
+			for i := range acc {
+				acc[i] += float64(row[i])
+			}
+		}
+	default: // reduced suffix, or everything kept or reduced: row sums
+		inner := len(x) / outN
+		for o := range acc {
+			acc[o] = sum64(x[o*inner : (o+1)*inner])
+		}
+	}
+	return true
 }
 
 // sum64 sums x in float64 with four independent accumulators.

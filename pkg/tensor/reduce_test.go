@@ -13,9 +13,6 @@ import (
 
 func mustT(tb testing.TB, data []float32, shape ...int) *Tensor {
 	tb.Helper()
-	if shape == nil {
-		shape = []int{}
-	}
 	t, err := New(data, shape...)
 	if err != nil {
 		tb.Fatalf("New(%v, %v): %v", data, shape, err)
