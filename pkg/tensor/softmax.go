@@ -124,4 +124,3 @@ func softmaxStrided(dst []float32, o, os int, src []float32, b, is int, e []floa
 		o += os
 	}
 }
-
