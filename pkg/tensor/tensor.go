@@ -184,7 +184,7 @@ func (t *Tensor) Numel() int {
 
 // Size returns the size of dimension dim; negative dims count from the end.
 func (t *Tensor) Size(dim int) (int, error) {
-	d, err := normDim("Size", dim, len(t.shape))
+	d, err := normDim("size", dim, len(t.shape))
 	if err != nil {
 		return 0, err
 	}
