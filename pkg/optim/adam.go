@@ -109,7 +109,7 @@ func (o *Adam) SetLR(lr float64) { o.cfg.LR = lr }
 // Step applies one Adam (or AdamW) update.
 func (o *Adam) Step() error {
 	c := o.cfg
-	b1, b2 := float32(c.Beta1), float32(c.Beta2)
+	b2 := float32(c.Beta2)
 	w1, w2 := float32(1-c.Beta1), float32(1-c.Beta2)
 	eps := float32(c.Eps)
 	wd := float32(c.WeightDecay)
@@ -126,26 +126,27 @@ func (o *Adam) Step() error {
 		bc2 := 1 - math.Pow(c.Beta2, t)
 		stepSize := float32(c.LR / bc1)
 		bc2Sqrt := float32(math.Sqrt(bc2))
+		// Explicit float32 conversions keep the compiler from fusing
+		// multiply-adds, so results are identical on every architecture.
 		for i := range p {
 			gi := g[i]
 			if c.WeightDecay != 0 {
 				if o.decoupled {
 					p[i] *= decay
 				} else {
-					gi += wd * p[i]
+					gi += float32(wd * p[i])
 				}
 			}
 			// torch.lerp(m, g, w1): m + w1·(g-m) for w1 < 0.5, else g - (g-m)·(1-w1).
 			if w1 < 0.5 {
-				s.m[i] += w1 * (gi - s.m[i])
+				s.m[i] += float32(w1 * (gi - s.m[i]))
 			} else {
-				s.m[i] = gi - (gi-s.m[i])*(1-w1)
+				s.m[i] = gi - float32((gi-s.m[i])*(1-w1))
 			}
-			s.v[i] = s.v[i]*b2 + w2*gi*gi
+			s.v[i] = float32(s.v[i]*b2) + float32(w2*gi*gi)
 			denom := float32(math.Sqrt(float64(s.v[i])))/bc2Sqrt + eps
-			p[i] += -stepSize * (s.m[i] / denom)
+			p[i] += float32(-stepSize * (s.m[i] / denom))
 		}
-		_ = b1
 	})
 }
 

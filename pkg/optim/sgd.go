@@ -88,21 +88,21 @@ func (o *SGD) Step() error {
 		for i := range p {
 			d := g[i]
 			if wd != 0 {
-				d += wd * p[i]
+				d += float32(wd * p[i])
 			}
 			if o.cfg.Momentum != 0 {
 				if first {
 					buf[i] = d
 				} else {
-					buf[i] = buf[i]*mom + damp*d
+					buf[i] = float32(buf[i]*mom) + float32(damp*d)
 				}
 				if o.cfg.Nesterov {
-					d += mom * buf[i]
+					d += float32(mom * buf[i])
 				} else {
 					d = buf[i]
 				}
 			}
-			p[i] += -lr * d
+			p[i] += float32(-lr * d)
 		}
 	})
 }
