@@ -168,8 +168,8 @@ func MulScalar(t *Tensor, c float32) (*Tensor, error) {
 
 // Clamp limits t to [lo, hi] elementwise. NaN in t stays NaN.
 func Clamp(t *Tensor, lo, hi float32) (*Tensor, error) {
-	if lo > hi {
-		return nil, errs.New(errs.Argument, "clamp", "min %v is greater than max %v", lo, hi)
+	if !(lo <= hi) {
+		return nil, errs.New(errs.Argument, "clamp", "min %v is not at most max %v", lo, hi)
 	}
 	return t.mapWith(statClamp, func(x float32) float32 {
 		if x < lo {
@@ -247,18 +247,21 @@ func (b *binaryOp) into(out, x, y *Tensor) {
 var (
 	opAdd = &binaryOp{stat: stat("add"), f: func(x, y float32) float32 { return x + y },
 		fast: func(d, x, y []float32) {
+			x, y = x[:len(d)], y[:len(d)]
 			for i := range d {
 				d[i] = x[i] + y[i]
 			}
 		}}
 	opSub = &binaryOp{stat: stat("sub"), f: func(x, y float32) float32 { return x - y },
 		fast: func(d, x, y []float32) {
+			x, y = x[:len(d)], y[:len(d)]
 			for i := range d {
 				d[i] = x[i] - y[i]
 			}
 		}}
 	opMul = &binaryOp{stat: stat("mul"), f: func(x, y float32) float32 { return x * y },
 		fast: func(d, x, y []float32) {
+			x, y = x[:len(d)], y[:len(d)]
 			for i := range d {
 				d[i] = x[i] * y[i]
 			}
@@ -329,8 +332,8 @@ func CopyInto(dst, src *Tensor) error {
 	if err != nil || !EqualShape(shape, dst.shape) {
 		return errs.New(errs.Shape, "copy_", "source shape %v cannot be broadcast to destination shape %v", src.shape, dst.shape)
 	}
-	for _, s := range dst.strides {
-		if s == 0 {
+	for i, s := range dst.strides {
+		if s == 0 && dst.shape[i] > 1 {
 			return errs.New(errs.Layout, "copy_", "destination of shape %v has overlapping (expanded) elements", dst.shape)
 		}
 	}

@@ -103,19 +103,26 @@ func (t *Tensor) validLayout() error {
 	if t.offset < 0 {
 		return fmt.Errorf("negative offset %d", t.offset)
 	}
+	empty := false
+	for i := 0; i < r; i++ {
+		if t.shape[i] < 0 {
+			return fmt.Errorf("negative size %d in dimension %d of shape %v", t.shape[i], i, t.shape)
+		}
+		if t.strides[i] < 0 {
+			return fmt.Errorf("negative stride %d in dimension %d", t.strides[i], i)
+		}
+		empty = empty || t.shape[i] == 0
+	}
+	if empty {
+		if t.offset > len(t.storage.data) {
+			return fmt.Errorf("offset %d is past the end of a storage of %d", t.offset, len(t.storage.data))
+		}
+		return nil // no reachable elements
+	}
 	n := 1
 	last := t.offset // largest reachable storage index
 	for i := 0; i < r; i++ {
 		d, s := t.shape[i], t.strides[i]
-		if d < 0 {
-			return fmt.Errorf("negative size %d in dimension %d of shape %v", d, i, t.shape)
-		}
-		if s < 0 {
-			return fmt.Errorf("negative stride %d in dimension %d", s, i)
-		}
-		if d == 0 {
-			return nil // no reachable elements
-		}
 		if n > math.MaxInt64/d {
 			return fmt.Errorf("element count of shape %v overflows", t.shape)
 		}

@@ -142,27 +142,29 @@ func Arange(n int) (*Tensor, error) {
 	return t, nil
 }
 
+var statFromStorage = stat("from_storage")
+
 // FromStorage returns a view of s with the given shape, strides and offset.
 // The layout is validated: every reachable element must lie inside s.
 func FromStorage(s *Storage, shape, strides []int, offset int) (*Tensor, error) {
 	if s == nil {
-		return nil, errs.New(errs.Argument, "FromStorage", "nil storage")
+		return nil, errs.New(errs.Argument, "from_storage", "nil storage")
 	}
 	if len(strides) != len(shape) {
-		return nil, errs.New(errs.Layout, "FromStorage", "shape %v and strides %v differ in rank", shape, strides)
+		return nil, errs.New(errs.Layout, "from_storage", "shape %v and strides %v differ in rank", shape, strides)
 	}
 	t := &Tensor{storage: s, shape: append([]int(nil), shape...), strides: append([]int(nil), strides...), offset: offset}
-	if err := t.validLayout(); err != nil {
-		return nil, errs.Wrap(errs.Layout, "FromStorage", err, "")
+	if err := check(statFromStorage, t); err != nil {
+		return nil, err
 	}
 	return t, nil
 }
 
 // Shape returns a copy of the tensor's shape.
-func (t *Tensor) Shape() []int { return append([]int(nil), t.shape...) }
+func (t *Tensor) Shape() []int { return append(make([]int, 0, len(t.shape)), t.shape...) }
 
 // Strides returns a copy of the tensor's strides, in elements.
-func (t *Tensor) Strides() []int { return append([]int(nil), t.strides...) }
+func (t *Tensor) Strides() []int { return append(make([]int, 0, len(t.strides)), t.strides...) }
 
 // Offset returns the index in the storage of the tensor's first element.
 func (t *Tensor) Offset() int { return t.offset }
@@ -184,7 +186,7 @@ func (t *Tensor) Numel() int {
 
 // Size returns the size of dimension dim; negative dims count from the end.
 func (t *Tensor) Size(dim int) (int, error) {
-	d, err := normDim("Size", dim, len(t.shape))
+	d, err := normDim("size", dim, len(t.shape))
 	if err != nil {
 		return 0, err
 	}

@@ -211,7 +211,7 @@ func (t *Tensor) Narrow(dim, start, length int) (*Tensor, error) {
 	if start < 0 {
 		start += size
 	}
-	if start < 0 || length < 0 || start > size || start+length > size {
+	if start < 0 || length < 0 || start > size || length > size-start {
 		return nil, errs.New(errs.Argument, "narrow", "start %d, length %d out of range for dimension %d of size %d", start, length, d, size)
 	}
 	sh := t.Shape()

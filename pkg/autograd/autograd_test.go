@@ -1,0 +1,187 @@
+package autograd
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"sync"
+	"testing"
+
+	"github.com/gorch/gorch/pkg/errs"
+	"github.com/gorch/gorch/pkg/tensor"
+)
+
+func tn(t testing.TB, data []float32, shape ...int) *tensor.Tensor {
+	t.Helper()
+	x, err := tensor.New(data, shape...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return x
+}
+
+func ok[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
+
+func randn(seed uint64, shape ...int) *tensor.Tensor {
+	return ok(tensor.Randn(tensor.NewRNG(seed), shape...))
+}
+
+func TestBackwardSimple(t *testing.T) {
+	// y = sum(x*x + 3x) → dy/dx = 2x + 3; x used twice accumulates.
+	x := Param(tn(t, []float32{1, -2, 0.5}, 3))
+	sq := ok(Mul(x, x))
+	lin := ok(MulScalar(x, 3))
+	y := ok(Sum(ok(Add(sq, lin)), nil, false))
+	if err := y.Backward(); err != nil {
+		t.Fatal(err)
+	}
+	want := []float32{5, -1, 4}
+	if got := x.Grad.Data(); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("grad = %v, want %v", got, want)
+	}
+	// A second backward accumulates.
+	y2 := ok(Sum(x, nil, false))
+	if err := y2.Backward(); err != nil {
+		t.Fatal(err)
+	}
+	if got := x.Grad.Data(); fmt.Sprint(got) != fmt.Sprint([]float32{6, 0, 5}) {
+		t.Errorf("accumulated grad = %v", got)
+	}
+	if y.GradFn() != "sum" || !x.IsLeaf() || y.IsLeaf() {
+		t.Errorf("GradFn = %q, leaf flags wrong", y.GradFn())
+	}
+}
+
+func TestBackwardErrors(t *testing.T) {
+	x := Param(tn(t, []float32{1, 2}, 2))
+	y := ok(MulScalar(x, 2))
+	if err := y.Backward(); !errors.Is(err, errs.Shape) {
+		t.Errorf("Backward on 2 elements err = %v, want shape error", err)
+	}
+	if err := y.BackwardWith(BackwardOptions{Grad: tn(t, []float32{1, 2, 3}, 3)}); !errors.Is(err, errs.Shape) {
+		t.Errorf("Backward with wrong grad shape err = %v", err)
+	}
+	c := Const(tn(t, []float32{1}, 1))
+	if err := c.Backward(); !errors.Is(err, errs.Argument) {
+		t.Errorf("Backward on const err = %v", err)
+	}
+	if _, err := Add(nil, x); !errors.Is(err, errs.Argument) || errs.OpOf(err) != "add" {
+		t.Errorf("Add(nil) err = %v", err)
+	}
+	if err := y.SetRequiresGrad(false); !errors.Is(err, errs.Argument) {
+		t.Errorf("SetRequiresGrad on non-leaf err = %v", err)
+	}
+	// Upstream gradient.
+	if err := y.BackwardWith(BackwardOptions{Grad: tn(t, []float32{1, 10}, 2)}); err != nil {
+		t.Fatal(err)
+	}
+	if got := x.Grad.Data(); got[0] != 2 || got[1] != 20 {
+		t.Errorf("grad with upstream = %v", got)
+	}
+}
+
+func TestNoGradAndDetach(t *testing.T) {
+	x := Param(tn(t, []float32{1, 2}, 2))
+	var y *Variable
+	if err := NoGrad(func() error {
+		var err error
+		y, err = MulScalar(x, 2)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if y.RequiresGrad() || !y.IsLeaf() {
+		t.Errorf("op under NoGrad recorded a graph")
+	}
+	// Other goroutines keep recording while one is in NoGrad.
+	var wg sync.WaitGroup
+	inside, release := make(chan struct{}), make(chan struct{})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		_ = NoGrad(func() error { close(inside); <-release; return nil })
+	}()
+	<-inside
+	z := ok(MulScalar(x, 2))
+	close(release)
+	wg.Wait()
+	if !z.RequiresGrad() {
+		t.Errorf("another goroutine's NoGrad disabled recording here")
+	}
+	d := z.Detach()
+	if d.RequiresGrad() || d.Data != z.Data {
+		t.Errorf("Detach kept history or copied data")
+	}
+	if !GradEnabled() {
+		t.Errorf("GradEnabled() = false outside NoGrad")
+	}
+}
+
+// deepGraph builds a wide graph with many shared uses so that scheduling
+// order varies between runs with several workers.
+func deepGraph(t *testing.T, w1, w2 *Variable, x *tensor.Tensor) *Variable {
+	h := ok(Linear(Const(x), w1, nil))
+	var parts []*Variable
+	for i := 0; i < 16; i++ {
+		a := ok(Tanh(ok(MulScalar(h, float32(i+1)/8))))
+		b := ok(Sigmoid(ok(Add(a, h))))
+		parts = append(parts, ok(Mul(a, b)))
+	}
+	s := parts[0]
+	for _, p := range parts[1:] {
+		s = ok(Add(s, p))
+	}
+	o := ok(Linear(s, w2, nil))
+	return ok(Mean(ok(Mul(o, o)), nil, false))
+}
+
+func TestBackwardWorkersBitIdentical(t *testing.T) {
+	x := randn(1, 32, 64)
+	var ref [][]float32
+	for _, workers := range []int{1, 2, 4, 8} {
+		for rep := 0; rep < 3; rep++ {
+			w1 := Param(randn(2, 48, 64))
+			w2 := Param(randn(3, 8, 48))
+			loss := deepGraph(t, w1, w2, x)
+			if err := loss.BackwardWith(BackwardOptions{Workers: workers}); err != nil {
+				t.Fatal(err)
+			}
+			got := [][]float32{w1.Grad.Data(), w2.Grad.Data()}
+			if ref == nil {
+				ref = got
+				continue
+			}
+			for k := range got {
+				for i := range got[k] {
+					if math.Float32bits(got[k][i]) != math.Float32bits(ref[k][i]) {
+						t.Fatalf("workers=%d rep=%d: grad %d[%d] = %v, want %v (bit-identical)", workers, rep, k, i, got[k][i], ref[k][i])
+					}
+				}
+			}
+		}
+	}
+}
+
+func TestBackwardErrorStopsPass(t *testing.T) {
+	x := Param(tn(t, []float32{1, 2}, 2))
+	bad := record("explode", tn(t, []float32{0}, 1), []*Variable{x}, func(g *tensor.Tensor) ([]*tensor.Tensor, error) {
+		return nil, errs.New(errs.Training, "explode", "boom")
+	})
+	for _, w := range []int{1, 3} {
+		err := bad.BackwardWith(BackwardOptions{Workers: w})
+		if !errors.Is(err, errs.Training) {
+			t.Errorf("workers=%d: err = %v, want the node's training error", w, err)
+		}
+	}
+	wrong := record("wrong", tn(t, []float32{0}, 1), []*Variable{x}, func(g *tensor.Tensor) ([]*tensor.Tensor, error) {
+		return []*tensor.Tensor{tensor.Scalar(1)}, nil
+	})
+	if err := wrong.Backward(); !errors.Is(err, errs.Internal) {
+		t.Errorf("wrong-shaped gradient err = %v, want internal error", err)
+	}
+}

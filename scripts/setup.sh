@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# setup.sh installs what gorch needs on a Debian machine, idempotently:
+# the Go toolchain named in go.mod (from the Go module proxy when the
+# machine has no recent enough Go) and the Fashion-MNIST dataset. Source it
+# (". scripts/setup.sh") so that PATH reaches the Go it installed.
+set -euo pipefail
+
+GO_WANT=1.26.8
+FMNIST_DIR=/usr/share/datasets/fashion-mnist
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+apt_updated=
+apt_install() {
+  if [ -z "$apt_updated" ]; then as_root apt-get update -qq >/dev/null; apt_updated=1; fi
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "$@" >/dev/null
+}
+
+go_ok() {
+  command -v go >/dev/null 2>&1 || return 1
+  local v; v=$(go env GOVERSION 2>/dev/null | sed 's/^go//')
+  [ "$(printf '%s\n%s\n' "$GO_WANT" "$v" | sort -V | head -n1)" = "$GO_WANT" ]
+}
+
+if ! go_ok && [ -x /usr/local/go/bin/go ]; then export PATH=/usr/local/go/bin:$PATH; fi
+if ! go_ok; then
+  echo "setup: installing Go $GO_WANT into /usr/local/go" >&2
+  command -v curl >/dev/null 2>&1 && command -v unzip >/dev/null 2>&1 || apt_install curl unzip ca-certificates
+  tmp=$(mktemp -d)
+  curl -fsSL -o "$tmp/go.zip" "https://proxy.golang.org/golang.org/toolchain/@v/v0.0.1-go${GO_WANT}.linux-amd64.zip"
+  unzip -q "$tmp/go.zip" -d "$tmp"
+  as_root rm -rf /usr/local/go
+  as_root mv "$tmp/golang.org/toolchain@v0.0.1-go${GO_WANT}.linux-amd64" /usr/local/go
+  rm -rf "$tmp"
+  export PATH=/usr/local/go/bin:$PATH
+fi
+export PATH=$(go env GOPATH)/bin:$PATH
+
+if [ ! -f "$FMNIST_DIR/t10k-labels-idx1-ubyte.gz" ]; then
+  echo "setup: installing dataset-fashion-mnist" >&2
+  apt_install dataset-fashion-mnist
+fi
