@@ -161,22 +161,50 @@ func FromStorage(s *Storage, shape, strides []int, offset int) (*Tensor, error) 
 }
 
 // Shape returns a copy of the tensor's shape.
-func (t *Tensor) Shape() []int { return append(make([]int, 0, len(t.shape)), t.shape...) }
+func (t *Tensor) Shape() []int {
+	if t == nil {
+		return nil
+	}
+	return append(make([]int, 0, len(t.shape)), t.shape...)
+}
 
 // Strides returns a copy of the tensor's strides, in elements.
-func (t *Tensor) Strides() []int { return append(make([]int, 0, len(t.strides)), t.strides...) }
+func (t *Tensor) Strides() []int {
+	if t == nil {
+		return nil
+	}
+	return append(make([]int, 0, len(t.strides)), t.strides...)
+}
 
 // Offset returns the index in the storage of the tensor's first element.
-func (t *Tensor) Offset() int { return t.offset }
+func (t *Tensor) Offset() int {
+	if t == nil {
+		return 0
+	}
+	return t.offset
+}
 
 // Storage returns the storage the tensor views.
-func (t *Tensor) Storage() *Storage { return t.storage }
+func (t *Tensor) Storage() *Storage {
+	if t == nil {
+		return nil
+	}
+	return t.storage
+}
 
 // Dim returns the number of dimensions.
-func (t *Tensor) Dim() int { return len(t.shape) }
+func (t *Tensor) Dim() int {
+	if t == nil {
+		return 0
+	}
+	return len(t.shape)
+}
 
 // Numel returns the number of elements.
 func (t *Tensor) Numel() int {
+	if t == nil {
+		return 0
+	}
 	n := 1
 	for _, d := range t.shape {
 		n *= d
@@ -186,6 +214,9 @@ func (t *Tensor) Numel() int {
 
 // Size returns the size of dimension dim; negative dims count from the end.
 func (t *Tensor) Size(dim int) (int, error) {
+	if t == nil {
+		return 0, errs.New(errs.Argument, "size", "nil tensor")
+	}
 	d, err := normDim("size", dim, len(t.shape))
 	if err != nil {
 		return 0, err
@@ -196,6 +227,9 @@ func (t *Tensor) Size(dim int) (int, error) {
 // IsContiguous reports whether the tensor's elements lie in row-major order
 // without gaps. Dimensions of size 1 may have any stride.
 func (t *Tensor) IsContiguous() bool {
+	if t == nil {
+		return true
+	}
 	expect := 1
 	for i := len(t.shape) - 1; i >= 0; i-- {
 		d := t.shape[i]
@@ -214,6 +248,9 @@ func (t *Tensor) IsContiguous() bool {
 // contiguous the slice aliases its storage, so writes are visible to every
 // view; otherwise it is a fresh copy.
 func (t *Tensor) Data() []float32 {
+	if t == nil {
+		return nil
+	}
 	if t.IsContiguous() {
 		return t.storage.data[t.offset : t.offset+t.Numel()]
 	}
@@ -222,6 +259,9 @@ func (t *Tensor) Data() []float32 {
 
 // ToSlice returns a fresh copy of the tensor's elements in row-major order.
 func (t *Tensor) ToSlice() []float32 {
+	if t == nil {
+		return nil
+	}
 	if t.IsContiguous() {
 		return append([]float32(nil), t.storage.data[t.offset:t.offset+t.Numel()]...)
 	}
