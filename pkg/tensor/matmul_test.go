@@ -191,7 +191,7 @@ func TestMatmulStrided(t *testing.T) {
 	}
 	check("aT·bT", at, bt)
 	check("transposed lhs", must(t)(randn(t, r, 9, 5).T()), randn(t, r, 9, 4))
-	sl := must(t)(a.Slice(1, 1, 9, 2))   // [6, 4] with column stride 2: copied
+	sl := must(t)(a.Slice(1, 1, 9, 2)) // [6, 4] with column stride 2: copied
 	check("slice", sl, randn(t, r, 4, 3))
 	nr := must(t)(a.Narrow(1, 2, 5)) // [6, 5] rows stride 9 (lda > cols)
 	check("narrow", nr, randn(t, r, 5, 7))
