@@ -19,11 +19,14 @@ const (
 	parMinFlops = 1 << 18
 )
 
-type goBackend struct{}
+// goBackend is the pure-Go GEMM; threads caps its goroutines (0: GOMAXPROCS).
+type goBackend struct{ threads int }
 
 func (goBackend) Name() string { return "go" }
 
-func (goBackend) Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+func (g goBackend) WithThreads(n int) Backend { return goBackend{threads: max(n, 0)} }
+
+func (be goBackend) Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	if m <= 0 || n <= 0 {
 		return
 	}
@@ -35,6 +38,9 @@ func (goBackend) Sgemm(transA, transB bool, m, n, k int, alpha float32, a []floa
 	workers := 1
 	if 2*float64(m)*float64(n)*float64(k) >= parMinFlops {
 		workers = runtime.GOMAXPROCS(0)
+		if be.threads > 0 {
+			workers = min(workers, be.threads)
+		}
 	}
 	g.run(workers)
 }

@@ -30,6 +30,23 @@ var def atomic.Pointer[holder]
 
 func init() { def.Store(&holder{goBackend{}}) }
 
+// Threaded is implemented by backends whose parallelism can be capped.
+type Threaded interface {
+	// WithThreads returns a backend that uses at most n goroutines per
+	// call (n <= 0: GOMAXPROCS). Results must not change.
+	WithThreads(n int) Backend
+}
+
+// WithThreads returns b capped to n goroutines per call if b supports it,
+// else b. Callers that already run GEMMs in parallel use WithThreads(b, 1)
+// to avoid nested parallelism.
+func WithThreads(b Backend, n int) Backend {
+	if t, ok := b.(Threaded); ok {
+		return t.WithThreads(n)
+	}
+	return b
+}
+
 // Default returns the backend in use.
 func Default() Backend { return def.Load().b }
 

@@ -181,6 +181,17 @@ func parallelChunks(n int, work float64, fn func(i int)) {
 	parallelFor(n, fn)
 }
 
+// gemmBackend returns the GEMM backend for work split into chunks that run
+// in parallel: single-threaded GEMMs when the chunks already occupy the
+// cores, so goroutines are not nested.
+func gemmBackend(chunks int) kernels.Backend {
+	be := kernels.Default()
+	if chunks >= runtime.GOMAXPROCS(0) {
+		be = kernels.WithThreads(be, 1)
+	}
+	return be
+}
+
 // Conv2d convolves x [N, C, H, W] with w [O, C, KH, KW], adding b [O] (or nil).
 // It lowers each sample to an im2col matrix and one GEMM; samples run in
 // parallel. Results do not depend on GOMAXPROCS.
@@ -212,10 +223,10 @@ func Conv2d(x, w, b *Tensor, opt Conv2dOptions) (*Tensor, error) {
 	if b != nil {
 		bias = b.Data()
 	}
-	be := kernels.Default()
 	chunks := min(g.n, runtime.GOMAXPROCS(0))
 	per := (g.n + chunks - 1) / chunks
 	chunks = (g.n + per - 1) / per
+	be := gemmBackend(chunks)
 	parallelChunks(chunks, float64(g.n)*float64(o)*float64(K)*float64(L), func(ci int) {
 		var cols []float32
 		if !g.pointwise() {
@@ -293,7 +304,7 @@ func Conv2dBackward(x, w, gradOut *Tensor, opt Conv2dOptions) (gx, gw, gb *Tenso
 		partial[i] = make([]float32, o*K)
 	}
 	gxd := gx.storage.data
-	be := kernels.Default()
+	be := gemmBackend(chunks)
 	parallelChunks(chunks, 2*float64(g.n)*float64(o)*float64(K)*float64(L), func(ci int) {
 		var cols, gcols []float32
 		if !g.pointwise() {

@@ -138,6 +138,7 @@ func Matmul(a, b *Tensor) (*Tensor, error) {
 	// Many small products: run whole products in parallel (each output
 	// matrix is written by one goroutine, so results are deterministic).
 	if nb > 1 && 2*m*n*k < 1<<18 && nb*m*n*k >= 1<<16 {
+		be = kernels.WithThreads(be, 1)
 		parallelFor(nb, one)
 		return out, nil
 	}
