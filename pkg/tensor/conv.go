@@ -56,6 +56,23 @@ func (g *window) finish(op string, inShape []int) error {
 	return nil
 }
 
+// dataOf returns t's elements in row-major order (aliased when contiguous),
+// or nil for an empty tensor, whose offset need not lie in its storage.
+func dataOf(t *Tensor) []float32 {
+	if t.Numel() == 0 {
+		return nil
+	}
+	return t.Data()
+}
+
+// nonEmptyPlane rejects inputs with zero height or width.
+func nonEmptyPlane(op string, shape []int) error {
+	if shape[2] == 0 || shape[3] == 0 {
+		return errs.New(errs.Shape, op, "input of shape %v has an empty spatial plane", shape)
+	}
+	return nil
+}
+
 func checkSpatial(op, what string, v [2]int, minV int) error {
 	for _, x := range v {
 		if x < minV || x > maxSpatial {
@@ -84,6 +101,9 @@ func convWindow(op string, x, w *Tensor, opt Conv2dOptions) (window, error) {
 	}
 	if w.shape[2] < 1 || w.shape[3] < 1 {
 		return g, errs.New(errs.Argument, op, "weight of shape %v has an empty kernel", w.shape)
+	}
+	if err := nonEmptyPlane(op, x.shape); err != nil {
+		return g, err
 	}
 	g = window{n: x.shape[0], c: x.shape[1], h: x.shape[2], w: x.shape[3], kh: w.shape[2], kw: w.shape[3],
 		sh: opt.Stride[0], sw: opt.Stride[1], ph: opt.Padding[0], pw: opt.Padding[1]}
@@ -217,11 +237,11 @@ func Conv2d(x, w, b *Tensor, opt Conv2dOptions) (*Tensor, error) {
 	if out.Numel() == 0 {
 		return out, nil
 	}
-	xd, wd, od := x.Data(), w.Data(), out.storage.data
+	xd, wd, od := dataOf(x), dataOf(w), out.storage.data
 	K, L := g.c*g.kh*g.kw, g.oh*g.ow
 	var bias []float32
 	if b != nil {
-		bias = b.Data()
+		bias = dataOf(b)
 	}
 	chunks := min(g.n, runtime.GOMAXPROCS(0))
 	per := (g.n + chunks - 1) / chunks
@@ -278,7 +298,7 @@ func Conv2dBackward(x, w, gradOut *Tensor, opt Conv2dOptions) (gx, gw, gb *Tenso
 	if g.n == 0 || o == 0 || L == 0 {
 		return gx, gw, gb, nil
 	}
-	xd, wd, gd := x.Data(), w.Data(), gradOut.Data()
+	xd, wd, gd := dataOf(x), dataOf(w), dataOf(gradOut)
 
 	// Bias: sum over N, OH, OW in float64, fixed order.
 	gbd := gb.storage.data
@@ -361,6 +381,9 @@ func poolWindow(op string, shape []int, opt Pool2dOptions) (window, error) {
 	if opt.Padding[0] > opt.Kernel[0]/2 || opt.Padding[1] > opt.Kernel[1]/2 {
 		return g, errs.New(errs.Argument, op, "padding %v exceeds half of kernel size %v", opt.Padding, opt.Kernel)
 	}
+	if err := nonEmptyPlane(op, shape); err != nil {
+		return g, err
+	}
 	g = window{n: shape[0], c: shape[1], h: shape[2], w: shape[3], kh: opt.Kernel[0], kw: opt.Kernel[1],
 		sh: opt.Stride[0], sw: opt.Stride[1], ph: opt.Padding[0], pw: opt.Padding[1]}
 	if g.sh == 0 {
@@ -397,7 +420,7 @@ func MaxPool2d(x *Tensor, opt Pool2dOptions) (out, indices *Tensor, err error) {
 	if out.Numel() == 0 {
 		return out, indices, nil
 	}
-	xd, od, id := x.Data(), out.storage.data, indices.storage.data
+	xd, od, id := dataOf(x), out.storage.data, indices.storage.data
 	hw, ohw := g.h*g.w, g.oh*g.ow
 	g.planes(func(p int) {
 		src := xd[p*hw : (p+1)*hw]
@@ -454,7 +477,7 @@ func MaxPool2dBackward(gradOut, indices *Tensor, inputShape []int) (*Tensor, err
 	if planes == 0 || ohw == 0 {
 		return gx, nil
 	}
-	gd, id, xd := gradOut.Data(), indices.Data(), gx.storage.data
+	gd, id, xd := dataOf(gradOut), dataOf(indices), gx.storage.data
 	for i, v := range id {
 		if !(v >= 0 && v < float32(hw)) || v != float32(math.Trunc(float64(v))) {
 			return nil, errs.New(errs.Argument, op, "index %v at position %d is not a position in a %dx%d input plane",
@@ -485,7 +508,7 @@ func AvgPool2d(x *Tensor, opt Pool2dOptions) (*Tensor, error) {
 	if out.Numel() == 0 {
 		return out, nil
 	}
-	xd, od := x.Data(), out.storage.data
+	xd, od := dataOf(x), out.storage.data
 	hw, ohw := g.h*g.w, g.oh*g.ow
 	div := float64(g.kh * g.kw) // count_include_pad: the window never passes the padding
 	g.planes(func(p int) {
@@ -530,7 +553,7 @@ func AvgPool2dBackward(gradOut *Tensor, inputShape []int, opt Pool2dOptions) (*T
 	if gradOut.Numel() == 0 {
 		return gx, nil
 	}
-	gd, xd := gradOut.Data(), gx.storage.data
+	gd, xd := dataOf(gradOut), gx.storage.data
 	hw, ohw := g.h*g.w, g.oh*g.ow
 	inv := 1 / float32(g.kh*g.kw)
 	g.planes(func(p int) {

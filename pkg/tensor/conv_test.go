@@ -411,3 +411,35 @@ func BenchmarkConv2dLeNet(b *testing.B) {
 		})
 	}
 }
+
+// Empty views may carry offsets past the end of their storage; no op may
+// read through them or panic.
+func TestEmptyOperands(t *testing.T) {
+	st := WrapStorage(make([]float32, 4))
+	empty := func(shape ...int) *Tensor {
+		return must(t)(FromStorage(st, shape, contiguousStrides(shape), 100))
+	}
+	r := NewRNG(18)
+	got := must(t)(Matmul(empty(3, 0), empty(0, 2)))
+	assertClose(t, "matmul k=0", got, make([]float64, 6), []int{3, 2}, 0)
+	got = must(t)(Linear(empty(2, 0), empty(3, 0), must(t)(Ones(3))))
+	assertClose(t, "linear in=0", got, []float64{1, 1, 1, 1, 1, 1}, []int{2, 3}, 0)
+	got = must(t)(Conv2d(empty(2, 0, 3, 3), empty(4, 0, 2, 2), nil, Conv2dOptions{}))
+	assertClose(t, "conv2d C=0", got, make([]float64, 2*4*2*2), []int{2, 4, 2, 2}, 0)
+	gx, gw, gb, err := Conv2dBackward(empty(2, 0, 3, 3), empty(4, 0, 2, 2), randn(t, r, 2, 4, 2, 2), Conv2dOptions{})
+	if err != nil || gx.Numel() != 0 || gw.Numel() != 0 || gb.Numel() != 4 {
+		t.Fatalf("conv2d_backward C=0: %v %v %v %v", gx, gw, gb, err)
+	}
+	_, _, err = MaxPool2d(empty(1, 1, 0, 3), Pool2dOptions{Kernel: [2]int{2, 2}, Padding: [2]int{1, 1}})
+	wantErr(t, err, errs.Shape, "max_pool2d")
+	_, err = Conv2d(empty(1, 1, 0, 3), randn(t, r, 1, 1, 1, 1), nil, Conv2dOptions{Padding: [2]int{1, 1}})
+	wantErr(t, err, errs.Shape, "conv2d")
+	o, idx, err := MaxPool2d(empty(0, 2, 4, 4), Pool2dOptions{Kernel: [2]int{2, 2}})
+	if err != nil || o.Numel() != 0 || idx.Numel() != 0 {
+		t.Fatalf("max_pool2d N=0: %v", err)
+	}
+	g := must(t)(MaxPool2dBackward(empty(0, 2, 2, 2), empty(0, 2, 2, 2), []int{0, 2, 4, 4}))
+	if g.Numel() != 0 {
+		t.Fatal("max_pool2d_backward N=0")
+	}
+}

@@ -27,6 +27,8 @@ type matrix struct {
 // layout allows: row-major (cs == 1) or column-major (rs == 1, the
 // transpose of a row-major matrix).
 func asMatrix(data []float32, off, rows, cols, rs, cs int) (matrix, bool) {
+	// An empty view may carry any offset; nothing is read through it.
+	off = min(off, len(data))
 	if cols <= 1 {
 		cs = 1
 	}
