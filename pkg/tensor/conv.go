@@ -369,6 +369,9 @@ func poolWindow(op string, shape []int, opt Pool2dOptions) (window, error) {
 	if len(shape) != 4 {
 		return g, errs.New(errs.Shape, op, "input of shape %v is not 4-dimensional [N, C, H, W]", shape)
 	}
+	if _, err := checkShape(op, shape); err != nil {
+		return g, err
+	}
 	if err := checkSpatial(op, "kernel size", opt.Kernel, 1); err != nil {
 		return g, err
 	}
