@@ -48,16 +48,7 @@ func numel(shape []int) int {
 	return n
 }
 
-// unravel/ravel for the reference implementations.
-func unravel(i int, shape []int) []int {
-	idx := make([]int, len(shape))
-	for d := len(shape) - 1; d >= 0; d-- {
-		idx[d] = i % shape[d]
-		i /= shape[d]
-	}
-	return idx
-}
-
+// unravel (in reduce_test.go) and ravelBroadcast serve the reference implementations.
 func ravelBroadcast(idx, shape []int) int {
 	// idx aligned to the right of shape; broadcast dims read index 0.
 	off := len(idx) - len(shape)
