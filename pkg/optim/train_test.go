@@ -1,24 +1,12 @@
 package optim
 
 import (
-	"errors"
-	"strings"
 	"testing"
 
 	"github.com/gorch/gorch/pkg/autograd"
-	"github.com/gorch/gorch/pkg/errs"
 	"github.com/gorch/gorch/pkg/nn"
 	"github.com/gorch/gorch/pkg/tensor"
 )
-
-// skipIfStub skips t while the tensor kernels (linear, matmul, sum,
-// log_softmax, ...) are still stubs on this branch.
-func skipIfStub(t *testing.T, err error) {
-	t.Helper()
-	if err != nil && errors.Is(err, errs.Internal) && strings.Contains(err.Error(), "not implemented") {
-		t.Skipf("tensor kernel not merged yet: %v", err)
-	}
-}
 
 // TestTrainMLPSeparable trains an MLP with Adam on a linearly separable
 // 2-D problem (class = x0 + 2·x1 > 0, with a margin) and expects > 95%
@@ -61,17 +49,14 @@ func TestTrainMLPSeparable(t *testing.T) {
 	for step := range 200 {
 		opt.ZeroGrad()
 		logits, err := model.Forward(input)
-		skipIfStub(t, err)
 		if err != nil {
 			t.Fatal(err)
 		}
 		loss, err := autograd.CrossEntropy(logits, y)
-		skipIfStub(t, err)
 		if err != nil {
 			t.Fatal(err)
 		}
 		err = loss.Backward()
-		skipIfStub(t, err)
 		if err != nil {
 			t.Fatal(err)
 		}
