@@ -124,7 +124,7 @@ func TestNoGradAndDetach(t *testing.T) {
 
 // deepGraph builds a wide graph with many shared uses so that scheduling
 // order varies between runs with several workers.
-func deepGraph(t *testing.T, w1, w2 *Variable, x *tensor.Tensor) *Variable {
+func deepGraph(_ testing.TB, w1, w2 *Variable, x *tensor.Tensor) *Variable {
 	h := ok(Linear(Const(x), w1, nil))
 	var parts []*Variable
 	for i := 0; i < 16; i++ {

@@ -34,6 +34,9 @@ func GradCheck(f func(in []*Variable) (*Variable, error), inputs []*tensor.Tenso
 	// Own contiguous copies that we can perturb in place.
 	xs := make([]*tensor.Tensor, len(inputs))
 	for i, t := range inputs {
+		if t == nil {
+			return errs.New(errs.Argument, op, "input %d is nil", i)
+		}
 		c, err := t.Clone()
 		if err != nil {
 			return err
