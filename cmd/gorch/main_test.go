@@ -1,0 +1,78 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// buildGorch compiles the CLI once per test binary.
+func buildGorch(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "gorch")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// TestBadInputOneLine checks that bad flags and a missing dataset give one
+// line on stderr, exit status 1 and no stack trace.
+func TestBadInputOneLine(t *testing.T) {
+	bin := buildGorch(t)
+	empty := t.TempDir()
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"train", "--epochs", "0"}, "epochs must be positive"},
+		{[]string{"train", "--model", "resnet"}, `unknown model "resnet"`},
+		{[]string{"train", "--batch-size", "x"}, `invalid argument "x"`},
+		{[]string{"train", "--no-such-flag"}, "unknown flag: --no-such-flag"},
+		{[]string{"train", "extra"}, `unknown command "extra"`},
+		{[]string{"train", "--dataset-dir", empty, "--epochs", "1"}, "apt-get install -y dataset-fashion-mnist"},
+		{[]string{"nope"}, `unknown command "nope"`},
+	}
+	for _, c := range cases {
+		cmd := exec.Command(bin, c.args...)
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+			t.Errorf("gorch %v: err = %v, want exit status 1", c.args, err)
+		}
+		msg := stderr.String()
+		if strings.Count(msg, "\n") != 1 || !strings.HasPrefix(msg, "gorch: ") {
+			t.Errorf("gorch %v: stderr = %q, want one line starting with \"gorch: \"", c.args, msg)
+		}
+		if !strings.Contains(msg, c.want) {
+			t.Errorf("gorch %v: stderr = %q, want it to mention %q", c.args, msg, c.want)
+		}
+		if strings.Contains(msg, "goroutine ") || stdout.Len() != 0 {
+			t.Errorf("gorch %v: stack trace or stdout output: %q / %q", c.args, msg, stdout.String())
+		}
+	}
+}
+
+// TestTrainSmoke runs a short training through the binary and checks the
+// final line on stdout.
+func TestTrainSmoke(t *testing.T) {
+	if _, err := os.Stat("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz"); err != nil {
+		t.Fatalf("Fashion-MNIST missing: apt-get install -y dataset-fashion-mnist (%v)", err)
+	}
+	bin := buildGorch(t)
+	out, err := exec.Command(bin, "train", "--epochs", "1", "--train-limit", "2048", "--log-every", "8").Output()
+	if err != nil {
+		t.Fatalf("gorch train: %v", err)
+	}
+	line := strings.TrimSpace(string(out))
+	if !strings.HasPrefix(line, "model mlp: test accuracy ") || !strings.Contains(line, "after 32 steps") {
+		t.Errorf("final line = %q", line)
+	}
+}
