@@ -69,7 +69,9 @@ func encode(t testing.TB, ck *Checkpoint) []byte {
 	return buf.Bytes()
 }
 
-func decode(b []byte) (*Checkpoint, error) { return DecodeCheckpoint(bytes.NewReader(b), int64(len(b))) }
+func decode(b []byte) (*Checkpoint, error) {
+	return DecodeCheckpoint(bytes.NewReader(b), int64(len(b)))
+}
 
 // bits returns the raw bits of d, so NaNs compare equal bit for bit.
 func bits(d []float32) []uint32 {
