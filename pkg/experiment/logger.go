@@ -1,0 +1,138 @@
+package experiment
+
+import (
+	"context"
+	"encoding/json"
+	"math"
+	"strconv"
+	"time"
+)
+
+// MetricsLogger writes one run's metrics as JSONL segments under
+// runs/<id>/metrics/. Log and TryLog are safe for concurrent use; one
+// writer goroutine encodes and stores the records.
+type MetricsLogger struct {
+	w       *segWriter[Metric]
+	run     string
+	attempt int
+}
+
+// NewMetricsLogger starts a logger for attempt of run runID. observe, if
+// not nil, is called from the writer goroutine with each batch of metrics
+// that reached the store (a [Recorder] rolls them up into its summary).
+func NewMetricsLogger(ctx context.Context, store Store, runID string, attempt int, opts LogOptions, observe func([]Metric)) (*MetricsLogger, error) {
+	const op = "experiment.MetricsLogger"
+	if err := checkRunID(op, runID); err != nil {
+		return nil, err
+	}
+	var enc metricEncoder
+	w, err := startSegWriter(ctx, op, store, metricsPrefix(runID), opts, enc.append, observe)
+	if err != nil {
+		return nil, err
+	}
+	return &MetricsLogger{w: w, run: runID, attempt: attempt}, nil
+}
+
+// Log queues a metric value at step, stamped with the current time. It
+// blocks while the queue is full (backpressure) and fails only after Close.
+func (l *MetricsLogger) Log(step int64, name string, value float64) error {
+	return l.w.log(Metric{Run: l.run, Attempt: l.attempt, Step: step, Name: name, Value: value, Time: time.Now()})
+}
+
+// TryLog queues a metric value if the queue has room and otherwise drops
+// it, counting the drop (see Dropped). It never blocks.
+func (l *MetricsLogger) TryLog(step int64, name string, value float64) bool {
+	return l.w.tryLog(Metric{Run: l.run, Attempt: l.attempt, Step: step, Name: name, Value: value, Time: time.Now()})
+}
+
+// Flush writes every value logged before it and returns the first I/O
+// error the logger has met.
+func (l *MetricsLogger) Flush() error { return l.w.flush() }
+
+// Close flushes, stops the writer goroutine and returns the first I/O
+// error. Log fails after Close; TryLog counts a drop.
+func (l *MetricsLogger) Close() error { return l.w.close() }
+
+// Dropped returns how many values were lost: dropped by TryLog or in a
+// segment that failed to write.
+func (l *MetricsLogger) Dropped() uint64 { return l.w.dropped.Load() }
+
+// Written returns how many values reached the store.
+func (l *MetricsLogger) Written() uint64 { return l.w.written.Load() }
+
+// metricEncoder writes metric lines without reflection: the run/attempt
+// prefix and the second-resolution part of the time are cached between
+// records.
+type metricEncoder struct {
+	run     string
+	attempt int
+	prefix  []byte // {"run":"<run>","attempt":<n>,"step":
+	sec     int64
+	secText []byte // 2006-01-02T15:04:05
+	ok      bool
+}
+
+func (e *metricEncoder) append(b []byte, m *Metric) []byte {
+	if !e.ok || m.Run != e.run || m.Attempt != e.attempt {
+		e.run, e.attempt, e.ok = m.Run, m.Attempt, true
+		p := append(e.prefix[:0], `{"run":`...)
+		p = appendJSONString(p, m.Run)
+		p = append(p, `,"attempt":`...)
+		p = strconv.AppendInt(p, int64(m.Attempt), 10)
+		e.prefix = append(p, `,"step":`...)
+		e.secText = nil
+	}
+	b = append(b, e.prefix...)
+	b = strconv.AppendInt(b, m.Step, 10)
+	b = append(b, `,"name":`...)
+	b = appendJSONString(b, m.Name)
+	b = append(b, `,"value":`...)
+	b = appendJSONFloat(b, m.Value)
+	b = append(b, `,"time":"`...)
+	b = e.appendTime(b, m.Time)
+	return append(b, `"}`...)
+}
+
+// appendTime writes t in UTC as RFC 3339 with nanoseconds.
+func (e *metricEncoder) appendTime(b []byte, t time.Time) []byte {
+	t = t.UTC()
+	if sec := t.Unix(); e.secText == nil || sec != e.sec {
+		e.sec = sec
+		e.secText = t.AppendFormat(e.secText[:0], "2006-01-02T15:04:05")
+	}
+	b = append(b, e.secText...)
+	ns := t.Nanosecond()
+	var d [10]byte
+	d[0] = '.'
+	for i := 9; i >= 1; i-- {
+		d[i] = byte('0' + ns%10)
+		ns /= 10
+	}
+	b = append(b, d[:]...)
+	return append(b, 'Z')
+}
+
+func appendJSONFloat(b []byte, v float64) []byte {
+	switch {
+	case math.IsNaN(v):
+		return append(b, `"NaN"`...)
+	case math.IsInf(v, 1):
+		return append(b, `"+Inf"`...)
+	case math.IsInf(v, -1):
+		return append(b, `"-Inf"`...)
+	}
+	return strconv.AppendFloat(b, v, 'g', -1, 64)
+}
+
+// appendJSONString quotes s, taking a fast path for plain ASCII.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= 0x80 || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s) // cannot fail for a string
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}
