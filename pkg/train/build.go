@@ -1,0 +1,162 @@
+package train
+
+import (
+	"github.com/gorch/gorch/pkg/data"
+	"github.com/gorch/gorch/pkg/errs"
+	"github.com/gorch/gorch/pkg/nn"
+	"github.com/gorch/gorch/pkg/optim"
+	"github.com/gorch/gorch/pkg/tensor"
+)
+
+// Fashion-MNIST pixel statistics of the training split (data.TensorDataset
+// MeanStd), fixed so every run normalises identically.
+const fmnistMean, fmnistStd = 0.2860, 0.3530
+
+// datasets loads the spec's train and test splits.
+func datasets(s *Spec) (trainDS, testDS *data.TensorDataset, err error) {
+	switch s.Dataset.Name {
+	case "fashion-mnist":
+		dir := s.Dataset.Dir
+		if dir == "" {
+			dir = data.FashionMNISTDir
+		}
+		if trainDS, err = data.LoadMNIST(dir, "train"); err != nil {
+			return nil, nil, err
+		}
+		if testDS, err = data.LoadMNIST(dir, "test"); err != nil {
+			return nil, nil, err
+		}
+		if trainDS, err = trainDS.Normalize(fmnistMean, fmnistStd); err != nil {
+			return nil, nil, err
+		}
+		if testDS, err = testDS.Normalize(fmnistMean, fmnistStd); err != nil {
+			return nil, nil, err
+		}
+		if s.Model.Name == "mlp" {
+			if trainDS, err = trainDS.Flatten(); err != nil {
+				return nil, nil, err
+			}
+			if testDS, err = testDS.Flatten(); err != nil {
+				return nil, nil, err
+			}
+		}
+	default:
+		n := s.Dataset.Size
+		if n == 0 {
+			n = 2048
+		}
+		gen := func(n int, seed uint64) (*data.TensorDataset, error) {
+			switch s.Dataset.Name {
+			case "blobs":
+				return data.GaussianBlobs(n, 4, 8, 1.5, seed)
+			case "moons":
+				return data.TwoMoons(n, 0.15, seed)
+			default:
+				return data.Spirals(n, 3, 0.1, seed)
+			}
+		}
+		if trainDS, err = gen(n, s.Seed); err != nil {
+			return nil, nil, err
+		}
+		if testDS, err = gen(max(n/4, 1), s.Seed+1_000_003); err != nil {
+			return nil, nil, err
+		}
+	}
+	if s.TrainLimit > 0 && s.TrainLimit < trainDS.Len() {
+		if trainDS, err = trainDS.Head(s.TrainLimit); err != nil {
+			return nil, nil, err
+		}
+	}
+	return trainDS, testDS, nil
+}
+
+// numClasses returns 1 + the largest label of ds.
+func numClasses(ds *data.TensorDataset) int {
+	c := 0
+	for _, y := range ds.Y().Data() {
+		c = max(c, int(y)+1)
+	}
+	return c
+}
+
+// buildModel makes the spec's model for samples shaped like ds's. init
+// seeds the weights; dropout draws from rng.
+func buildModel(s *Spec, ds *data.TensorDataset, classes int, init, rng *tensor.RNG) (*nn.Sequential, error) {
+	if s.Model.Name == "cnn" {
+		return nn.LeNet(init)
+	}
+	xs, _ := ds.SampleShapes()
+	in := 1
+	for _, d := range xs {
+		in *= d
+	}
+	var mods []nn.Module
+	prev := in
+	for _, h := range s.Model.Hidden {
+		l, err := nn.NewLinear(prev, h, true, init)
+		if err != nil {
+			return nil, err
+		}
+		mods = append(mods, l, &nn.ReLU{})
+		if s.Model.Dropout > 0 {
+			d, err := nn.NewDropout(s.Model.Dropout, rng)
+			if err != nil {
+				return nil, err
+			}
+			mods = append(mods, d)
+		}
+		prev = h
+	}
+	out, err := nn.NewLinear(prev, classes, true, init)
+	if err != nil {
+		return nil, err
+	}
+	return nn.NewSequential(append(mods, out)...)
+}
+
+func buildOptimizer(s *Spec, params []nn.NamedParameter) (optim.Optimizer, error) {
+	o := s.Optimizer
+	switch o.Name {
+	case "sgd":
+		return optim.NewSGD(params, optim.SGDConfig{LR: o.LR, Momentum: o.Momentum, WeightDecay: o.WeightDecay, Nesterov: o.Nesterov})
+	case "adamw":
+		c := optim.DefaultAdamWConfig(o.LR)
+		if o.WeightDecay != 0 {
+			c.WeightDecay = o.WeightDecay
+		}
+		return optim.NewAdamW(params, c)
+	default:
+		c := optim.DefaultAdamConfig(o.LR)
+		c.WeightDecay = o.WeightDecay
+		return optim.NewAdam(params, c)
+	}
+}
+
+// buildSchedule returns the spec's LR schedule over total steps, or nil
+// for a constant LR.
+func buildSchedule(s *Spec, opt optim.Optimizer, total int) (optim.Scheduler, error) {
+	sc := s.Schedule
+	var after optim.Scheduler
+	var err error
+	switch sc.Name {
+	case "cosine":
+		after, err = optim.NewCosineAnnealingLR(opt, max(total-sc.Warmup, 1), sc.MinLR)
+	case "step":
+		gamma := sc.Gamma
+		if gamma == 0 {
+			gamma = 0.1
+		}
+		after, err = optim.NewStepLR(opt, sc.StepSize, gamma)
+	}
+	if err != nil {
+		return nil, errs.Wrap(errs.Config, "spec", err, "schedule")
+	}
+	if sc.Warmup > 0 {
+		w, err := optim.NewLinearWarmup(opt, sc.Warmup, 0.01, after)
+		if err != nil {
+			return nil, errs.Wrap(errs.Config, "spec", err, "schedule")
+		}
+		return w, nil
+	}
+	return after, nil
+}

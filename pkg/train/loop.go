@@ -1,0 +1,397 @@
+package train
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/gorch/gorch/pkg/autograd"
+	"github.com/gorch/gorch/pkg/data"
+	"github.com/gorch/gorch/pkg/errs"
+	"github.com/gorch/gorch/pkg/experiment"
+	"github.com/gorch/gorch/pkg/nn"
+	"github.com/gorch/gorch/pkg/optim"
+	"github.com/gorch/gorch/pkg/tensor"
+)
+
+// Progress is reported every LogEvery steps and after each evaluation.
+type Progress struct {
+	Step, Total  int
+	Epoch        int
+	Loss         float64 // mean training loss since the last report
+	LR           float64
+	StepsPerSec  float64
+	ETA          time.Duration
+	EvalLoss     float64 // set when Eval is true
+	EvalAccuracy float64
+	Eval         bool
+}
+
+// Options are the caller's hooks into a run.
+type Options struct {
+	Progress func(Progress) // may be nil
+}
+
+// Result is the outcome of a run.
+type Result struct {
+	RunID        string
+	Steps        int // optimizer steps in total, including earlier attempts
+	StartStep    int // the step this attempt resumed from
+	TestLoss     float64
+	TestAccuracy float64
+	Duration     time.Duration // of this attempt
+	StepsPerSec  float64       // of this attempt
+}
+
+// ErrInterrupted is wrapped by the error Run returns when ctx was
+// cancelled (SIGINT/SIGTERM): the run was checkpointed and can resume.
+var ErrInterrupted = errors.New("interrupted")
+
+// Run trains spec to the end (or until ctx is cancelled), writing through
+// sink. If sink holds a checkpoint, training resumes from it exactly. The
+// run's summary is written on every exit path: success, error, panic
+// (persisted, then re-raised) and cancellation (the current step finishes,
+// a checkpoint is taken, the status is interrupted).
+func Run(ctx context.Context, spec *Spec, sink Sink, opts Options) (res Result, err error) {
+	res.RunID = sink.RunID()
+	tensor.ResetLayoutStats()
+	status := experiment.StatusFailed
+	defer func() {
+		if r := recover(); r != nil {
+			sink.SetLayout(tensor.LayoutStats())
+			_ = sink.Finish(ctx, experiment.StatusFailed, fmt.Errorf("panic: %v", r))
+			panic(r)
+		}
+		sink.SetLayout(tensor.LayoutStats())
+		if ferr := sink.Finish(ctx, status, err); err == nil && ferr != nil {
+			err = ferr
+		}
+	}()
+	if err := spec.Validate(); err != nil {
+		return res, err
+	}
+	t, err := newTrainer(spec, sink, opts)
+	if err != nil {
+		return res, err
+	}
+	if err := t.restore(ctx); err != nil {
+		return res, err
+	}
+	res.StartStep = t.step
+	status, err = t.loop(ctx)
+	res.Steps = t.step
+	res.TestLoss, res.TestAccuracy = t.evalLoss, t.evalAcc
+	res.Duration = time.Since(t.started)
+	if res.Duration > 0 {
+		res.StepsPerSec = float64(t.step-res.StartStep) / res.Duration.Seconds()
+	}
+	return res, err
+}
+
+// trainer holds one attempt's state.
+type trainer struct {
+	spec    *Spec
+	sink    Sink
+	opts    Options
+	trainDS *data.TensorDataset
+	testDS  *data.TensorDataset
+	model   *nn.Sequential
+	opt     optim.Optimizer
+	sched   optim.Scheduler
+	loader  *data.Loader
+	rng     *tensor.RNG // dropout
+	total   int
+	step    int
+	started time.Time
+
+	evalLoss, evalAcc float64
+	evalStep          int // step of the last evaluation, -1 if none
+	lossSum           float64
+	lossN             int
+	lastReport        time.Time
+	lastReportStep    int
+}
+
+func newTrainer(spec *Spec, sink Sink, opts Options) (*trainer, error) {
+	t := &trainer{spec: spec, sink: sink, opts: opts, evalStep: -1}
+	var err error
+	if t.trainDS, t.testDS, err = datasets(spec); err != nil {
+		return nil, err
+	}
+	classes := max(numClasses(t.trainDS), numClasses(t.testDS))
+	t.rng = tensor.NewRNG(spec.Seed ^ 0x5eed)
+	if t.model, err = buildModel(spec, t.trainDS, classes, tensor.NewRNG(spec.Seed), t.rng); err != nil {
+		return nil, err
+	}
+	if t.opt, err = buildOptimizer(spec, t.model.Parameters()); err != nil {
+		return nil, errs.Wrap(errs.Config, "spec", err, "optimizer")
+	}
+	if t.loader, err = data.NewLoader(t.trainDS, data.LoaderOptions{BatchSize: spec.BatchSize, Shuffle: true, Seed: spec.Seed}); err != nil {
+		return nil, err
+	}
+	t.total = spec.Steps
+	if spec.Epochs > 0 {
+		t.total = spec.Epochs * t.loader.BatchesPerEpoch()
+	}
+	if t.sched, err = buildSchedule(spec, t.opt, t.total); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// restore loads the sink's newest checkpoint, if any, into every piece of state.
+func (t *trainer) restore(ctx context.Context) error {
+	ck, err := t.sink.LoadCheckpoint(ctx)
+	if err != nil || ck == nil {
+		return err
+	}
+	if err := ck.ApplyTo(t.model); err != nil {
+		return err
+	}
+	if ck.Optimizer == nil {
+		return errs.New(errs.Checkpoint, "resume", "checkpoint has no optimizer state")
+	}
+	if err := t.opt.LoadStateDict(*ck.Optimizer); err != nil {
+		return errs.Wrap(errs.Checkpoint, "resume", err, "optimizer state")
+	}
+	if t.sched != nil {
+		if ck.Train.Scheduler == nil {
+			return errs.New(errs.Checkpoint, "resume", "checkpoint has no scheduler state")
+		}
+		if err := t.sched.LoadStateDict(*ck.Train.Scheduler); err != nil {
+			return errs.Wrap(errs.Checkpoint, "resume", err, "scheduler state")
+		}
+	}
+	if len(ck.Train.RNG) > 0 {
+		if err := t.rng.SetState(ck.Train.RNG); err != nil {
+			return errs.Wrap(errs.Checkpoint, "resume", err, "RNG state")
+		}
+	}
+	if err := t.loader.Seek(ck.Train.Cursor); err != nil {
+		return errs.Wrap(errs.Checkpoint, "resume", err, "data cursor")
+	}
+	t.step = int(ck.Train.Step)
+	return nil
+}
+
+func (t *trainer) checkpoint(ctx context.Context) error {
+	defer t.sink.Timer("checkpoint").Stop()
+	ts := experiment.TrainState{Step: int64(t.step), Epoch: t.loader.Epoch(), Cursor: t.loader.Cursor(), RNG: t.rng.State()}
+	if t.sched != nil {
+		st := t.sched.StateDict()
+		ts.Scheduler = &st
+	}
+	ck, err := experiment.CheckpointFromModel(t.model, t.opt, ts)
+	if err != nil {
+		return err
+	}
+	ck.ModelConfig = t.spec.JSON()
+	return t.sink.SaveCheckpoint(ctx, int64(t.step), ck)
+}
+
+// loop runs steps until the end, an error or cancellation.
+func (t *trainer) loop(ctx context.Context) (experiment.Status, error) {
+	t.started = time.Now()
+	t.lastReport, t.lastReportStep = t.started, t.step
+	for t.step < t.total {
+		if !t.loader.Next() {
+			if err := t.loader.Err(); err != nil {
+				return experiment.StatusFailed, err
+			}
+			if t.spec.EvalEvery == 0 {
+				if err := t.evaluate(); err != nil {
+					return experiment.StatusFailed, err
+				}
+			}
+			t.loader.NextEpoch()
+			continue
+		}
+		if err := t.trainStep(); err != nil {
+			return experiment.StatusFailed, err
+		}
+		if t.spec.EvalEvery > 0 && t.step%t.spec.EvalEvery == 0 {
+			if err := t.evaluate(); err != nil {
+				return experiment.StatusFailed, err
+			}
+		}
+		if t.spec.CkptEvery > 0 && t.step%t.spec.CkptEvery == 0 {
+			if err := t.checkpoint(ctx); err != nil {
+				return experiment.StatusFailed, err
+			}
+		}
+		if ctx.Err() != nil && t.step < t.total {
+			cause := context.Cause(ctx)
+			if err := t.checkpoint(context.WithoutCancel(ctx)); err != nil {
+				return experiment.StatusFailed, errors.Join(err, cause)
+			}
+			return experiment.StatusInterrupted, errs.Wrap(errs.Training, "train", fmt.Errorf("%w: %w", ErrInterrupted, cause),
+				"run %s stopped after step %d of %d and was checkpointed", t.sink.RunID(), t.step, t.total)
+		}
+	}
+	if t.evalStep != t.step {
+		if err := t.evaluate(); err != nil {
+			return experiment.StatusFailed, err
+		}
+	}
+	if t.spec.CkptEvery == 0 || t.step%t.spec.CkptEvery != 0 {
+		if err := t.checkpoint(ctx); err != nil {
+			return experiment.StatusFailed, err
+		}
+	}
+	return experiment.StatusSucceeded, nil
+}
+
+func (t *trainer) trainStep() error {
+	stepTimer := t.sink.Timer("step")
+	x, y := t.loader.Batch()
+	ft := t.sink.Timer("forward")
+	out, err := t.model.Forward(autograd.Const(x))
+	if err != nil {
+		return err
+	}
+	loss, err := autograd.CrossEntropy(out, y)
+	ft.Stop()
+	if err != nil {
+		return err
+	}
+	lv, err := loss.Item()
+	if err != nil {
+		return err
+	}
+	if math.IsNaN(float64(lv)) || math.IsInf(float64(lv), 0) {
+		return errs.New(errs.Training, "train", "loss is %v at step %d", lv, t.step+1)
+	}
+	t.opt.ZeroGrad()
+	bt := t.sink.Timer("backward")
+	err = loss.BackwardWith(autograd.BackwardOptions{Workers: t.spec.Backward})
+	bt.Stop()
+	if err != nil {
+		return err
+	}
+	ot := t.sink.Timer("optimizer")
+	if t.spec.Optimizer.ClipNorm > 0 {
+		if _, err := optim.ClipGradNorm(t.model.Parameters(), t.spec.Optimizer.ClipNorm); err != nil {
+			return err
+		}
+	}
+	lr := t.opt.LR()
+	if err := t.opt.Step(); err != nil {
+		return err
+	}
+	if t.sched != nil {
+		t.sched.Step()
+	}
+	ot.Stop()
+	t.step++
+	stepTimer.Stop()
+	if err := t.sink.Log(int64(t.step), "train/loss", float64(lv)); err != nil {
+		return err
+	}
+	if err := t.sink.Log(int64(t.step), "train/lr", lr); err != nil {
+		return err
+	}
+	t.lossSum += float64(lv)
+	t.lossN++
+	if t.step%t.spec.LogEvery == 0 || t.step == t.total {
+		t.report(false)
+	}
+	return nil
+}
+
+func (t *trainer) report(eval bool) {
+	if t.opts.Progress == nil {
+		return
+	}
+	now := time.Now()
+	p := Progress{Step: t.step, Total: t.total, Epoch: t.loader.Epoch() + 1, LR: t.opt.LR(), Eval: eval,
+		EvalLoss: t.evalLoss, EvalAccuracy: t.evalAcc}
+	if t.lossN > 0 {
+		p.Loss = t.lossSum / float64(t.lossN)
+	}
+	if el := now.Sub(t.started).Seconds(); el > 0 && t.step > t.lastReportStep {
+		p.StepsPerSec = float64(t.step-res0(t)) / el
+		if p.StepsPerSec > 0 {
+			p.ETA = time.Duration(float64(t.total-t.step) / p.StepsPerSec * float64(time.Second))
+		}
+	}
+	if !eval {
+		t.lossSum, t.lossN = 0, 0
+	}
+	t.opts.Progress(p)
+}
+
+// res0 is the step this attempt started from.
+func res0(t *trainer) int { return t.lastReportStep }
+
+func (t *trainer) evaluate() error {
+	defer t.sink.Timer("eval").Stop()
+	t.model.Train(false)
+	defer t.model.Train(true)
+	loss, acc, err := Evaluate(t.model, t.testDS, t.spec.EvalBatch)
+	if err != nil {
+		return err
+	}
+	t.evalLoss, t.evalAcc, t.evalStep = loss, acc, t.step
+	if err := t.sink.Log(int64(t.step), "eval/loss", loss); err != nil {
+		return err
+	}
+	if err := t.sink.Log(int64(t.step), "eval/accuracy", acc); err != nil {
+		return err
+	}
+	t.report(true)
+	return nil
+}
+
+// Evaluate returns the mean cross-entropy and the accuracy of model on ds,
+// in batches, without recording a graph.
+func Evaluate(model nn.Module, ds *data.TensorDataset, batch int) (loss, acc float64, err error) {
+	n := ds.Len()
+	if n == 0 {
+		return 0, 0, errs.New(errs.Data, "evaluate", "empty dataset")
+	}
+	if batch <= 0 {
+		return 0, 0, errs.New(errs.Argument, "evaluate", "batch size must be positive, got %d", batch)
+	}
+	var correct int
+	var lossSum float64
+	err = autograd.NoGrad(func() error {
+		idx := make([]int, 0, batch)
+		for start := 0; start < n; start += batch {
+			idx = idx[:0]
+			for i := start; i < min(start+batch, n); i++ {
+				idx = append(idx, i)
+			}
+			x, y, err := ds.Gather(idx)
+			if err != nil {
+				return err
+			}
+			out, err := model.Forward(autograd.Const(x))
+			if err != nil {
+				return err
+			}
+			l, err := autograd.CrossEntropy(out, y)
+			if err != nil {
+				return err
+			}
+			lv, _ := l.Item()
+			lossSum += float64(lv) * float64(len(idx))
+			pred, err := tensor.Argmax(out.Data, 1, false)
+			if err != nil {
+				return err
+			}
+			yd := y.Data()
+			for i, p := range pred.Data() {
+				if p == yd[i] {
+					correct++
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, 0, err
+	}
+	return lossSum / float64(n), float64(correct) / float64(n), nil
+}
