@@ -28,7 +28,7 @@ type holder struct{ b Backend }
 
 var def atomic.Pointer[holder]
 
-func init() { def.Store(&holder{goBackend{}}) }
+func init() { def.Store(&holder{fromEnv()}) }
 
 // Threaded is implemented by backends whose parallelism can be capped.
 type Threaded interface {
@@ -50,10 +50,11 @@ func WithThreads(b Backend, n int) Backend {
 // Default returns the backend in use.
 func Default() Backend { return def.Load().b }
 
-// SetDefault installs b as the backend in use; nil restores the pure-Go one.
+// SetDefault installs b as the backend in use; nil restores the start-up
+// choice (see EnvKernel).
 func SetDefault(b Backend) {
 	if b == nil {
-		b = goBackend{}
+		b = fromEnv()
 	}
 	def.Store(&holder{b})
 }
