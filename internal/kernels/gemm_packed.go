@@ -156,7 +156,7 @@ func (g *packedGemm) block(pb, paBuf []float32, j0, nn, s0, s1, q0, q1 int) {
 	var tmp [12 * 32]float32
 	for p0 := 0; p0 < g.k; p0 += kc {
 		kk := min(kc, g.k-p0)
-		pbk := pb[p0*nr:] // panel q of this step starts at q*k*nr + p0*nr
+		pbk := pb[p0*panelsOf(nn, nr)*nr:] // the panels of this kc step, each kk×nr
 		for s := s0; s < s1; s++ {
 			i0 := s * mr
 			rows := min(mr, g.m-i0)
@@ -165,7 +165,7 @@ func (g *packedGemm) block(pb, paBuf []float32, j0, nn, s0, s1, q0, q1 int) {
 			for q := q0; q < q1; q++ {
 				jc := j0 + q*nr
 				cols := min(nr, j0+nn-jc)
-				bp := &pbk[q*g.k*nr]
+				bp := &pbk[q*kk*nr]
 				if rows == mr && cols == nr {
 					be.kernel(kk, &pa[0], bp, &g.c[i0*g.ldc+jc], g.ldc, g.alpha)
 					continue
@@ -210,8 +210,10 @@ func (g *packedGemm) packA(pa []float32, i0, rows, p0, kk int) {
 	}
 }
 
-// packB copies op(B)[:, j0:j0+nn] (all k rows) into nr-column panels; panel q
-// holds pb[q*k*nr + p*nr + c]. Large blocks are packed by w goroutines.
+// packB copies op(B)[:, j0:j0+nn] (all k rows) into nr-column panels, kc step
+// by kc step: element (p0+p, q*nr+c) of a step of depth kk lands at
+// pb[p0*panels*nr + q*kk*nr + p*nr + c], so one step's panels are contiguous
+// and stream in order. Large blocks are packed by w goroutines.
 func (g *packedGemm) packB(pb []float32, j0, nn, w int) {
 	panels := (nn + g.be.nr - 1) / g.be.nr
 	w = min(w, panels)
@@ -232,29 +234,36 @@ func (g *packedGemm) packB(pb []float32, j0, nn, w int) {
 }
 
 func (g *packedGemm) packBRange(pb []float32, j0, nn, q0, q1 int) {
-	nr, k, b, ldb := g.be.nr, g.k, g.b, g.ldb
-	for q := q0; q < q1; q++ {
-		dst := pb[q*k*nr : (q+1)*k*nr]
-		jb := j0 + q*nr
-		cols := min(nr, j0+nn-jb)
-		if !g.transB {
-			for p := 0; p < k; p++ {
-				d := dst[p*nr : p*nr+nr]
-				copy(d, b[p*ldb+jb:p*ldb+jb+cols])
-				clear(d[cols:])
+	nr, kc, b, ldb := g.be.nr, g.be.kc, g.b, g.ldb
+	panels := panelsOf(nn, nr)
+	for p0 := 0; p0 < g.k; p0 += kc {
+		kk := min(kc, g.k-p0)
+		step := pb[p0*panels*nr:]
+		for q := q0; q < q1; q++ {
+			dst := step[q*kk*nr : (q+1)*kk*nr]
+			jb := j0 + q*nr
+			cols := min(nr, j0+nn-jb)
+			if !g.transB {
+				for p := 0; p < kk; p++ {
+					d := dst[p*nr : p*nr+nr]
+					copy(d, b[(p0+p)*ldb+jb:(p0+p)*ldb+jb+cols])
+					clear(d[cols:])
+				}
+				continue
 			}
-			continue
-		}
-		// op(B)[p, j] = b[j*ldb + p]
-		if cols < nr {
-			clear(dst)
-		}
-		for c := 0; c < cols; c++ {
-			src := b[(jb+c)*ldb : (jb+c)*ldb+k]
-			d := dst[c:]
-			for p, v := range src {
-				d[p*nr] = v
+			// op(B)[p, j] = b[j*ldb + p]
+			if cols < nr {
+				clear(dst)
+			}
+			for c := 0; c < cols; c++ {
+				src := b[(jb+c)*ldb+p0 : (jb+c)*ldb+p0+kk]
+				d := dst[c:]
+				for p, v := range src {
+					d[p*nr] = v
+				}
 			}
 		}
 	}
 }
+
+func panelsOf(n, nr int) int { return (n + nr - 1) / nr }

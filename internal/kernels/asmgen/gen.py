@@ -27,7 +27,10 @@ TEXT ·sgemmKernelAVX512(SB), NOSPLIT, $0-44
 	MOVQ c+24(FP), DX
 	MOVQ ldc+32(FP), R8
 	SHLQ $2, R8
-""")
+	MOVQ DX, AX""")
+for r in range(MR):
+    w("\tPREFETCHT0 (AX)\n\tPREFETCHT0 64(AX)")
+    if r<MR-1: w("\tADDQ R8, AX")
 for i in range(24):
     w(f"\tVPXORD Z{i}, Z{i}, Z{i}")
 w("""	MOVQ CX, BX
@@ -88,7 +91,10 @@ TEXT ·sgemmKernelAVX2(SB), NOSPLIT, $0-44
 	MOVQ c+24(FP), DX
 	MOVQ ldc+32(FP), R8
 	SHLQ $2, R8
-""")
+	MOVQ DX, AX""")
+for r in range(MR2):
+    w("\tPREFETCHT0 (AX)\n\tPREFETCHT0 32(AX)")
+    if r<MR2-1: w("\tADDQ R8, AX")
 for i in range(12):
     w(f"\tVXORPS Y{i}, Y{i}, Y{i}")
 w("""	MOVQ CX, BX
