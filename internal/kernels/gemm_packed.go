@@ -246,7 +246,10 @@ func (g *packedGemm) packBRange(pb []float32, j0, nn, q0, q1 int) {
 			if !g.transB {
 				for p := 0; p < kk; p++ {
 					d := dst[p*nr : p*nr+nr]
-					copy(d, b[(p0+p)*ldb+jb:(p0+p)*ldb+jb+cols])
+					src := b[(p0+p)*ldb+jb : (p0+p)*ldb+jb+cols]
+					for c, v := range src { // short rows: a loop beats copy's call
+						d[c] = v
+					}
 					clear(d[cols:])
 				}
 				continue
