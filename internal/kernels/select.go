@@ -3,6 +3,7 @@ package kernels
 import (
 	"fmt"
 	"os"
+	"sync"
 )
 
 // EnvKernel names the environment variable that forces a GEMM path at
@@ -59,8 +60,10 @@ func fromEnv() Backend {
 	b, err := ByName(name)
 	if err != nil {
 		best := Best()
-		fmt.Fprintf(os.Stderr, "gorch: %s=%s: %v; using %q\n", EnvKernel, name, err, best.Name())
+		envWarn.Do(func() { fmt.Fprintf(os.Stderr, "gorch: %s=%s: %v; using %q\n", EnvKernel, name, err, best.Name()) })
 		return best
 	}
 	return b
 }
+
+var envWarn sync.Once // the EnvKernel complaint is printed once per process
