@@ -25,6 +25,6 @@ func hasAVX512() bool { return cpu.X86.HasAVX512F }
 func hasAVX2() bool   { return cpu.X86.HasAVX2 && cpu.X86.HasFMA }
 
 var (
-	avx512Backend = &packedBackend{name: "avx512", mr: 12, nr: 32, kc: 256, mc: 96, nc: 1024, kernel: sgemmKernelAVX512}
-	avx2Backend   = &packedBackend{name: "avx2", mr: 6, nr: 16, kc: 256, mc: 72, nc: 1024, kernel: sgemmKernelAVX2}
+	avx512Backend = &packedBackend{name: "avx512", mr: 12, nr: 32, kc: 256, nc: 1024, kernel: sgemmKernelAVX512}
+	avx2Backend   = &packedBackend{name: "avx2", mr: 6, nr: 16, kc: 256, nc: 1024, kernel: sgemmKernelAVX2}
 )
