@@ -22,11 +22,11 @@ import (
 // kc steps in the same order whatever the number of workers, and full and edge
 // tiles round identically, so results are bit-identical across GOMAXPROCS.
 type packedBackend struct {
-	name       string
-	mr, nr     int // register tile
-	kc, mc, nc int // blocking: depth, rows, columns
-	kernel     func(k int, a, b, c *float32, ldc int, alpha float32)
-	threads    int // cap on goroutines per call; 0: GOMAXPROCS
+	name    string
+	mr, nr  int // register tile
+	kc, nc  int // blocking: depth of a k step, columns of a packed B block
+	kernel  func(k int, a, b, c *float32, ldc int, alpha float32)
+	threads int // cap on goroutines per call; 0: GOMAXPROCS
 }
 
 // packedParMinFlops is the problem size (2·m·n·k) below which the caller's
