@@ -41,6 +41,7 @@ func newRootCmd() *cobra.Command {
 	})
 	var cpuProfile string
 	var profFile *os.File
+	root.PersistentFlags().StringVar(&dataDirFlag, "data-dir", "./gorch-data", "root of the run record store")
 	root.PersistentFlags().StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile to this file")
 	root.PersistentPreRunE = func(*cobra.Command, []string) error {
 		if cpuProfile == "" {

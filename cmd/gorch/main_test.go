@@ -26,20 +26,24 @@ func buildGorch(t *testing.T) string {
 func TestBadInputOneLine(t *testing.T) {
 	bin := buildGorch(t)
 	empty := t.TempDir()
+	store := t.TempDir()
 	cases := []struct {
 		args []string
 		want string
 	}{
-		{[]string{"train", "--epochs", "0"}, "epochs must be positive"},
+		{[]string{"train", "--epochs", "0"}, `field "epochs"`},
 		{[]string{"train", "--model", "resnet"}, `unknown model "resnet"`},
 		{[]string{"train", "--batch-size", "x"}, `invalid argument "x"`},
 		{[]string{"train", "--no-such-flag"}, "unknown flag: --no-such-flag"},
 		{[]string{"train", "extra"}, `unknown command "extra"`},
 		{[]string{"train", "--dataset-dir", empty, "--epochs", "1"}, "apt-get install -y dataset-fashion-mnist"},
 		{[]string{"nope"}, `unknown command "nope"`},
+		{[]string{"train", "--config", "/nonexistent/spec.yaml"}, "no such file or directory"},
+		{[]string{"train", "--resume", "20990101T000000.000000Z-00000000"}, "20990101T000000.000000Z-00000000"},
+		{[]string{"train", "--dataset", "blobs", "--steps", "5", "--epochs", "2", "--optimizer", "rmsprop"}, `unknown optimizer "rmsprop"`},
 	}
 	for _, c := range cases {
-		cmd := exec.Command(bin, c.args...)
+		cmd := exec.Command(bin, append(c.args, "--data-dir", store)...)
 		var stdout, stderr bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &stdout, &stderr
 		err := cmd.Run()
@@ -67,12 +71,12 @@ func TestTrainSmoke(t *testing.T) {
 		t.Fatalf("Fashion-MNIST missing: apt-get install -y dataset-fashion-mnist (%v)", err)
 	}
 	bin := buildGorch(t)
-	out, err := exec.Command(bin, "train", "--epochs", "1", "--train-limit", "2048", "--log-every", "8").Output()
+	out, err := exec.Command(bin, "train", "--data-dir", t.TempDir(), "--epochs", "1", "--train-limit", "2048", "--log-every", "8").Output()
 	if err != nil {
 		t.Fatalf("gorch train: %v", err)
 	}
 	line := strings.TrimSpace(string(out))
-	if !strings.HasPrefix(line, "model mlp: test accuracy ") || !strings.Contains(line, "after 32 steps") {
+	if !strings.HasPrefix(line, "run ") || !strings.Contains(line, ": test accuracy ") || !strings.Contains(line, "after 32 steps") {
 		t.Errorf("final line = %q", line)
 	}
 }

@@ -4,8 +4,12 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"os"
 	"runtime"
+	"slices"
+	"sync"
 	"testing"
+	"time"
 )
 
 func randSlice(r *rand.Rand, n int) []float32 {
@@ -83,15 +87,53 @@ func runCase(t *testing.T, be Backend, r *rand.Rand, transA, transB bool, m, n, 
 	return c
 }
 
+// backends returns every backend this machine supports, by name.
+func backends(t testing.TB) map[string]Backend {
+	out := map[string]Backend{}
+	for _, name := range Available() {
+		b, err := ByName(name)
+		if err != nil {
+			t.Fatalf("ByName(%q): %v", name, err)
+		}
+		out[name] = b
+	}
+	return out
+}
+
 func TestSgemmRandom(t *testing.T) {
+	for name, be := range backends(t) {
+		t.Run(name, func(t *testing.T) { testSgemmRandom(t, be, []int{1, 3, 17, 65, 130}, []int{1, 3, 17, 65, 130, 300}) })
+	}
+}
+
+// TestSgemmOddSizes covers the sizes around the register tiles and blocking
+// parameters of the assembly paths (12×32, 6×16, kc 256, nc 1024).
+func TestSgemmOddSizes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow")
+	}
+	for name, be := range backends(t) {
+		t.Run(name, func(t *testing.T) {
+			testSgemmRandom(t, be, []int{1, 3, 17, 33, 257}, []int{1, 33, 257, 513})
+			r := rand.New(rand.NewPCG(5, 6))
+			for _, tc := range []struct{ m, n, k int }{{13, 1030, 7}, {1, 2051, 3}, {25, 1025, 300}, {130, 65, 600}} {
+				for _, tA := range []bool{false, true} {
+					for _, tB := range []bool{false, true} {
+						runCase(t, be, r, tA, tB, tc.m, tc.n, tc.k, 0.75, 0.5, 2)
+					}
+				}
+			}
+		})
+	}
+}
+
+func testSgemmRandom(t *testing.T, be Backend, sizes, ks []int) {
 	r := rand.New(rand.NewPCG(1, 2))
-	sizes := []int{1, 3, 17, 65, 130}
-	be := Go()
 	for _, tA := range []bool{false, true} {
 		for _, tB := range []bool{false, true} {
 			for _, m := range sizes {
 				for _, n := range sizes {
-					for _, k := range []int{1, 3, 17, 65, 130, 300} {
+					for _, k := range ks {
 						if m*n*k > 130*130*130/2 && (m+n+k)%2 == 0 {
 							continue
 						}
@@ -107,19 +149,27 @@ func TestSgemmRandom(t *testing.T) {
 }
 
 func TestSgemmLargeParallelDeterministic(t *testing.T) {
+	for name, be := range backends(t) {
+		t.Run(name, func(t *testing.T) { testDeterministic(t, be) })
+	}
+}
+
+func testDeterministic(t *testing.T, be Backend) {
 	r := rand.New(rand.NewPCG(3, 4))
-	be := Go()
-	for _, tc := range []struct{ m, n, k int }{{257, 263, 531}, {5, 700, 300}, {700, 3, 90}} {
+	for _, tc := range []struct{ m, n, k int }{{257, 263, 531}, {5, 700, 300}, {700, 3, 90}, {130, 1100, 260}} {
 		prev := runtime.GOMAXPROCS(1)
 		r1 := rand.New(rand.NewPCG(9, uint64(tc.m)))
 		c1 := runCase(t, be, r1, false, true, tc.m, tc.n, tc.k, 1.5, 0.5, 1)
 		runtime.GOMAXPROCS(4)
 		r2 := rand.New(rand.NewPCG(9, uint64(tc.m)))
 		c2 := runCase(t, be, r2, false, true, tc.m, tc.n, tc.k, 1.5, 0.5, 1)
+		runtime.GOMAXPROCS(3)
+		r3 := rand.New(rand.NewPCG(9, uint64(tc.m)))
+		c3 := runCase(t, WithThreads(be, 2), r3, false, true, tc.m, tc.n, tc.k, 1.5, 0.5, 1)
 		runtime.GOMAXPROCS(prev)
 		for i := range c1 {
-			if math.Float32bits(c1[i]) != math.Float32bits(c2[i]) {
-				t.Fatalf("%v: result differs between GOMAXPROCS 1 and 4 at %d", tc, i)
+			if math.Float32bits(c1[i]) != math.Float32bits(c2[i]) || math.Float32bits(c1[i]) != math.Float32bits(c3[i]) {
+				t.Fatalf("%v: result differs between GOMAXPROCS 1, 4 and 3 (2 threads) at %d", tc, i)
 			}
 		}
 		_ = r
@@ -127,7 +177,12 @@ func TestSgemmLargeParallelDeterministic(t *testing.T) {
 }
 
 func TestSgemmEdgeCases(t *testing.T) {
-	be := Go()
+	for name, be := range backends(t) {
+		t.Run(name, func(t *testing.T) { testEdgeCases(t, be) })
+	}
+}
+
+func testEdgeCases(t *testing.T, be Backend) {
 	// beta = 0 overwrites NaN; k = 0 scales C by beta.
 	c := []float32{float32(math.NaN()), 2}
 	be.Sgemm(false, false, 1, 2, 0, 1, nil, 0, nil, 2, 0, c, 2)
@@ -143,26 +198,109 @@ func TestSgemmEdgeCases(t *testing.T) {
 }
 
 func TestSetDefault(t *testing.T) {
+	want := fromEnv().Name()
+	if Default().Name() != want {
+		t.Fatalf("default backend %q, want %q", Default().Name(), want)
+	}
+	SetDefault(Go())
 	if Default().Name() != "go" {
-		t.Fatalf("default backend %q", Default().Name())
+		t.Fatalf("SetDefault(Go()) gave %q", Default().Name())
 	}
 	SetDefault(nil)
-	if Default().Name() != "go" {
-		t.Fatalf("SetDefault(nil) gave %q", Default().Name())
+	if Default().Name() != want {
+		t.Fatalf("SetDefault(nil) gave %q, want %q", Default().Name(), want)
 	}
 }
 
+func TestByName(t *testing.T) {
+	av := Available()
+	if av[len(av)-1] != "go" {
+		t.Fatalf("Available() = %v, want go last", av)
+	}
+	if _, err := ByName("sse9"); err == nil {
+		t.Fatal(`ByName("sse9") succeeded`)
+	}
+	for _, name := range []string{"go", "avx2", "avx512"} {
+		b, err := ByName(name)
+		supported := slices.Contains(av, name)
+		if (err == nil) != supported {
+			t.Fatalf("ByName(%q) error %v, but Available() = %v", name, err, av)
+		}
+		if err == nil && b.Name() != name {
+			t.Fatalf("ByName(%q).Name() = %q", name, b.Name())
+		}
+	}
+	if os.Getenv(EnvKernel) == "" && Default().Name() != av[0] {
+		t.Fatalf("default backend %q, want the fastest, %q", Default().Name(), av[0])
+	}
+}
+
+// BenchmarkSgemm reports GFLOP/s of square C = A·B per backend; run with
+// -cpu 1,2 for the thread scaling.
 func BenchmarkSgemm(b *testing.B) {
-	for _, n := range []int{256, 512, 1024} {
-		b.Run(fmt.Sprint(n), func(b *testing.B) {
-			r := rand.New(rand.NewPCG(1, 1))
-			x, y, z := randSlice(r, n*n), randSlice(r, n*n), make([]float32, n*n)
-			be := Default()
-			b.ResetTimer()
-			for range b.N {
-				be.Sgemm(false, false, n, n, n, 1, x, n, y, n, 0, z, n)
+	for _, name := range Available() {
+		be, _ := ByName(name)
+		for _, n := range []int{256, 512, 1024, 2048} {
+			if name == "go" && n > 1024 {
+				continue // minutes per iteration
 			}
-			b.ReportMetric(2*float64(n)*float64(n)*float64(n)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+			b.Run(fmt.Sprintf("%s/%d", name, n), func(b *testing.B) {
+				r := rand.New(rand.NewPCG(1, 1))
+				x, y, z := randSlice(r, n*n), randSlice(r, n*n), make([]float32, n*n)
+				be.Sgemm(false, false, n, n, n, 1, x, n, y, n, 0, z, n) // warm the pools
+				b.ResetTimer()
+				c0 := cpuTime()
+				for range b.N {
+					be.Sgemm(false, false, n, n, n, 1, x, n, y, n, 0, z, n)
+				}
+				reportFlops(b, 2*float64(n)*float64(n)*float64(n)*float64(b.N), c0)
+			})
+		}
+	}
+}
+
+// BenchmarkFMAPeak measures the machine's FMA throughput with independent
+// register-to-register FMAs, on every goroutine GOMAXPROCS allows, so GEMM
+// figures can be read as a fraction of it.
+func BenchmarkFMAPeak(b *testing.B) {
+	type loop struct {
+		name  string
+		ok    bool
+		run   func(int)
+		flops float64 // per iteration
+	}
+	for _, l := range []loop{
+		{"zmm", hasAVX512(), fmaPeakAVX512, 24 * 32},
+		{"ymm", hasAVX2(), fmaPeakAVX2, 12 * 16},
+	} {
+		if !l.ok {
+			continue
+		}
+		b.Run(l.name, func(b *testing.B) {
+			const iters = 1 << 20
+			p := runtime.GOMAXPROCS(0)
+			b.ResetTimer()
+			c0 := cpuTime()
+			for range b.N {
+				var wg sync.WaitGroup
+				for range p {
+					wg.Add(1)
+					go func() { defer wg.Done(); l.run(iters) }()
+				}
+				wg.Wait()
+			}
+			reportFlops(b, l.flops*iters*float64(p)*float64(b.N), c0)
 		})
+	}
+}
+
+// reportFlops reports flops per wall-clock second ("GFLOP/s") and, where the
+// platform tells CPU time, per CPU second per goroutine slot
+// ("GFLOP/s/cpu-thread"): the second is what each core achieved while it
+// ran, which on a shared machine is steadier than the wall-clock figure.
+func reportFlops(b *testing.B, flops float64, cpu0 time.Duration) {
+	b.ReportMetric(flops/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+	if c := cpuTime() - cpu0; c > 0 && cpu0 > 0 {
+		b.ReportMetric(flops/c.Seconds()/1e9, "GFLOP/s/cpu-thread")
 	}
 }

@@ -129,14 +129,20 @@ func (g *window) pointwise() bool {
 	return g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.ph == 0 && g.pw == 0
 }
 
-// im2col writes the [C·KH·KW, OH·OW] patch matrix of one sample x [C, H, W].
-func (g *window) im2col(x, cols []float32) {
+// im2col writes the [C·KH·KW, OH·OW] patch matrix of one sample x [C, H, W]
+// into cols, row r at cols[r*ld+off:][:OH·OW].
+func (g *window) im2col(x, cols []float32, ld, off int) {
 	L := g.oh * g.ow
 	for c := 0; c < g.c; c++ {
 		plane := x[c*g.h*g.w : (c+1)*g.h*g.w]
 		for ki := 0; ki < g.kh; ki++ {
 			for kj := 0; kj < g.kw; kj++ {
-				row := cols[((c*g.kh+ki)*g.kw+kj)*L:][:L]
+				row := cols[((c*g.kh+ki)*g.kw+kj)*ld+off:][:L]
+				// With stride 1, output columns [lo, hi) of every row read
+				// src[lo+iw : hi+iw]; the rest is padding.
+				iw0 := kj - g.pw
+				lo, hi := min(max(-iw0, 0), g.ow), min(max(g.w-iw0, 0), g.ow)
+				lo = min(lo, hi)
 				for oh := 0; oh < g.oh; oh++ {
 					dst := row[oh*g.ow : (oh+1)*g.ow]
 					ih := oh*g.sh - g.ph + ki
@@ -145,7 +151,21 @@ func (g *window) im2col(x, cols []float32) {
 						continue
 					}
 					src := plane[ih*g.w : (ih+1)*g.w]
-					iw := kj - g.pw
+					iw := iw0
+					if g.sw == 1 {
+						if lo > 0 {
+							clear(dst[:lo])
+						}
+						// An element loop: rows are short, where copy's call costs more than the move.
+						d, sv := dst[lo:hi], src[lo+iw:hi+iw]
+						for i := range d {
+							d[i] = sv[i]
+						}
+						if hi < g.ow {
+							clear(dst[hi:])
+						}
+						continue
+					}
 					for ow := range dst {
 						if iw >= 0 && iw < g.w {
 							dst[ow] = src[iw]
@@ -177,6 +197,16 @@ func (g *window) col2im(cols, gx []float32) {
 					src := row[oh*g.ow : (oh+1)*g.ow]
 					dst := plane[ih*g.w : (ih+1)*g.w]
 					iw := kj - g.pw
+					if g.sw == 1 {
+						lo, hi := min(max(-iw, 0), g.ow), min(max(g.w-iw, 0), g.ow)
+						if lo < hi {
+							d := dst[lo+iw : hi+iw]
+							for i, v := range src[lo:hi] {
+								d[i] += v
+							}
+						}
+						continue
+					}
 					for _, v := range src {
 						if iw >= 0 && iw < g.w {
 							dst[iw] += v
@@ -247,31 +277,72 @@ func Conv2d(x, w, b *Tensor, opt Conv2dOptions) (*Tensor, error) {
 	per := (g.n + chunks - 1) / chunks
 	chunks = (g.n + per - 1) / per
 	be := gemmBackend(chunks)
+	// Samples per GEMM: im2col matrices of a group sit side by side as one
+	// [K, cnt·L] operand (at most convGroupFloats), so the weights are packed
+	// once per group and the GEMM is wide. 1x1 convolutions need no im2col
+	// and run one GEMM per sample.
+	grp := 1
+	if !g.pointwise() {
+		grp = max(1, min(per, convGroupFloats/max(K*L, o*L)))
+	}
 	parallelChunks(chunks, float64(g.n)*float64(o)*float64(K)*float64(L), func(ci int) {
-		var cols []float32
-		if !g.pointwise() {
-			cols = make([]float32, K*L)
-		}
-		for n := ci * per; n < min(g.n, (ci+1)*per); n++ {
-			xn := xd[n*g.c*g.h*g.w : (n+1)*g.c*g.h*g.w]
-			src := xn
-			if cols != nil {
-				g.im2col(xn, cols)
-				src = cols
+		n0, n1 := ci*per, min(g.n, (ci+1)*per)
+		if grp == 1 {
+			var cols []float32
+			if !g.pointwise() {
+				cols = make([]float32, K*L)
 			}
-			on := od[n*o*L : (n+1)*o*L]
+			for n := n0; n < n1; n++ {
+				xn := xd[n*g.c*g.h*g.w : (n+1)*g.c*g.h*g.w]
+				src := xn
+				if cols != nil {
+					g.im2col(xn, cols, L, 0)
+					src = cols
+				}
+				on := od[n*o*L : (n+1)*o*L]
+				var beta float32
+				if bias != nil {
+					for oc := 0; oc < o; oc++ {
+						fill(on[oc*L:(oc+1)*L], bias[oc])
+					}
+					beta = 1
+				}
+				be.Sgemm(false, false, o, L, K, 1, wd, K, src, L, beta, on, L)
+			}
+			return
+		}
+		cols := make([]float32, K*min(grp, n1-n0)*L)
+		tmp := make([]float32, o*min(grp, n1-n0)*L)
+		for s0 := n0; s0 < n1; s0 += grp {
+			cnt := min(grp, n1-s0)
+			ld := cnt * L
+			for i := 0; i < cnt; i++ {
+				n := s0 + i
+				g.im2col(xd[n*g.c*g.h*g.w:(n+1)*g.c*g.h*g.w], cols, ld, i*L)
+			}
+			// Same rounding as the per-sample path: C starts at the bias, beta = 1.
 			var beta float32
 			if bias != nil {
 				for oc := 0; oc < o; oc++ {
-					fill(on[oc*L:(oc+1)*L], bias[oc])
+					fill(tmp[oc*ld:(oc+1)*ld], bias[oc])
 				}
 				beta = 1
 			}
-			be.Sgemm(false, false, o, L, K, 1, wd, K, src, L, beta, on, L)
+			be.Sgemm(false, false, o, ld, K, 1, wd, K, cols, ld, beta, tmp, ld)
+			for i := 0; i < cnt; i++ {
+				on := od[(s0+i)*o*L : (s0+i+1)*o*L]
+				for oc := 0; oc < o; oc++ {
+					copy(on[oc*L:(oc+1)*L], tmp[oc*ld+i*L:oc*ld+(i+1)*L])
+				}
+			}
 		}
 	})
 	return out, nil
 }
+
+// convGroupFloats bounds the im2col and output scratch of one grouped
+// conv2d GEMM (in float32s, 16 MiB).
+const convGroupFloats = 1 << 22
 
 // Conv2dBackward returns the gradients of conv2d's input, weight and bias
 // given the gradient of its output.
@@ -337,7 +408,7 @@ func Conv2dBackward(x, w, gradOut *Tensor, opt Conv2dOptions) (gx, gw, gb *Tenso
 			gxn := gxd[n*g.c*g.h*g.w : (n+1)*g.c*g.h*g.w]
 			src := xn
 			if gcols != nil {
-				g.im2col(xn, cols)
+				g.im2col(xn, cols, L, 0)
 				src = cols
 			}
 			beta := float32(1)

@@ -1,6 +1,9 @@
 package train
 
 import (
+	"os"
+	"path/filepath"
+
 	"github.com/gorch/gorch/pkg/data"
 	"github.com/gorch/gorch/pkg/errs"
 	"github.com/gorch/gorch/pkg/nn"
@@ -55,10 +58,18 @@ func datasets(s *Spec) (trainDS, testDS *data.TensorDataset, err error) {
 				return data.Spirals(n, 3, 0.1, seed)
 			}
 		}
-		if trainDS, err = gen(n, s.Seed); err != nil {
+		// One draw, shuffled and split in two, so both splits follow the
+		// same distribution (cluster centres, spiral extent).
+		nTest := max(n/4, 1)
+		all, err := gen(n+nTest, s.Seed)
+		if err != nil {
 			return nil, nil, err
 		}
-		if testDS, err = gen(max(n/4, 1), s.Seed+1_000_003); err != nil {
+		idx := tensor.NewRNG(s.Seed ^ 0x7e57).Perm(n + nTest)
+		if trainDS, err = all.Subset(idx[:n]); err != nil {
+			return nil, nil, err
+		}
+		if testDS, err = all.Subset(idx[n:]); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -159,4 +170,31 @@ func buildSchedule(s *Spec, opt optim.Optimizer, total int) (optim.Scheduler, er
 		return w, nil
 	}
 	return after, nil
+}
+
+// CheckDataset reports, before any run is created, a dataset that cannot
+// be read: for Fashion-MNIST, a missing or unreadable IDX file.
+func CheckDataset(s *Spec) error {
+	if s.Dataset.Name != "fashion-mnist" {
+		return nil
+	}
+	dir := s.Dataset.Dir
+	if dir == "" {
+		dir = data.FashionMNISTDir
+	}
+	for _, split := range []string{"train", "t10k"} {
+		for _, kind := range []string{"images-idx3", "labels-idx1"} {
+			name := split + "-" + kind + "-ubyte"
+			f, err := os.Open(filepath.Join(dir, name+".gz"))
+			if err != nil {
+				f, err = os.Open(filepath.Join(dir, name))
+			}
+			if err != nil {
+				return errs.Wrap(errs.Data, "dataset", err,
+					"Fashion-MNIST file %s missing or unreadable in %s (apt-get install -y dataset-fashion-mnist)", name+".gz", dir)
+			}
+			f.Close()
+		}
+	}
+	return nil
 }

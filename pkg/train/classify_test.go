@@ -2,15 +2,13 @@ package train
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"testing"
 
 	"github.com/gorch/gorch/pkg/autograd"
 	"github.com/gorch/gorch/pkg/data"
-	"github.com/gorch/gorch/pkg/errs"
+	"github.com/gorch/gorch/pkg/experiment"
 	"github.com/gorch/gorch/pkg/nn"
 	"github.com/gorch/gorch/pkg/optim"
 	"github.com/gorch/gorch/pkg/tensor"
@@ -23,8 +21,9 @@ func requireFashionMNIST(t testing.TB) {
 	}
 }
 
-// TestFashionMNISTAccuracy trains the two reference models for two
-// epochs on the real dataset and checks their test accuracy.
+// TestFashionMNISTAccuracy trains the two reference models for two epochs
+// on the real dataset, through the full recording loop, and checks their
+// test accuracy and the run record.
 func TestFashionMNISTAccuracy(t *testing.T) {
 	requireFashionMNIST(t)
 	cases := []struct {
@@ -37,7 +36,10 @@ func TestFashionMNISTAccuracy(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.model, func(t *testing.T) {
-			res, err := Classify(context.Background(), Config{Model: c.model, Epochs: 2, BatchSize: c.batch, LR: 1e-3, Seed: 1})
+			spec := &Spec{Model: ModelSpec{Name: c.model}, Dataset: DatasetSpec{Name: "fashion-mnist"},
+				Optimizer: OptimizerSpec{Name: "adam", LR: 1e-3}, Epochs: 2, BatchSize: c.batch, Seed: 1, LogEvery: 1000}
+			store, sink := newSink(t, spec)
+			res, err := Run(context.Background(), spec, sink, Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -48,47 +50,19 @@ func TestFashionMNISTAccuracy(t *testing.T) {
 			if wantSteps := 2 * ((60000 + c.batch - 1) / c.batch); res.Steps != wantSteps {
 				t.Errorf("steps = %d, want %d", res.Steps, wantSteps)
 			}
+			sum := summary(t, store, res.RunID)
+			if sum.Status != experiment.StatusSucceeded || !sum.Complete {
+				t.Errorf("summary status %v complete %v", sum.Status, sum.Complete)
+			}
+			if acc := sum.Metrics["eval/accuracy"]; acc.Last != res.TestAccuracy || acc.Count != 2 {
+				t.Errorf("eval/accuracy summary = %+v, want last %v over 2 evaluations", acc, res.TestAccuracy)
+			}
 		})
 	}
 }
 
-func TestConfigErrors(t *testing.T) {
-	cases := []struct {
-		name string
-		cfg  Config
-		kind errs.Kind
-	}{
-		{"unknown model", Config{Model: "resnet", Epochs: 1, BatchSize: 1, LR: 1}, errs.Config},
-		{"unknown dataset", Config{Dataset: "cifar", Epochs: 1, BatchSize: 1, LR: 1}, errs.Config},
-		{"zero epochs", Config{Epochs: 0, BatchSize: 1, LR: 1}, errs.Config},
-		{"negative batch", Config{Epochs: 1, BatchSize: -1, LR: 1}, errs.Config},
-		{"zero lr", Config{Epochs: 1, BatchSize: 1}, errs.Config},
-		{"missing dataset", Config{Epochs: 1, BatchSize: 1, LR: 1, DatasetDir: t.TempDir()}, errs.Data},
-	}
-	for _, c := range cases {
-		_, err := Classify(context.Background(), c.cfg)
-		if !errors.Is(err, c.kind) {
-			t.Errorf("%s: Classify err = %v, want kind %v", c.name, err, c.kind)
-		}
-	}
-	_, err := Classify(context.Background(), Config{Epochs: 1, BatchSize: 1, LR: 1, DatasetDir: t.TempDir()})
-	if !errors.Is(err, fs.ErrNotExist) {
-		t.Errorf("missing dataset error %v does not wrap fs.ErrNotExist", err)
-	}
-}
-
-func TestCancelStopsTraining(t *testing.T) {
-	requireFashionMNIST(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	res, err := Classify(ctx, Config{Epochs: 1, BatchSize: 64, LR: 1e-3, TrainLimit: 640})
-	if !errors.Is(err, errs.Training) || !errors.Is(err, context.Canceled) || res.Steps != 0 {
-		t.Errorf("cancelled Classify = %+v, %v", res, err)
-	}
-}
-
 // BenchmarkMLPStep measures training steps per second of the 784-256-10
-// MLP with Adam at batch 64 (forward, cross-entropy, backward, step).
+// MLP with Adam (forward, cross-entropy, backward, step), without records.
 func BenchmarkMLPStep(b *testing.B) {
 	for _, batch := range []int{64, 256} {
 		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) {

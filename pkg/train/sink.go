@@ -89,7 +89,9 @@ func (s *RecordSink) RunID() string { return s.rec.ID() }
 func (s *RecordSink) Recorder() *experiment.Recorder { return s.rec }
 
 // Log records a metric.
-func (s *RecordSink) Log(step int64, name string, value float64) error { return s.rec.Log(step, name, value) }
+func (s *RecordSink) Log(step int64, name string, value float64) error {
+	return s.rec.Log(step, name, value)
+}
 
 // Timer starts a telemetry timer.
 func (s *RecordSink) Timer(name string) Stopper { return s.rec.Start(name) }

@@ -1,0 +1,272 @@
+package kernels
+
+import (
+	"runtime"
+	"sync"
+	"sync/atomic"
+)
+
+// packedBackend is a GotoBLAS-style GEMM around an assembly micro-kernel
+// that computes one mr×nr tile of C from a packed A sliver (mr rows, k-major)
+// and a packed B panel (nr columns, k-major).
+//
+// Loop nest, for each block of nc columns of C:
+//
+//	pack op(B)[:, j0:j0+nc] into nr-column panels (in parallel)
+//	tasks = (range of mr-row slivers) × (range of panels), run by workers:
+//	  for p0 in steps of kc:          // the B panels of one kc step sit in L2
+//	    for each sliver: pack op(A)[rows, p0:p0+kc]   // stays in L1
+//	      for each panel: kernel → C tile += alpha·Σ
+//
+// Every C element is owned by exactly one task and accumulated over the same
+// kc steps in the same order whatever the number of workers, and full and edge
+// tiles round identically, so results are bit-identical across GOMAXPROCS.
+type packedBackend struct {
+	name    string
+	mr, nr  int // register tile
+	kc, nc  int // blocking: depth of a k step, columns of a packed B block
+	kernel  func(k int, a, b, c *float32, ldc int, alpha float32)
+	threads int // cap on goroutines per call; 0: GOMAXPROCS
+}
+
+// packedParMinFlops is the problem size (2·m·n·k) below which the caller's
+// goroutine does all the work: ~2 MFLOP is ~20 µs on one core, where a
+// goroutine hand-off starts to pay.
+const packedParMinFlops = 1 << 21
+
+func (be *packedBackend) Name() string { return be.name }
+
+func (be *packedBackend) WithThreads(n int) Backend {
+	c := *be
+	c.threads = max(n, 0)
+	return &c
+}
+
+func (be *packedBackend) Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	if m <= 0 || n <= 0 {
+		return
+	}
+	scaleC(m, n, beta, c, ldc)
+	if k <= 0 || alpha == 0 {
+		return
+	}
+	// Bounds: the kernels read and write through raw pointers, so check once here.
+	if transA {
+		_ = a[(k-1)*lda+m-1]
+	} else {
+		_ = a[(m-1)*lda+k-1]
+	}
+	if transB {
+		_ = b[(n-1)*ldb+k-1]
+	} else {
+		_ = b[(k-1)*ldb+n-1]
+	}
+	_ = c[(m-1)*ldc+n-1]
+	workers := 1
+	if 2*float64(m)*float64(n)*float64(k) >= packedParMinFlops {
+		workers = runtime.GOMAXPROCS(0)
+		if be.threads > 0 {
+			workers = min(workers, be.threads)
+		}
+	}
+	p := packedGemm{be: be, transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, c: c, ldc: ldc}
+	p.run(workers)
+}
+
+type packedGemm struct {
+	be             *packedBackend
+	transA, transB bool
+	m, n, k        int
+	alpha          float32
+	a, b, c        []float32
+	lda, ldb, ldc  int
+}
+
+var packedPool sync.Pool // *[]float32 scratch buffers
+
+func getBuf(n int) *[]float32 {
+	if p, ok := packedPool.Get().(*[]float32); ok && cap(*p) >= n {
+		*p = (*p)[:n]
+		return p
+	}
+	s := make([]float32, n, n+64)
+	return &s
+}
+
+func (g *packedGemm) run(workers int) {
+	be := g.be
+	mr, nr := be.mr, be.nr
+	slivers := (g.m + mr - 1) / mr
+	pbBuf := getBuf(g.k * roundUp(min(g.n, be.nc), nr))
+	defer packedPool.Put(pbBuf)
+	for j0 := 0; j0 < g.n; j0 += be.nc {
+		nn := min(be.nc, g.n-j0)
+		panels := (nn + nr - 1) / nr
+		pb := (*pbBuf)[:g.k*panels*nr]
+		g.packB(pb, j0, nn, workers)
+
+		want := 1
+		if workers > 1 {
+			want = 4 * workers
+		}
+		rowTasks := min(slivers, want)
+		colTasks := min(panels, (want+rowTasks-1)/rowTasks)
+		tasks := rowTasks * colTasks
+		task := func(t int, pa []float32) {
+			rt, ct := t/colTasks, t%colTasks
+			s0, s1 := rt*slivers/rowTasks, (rt+1)*slivers/rowTasks
+			q0, q1 := ct*panels/colTasks, (ct+1)*panels/colTasks
+			g.block(pb, pa, j0, nn, s0, s1, q0, q1)
+		}
+		w := min(workers, tasks)
+		if w <= 1 {
+			pa := getBuf(be.kc * mr)
+			for t := 0; t < tasks; t++ {
+				task(t, *pa)
+			}
+			packedPool.Put(pa)
+			continue
+		}
+		var next atomic.Int64
+		var wg sync.WaitGroup
+		for range w {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				pa := getBuf(be.kc * mr)
+				for {
+					t := int(next.Add(1) - 1)
+					if t >= tasks {
+						break
+					}
+					task(t, *pa)
+				}
+				packedPool.Put(pa)
+			}()
+		}
+		wg.Wait()
+	}
+}
+
+// block computes C for slivers [s0, s1) and panels [q0, q1) of the column
+// block at j0, walking k in kc steps.
+func (g *packedGemm) block(pb, paBuf []float32, j0, nn, s0, s1, q0, q1 int) {
+	be := g.be
+	mr, nr, kc := be.mr, be.nr, be.kc
+	var tmp [12 * 32]float32
+	for p0 := 0; p0 < g.k; p0 += kc {
+		kk := min(kc, g.k-p0)
+		pbk := pb[p0*panelsOf(nn, nr)*nr:] // the panels of this kc step, each kk×nr
+		for s := s0; s < s1; s++ {
+			i0 := s * mr
+			rows := min(mr, g.m-i0)
+			pa := paBuf[:kk*mr]
+			g.packA(pa, i0, rows, p0, kk)
+			for q := q0; q < q1; q++ {
+				jc := j0 + q*nr
+				cols := min(nr, j0+nn-jc)
+				bp := &pbk[q*kk*nr]
+				if rows == mr && cols == nr {
+					be.kernel(kk, &pa[0], bp, &g.c[i0*g.ldc+jc], g.ldc, g.alpha)
+					continue
+				}
+				t := tmp[:mr*nr]
+				clear(t)
+				be.kernel(kk, &pa[0], bp, &t[0], nr, g.alpha)
+				for r := 0; r < rows; r++ {
+					row := g.c[(i0+r)*g.ldc+jc : (i0+r)*g.ldc+jc+cols]
+					for j := range row {
+						row[j] += t[r*nr+j]
+					}
+				}
+			}
+		}
+	}
+}
+
+// packA copies op(A)[i0:i0+rows, p0:p0+kk] into pa as one mr-row sliver,
+// k-major (pa[p*mr + r]), zero-padding rows beyond rows.
+func (g *packedGemm) packA(pa []float32, i0, rows, p0, kk int) {
+	mr, a, lda := g.be.mr, g.a, g.lda
+	if g.transA {
+		// op(A)[i, p] = a[p*lda + i]: each k step is a contiguous run.
+		for p := 0; p < kk; p++ {
+			src := a[(p0+p)*lda+i0 : (p0+p)*lda+i0+rows]
+			d := pa[p*mr : p*mr+mr]
+			copy(d, src)
+			clear(d[rows:])
+		}
+		return
+	}
+	if rows < mr {
+		clear(pa)
+	}
+	for r := 0; r < rows; r++ {
+		src := a[(i0+r)*lda+p0 : (i0+r)*lda+p0+kk]
+		d := pa[r:]
+		for p, v := range src {
+			d[p*mr] = v
+		}
+	}
+}
+
+// packB copies op(B)[:, j0:j0+nn] (all k rows) into nr-column panels, kc step
+// by kc step: element (p0+p, q*nr+c) of a step of depth kk lands at
+// pb[p0*panels*nr + q*kk*nr + p*nr + c], so one step's panels are contiguous
+// and stream in order. Large blocks are packed by w goroutines.
+func (g *packedGemm) packB(pb []float32, j0, nn, w int) {
+	panels := (nn + g.be.nr - 1) / g.be.nr
+	w = min(w, panels)
+	if w <= 1 || g.k*nn < 1<<15 {
+		g.packBRange(pb, j0, nn, 0, panels)
+		return
+	}
+	var wg sync.WaitGroup
+	for i := range w {
+		q0, q1 := i*panels/w, (i+1)*panels/w
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			g.packBRange(pb, j0, nn, q0, q1)
+		}()
+	}
+	wg.Wait()
+}
+
+func (g *packedGemm) packBRange(pb []float32, j0, nn, q0, q1 int) {
+	nr, kc, b, ldb := g.be.nr, g.be.kc, g.b, g.ldb
+	panels := panelsOf(nn, nr)
+	for p0 := 0; p0 < g.k; p0 += kc {
+		kk := min(kc, g.k-p0)
+		step := pb[p0*panels*nr:]
+		for q := q0; q < q1; q++ {
+			dst := step[q*kk*nr : (q+1)*kk*nr]
+			jb := j0 + q*nr
+			cols := min(nr, j0+nn-jb)
+			if !g.transB {
+				for p := 0; p < kk; p++ {
+					d := dst[p*nr : p*nr+nr]
+					src := b[(p0+p)*ldb+jb : (p0+p)*ldb+jb+cols]
+					for c, v := range src { // short rows: a loop beats copy's call
+						d[c] = v
+					}
+					clear(d[cols:])
+				}
+				continue
+			}
+			// op(B)[p, j] = b[j*ldb + p]
+			if cols < nr {
+				clear(dst)
+			}
+			for c := 0; c < cols; c++ {
+				src := b[(jb+c)*ldb+p0 : (jb+c)*ldb+p0+kk]
+				d := dst[c:]
+				for p, v := range src {
+					d[p*nr] = v
+				}
+			}
+		}
+	}
+}
+
+func panelsOf(n, nr int) int { return (n + nr - 1) / nr }
