@@ -61,5 +61,7 @@ func newRootCmd() *cobra.Command {
 		return profFile.Close()
 	}
 	root.AddCommand(newTrainCmd())
+	addDataDirFlag(root)
+	root.AddCommand(newRunsCmd(), newCkptCmd())
 	return root
 }
