@@ -16,7 +16,8 @@ func newCkptCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "ckpt",
 		Short: "Inspect and verify RTCH checkpoint files",
-		Args:  cobra.NoArgs,
+		Args:  cobra.NoArgs, // an unknown subcommand is an error, not help
+		RunE:  helpRunE,
 	}
 	cmd.AddCommand(newCkptInspectCmd(), newCkptVerifyCmd())
 	return cmd

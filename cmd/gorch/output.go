@@ -13,7 +13,14 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/spf13/cobra"
 )
+
+// helpRunE makes a command group runnable so that cobra validates its
+// arguments: "gorch runs bogus" is then an unknown-command error (exit 1)
+// rather than help text and exit 0. With no arguments it prints help.
+func helpRunE(cmd *cobra.Command, _ []string) error { return cmd.Help() }
 
 // newTable returns a tabwriter for kubectl-style tables: columns separated
 // by tabs in the input, by at least two spaces in the output. Call Flush.

@@ -513,6 +513,9 @@ func TestRecordsBinary(t *testing.T) {
 		{[]string{"runs", "list", "--data-dir", missing}, 1, "does not exist", false},
 		{[]string{"runs", "list", "--data-dir", dir}, 0, runB, true},
 		{[]string{"runs", "show", "--data-dir", dir, "nope"}, 1, "run nope not found", false},
+		{[]string{"runs", "bogus"}, 1, `unknown command "bogus" for "gorch runs"`, false},
+		{[]string{"ckpt", "bogus"}, 1, `unknown command "bogus" for "gorch ckpt"`, false},
+		{[]string{"runs"}, 0, "Available Commands", true},
 	} {
 		cmd := exec.Command(bin, c.args...)
 		var stdout, stderr bytes.Buffer

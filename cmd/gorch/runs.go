@@ -22,7 +22,8 @@ func newRunsCmd() *cobra.Command {
 
 Wherever a command takes a run ID, a unique prefix of it will do, as with
 git commit hashes.`,
-		Args: cobra.NoArgs,
+		Args: cobra.NoArgs, // an unknown subcommand is an error, not help
+		RunE: helpRunE,
 	}
 	cmd.AddCommand(newRunsListCmd(), newRunsShowCmd(), newRunsCompareCmd(), newRunsPlotCmd())
 	return cmd
