@@ -10,6 +10,11 @@ import (
 	"gonum.org/v1/plot/vg/draw"
 )
 
+// Charts are drawn with gonum.org/v1/plot: maintained, pure Go (no cgo),
+// axes, ticks, legend and dashes done for us, and PNG and SVG from one code
+// path. Its cost is binary size: it embeds the Liberation fonts, and the
+// gorch binary grows from 8.4 MB to 16 MB (measured with Go 1.26, linux/amd64).
+
 // writePlot draws series as lines of metric against step and writes the
 // chart to path atomically in format ("png" or "svg"), width×height inches.
 func writePlot(path, format, metric string, series []plotSeries, width, height float64) error {
