@@ -41,7 +41,6 @@ func newRootCmd() *cobra.Command {
 	})
 	var cpuProfile string
 	var profFile *os.File
-	root.PersistentFlags().StringVar(&dataDirFlag, "data-dir", "./gorch-data", "root of the run record store")
 	root.PersistentFlags().StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile to this file")
 	root.PersistentPreRunE = func(*cobra.Command, []string) error {
 		if cpuProfile == "" {
@@ -62,5 +61,7 @@ func newRootCmd() *cobra.Command {
 		return profFile.Close()
 	}
 	root.AddCommand(newTrainCmd())
+	addDataDirFlag(root)
+	root.AddCommand(newRunsCmd(), newCkptCmd())
 	return root
 }

@@ -176,10 +176,10 @@ func runTrain(cmd *cobra.Command, f *trainFlags) error {
 
 // writableStore opens (creating if needed) the local record store at --data-dir.
 func writableStore() (experiment.Store, error) {
-	if err := os.MkdirAll(dataDirFlag, 0o755); err != nil {
+	if err := os.MkdirAll(dataDir(), 0o755); err != nil {
 		return nil, errs.Wrap(errs.IO, "train", err, "--data-dir")
 	}
-	return experiment.NewLocalStore(dataDirFlag)
+	return experiment.NewLocalStore(dataDir())
 }
 
 // progressPrinter draws a one-line progress bar on a terminal and prints
