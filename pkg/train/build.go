@@ -190,8 +190,8 @@ func CheckDataset(s *Spec) error {
 				f, err = os.Open(filepath.Join(dir, name))
 			}
 			if err != nil {
-				return errs.Wrap(errs.Data, "dataset", err,
-					"Fashion-MNIST file %s missing or unreadable in %s (apt-get install -y dataset-fashion-mnist)", name+".gz", dir)
+				return errs.Wrap(errs.Data, "spec", err,
+					"field \"dataset.dir\": Fashion-MNIST file %s missing or unreadable in %s (apt-get install -y dataset-fashion-mnist)", name+".gz", dir)
 			}
 			f.Close()
 		}
