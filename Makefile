@@ -1,5 +1,5 @@
 # Convenience targets; the README's two commands work without make.
-.PHONY: demo test bench build
+.PHONY: demo test bench build fuzz
 build:
 	go build -o bin/gorch ./cmd/gorch
 demo:
@@ -8,3 +8,5 @@ test:
 	./scripts/test.sh
 bench:
 	go test -run '^$$' -bench . -benchtime 1s ./pkg/... ./internal/...
+fuzz:
+	go test -run '^$$' -fuzz FuzzDecodeCheckpoint -fuzztime 60s -fuzzminimizetime 1x ./pkg/experiment/

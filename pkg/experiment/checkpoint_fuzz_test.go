@@ -16,6 +16,14 @@ import (
 // checksum. The decoder must never panic, must fail only with checkpoint
 // errors, must agree with VerifyCheckpoint, and whatever it accepts must
 // re-encode to a file that decodes again.
+//
+// Run it with a short minimisation budget, or the fuzzer spends its 60 s
+// default minimising each new input and looks hung on 2 cores:
+//
+//	go test -run '^$' -fuzz FuzzDecodeCheckpoint -fuzztime 60s -fuzzminimizetime 1x ./pkg/experiment/
+//
+// (make fuzz). Inputs found this way are kept as the regression corpus in
+// testdata/fuzz/FuzzDecodeCheckpoint.
 func FuzzDecodeCheckpoint(f *testing.F) {
 	f.Add(encode(f, sampleCheckpoint(f)), false)
 	for _, name := range []string{"checkpoint_v1_small.rtch", "checkpoint_v1_minimal.rtch"} {
