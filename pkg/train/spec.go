@@ -88,7 +88,12 @@ func ParseSpec(source string, b []byte) (*Spec, error) {
 		return nil, errs.New(errs.Config, op, "%s: %s", source, describeJSONError(err))
 	}
 	if err := s.Validate(); err != nil {
-		return nil, errs.Wrap(errs.Config, op, err, "%s", source)
+		msg := err.Error()
+		var te *errs.TorchError
+		if errors.As(err, &te) && te.Err == nil {
+			msg = te.Msg // Validate's errors already say "spec"
+		}
+		return nil, errs.New(errs.Config, op, "%s: %s", source, msg)
 	}
 	return &s, nil
 }
