@@ -145,7 +145,7 @@ func TestClusterCommands(t *testing.T) {
 		{[]string{"cancel", sweepIDs[0]}, errs.Experiment, "already cancelled"},
 		{[]string{"status", unknown}, errs.Experiment, "run " + unknown + " not found"},
 		{[]string{"cancel", unknown}, errs.Experiment, "not found"},
-		{[]string{"submit", writeFile(t, "bad.yaml", strings.Replace(cliSpec, "lr: 0.1", "lr: 0", 1))}, errs.Config, `bad.yaml: spec: field "optimizer.lr"`},
+		{[]string{"submit", writeFile(t, "bad.yaml", strings.Replace(cliSpec, "lr: 0.1", "lr: 0", 1))}, errs.Config, `bad.yaml: field "optimizer.lr"`},
 		{[]string{"submit", spec, "--priority", "urgent"}, errs.Config, `unknown priority "urgent"`},
 		{[]string{"submit", "/nonexistent/spec.yaml"}, errs.Config, "no such file"},
 		{[]string{"sweep", writeFile(t, "s.yaml", "name: s\nbase: {}\ngrid: {optimizer.lrr: [1]}")}, errs.Config, `s.yaml: grid "optimizer.lrr"`},
