@@ -109,7 +109,8 @@ func (c *Collector) Run(ctx context.Context) error {
 	var pending []jetstream.Msg
 	var deadline time.Time
 	lastSummary := time.Now()
-	backoff := 100 * time.Millisecond
+	backoff := 100 * time.Millisecond     // after a failed fetch
+	failBackoff := 100 * time.Millisecond // after a failed write
 	for ctx.Err() == nil {
 		wait := c.opts.FlushEvery
 		if len(pending) > 0 {
@@ -141,8 +142,18 @@ func (c *Collector) Run(ctx context.Context) error {
 			break
 		}
 		if len(pending) >= maxBatch || len(pending) > 0 && !time.Now().Before(deadline) {
-			c.process(wctx, pending)
+			failed := c.process(wctx, pending)
 			pending = nil
+			if failed {
+				// The Nak'ed messages come back first; give the store a moment.
+				select {
+				case <-ctx.Done():
+				case <-time.After(failBackoff):
+				}
+				failBackoff = min(2*failBackoff, 5*time.Second)
+			} else {
+				failBackoff = 100 * time.Millisecond
+			}
 		}
 		if time.Since(lastSummary) >= c.opts.SummaryEvery {
 			c.writeSummaries(wctx)
@@ -171,8 +182,8 @@ type item struct {
 
 // process decodes msgs, dead-letters what does not decode, and applies
 // the rest run by run, acking a run's messages only after its records are
-// stored.
-func (c *Collector) process(ctx context.Context, msgs []jetstream.Msg) {
+// stored. It reports whether a write failed.
+func (c *Collector) process(ctx context.Context, msgs []jetstream.Msg) (failed bool) {
 	var order []string
 	groups := map[string][]item{}
 	for _, m := range msgs {
@@ -194,6 +205,7 @@ func (c *Collector) process(ctx context.Context, msgs []jetstream.Msg) {
 			for _, it := range items {
 				c.nak(it.msg)
 			}
+			failed = true
 			continue
 		}
 		for _, it := range items {
@@ -202,6 +214,7 @@ func (c *Collector) process(ctx context.Context, msgs []jetstream.Msg) {
 			}
 		}
 	}
+	return failed
 }
 
 func (c *Collector) nak(m jetstream.Msg) {
