@@ -478,3 +478,41 @@ func TestCollectorAcksAfterWrite(t *testing.T) {
 	checkMetrics(t, st, "run-flaky", map[int][2]int64{1: {1, 30}})
 	checkRecords(t, st, "run-flaky")
 }
+
+// TestCollectorKilledAttempt: attempt 1's worker dies without a "finished"
+// event; attempt 2 resumes from its checkpoint and finishes the run.
+func TestCollectorKilledAttempt(t *testing.T) {
+	e := newEnv(t)
+	st := localStore(t)
+	e.start(t, st)
+	a1 := worker{e: e, run: "run-killed", attempt: 1}
+	a1.started(t)
+	a1.metrics(t, 1, 1, 10)
+	a1.checkpoint(t, 10)
+	a1.metrics(t, 2, 11, 15)
+	a2 := worker{e: e, run: "run-killed", attempt: 2}
+	a2.started(t)
+	a2.metrics(t, 1, 11, 30)
+	a2.finished(t, "succeeded", 40, 30, "")
+	s := waitSummary(t, st, "run-killed", 2)
+	if s.Status != experiment.StatusSucceeded || !s.Complete {
+		t.Errorf("summary: status %s complete %v; want succeeded true", s.Status, s.Complete)
+	}
+	checkMetrics(t, st, "run-killed", map[int][2]int64{1: {1, 15}, 2: {11, 30}})
+}
+
+// TestCollectorReportsMissingMetrics: a worker that published more values
+// than arrived makes the summary incomplete.
+func TestCollectorReportsMissingMetrics(t *testing.T) {
+	e := newEnv(t)
+	st := localStore(t)
+	e.start(t, st)
+	w := worker{e: e, run: "run-missing", attempt: 1}
+	w.started(t)
+	w.metrics(t, 1, 1, 10)
+	w.finished(t, "succeeded", 24, 12, "") // steps 11 and 12 never arrived
+	s := waitSummary(t, st, "run-missing", 1)
+	if s.Complete || s.Dropped != 4 {
+		t.Errorf("summary: complete %v dropped %d; want false 4", s.Complete, s.Dropped)
+	}
+}
