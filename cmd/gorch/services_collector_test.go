@@ -1,0 +1,91 @@
+package main
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/gorch/gorch/internal/cluster"
+	"github.com/gorch/gorch/pkg/experiment"
+)
+
+func TestCollectorCmdUnreachableNATS(t *testing.T) {
+	root := newRootCmd()
+	root.SetArgs([]string{"collector", "--nats", "nats://127.0.0.1:1", "--data-dir", t.TempDir()})
+	err := root.ExecuteContext(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "connecting to NATS at nats://127.0.0.1:1") || strings.Contains(err.Error(), "\n") {
+		t.Fatalf("gorch collector --nats nats://127.0.0.1:1 = %v; want one line naming the NATS URL", err)
+	}
+}
+
+// TestCollectorCmd serves a run's events from a NATS server over TCP into
+// --data-dir.
+func TestCollectorCmd(t *testing.T) {
+	ns, err := cluster.StartEmbedded(cluster.EmbeddedOptions{StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		root := newRootCmd()
+		root.SetErr(&strings.Builder{})
+		root.SetArgs([]string{"collector", "--nats", ns.ClientURL(), "--data-dir", dir})
+		done <- root.ExecuteContext(ctx)
+	}()
+
+	nc, err := cluster.Connect(ns.ClientURL(), cluster.ConnectOptions{Name: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cluster.Setup(ctx, js); err != nil {
+		t.Fatal(err)
+	}
+	const run = "run-cli"
+	pub := func(subj, typ string, v any, id string) {
+		b, err := cluster.Encode(typ, v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := js.Publish(ctx, subj, b, jetstream.WithMsgID(id)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pub(cluster.RunEventSubject(run), cluster.TypeRunEvent, &cluster.RunEvent{RunID: run, Attempt: 1, Kind: "started", Name: "cli"}, "s")
+	pub(cluster.MetricsSubject(run), cluster.TypeMetricBatch, &cluster.MetricBatch{RunID: run, Attempt: 1, Seq: 1,
+		Points: []cluster.MetricPoint{{Step: 1, Name: "loss", Value: 1}, {Step: 2, Name: "loss", Value: 0.5}}}, "m1")
+	pub(cluster.RunEventSubject(run), cluster.TypeRunEvent, &cluster.RunEvent{RunID: run, Attempt: 1, Kind: "finished", Status: "succeeded", Metrics: 2}, "f")
+
+	st, err := experiment.NewLocalStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		s, err := experiment.NewReader(st).GetSummary(ctx, run)
+		if err == nil && s.Status == experiment.StatusSucceeded {
+			if !s.Complete || s.Metrics["loss"].Count != 2 {
+				t.Errorf("summary: complete %v, loss count %d; want true, 2", s.Complete, s.Metrics["loss"].Count)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no final summary in %s within 20s (err %v)", dir, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("gorch collector after cancel = %v; want nil", err)
+	}
+}

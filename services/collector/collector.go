@@ -1,0 +1,337 @@
+package collector
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/gorch/gorch/internal/cluster"
+	"github.com/gorch/gorch/pkg/errs"
+	"github.com/gorch/gorch/pkg/experiment"
+)
+
+// Options configures a Collector. Zero durations take the defaults.
+type Options struct {
+	// Store is where run records are written (required).
+	Store experiment.Store
+	// FlushEvery bounds how long a fetched message waits before its
+	// records are written and it is acked (default 1s).
+	FlushEvery time.Duration
+	// SummaryEvery is how often run_summary.json is rewritten for runs
+	// with new records (default 2s).
+	SummaryEvery time.Duration
+	// Logger receives the collector's log; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Headers the collector sets on dead letters.
+const (
+	HeaderReason  = "Gorch-Reason"  // why the message was dead-lettered
+	HeaderSubject = "Gorch-Subject" // the subject it was published on
+)
+
+// DLQReason is the reason token of the collector's dead-letter subject.
+const DLQReason = "collector"
+
+const (
+	maxBatch     = 256                    // messages written and acked together
+	maxFetchWait = 500 * time.Millisecond // bounds how long Run takes to notice cancellation
+	maxFinished  = 10000                  // finished runs remembered before falling back to the store
+)
+
+// Collector writes the records of every run published on the EVENTS
+// stream. Create it with New and serve with Run; one Collector is not for
+// concurrent use by several Run calls.
+type Collector struct {
+	js    jetstream.JetStream
+	cons  jetstream.Consumer
+	store experiment.Store
+	rd    *experiment.Reader
+	opts  Options
+	log   *slog.Logger
+
+	runs     map[string]*runState // open runs
+	finished map[string]int       // run -> attempt whose "finished" was applied
+}
+
+// New connects the collector to nc: it creates the cluster's streams and
+// consumers if needed ([cluster.Setup]) and binds the durable consumer.
+func New(nc *nats.Conn, opts Options) (*Collector, error) {
+	const op = "collector.New"
+	if nc == nil {
+		return nil, errs.New(errs.Argument, op, "no NATS connection")
+	}
+	if opts.Store == nil {
+		return nil, errs.New(errs.Config, op, "no record store")
+	}
+	if opts.FlushEvery <= 0 {
+		opts.FlushEvery = time.Second
+	}
+	if opts.SummaryEvery <= 0 {
+		opts.SummaryEvery = 2 * time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, errs.Wrap(errs.Cluster, op, err, "JetStream")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := cluster.Setup(ctx, js); err != nil {
+		return nil, err
+	}
+	cons, err := js.Consumer(ctx, cluster.StreamEvents, cluster.ConsumerCollect)
+	if err != nil {
+		return nil, errs.Wrap(errs.Cluster, op, err, "consumer %s of stream %s", cluster.ConsumerCollect, cluster.StreamEvents)
+	}
+	return &Collector{
+		js: js, cons: cons, store: opts.Store, rd: experiment.NewReader(opts.Store), opts: opts,
+		log:  opts.Logger.With("service", "collector"),
+		runs: map[string]*runState{}, finished: map[string]int{},
+	}, nil
+}
+
+// Run serves until ctx is cancelled, then returns nil. A batch being
+// written when ctx is cancelled is finished; fetched messages not yet
+// written are Nak'ed so that the next collector gets them at once. Open
+// runs get their summary written and their logs closed, but are not
+// finished: a later collector reopens them. Storage and NATS errors are
+// logged and retried, never returned.
+func (c *Collector) Run(ctx context.Context) error {
+	wctx := context.WithoutCancel(ctx) // a started batch completes
+	var pending []jetstream.Msg
+	var deadline time.Time
+	lastSummary := time.Now()
+	backoff := 100 * time.Millisecond     // after a failed fetch
+	failBackoff := 100 * time.Millisecond // after a failed write
+	for ctx.Err() == nil {
+		wait := c.opts.FlushEvery
+		if len(pending) > 0 {
+			wait = time.Until(deadline)
+		}
+		wait = min(max(wait, 10*time.Millisecond), maxFetchWait)
+		batch, err := c.cons.Fetch(maxBatch-len(pending), jetstream.FetchMaxWait(wait))
+		if err != nil {
+			c.log.Warn("fetch failed; retrying", "err", err, "retry_in", backoff)
+			select {
+			case <-ctx.Done():
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, 5*time.Second)
+			continue
+		}
+		for m := range batch.Messages() {
+			if len(pending) == 0 {
+				deadline = time.Now().Add(c.opts.FlushEvery)
+			}
+			pending = append(pending, m)
+		}
+		if err := batch.Error(); err != nil {
+			c.log.Warn("fetch ended early", "err", err)
+		} else {
+			backoff = 100 * time.Millisecond
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		if len(pending) >= maxBatch || len(pending) > 0 && !time.Now().Before(deadline) {
+			failed := c.process(wctx, pending)
+			pending = nil
+			if failed {
+				// The Nak'ed messages come back first; give the store a moment.
+				select {
+				case <-ctx.Done():
+				case <-time.After(failBackoff):
+				}
+				failBackoff = min(2*failBackoff, 5*time.Second)
+			} else {
+				failBackoff = 100 * time.Millisecond
+			}
+		}
+		if time.Since(lastSummary) >= c.opts.SummaryEvery {
+			c.writeSummaries(wctx)
+			lastSummary = time.Now()
+		}
+	}
+	for _, m := range pending {
+		c.nak(m)
+	}
+	c.writeSummaries(wctx)
+	for id, st := range c.runs {
+		if err := st.close(); err != nil {
+			c.log.Warn("closing run logs", "run", id, "err", err)
+		}
+		delete(c.runs, id)
+	}
+	return nil
+}
+
+// item is a decoded message.
+type item struct {
+	msg jetstream.Msg
+	run string
+	v   any // *cluster.MetricBatch, *cluster.TelemetryBatch, *cluster.CheckpointEvent or *cluster.RunEvent
+}
+
+// process decodes msgs, dead-letters what does not decode, and applies
+// the rest run by run, acking a run's messages only after its records are
+// stored. It reports whether a write failed.
+func (c *Collector) process(ctx context.Context, msgs []jetstream.Msg) (failed bool) {
+	var order []string
+	groups := map[string][]item{}
+	for _, m := range msgs {
+		it, reason := decode(m)
+		if reason != "" {
+			c.deadLetter(ctx, m, reason)
+			continue
+		}
+		if _, ok := groups[it.run]; !ok {
+			order = append(order, it.run)
+		}
+		groups[it.run] = append(groups[it.run], it)
+	}
+	for _, id := range order {
+		items := groups[id]
+		if err := c.applyGroup(ctx, id, items); err != nil {
+			c.log.Warn("writing run records failed; messages will be redelivered", "run", id, "messages", len(items), "err", err)
+			c.abandon(id)
+			for _, it := range items {
+				c.nak(it.msg)
+			}
+			failed = true
+			continue
+		}
+		for _, it := range items {
+			if err := it.msg.Ack(); err != nil {
+				c.log.Warn("ack failed; the message will be redelivered and deduplicated", "run", id, "err", err)
+			}
+		}
+	}
+	return failed
+}
+
+func (c *Collector) nak(m jetstream.Msg) {
+	if err := m.Nak(); err != nil {
+		c.log.Warn("nak failed; the message will be redelivered after the ack wait", "subject", m.Subject(), "err", err)
+	}
+}
+
+// decode returns the message's content, or the reason it cannot be used.
+func decode(m jetstream.Msg) (item, string) {
+	subj := m.Subject()
+	run := cluster.RunIDFromSubject(subj)
+	it := item{msg: m, run: run}
+	var (
+		err     error
+		runID   string
+		attempt int
+	)
+	switch {
+	case strings.HasPrefix(subj, "ev.metrics."):
+		var b cluster.MetricBatch
+		err, runID, attempt, it.v = cluster.Decode(m.Data(), cluster.TypeMetricBatch, &b), b.RunID, b.Attempt, &b
+	case strings.HasPrefix(subj, "ev.telemetry."):
+		var b cluster.TelemetryBatch
+		err, runID, attempt, it.v = cluster.Decode(m.Data(), cluster.TypeTelemetryBatch, &b), b.RunID, b.Attempt, &b
+	case strings.HasPrefix(subj, "ev.ckpt."):
+		var e cluster.CheckpointEvent
+		err, runID, attempt, it.v = cluster.Decode(m.Data(), cluster.TypeCheckpoint, &e), e.RunID, e.Attempt, &e
+		if err == nil && e.Key == "" {
+			return it, "checkpoint event without a key"
+		}
+	case strings.HasPrefix(subj, "ev.run."):
+		var e cluster.RunEvent
+		err, runID, attempt, it.v = cluster.Decode(m.Data(), cluster.TypeRunEvent, &e), e.RunID, e.Attempt, &e
+		if err == nil {
+			switch {
+			case e.Kind == kindStarted:
+			case e.Kind == kindFinished && !experiment.Status(e.Status).Terminal():
+				return it, fmt.Sprintf("finished event with status %q, want succeeded, failed, cancelled or interrupted", e.Status)
+			case e.Kind != kindFinished:
+				return it, fmt.Sprintf("run event of kind %q, want started or finished", e.Kind)
+			}
+		}
+	default:
+		return it, fmt.Sprintf("unexpected subject %q", subj)
+	}
+	switch {
+	case err != nil:
+		return it, err.Error()
+	case !experiment.ValidRunID(runID):
+		return it, fmt.Sprintf("invalid run id %q", runID)
+	case runID != run:
+		return it, fmt.Sprintf("run id %q does not match subject %q", runID, subj)
+	case attempt < 1:
+		return it, fmt.Sprintf("attempt %d, want ≥ 1", attempt)
+	}
+	return it, ""
+}
+
+// deadLetter copies m to the collector's DLQ subject with the reason and
+// terminates it. If the copy cannot be stored, m is Nak'ed instead, so a
+// dead letter is never lost.
+func (c *Collector) deadLetter(ctx context.Context, m jetstream.Msg, reason string) {
+	c.log.Warn("dead-lettering a message", "subject", m.Subject(), "reason", reason)
+	dl := nats.NewMsg(cluster.DLQSubject(DLQReason))
+	dl.Data = m.Data()
+	for k, v := range m.Headers() {
+		if k != jetstream.MsgIDHeader {
+			dl.Header[k] = v
+		}
+	}
+	dl.Header.Set(HeaderReason, reason)
+	dl.Header.Set(HeaderSubject, m.Subject())
+	if md, err := m.Metadata(); err == nil {
+		// Deterministic, so a dead letter copied twice (crash before Term) is stored once.
+		dl.Header.Set(jetstream.MsgIDHeader, fmt.Sprintf("%s/%s/%d", DLQReason, md.Stream, md.Sequence.Stream))
+	}
+	if _, err := c.js.PublishMsg(ctx, dl); err != nil {
+		c.log.Warn("dead-letter publish failed; the message will be redelivered", "subject", m.Subject(), "err", err)
+		c.nak(m)
+		return
+	}
+	if len(reason) > 200 {
+		reason = reason[:200]
+	}
+	if err := m.TermWithReason(reason); err != nil {
+		c.log.Warn("term failed", "subject", m.Subject(), "err", err)
+	}
+}
+
+// writeSummaries rewrites run_summary.json of every open run with new
+// records since the last one.
+func (c *Collector) writeSummaries(ctx context.Context) {
+	for id, st := range c.runs {
+		if !st.dirty {
+			continue
+		}
+		if err := st.rec.WriteSummary(ctx); err != nil {
+			c.log.Warn("writing run summary failed; will retry", "run", id, "err", err)
+			continue
+		}
+		st.dirty = false
+	}
+}
+
+// abandon drops a run's in-memory state after a failed write; the next
+// message for the run reopens it from the store.
+func (c *Collector) abandon(id string) {
+	if st := c.runs[id]; st != nil {
+		_ = st.close() // its error is the one being handled
+		delete(c.runs, id)
+	}
+}
+
+func (c *Collector) markFinished(id string, attempt int) {
+	if len(c.finished) >= maxFinished {
+		clear(c.finished) // forgotten runs are looked up in the store
+	}
+	c.finished[id] = attempt
+}

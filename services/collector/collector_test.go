@@ -1,0 +1,518 @@
+package collector
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/gorch/gorch/internal/cluster"
+	"github.com/gorch/gorch/internal/testutil"
+	"github.com/gorch/gorch/pkg/errs"
+	"github.com/gorch/gorch/pkg/experiment"
+	"github.com/gorch/gorch/pkg/tensor"
+)
+
+// env is an embedded NATS server with the cluster layout, in-process.
+type env struct {
+	nc *nats.Conn
+	js jetstream.JetStream
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	ns, err := cluster.StartEmbedded(cluster.EmbeddedOptions{StoreDir: t.TempDir(), Port: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := cluster.Connect("", cluster.ConnectOptions{Name: "test", InProcess: ns})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		nc.Close()
+		ns.Shutdown()
+		ns.WaitForShutdown()
+	})
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &env{nc: nc, js: js}
+}
+
+func localStore(t *testing.T) experiment.Store {
+	t.Helper()
+	st, err := experiment.NewLocalStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// start runs a collector until the returned stop function is called.
+func (e *env) start(t *testing.T, st experiment.Store) (stop func()) {
+	t.Helper()
+	c, err := New(e.nc, Options{Store: st, FlushEvery: 20 * time.Millisecond, SummaryEvery: 50 * time.Millisecond,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("Run = %v; want nil", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+// pub publishes v as typ on subj with a Nats-Msg-Id.
+func (e *env) pub(t *testing.T, subj, typ string, v any, id string) {
+	t.Helper()
+	b, err := cluster.Encode(typ, v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.js.Publish(context.Background(), subj, b, jetstream.WithMsgID(id)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+var t0 = time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
+
+// worker publishes one hand-made attempt; idSuffix makes new Msg-Ids for
+// a republication.
+type worker struct {
+	e        *env
+	run      string
+	attempt  int
+	idSuffix string
+}
+
+func (w worker) started(t *testing.T) {
+	w.e.pub(t, cluster.RunEventSubject(w.run), cluster.TypeRunEvent, &cluster.RunEvent{
+		RunID: w.run, Attempt: w.attempt, Kind: "started", Name: "mlp-lr0.1", Spec: []byte(`{"model":"mlp"}`),
+		Worker: "w1", Host: "host-a", Seed: 7, Time: t0,
+	}, cluster.MsgID(w.run, w.attempt, "started"+w.idSuffix, 0))
+}
+
+// metrics publishes steps [from, to] of "loss" and "acc" as batch seq.
+func (w worker) metrics(t *testing.T, seq, from, to int64) {
+	b := &cluster.MetricBatch{RunID: w.run, Attempt: w.attempt, Seq: seq}
+	for s := from; s <= to; s++ {
+		at := t0.Add(time.Duration(s) * time.Millisecond)
+		b.Points = append(b.Points,
+			cluster.MetricPoint{Step: s, Name: "loss", Value: 1 / float64(s), Time: at},
+			cluster.MetricPoint{Step: s, Name: "acc", Value: float64(s) / 100, Time: at})
+	}
+	w.e.pub(t, cluster.MetricsSubject(w.run), cluster.TypeMetricBatch, b, cluster.MsgID(w.run, w.attempt, "metrics"+w.idSuffix, seq))
+}
+
+func (w worker) telemetry(t *testing.T, seq int64, n int) {
+	b := &cluster.TelemetryBatch{RunID: w.run, Attempt: w.attempt, Seq: seq}
+	for i := range n {
+		b.Events = append(b.Events, cluster.TelemetryPoint{Name: "step", Start: t0.Add(time.Duration(w.attempt*1000+int(seq)*100+i) * time.Millisecond),
+			Duration: time.Duration(i+1) * time.Millisecond, Tags: map[string]string{"phase": "train"}})
+	}
+	w.e.pub(t, cluster.TelemetrySubject(w.run), cluster.TypeTelemetryBatch, b, cluster.MsgID(w.run, w.attempt, "telemetry"+w.idSuffix, seq))
+}
+
+func ckptKey(run string, step int64) string {
+	return fmt.Sprintf("runs/%s/checkpoints/step-%012d.rtch", run, step)
+}
+
+func (w worker) checkpoint(t *testing.T, step int64) {
+	w.e.pub(t, cluster.CheckpointSubject(w.run), cluster.TypeCheckpoint, &cluster.CheckpointEvent{
+		RunID: w.run, Attempt: w.attempt, Step: step, Key: ckptKey(w.run, step), Size: 1000 + step, SHA256: "abc", Time: t0,
+	}, cluster.MsgID(w.run, w.attempt, "ckpt"+w.idSuffix, step))
+}
+
+func (w worker) finished(t *testing.T, status string, metrics, lastStep int64, errMsg string) {
+	layout, _ := json.Marshal(map[string]tensor.OpStats{"matmul": {}})
+	w.e.pub(t, cluster.RunEventSubject(w.run), cluster.TypeRunEvent, &cluster.RunEvent{
+		RunID: w.run, Attempt: w.attempt, Kind: "finished", Status: status, Error: errMsg,
+		Metrics: metrics, LastStep: lastStep, Layout: layout, Time: t0.Add(time.Minute),
+	}, cluster.MsgID(w.run, w.attempt, "finished"+w.idSuffix, 0))
+}
+
+// fullAttempt publishes a whole successful attempt 1: steps 1–30 in three
+// batches, telemetry, a checkpoint at step 30.
+func (w worker) fullAttempt(t *testing.T) {
+	w.started(t)
+	w.metrics(t, 1, 1, 10)
+	w.metrics(t, 2, 11, 20)
+	w.telemetry(t, 1, 3)
+	w.metrics(t, 3, 21, 30)
+	w.checkpoint(t, 30)
+	w.finished(t, "succeeded", 60, 30, "")
+}
+
+// waitSummary waits until run_summary.json of run has a terminal status at
+// attempt.
+func waitSummary(t *testing.T, st experiment.Store, run string, attempt int) experiment.Summary {
+	t.Helper()
+	rd := experiment.NewReader(st)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		s, err := rd.GetSummary(context.Background(), run)
+		if err == nil && s.Status.Terminal() && s.Run.Attempt == attempt {
+			return s
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no final summary of run %s attempt %d within 20s (last: %+v, err %v)", run, attempt, s, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// metricCounts reads a run's metrics and counts each (attempt, step, name).
+func metricCounts(t *testing.T, st experiment.Store, run string) map[metricKey]int {
+	t.Helper()
+	out := map[metricKey]int{}
+	for m, err := range experiment.NewReader(st).ReadMetrics(context.Background(), run) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[metricKey{m.Attempt, m.Step, m.Name}]++
+	}
+	return out
+}
+
+// checkMetrics checks that the run holds exactly the steps [from, to] of
+// each attempt given, each (attempt, step, name) once.
+func checkMetrics(t *testing.T, st experiment.Store, run string, want map[int][2]int64) {
+	t.Helper()
+	got := metricCounts(t, st, run)
+	n := 0
+	for attempt, r := range want {
+		for s := r[0]; s <= r[1]; s++ {
+			for _, name := range []string{"loss", "acc"} {
+				n++
+				if c := got[metricKey{attempt, s, name}]; c != 1 {
+					t.Errorf("metric (attempt %d, step %d, %s) stored %d times; want once", attempt, s, name, c)
+				}
+			}
+		}
+	}
+	if len(got) != n {
+		t.Errorf("stored %d distinct metrics; want %d", len(got), n)
+	}
+}
+
+func checkComplete(t *testing.T, st experiment.Store, run string, attempt int, loss int64) {
+	t.Helper()
+	s := waitSummary(t, st, run, attempt)
+	if s.Status != experiment.StatusSucceeded || !s.Complete || s.Dropped != 0 {
+		t.Errorf("summary: status %s complete %v dropped %d; want succeeded true 0", s.Status, s.Complete, s.Dropped)
+	}
+	if got := s.Metrics["loss"].Count; got != loss {
+		t.Errorf("summary loss count = %d; want %d", got, loss)
+	}
+	if _, ok := s.Layout["matmul"]; !ok {
+		t.Errorf("summary layout = %v; want the matmul counters", s.Layout)
+	}
+}
+
+func checkRecords(t *testing.T, st experiment.Store, run string) {
+	t.Helper()
+	ctx := context.Background()
+	rd := experiment.NewReader(st)
+	r, err := rd.GetRun(ctx, run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.ID != run || r.Name != "mlp-lr0.1" || r.Status != experiment.StatusSucceeded || r.Host != "host-a" ||
+		r.Seed != 7 || r.Tags["worker"] != "w1" || string(r.Config) != `{"model":"mlp"}` {
+		t.Errorf("run.json = %+v; want id %s, name mlp-lr0.1, succeeded, host-a, seed 7, worker w1, the spec", r, run)
+	}
+	arts, err := rd.Artifacts(ctx, run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(arts) != 1 || arts[0].Kind != experiment.ArtifactCheckpoint || arts[0].Key != ckptKey(run, 30) ||
+		arts[0].Size != 1030 || arts[0].Step != 30 || arts[0].Name != "checkpoints/step-000000000030.rtch" {
+		t.Errorf("artifacts = %+v; want one checkpoint at step 30", arts)
+	}
+	var spans int
+	for _, err := range rd.ReadTelemetry(ctx, run) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		spans++
+	}
+	if spans != 3 {
+		t.Errorf("telemetry holds %d spans; want 3", spans)
+	}
+}
+
+func TestCollectorWritesAttempt(t *testing.T) {
+	e := newEnv(t)
+	st := localStore(t)
+	e.start(t, st)
+	worker{e: e, run: "run-one", attempt: 1}.fullAttempt(t)
+	checkComplete(t, st, "run-one", 1, 30)
+	checkMetrics(t, st, "run-one", map[int][2]int64{1: {1, 30}})
+	checkRecords(t, st, "run-one")
+}
+
+func TestCollectorS3(t *testing.T) {
+	gw := testutil.StartVersityGW(t)
+	st, err := experiment.NewS3Store(context.Background(), experiment.S3Config{
+		Endpoint: gw.Endpoint, Bucket: "collector", AccessKey: gw.AccessKey, SecretKey: gw.SecretKey, Insecure: true, CreateBucket: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t)
+	e.start(t, st)
+	worker{e: e, run: "run-s3", attempt: 1}.fullAttempt(t)
+	checkComplete(t, st, "run-s3", 1, 30)
+	checkMetrics(t, st, "run-s3", map[int][2]int64{1: {1, 30}})
+	checkRecords(t, st, "run-s3")
+}
+
+func TestCollectorDeduplicates(t *testing.T) {
+	e := newEnv(t)
+	st := localStore(t)
+	e.start(t, st)
+	w := worker{e: e, run: "run-dup", attempt: 1}
+	again := w
+	again.idSuffix = "/again" // new Msg-Ids: JetStream keeps both copies
+	w.started(t)
+	w.metrics(t, 1, 1, 10)
+	w.metrics(t, 2, 11, 20)
+	again.started(t)
+	again.metrics(t, 1, 1, 10)
+	w.telemetry(t, 1, 3)
+	again.metrics(t, 2, 11, 20)
+	again.telemetry(t, 1, 3)
+	w.metrics(t, 3, 21, 30)
+	again.metrics(t, 4, 15, 30) // another seq, overlapping steps
+	w.checkpoint(t, 30)
+	again.checkpoint(t, 30)
+	w.finished(t, "succeeded", 60, 30, "")
+	again.finished(t, "succeeded", 60, 30, "")
+	again.metrics(t, 5, 1, 30) // after the run finished
+	checkComplete(t, st, "run-dup", 1, 30)
+	checkMetrics(t, st, "run-dup", map[int][2]int64{1: {1, 30}})
+	checkRecords(t, st, "run-dup")
+}
+
+func TestCollectorResumedAttempt(t *testing.T) {
+	e := newEnv(t)
+	st := localStore(t)
+	e.start(t, st)
+	a1 := worker{e: e, run: "run-resume", attempt: 1}
+	a1.started(t)
+	a1.metrics(t, 1, 1, 10)
+	a1.checkpoint(t, 10)
+	a1.metrics(t, 2, 11, 20)
+	a1.finished(t, "interrupted", 40, 20, "worker stopped")
+	a2 := worker{e: e, run: "run-resume", attempt: 2}
+	a2.started(t) // resumes from the checkpoint at step 10
+	a2.metrics(t, 1, 11, 20)
+	a2.telemetry(t, 1, 2)
+	a2.metrics(t, 2, 21, 30)
+	a2.checkpoint(t, 30)
+	a2.finished(t, "succeeded", 40, 30, "")
+
+	s := waitSummary(t, st, "run-resume", 2)
+	if s.Status != experiment.StatusSucceeded || !s.Complete || s.Run.Error != "" {
+		t.Errorf("summary: status %s complete %v error %q; want succeeded, true, none", s.Status, s.Complete, s.Run.Error)
+	}
+	if got := s.Metrics["loss"].Count; got != 40 {
+		t.Errorf("summary loss count = %d; want 40 (20 per attempt)", got)
+	}
+	checkMetrics(t, st, "run-resume", map[int][2]int64{1: {1, 20}, 2: {11, 30}})
+	arts, err := experiment.NewReader(st).Artifacts(context.Background(), "run-resume")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(arts) != 2 || arts[0].Step != 10 || arts[1].Step != 30 {
+		t.Errorf("artifacts = %+v; want the checkpoints at steps 10 and 30", arts)
+	}
+}
+
+func TestCollectorDeadLetters(t *testing.T) {
+	e := newEnv(t)
+	st := localStore(t)
+	e.start(t, st)
+	if _, err := e.js.Publish(context.Background(), cluster.MetricsSubject("run-dl"), []byte("not msgpack at all")); err != nil {
+		t.Fatal(err)
+	}
+	e.pub(t, cluster.MetricsSubject("run-dl"), cluster.TypeRunEvent, &cluster.RunEvent{RunID: "run-dl", Attempt: 1, Kind: "started"}, "wrong-type")
+	e.pub(t, cluster.RunEventSubject("run-dl"), cluster.TypeRunEvent, &cluster.RunEvent{RunID: "other", Attempt: 1, Kind: "started"}, "wrong-run")
+	worker{e: e, run: "run-dl", attempt: 1}.fullAttempt(t)
+	checkComplete(t, st, "run-dl", 1, 30)
+	checkMetrics(t, st, "run-dl", map[int][2]int64{1: {1, 30}})
+
+	ctx := context.Background()
+	dlq, err := e.js.Stream(ctx, cluster.StreamDLQ)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := dlq.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State.Msgs != 3 {
+		t.Fatalf("DLQ holds %d messages; want 3", info.State.Msgs)
+	}
+	for seq := uint64(1); seq <= 3; seq++ {
+		m, err := dlq.GetMsg(ctx, seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Subject != cluster.DLQSubject(DLQReason) || m.Header.Get(HeaderReason) == "" || !strings.HasPrefix(m.Header.Get(HeaderSubject), "ev.") {
+			t.Errorf("dead letter %d: subject %s, headers %v; want %s with a reason and the original subject", seq, m.Subject, m.Header, cluster.DLQSubject(DLQReason))
+		}
+	}
+}
+
+func TestCollectorRestart(t *testing.T) {
+	e := newEnv(t)
+	st := localStore(t)
+	stop := e.start(t, st)
+	w := worker{e: e, run: "run-restart", attempt: 1}
+	w.started(t)
+	w.metrics(t, 1, 1, 10)
+	w.telemetry(t, 1, 3)
+	deadline := time.Now().Add(10 * time.Second)
+	for len(metricCounts(t, st, "run-restart")) < 20 {
+		if time.Now().After(deadline) {
+			t.Fatal("batch 1 not stored within 10s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	w.metrics(t, 2, 11, 20)
+	stop() // batch 2 may be stored, fetched and Nak'ed, or not fetched yet
+
+	e.start(t, st)
+	again := w
+	again.idSuffix = "/redelivered"
+	again.metrics(t, 1, 1, 10) // as if redelivered after the restart
+	again.metrics(t, 2, 11, 20)
+	again.telemetry(t, 1, 3)
+	w.metrics(t, 3, 21, 30)
+	w.checkpoint(t, 30)
+	w.finished(t, "succeeded", 60, 30, "")
+	start := time.Now()
+	checkComplete(t, st, "run-restart", 1, 30)
+	if d := time.Since(start); d > cluster.AckWait/2 {
+		t.Errorf("the run took %v to complete after the restart; messages waited for the ack deadline", d)
+	}
+	checkMetrics(t, st, "run-restart", map[int][2]int64{1: {1, 30}})
+	checkRecords(t, st, "run-restart")
+}
+
+// flakyStore fails every Put of a metric segment while failing is set.
+type flakyStore struct {
+	experiment.Store
+	failing atomic.Bool
+	fails   atomic.Int64
+}
+
+func (s *flakyStore) Put(ctx context.Context, key string, data []byte) error {
+	if s.failing.Load() && strings.Contains(key, "/metrics/") {
+		s.fails.Add(1)
+		return errs.New(errs.IO, "flakyStore.Put", "injected failure writing %s", key)
+	}
+	return s.Store.Put(ctx, key, data)
+}
+
+func TestCollectorAcksAfterWrite(t *testing.T) {
+	e := newEnv(t)
+	st := &flakyStore{Store: localStore(t)}
+	st.failing.Store(true)
+	e.start(t, st)
+	w := worker{e: e, run: "run-flaky", attempt: 1}
+	w.started(t)
+	w.metrics(t, 1, 1, 10)
+	deadline := time.Now().Add(10 * time.Second)
+	for st.fails.Load() < 3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d failed metric writes within 10s; want the batch retried", st.fails.Load())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	ctx := context.Background()
+	cons, err := e.js.Consumer(ctx, cluster.StreamEvents, cluster.ConsumerCollect)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := cons.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.AckFloor.Stream >= 2 || info.NumRedelivered == 0 {
+		t.Errorf("while the store fails: ack floor %d, redelivered %d; want the metric batch (seq 2) unacked and redelivered",
+			info.AckFloor.Stream, info.NumRedelivered)
+	}
+	if n := len(metricCounts(t, st, "run-flaky")); n != 0 {
+		t.Errorf("%d metrics stored while every metric write fails; want 0", n)
+	}
+	st.failing.Store(false)
+	w.metrics(t, 2, 11, 20)
+	w.telemetry(t, 1, 3)
+	w.metrics(t, 3, 21, 30)
+	w.checkpoint(t, 30)
+	w.finished(t, "succeeded", 60, 30, "")
+	checkComplete(t, st, "run-flaky", 1, 30)
+	checkMetrics(t, st, "run-flaky", map[int][2]int64{1: {1, 30}})
+	checkRecords(t, st, "run-flaky")
+}
+
+// TestCollectorKilledAttempt: attempt 1's worker dies without a "finished"
+// event; attempt 2 resumes from its checkpoint and finishes the run.
+func TestCollectorKilledAttempt(t *testing.T) {
+	e := newEnv(t)
+	st := localStore(t)
+	e.start(t, st)
+	a1 := worker{e: e, run: "run-killed", attempt: 1}
+	a1.started(t)
+	a1.metrics(t, 1, 1, 10)
+	a1.checkpoint(t, 10)
+	a1.metrics(t, 2, 11, 15)
+	a2 := worker{e: e, run: "run-killed", attempt: 2}
+	a2.started(t)
+	a2.metrics(t, 1, 11, 30)
+	a2.finished(t, "succeeded", 40, 30, "")
+	s := waitSummary(t, st, "run-killed", 2)
+	if s.Status != experiment.StatusSucceeded || !s.Complete {
+		t.Errorf("summary: status %s complete %v; want succeeded true", s.Status, s.Complete)
+	}
+	checkMetrics(t, st, "run-killed", map[int][2]int64{1: {1, 15}, 2: {11, 30}})
+}
+
+// TestCollectorReportsMissingMetrics: a worker that published more values
+// than arrived makes the summary incomplete.
+func TestCollectorReportsMissingMetrics(t *testing.T) {
+	e := newEnv(t)
+	st := localStore(t)
+	e.start(t, st)
+	w := worker{e: e, run: "run-missing", attempt: 1}
+	w.started(t)
+	w.metrics(t, 1, 1, 10)
+	w.finished(t, "succeeded", 24, 12, "") // steps 11 and 12 never arrived
+	s := waitSummary(t, st, "run-missing", 1)
+	if s.Complete || s.Dropped != 4 {
+		t.Errorf("summary: complete %v dropped %d; want false 4", s.Complete, s.Dropped)
+	}
+}

@@ -1,0 +1,46 @@
+// Package collector is gorch's record writer for the cluster: it consumes
+// the EVENTS stream (metric and telemetry batches, checkpoint and run
+// events published by workers) through the durable pull consumer
+// "collector" and writes each run's records through [experiment] — the
+// same run.json, metric and telemetry segments, artifacts.json and
+// run_summary.json that `gorch train` writes.
+//
+// # Delivery
+//
+// Messages are fetched in batches (up to 256, or what arrived within
+// [Options].FlushEvery). Every message is decoded first; one that does not
+// decode, or names an invalid run or attempt, is copied to
+// dlq.collector with its reason in the Gorch-Reason header and terminated,
+// and the rest of the batch goes on. The decoded messages are grouped by
+// run and applied in stream order; a run's group is acknowledged only
+// after the segments it produced are in the store (the loggers' Flush
+// returned nil). When a write fails, the group is Nak'ed (redelivered at
+// once, ahead of newer messages) and the run's in-memory state is dropped,
+// so the redelivery reopens the run from what the store really holds. A
+// message is therefore acked only after what it carries is durable, and a
+// failure never stops the collector.
+//
+// # Attempts and duplicates
+//
+// A run's first "started" event creates the run with the worker's run ID;
+// a later attempt reopens it at that attempt number ([experiment.Reopen]).
+// Records of a run whose start this process has not seen — after a
+// collector restart or a failed write — reopen the run's current attempt
+// from the store, without bumping it. Redeliveries are dropped by the
+// batch (run, attempt, seq) and by content: metrics by (run, attempt,
+// step, name), telemetry spans by (run, name, start, duration); when a run
+// is reopened these sets are rebuilt from its stored segments, so a
+// restart neither loses nor duplicates records. Metric values keep the
+// attempt that produced them: after a resume, steps past the checkpoint
+// appear once per attempt. Records of an older attempt that arrive while a
+// newer one is open are kept with their own attempt number; records for an
+// attempt that already finished are acknowledged and ignored.
+//
+// # Summaries
+//
+// run_summary.json is rewritten every [Options].SummaryEvery for runs with
+// new records and finally on the "finished" event, which carries the
+// status, error and layout counters. If the worker reports more metric
+// values than reached the store for that attempt, the difference is
+// counted as dropped and the summary says complete=false.
+package collector
