@@ -35,7 +35,9 @@ func NewCheckpoints(store experiment.Store, runID string, keepLast int) *Checkpo
 func (c *Checkpoints) Prefix() string { return "runs/" + c.runID + "/checkpoints/" }
 
 // Key is the store key of the checkpoint taken after step.
-func (c *Checkpoints) Key(step int64) string { return c.Prefix() + fmt.Sprintf("step-%012d.rtch", step) }
+func (c *Checkpoints) Key(step int64) string {
+	return c.Prefix() + fmt.Sprintf("step-%012d.rtch", step)
+}
 
 // latestPointer is the LATEST pointer's content.
 type latestPointer struct {
