@@ -63,5 +63,6 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(newTrainCmd())
 	addDataDirFlag(root)
 	root.AddCommand(newRunsCmd(), newCkptCmd())
+	root.AddCommand(newWorkerCmd())
 	return root
 }
