@@ -64,6 +64,6 @@ func newRootCmd() *cobra.Command {
 	addDataDirFlag(root)
 	root.AddCommand(newRunsCmd(), newCkptCmd())
 	root.AddCommand(clusterClientCmds()...)
-	root.AddCommand(newCollectorCmd())
+	root.AddCommand(newCollectorCmd(), newWorkerCmd())
 	return root
 }

@@ -1,13 +1,8 @@
 package train
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"fmt"
 	"path"
-	"sort"
-	"strings"
 	"time"
 
 	"github.com/gorch/gorch/pkg/errs"
@@ -42,9 +37,9 @@ type Stopper interface{ Stop() time.Duration }
 // [experiment.Recorder], checkpoints as objects under
 // runs/<id>/checkpoints/ with a LATEST pointer written after the object.
 type RecordSink struct {
-	store    experiment.Store
-	rec      *experiment.Recorder
-	keepLast int
+	store experiment.Store
+	rec   *experiment.Recorder
+	ckpts *Checkpoints
 }
 
 // NewRun creates a new run in store for spec and returns its sink.
@@ -57,7 +52,7 @@ func NewRun(ctx context.Context, store experiment.Store, spec *Spec, version str
 	if err != nil {
 		return nil, err
 	}
-	return &RecordSink{store: store, rec: rec, keepLast: spec.KeepLast}, nil
+	return &RecordSink{store: store, rec: rec, ckpts: NewCheckpoints(store, rec.ID(), spec.KeepLast)}, nil
 }
 
 // ResumeRun starts a new attempt of the run runID and returns its spec
@@ -79,7 +74,7 @@ func ResumeRun(ctx context.Context, store experiment.Store, runID string) (*Spec
 	if err != nil {
 		return nil, nil, err
 	}
-	return spec, &RecordSink{store: store, rec: rec, keepLast: spec.KeepLast}, nil
+	return spec, &RecordSink{store: store, rec: rec, ckpts: NewCheckpoints(store, rec.ID(), spec.KeepLast)}, nil
 }
 
 // RunID returns the run's ID.
@@ -104,100 +99,24 @@ func (s *RecordSink) Finish(ctx context.Context, status experiment.Status, runEr
 	return s.rec.Finish(context.WithoutCancel(ctx), status, runErr)
 }
 
-func (s *RecordSink) ckptPrefix() string { return "runs/" + s.rec.ID() + "/checkpoints/" }
-
-// latest is the LATEST pointer's content.
-type latest struct {
-	Key  string `json:"key"`
-	Step int64  `json:"step"`
-}
+// Checkpoints returns the run's checkpoint directory.
+func (s *RecordSink) Checkpoints() *Checkpoints { return s.ckpts }
 
 // SaveCheckpoint writes the checkpoint object, then the LATEST pointer,
 // records the artifact, and deletes checkpoints beyond the newest keepLast.
 func (s *RecordSink) SaveCheckpoint(ctx context.Context, step int64, ck *experiment.Checkpoint) error {
-	var buf bytes.Buffer
-	if err := experiment.EncodeCheckpoint(&buf, ck); err != nil {
-		return err
-	}
-	name := fmt.Sprintf("step-%012d.rtch", step)
-	key := s.ckptPrefix() + name
-	size := int64(buf.Len())
-	if err := s.store.Put(ctx, key, buf.Bytes()); err != nil {
-		return err
-	}
-	ptr, _ := json.Marshal(latest{Key: key, Step: step})
-	if err := s.store.Put(ctx, s.ckptPrefix()+"LATEST", ptr); err != nil {
-		return err
-	}
-	if err := s.rec.AddArtifact(ctx, experiment.Artifact{
-		Name: "checkpoints/" + name, Kind: experiment.ArtifactCheckpoint, Key: key, Size: size, Step: step, Time: time.Now().UTC(),
-	}); err != nil {
-		return err
-	}
-	return s.prune(ctx, key)
-}
-
-// checkpointKeys lists the run's checkpoint objects, oldest first.
-func (s *RecordSink) checkpointKeys(ctx context.Context) ([]string, error) {
-	keys, err := s.store.List(ctx, s.ckptPrefix())
-	if err != nil {
-		return nil, err
-	}
-	var out []string
-	for _, k := range keys {
-		if b := path.Base(k); strings.HasPrefix(b, "step-") && strings.HasSuffix(b, ".rtch") {
-			out = append(out, k)
-		}
-	}
-	sort.Strings(out) // zero-padded steps sort numerically
-	return out, nil
-}
-
-// prune keeps the newest keepLast checkpoints and never deletes keep.
-func (s *RecordSink) prune(ctx context.Context, keep string) error {
-	keys, err := s.checkpointKeys(ctx)
+	key, size, err := s.ckpts.Save(ctx, step, ck)
 	if err != nil {
 		return err
 	}
-	for i := 0; i < len(keys)-s.keepLast; i++ {
-		if keys[i] == keep {
-			continue
-		}
-		if err := s.store.Delete(ctx, keys[i]); err != nil && !experiment.IsNotFound(err) {
-			return err
-		}
-	}
-	return nil
+	return s.rec.AddArtifact(ctx, experiment.Artifact{
+		Name: "checkpoints/" + path.Base(key), Kind: experiment.ArtifactCheckpoint,
+		Key: key, Size: size, Step: step, Time: time.Now().UTC(),
+	})
 }
 
 // LoadCheckpoint returns the checkpoint LATEST points to, or, if that is
 // missing or invalid, the newest checkpoint that decodes and verifies.
 func (s *RecordSink) LoadCheckpoint(ctx context.Context) (*experiment.Checkpoint, error) {
-	keys, err := s.checkpointKeys(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if b, err := s.store.Get(ctx, s.ckptPrefix()+"LATEST"); err == nil {
-		var l latest
-		if json.Unmarshal(b, &l) == nil && l.Key != "" {
-			keys = append(keys, l.Key) // tried first
-		}
-	}
-	var firstErr error
-	for i := len(keys) - 1; i >= 0; i-- {
-		b, err := s.store.Get(ctx, keys[i])
-		if err == nil {
-			var ck *experiment.Checkpoint
-			if ck, err = experiment.DecodeCheckpoint(bytes.NewReader(b), int64(len(b))); err == nil {
-				return ck, nil
-			}
-		}
-		if firstErr == nil && !experiment.IsNotFound(err) {
-			firstErr = err
-		}
-	}
-	if firstErr != nil && len(keys) > 0 {
-		return nil, errs.Wrap(errs.Checkpoint, "resume", firstErr, "no valid checkpoint for run %s", s.rec.ID())
-	}
-	return nil, nil
+	return s.ckpts.Load(ctx)
 }

@@ -1,0 +1,73 @@
+package main
+
+import (
+	"context"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/gorch/gorch/pkg/errs"
+	"github.com/gorch/gorch/pkg/experiment"
+)
+
+// storeFlagValues hold the object-store flags of the service commands
+// (worker, collector, up). Like dataDirFlag they are bound afresh by every
+// newRootCmd; only the command that runs parses them.
+var storeFlagValues struct {
+	endpoint, bucket, accessKey, secretKey, region string
+	insecure, createBucket                         bool
+}
+
+// addStoreFlags adds the S3 flags to cmd. Without an endpoint (flag or
+// GORCH_S3_ENDPOINT) the store is the local directory --data-dir.
+func addStoreFlags(cmd *cobra.Command) {
+	v := &storeFlagValues
+	fl := cmd.Flags()
+	fl.StringVar(&v.endpoint, "s3-endpoint", "", "S3 endpoint host:port; set it to keep records and checkpoints in S3 instead of --data-dir (env GORCH_S3_ENDPOINT)")
+	fl.StringVar(&v.bucket, "s3-bucket", "", "S3 bucket (env GORCH_S3_BUCKET)")
+	fl.StringVar(&v.accessKey, "s3-access-key", "", "S3 access key (env AWS_ACCESS_KEY_ID)")
+	fl.StringVar(&v.secretKey, "s3-secret-key", "", "S3 secret key (env AWS_SECRET_ACCESS_KEY)")
+	fl.StringVar(&v.region, "s3-region", "", "S3 region (env AWS_REGION; default us-east-1)")
+	fl.BoolVar(&v.insecure, "s3-insecure", false, "use plain HTTP to the S3 endpoint")
+	fl.BoolVar(&v.createBucket, "s3-create-bucket", false, "create the S3 bucket if it does not exist")
+}
+
+// orEnv returns v, or the first non-empty environment variable of names.
+func orEnv(v string, names ...string) string {
+	for _, n := range names {
+		if v != "" {
+			return v
+		}
+		v = os.Getenv(n)
+	}
+	return v
+}
+
+// openStoreFromFlags opens the store the flags of addStoreFlags select:
+// S3 when an endpoint is set, else the local directory --data-dir
+// (created if missing).
+func openStoreFromFlags(ctx context.Context) (experiment.Store, error) {
+	v := storeFlagValues
+	cfg := experiment.S3Config{
+		Endpoint:     orEnv(v.endpoint, "GORCH_S3_ENDPOINT"),
+		Bucket:       orEnv(v.bucket, "GORCH_S3_BUCKET"),
+		AccessKey:    orEnv(v.accessKey, "AWS_ACCESS_KEY_ID"),
+		SecretKey:    orEnv(v.secretKey, "AWS_SECRET_ACCESS_KEY"),
+		Region:       orEnv(v.region, "AWS_REGION"),
+		Insecure:     v.insecure,
+		CreateBucket: v.createBucket,
+	}
+	if cfg.Endpoint == "" {
+		if cfg.Bucket != "" {
+			return nil, errs.New(errs.Config, "store", "--s3-bucket %q given without --s3-endpoint (or GORCH_S3_ENDPOINT)", cfg.Bucket)
+		}
+		return experiment.NewLocalStore(dataDir())
+	}
+	if cfg.Bucket == "" {
+		return nil, errs.New(errs.Config, "store", "--s3-endpoint %q needs --s3-bucket (or GORCH_S3_BUCKET)", cfg.Endpoint)
+	}
+	if cfg.AccessKey == "" || cfg.SecretKey == "" {
+		return nil, errs.New(errs.Config, "store", "S3 credentials missing: set --s3-access-key and --s3-secret-key (or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)")
+	}
+	return experiment.NewS3Store(ctx, cfg)
+}

@@ -1,0 +1,52 @@
+package train
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/gorch/gorch/pkg/errs"
+	"github.com/gorch/gorch/pkg/experiment"
+)
+
+// TestCheckpointsPullSucceedsAndFallsBack: Save writes object and LATEST
+// and prunes; Pull returns verified bytes by step or latest; Load falls
+// back to the newest valid checkpoint when LATEST names a corrupt one.
+func TestCheckpointsPullSucceedsAndFallsBack(t *testing.T) {
+	ctx := context.Background()
+	spec := blobSpec(20)
+	store, sink := newSink(t, spec)
+	if _, err := Run(ctx, spec, sink, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	c := NewCheckpoints(store, sink.RunID(), 2)
+	if _, err := c.Pull(ctx, -1); err != nil {
+		t.Fatalf("Pull(latest): %v", err)
+	}
+	ten, err := c.Pull(ctx, 10)
+	if err != nil {
+		t.Fatalf("Pull(10): %v", err)
+	}
+	if _, err := c.Pull(ctx, 7); !experiment.IsNotFound(err) {
+		t.Errorf("Pull(7) err = %v, want not found", err)
+	}
+	// Corrupt step 20, which LATEST names: Pull says so, Load falls back to step 10.
+	if err := store.Put(ctx, c.Key(20), ten[:len(ten)/2]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Pull(ctx, -1); !errors.Is(err, errs.Checkpoint) {
+		t.Errorf("Pull(latest) of a truncated checkpoint: err = %v, want a checkpoint error", err)
+	}
+	ck, err := c.Load(ctx)
+	if err != nil || ck == nil || ck.Train.Step != 10 {
+		t.Fatalf("Load = %v, %v; want the step-10 checkpoint", ck, err)
+	}
+	key, size, err := c.Save(ctx, 30, ck)
+	if err != nil || key != c.Key(30) || size == 0 {
+		t.Fatalf("Save(30) = %q, %d, %v", key, size, err)
+	}
+	keys, _ := store.List(ctx, c.Prefix())
+	if len(keys) != 3 || keys[0] != c.Prefix()+"LATEST" || keys[1] != c.Key(20) || keys[2] != c.Key(30) {
+		t.Errorf("after Save(30) with keepLast 2: %v", keys)
+	}
+}

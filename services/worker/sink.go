@@ -1,0 +1,267 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/gorch/gorch/internal/cluster"
+	"github.com/gorch/gorch/pkg/errs"
+	"github.com/gorch/gorch/pkg/experiment"
+	"github.com/gorch/gorch/pkg/tensor"
+	"github.com/gorch/gorch/pkg/train"
+)
+
+// publishTries is how often a publish is tried (with the same Msg-Id, so
+// the stream keeps one copy) before the attempt fails.
+const publishTries = 3
+
+// ClusterSink is the [train.Sink] of one attempt on a worker: metrics and
+// telemetry go to the EVENTS stream in batches, checkpoints to the object
+// store (announced on the stream and recorded in the run state).
+type ClusterSink struct {
+	w       *Worker
+	runID   string
+	attempt int
+	req     *cluster.RunRequest
+	spec    *train.Spec
+	ckpts   *train.Checkpoints
+	stop    context.CancelCauseFunc // cancels the attempt's training
+
+	mu         sync.Mutex
+	metrics    []cluster.MetricPoint
+	metricSeq  int64
+	metricN    int64 // points published
+	metricsAt  time.Time
+	events     []cluster.TelemetryPoint
+	eventSeq   int64
+	eventsAt   time.Time
+	lastStep   int64
+	startStep  int64
+	started    bool
+	layout     []byte
+	publishErr error // the first failed publish; every later call returns it
+}
+
+var _ train.Sink = (*ClusterSink)(nil)
+
+func newClusterSink(w *Worker, req *cluster.RunRequest, spec *train.Spec, attempt int, stop context.CancelCauseFunc) *ClusterSink {
+	now := time.Now()
+	return &ClusterSink{w: w, runID: req.RunID, attempt: attempt, req: req, spec: spec, stop: stop,
+		ckpts: train.NewCheckpoints(w.opts.Store, req.RunID, spec.KeepLast), metricsAt: now, eventsAt: now}
+}
+
+// RunID returns the run's ID.
+func (s *ClusterSink) RunID() string { return s.runID }
+
+// publish sends v as a typ envelope on subj with Msg-Id id and waits for
+// the stream's ack.
+func (s *ClusterSink) publish(ctx context.Context, subj, typ string, v any, id string) error {
+	const op = "worker.publish"
+	b, err := cluster.Encode(typ, v)
+	if err != nil {
+		return err
+	}
+	for try := 1; ; try++ {
+		pctx, cancel := context.WithTimeout(ctx, opTimeout)
+		_, err = s.w.js.Publish(pctx, subj, b, jetstream.WithMsgID(id))
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if try == publishTries || ctx.Err() != nil {
+			return errs.Wrap(errs.Cluster, op, err, "%s %s", typ, id)
+		}
+		time.Sleep(time.Duration(try) * 200 * time.Millisecond)
+	}
+}
+
+// Log buffers a metric point and publishes the buffer when it is full or
+// old enough.
+func (s *ClusterSink) Log(step int64, name string, value float64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.publishErr != nil {
+		return s.publishErr
+	}
+	s.metrics = append(s.metrics, cluster.MetricPoint{Step: step, Name: name, Value: value, Time: time.Now().UTC()})
+	s.lastStep = max(s.lastStep, step)
+	if len(s.metrics) >= s.w.opts.BatchSize || time.Since(s.metricsAt) >= s.w.opts.PublishEvery {
+		return s.flushMetricsLocked(context.Background())
+	}
+	return nil
+}
+
+func (s *ClusterSink) flushMetricsLocked(ctx context.Context) error {
+	s.metricsAt = time.Now()
+	if len(s.metrics) == 0 {
+		return s.publishErr
+	}
+	if err := s.startedLocked(ctx); err != nil {
+		return err
+	}
+	s.metricSeq++
+	batch := cluster.MetricBatch{RunID: s.runID, Attempt: s.attempt, Seq: s.metricSeq, Points: s.metrics}
+	if err := s.publish(ctx, cluster.MetricsSubject(s.runID), cluster.TypeMetricBatch, &batch,
+		cluster.MsgID(s.runID, s.attempt, "metrics", s.metricSeq)); err != nil {
+		s.publishErr = err
+		return err
+	}
+	s.metricN += int64(len(s.metrics))
+	s.metrics = s.metrics[:0]
+	return nil
+}
+
+// timer is a telemetry timer of a ClusterSink.
+type timer struct {
+	s     *ClusterSink
+	name  string
+	start time.Time
+}
+
+// Timer starts a telemetry timer; its Stop buffers the event.
+func (s *ClusterSink) Timer(name string) train.Stopper {
+	return &timer{s: s, name: name, start: time.Now()}
+}
+
+func (t *timer) Stop() time.Duration {
+	d := time.Since(t.start)
+	s := t.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.events = append(s.events, cluster.TelemetryPoint{Name: t.name, Start: t.start.UTC(), Duration: d})
+	if len(s.events) >= s.w.opts.BatchSize || time.Since(s.eventsAt) >= s.w.opts.PublishEvery {
+		_ = s.flushEventsLocked(context.Background()) // a failure fails the next Log
+	}
+	return d
+}
+
+func (s *ClusterSink) flushEventsLocked(ctx context.Context) error {
+	s.eventsAt = time.Now()
+	if len(s.events) == 0 || s.publishErr != nil {
+		return s.publishErr
+	}
+	if err := s.startedLocked(ctx); err != nil {
+		return err
+	}
+	s.eventSeq++
+	batch := cluster.TelemetryBatch{RunID: s.runID, Attempt: s.attempt, Seq: s.eventSeq, Events: s.events}
+	if err := s.publish(ctx, cluster.TelemetrySubject(s.runID), cluster.TypeTelemetryBatch, &batch,
+		cluster.MsgID(s.runID, s.attempt, "telemetry", s.eventSeq)); err != nil {
+		s.publishErr = err
+		return err
+	}
+	s.events = s.events[:0]
+	return nil
+}
+
+// flush publishes whatever metrics and telemetry are buffered.
+func (s *ClusterSink) flush(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return errors.Join(s.flushMetricsLocked(ctx), s.flushEventsLocked(ctx))
+}
+
+// startedLocked publishes the attempt's "started" event once.
+func (s *ClusterSink) startedLocked(ctx context.Context) error {
+	if s.started {
+		return nil
+	}
+	ev := cluster.RunEvent{RunID: s.runID, Attempt: s.attempt, Kind: "started", Name: s.req.Name, Spec: s.req.Spec,
+		Worker: s.w.opts.ID, Host: s.w.host, Seed: s.spec.Seed, LastStep: s.startStep, Time: time.Now().UTC()}
+	if err := s.publish(ctx, cluster.RunEventSubject(s.runID), cluster.TypeRunEvent, &ev,
+		cluster.MsgID(s.runID, s.attempt, "run", 0)); err != nil {
+		s.publishErr = err
+		return err
+	}
+	s.started = true
+	return nil
+}
+
+// SaveCheckpoint flushes the buffered records, writes the checkpoint
+// object and then its LATEST pointer, announces it on the stream and
+// records it in the run state. If the state shows that this attempt no
+// longer owns the run, or that the run was cancelled, it stops training.
+func (s *ClusterSink) SaveCheckpoint(ctx context.Context, step int64, ck *experiment.Checkpoint) error {
+	const op = "worker.SaveCheckpoint"
+	if cause := context.Cause(ctx); errors.Is(cause, errLostOwnership) {
+		return errs.Wrap(errs.Cluster, op, cause, "run %s: not writing checkpoint %d", s.runID, step)
+	}
+	ctx = context.WithoutCancel(ctx) // the checkpoint of a stopping run must land
+	if err := s.flush(ctx); err != nil {
+		return err
+	}
+	key, size, err := s.ckpts.Save(ctx, step, ck)
+	if err != nil {
+		return err
+	}
+	ev := cluster.CheckpointEvent{RunID: s.runID, Attempt: s.attempt, Step: step, Key: key, Size: size, Time: time.Now().UTC()}
+	if err := s.publish(ctx, cluster.CheckpointSubject(s.runID), cluster.TypeCheckpoint, &ev,
+		cluster.MsgID(s.runID, s.attempt, "ckpt", step)); err != nil {
+		return err
+	}
+	st, _, err := s.w.updateState(ctx, s.runID, func(st *cluster.RunState) error {
+		if err := s.w.owned(st, s.attempt); err != nil {
+			return err
+		}
+		st.Step, st.LastCheckpoint = step, key
+		return nil
+	})
+	switch {
+	case errors.Is(err, errNotOwner):
+		s.stop(errLostOwnership)
+		return err
+	case err != nil:
+		return err
+	case st.CancelRequested:
+		s.stop(errCancelRequested)
+	}
+	return nil
+}
+
+// LoadCheckpoint returns the run's newest valid checkpoint (nil for a
+// fresh run) and announces the attempt's start from its step.
+func (s *ClusterSink) LoadCheckpoint(ctx context.Context) (*experiment.Checkpoint, error) {
+	ck, err := s.ckpts.Load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ck != nil {
+		s.startStep, s.lastStep = ck.Train.Step, ck.Train.Step
+	}
+	return ck, s.startedLocked(context.WithoutCancel(ctx))
+}
+
+// SetLayout keeps the layout counters for the finished event.
+func (s *ClusterSink) SetLayout(m map[string]tensor.OpStats) {
+	b, _ := json.Marshal(m)
+	s.mu.Lock()
+	s.layout = b
+	s.mu.Unlock()
+}
+
+// Finish publishes the buffered records. The attempt's "finished" event
+// follows once the worker has written the outcome to the run state.
+func (s *ClusterSink) Finish(ctx context.Context, status experiment.Status, runErr error) error {
+	return s.flush(context.WithoutCancel(ctx))
+}
+
+// finished publishes the attempt's "finished" event.
+func (s *ClusterSink) finished(ctx context.Context, status experiment.Status, errText string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.publishErr = nil // the outcome is worth a try even after a failed batch
+	if err := s.startedLocked(ctx); err != nil {
+		return err
+	}
+	ev := cluster.RunEvent{RunID: s.runID, Attempt: s.attempt, Kind: "finished", Status: string(status), Error: errText,
+		Worker: s.w.opts.ID, Host: s.w.host, Seed: s.spec.Seed, Layout: s.layout, Metrics: s.metricN, LastStep: s.lastStep,
+		Time: time.Now().UTC()}
+	return s.publish(ctx, cluster.RunEventSubject(s.runID), cluster.TypeRunEvent, &ev, cluster.MsgID(s.runID, s.attempt, "run", 1))
+}

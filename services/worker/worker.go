@@ -1,0 +1,293 @@
+package worker
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/gorch/gorch/internal/cluster"
+	"github.com/gorch/gorch/pkg/errs"
+	"github.com/gorch/gorch/pkg/experiment"
+)
+
+// Options configure a Worker. Zero values take the defaults noted.
+type Options struct {
+	ID           string           // worker ID; default <host>-<random>
+	Slots        int              // concurrent runs; default 1
+	Store        experiment.Store // where checkpoints go (required)
+	PublishEvery time.Duration    // longest a metric waits before it is published; default 1s
+	BatchSize    int              // metric points (or telemetry events) per batch; default 256
+	Logger       *slog.Logger     // default slog.Default()
+	Version      string           // reported in the heartbeat
+}
+
+// Tunables.
+const (
+	// HeartbeatEvery is how often a worker refreshes its key in the
+	// workers bucket (whose TTL is cluster.WorkerTTL).
+	HeartbeatEvery = 5 * time.Second
+	// idlePoll is how long a free slot sleeps when every queue is empty.
+	idlePoll = 250 * time.Millisecond
+	// retryDelay is the NakWithDelay of a failed attempt.
+	retryDelay = time.Second
+	// opTimeout bounds one NATS operation (publish, KV read or write).
+	opTimeout = 10 * time.Second
+)
+
+// Worker trains runs from the RUNS work queue. Create it with New and
+// start it with Run.
+type Worker struct {
+	opts    Options
+	host    string
+	log     *slog.Logger
+	nc      *nats.Conn
+	js      jetstream.JetStream
+	runs    jetstream.KeyValue
+	workers jetstream.KeyValue
+	cons    []jetstream.Consumer // dispatch consumers, highest priority first
+
+	mu     sync.Mutex
+	active map[string]*activeRun // run ID -> the attempt this worker trains
+}
+
+// activeRun is a run a slot is training.
+type activeRun struct {
+	attempt  int
+	claimRev uint64 // revision of the claiming write
+	cancel   context.CancelCauseFunc
+}
+
+// Causes of a run's context cancellation.
+var (
+	errCancelRequested = errors.New("run cancelled")
+	errLostOwnership   = errors.New("lost ownership of the run")
+)
+
+// New checks opts, creates the cluster layout (cluster.Setup) and returns
+// a worker on nc.
+func New(nc *nats.Conn, opts Options) (*Worker, error) {
+	const op = "worker.New"
+	if opts.Store == nil {
+		return nil, errs.New(errs.Config, op, "a store is required")
+	}
+	if opts.Slots < 0 || opts.BatchSize < 0 || opts.PublishEvery < 0 {
+		return nil, errs.New(errs.Config, op, "slots, batch size and publish interval must not be negative")
+	}
+	if opts.Slots == 0 {
+		opts.Slots = 1
+	}
+	if opts.BatchSize == 0 {
+		opts.BatchSize = 256
+	}
+	if opts.PublishEvery == 0 {
+		opts.PublishEvery = time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	host, _ := os.Hostname()
+	if opts.ID == "" {
+		var b [3]byte
+		_, _ = rand.Read(b[:])
+		opts.ID = keySafe(host) + "-" + hex.EncodeToString(b[:])
+	} else if keySafe(opts.ID) != opts.ID {
+		return nil, errs.New(errs.Config, op, "worker ID %q: use letters, digits, '-' and '_'", opts.ID)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, errs.Wrap(errs.Cluster, op, err, "")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := cluster.Setup(ctx, js); err != nil {
+		return nil, err
+	}
+	w := &Worker{opts: opts, host: host, log: opts.Logger.With("worker", opts.ID), nc: nc, js: js, active: map[string]*activeRun{}}
+	if w.runs, err = js.KeyValue(ctx, cluster.BucketRuns); err != nil {
+		return nil, errs.Wrap(errs.Cluster, op, err, "bucket %s", cluster.BucketRuns)
+	}
+	if w.workers, err = js.KeyValue(ctx, cluster.BucketWorkers); err != nil {
+		return nil, errs.Wrap(errs.Cluster, op, err, "bucket %s", cluster.BucketWorkers)
+	}
+	for _, p := range cluster.Priorities {
+		c, err := js.Consumer(ctx, cluster.StreamRuns, cluster.DispatchConsumer(p))
+		if err != nil {
+			return nil, errs.Wrap(errs.Cluster, op, err, "consumer %s", cluster.DispatchConsumer(p))
+		}
+		w.cons = append(w.cons, c)
+	}
+	return w, nil
+}
+
+// keySafe maps s to a KV-key-safe token.
+func keySafe(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' {
+			return r
+		}
+		return '_'
+	}, s)
+}
+
+// ID returns the worker's ID.
+func (w *Worker) ID() string { return w.opts.ID }
+
+// Run serves until ctx is cancelled. Then every slot finishes its current
+// step, checkpoints, hands its run back to the queue, and Run returns nil.
+// It returns an error only if it cannot start (subscribing or watching
+// failed).
+func (w *Worker) Run(ctx context.Context) error {
+	const op = "worker.Run"
+	sub, err := w.nc.Subscribe(cluster.ControlSubject("*"), func(m *nats.Msg) {
+		w.cancelRun(cluster.RunIDFromSubject(m.Subject), errCancelRequested)
+	})
+	if err != nil {
+		return errs.Wrap(errs.Cluster, op, err, "subscribing to cancel notices")
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	wctx, stopWatch := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopWatch()
+	watcher, err := w.runs.Watch(wctx, cluster.RunKey("*"), jetstream.UpdatesOnly(), jetstream.IgnoreDeletes())
+	if err != nil {
+		return errs.Wrap(errs.Cluster, op, err, "watching bucket %s", cluster.BucketRuns)
+	}
+	defer func() { _ = watcher.Stop() }()
+	go w.watchStates(watcher)
+
+	hbCtx, stopHB := context.WithCancel(ctx)
+	var hbDone sync.WaitGroup
+	hbDone.Go(func() { w.heartbeats(hbCtx) })
+
+	w.log.Info("worker started", "slots", w.opts.Slots)
+	var slots sync.WaitGroup
+	for range w.opts.Slots {
+		slots.Go(func() { w.slot(ctx) })
+	}
+	slots.Wait()
+	stopHB()
+	hbDone.Wait()
+	dctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+	defer cancel()
+	_ = w.workers.Delete(dctx, cluster.WorkerKey(w.opts.ID))
+	w.log.Info("worker stopped")
+	return nil
+}
+
+// watchStates stops active runs whose state shows a cancel request or
+// another owner.
+func (w *Worker) watchStates(watcher jetstream.KeyWatcher) {
+	for e := range watcher.Updates() {
+		if e == nil {
+			continue
+		}
+		var st cluster.RunState
+		if msgpack.Unmarshal(e.Value(), &st) != nil {
+			continue
+		}
+		w.mu.Lock()
+		a := w.active[st.RunID]
+		w.mu.Unlock()
+		if a == nil || e.Revision() <= a.claimRev {
+			continue // not ours, or older than our claim
+		}
+		switch {
+		case st.Status != cluster.StateRunning || st.Worker != w.opts.ID || st.Attempt != a.attempt:
+			a.cancel(errLostOwnership)
+		case st.CancelRequested:
+			a.cancel(errCancelRequested)
+		}
+	}
+}
+
+// cancelRun cancels the active run id, if any, with cause.
+func (w *Worker) cancelRun(id string, cause error) {
+	w.mu.Lock()
+	a := w.active[id]
+	w.mu.Unlock()
+	if a != nil {
+		a.cancel(cause)
+	}
+}
+
+// heartbeats puts the worker's info into the workers bucket every
+// HeartbeatEvery until ctx is cancelled.
+func (w *Worker) heartbeats(ctx context.Context) {
+	t := time.NewTicker(HeartbeatEvery)
+	defer t.Stop()
+	for {
+		w.mu.Lock()
+		info := cluster.WorkerInfo{ID: w.opts.ID, Host: w.host, Slots: w.opts.Slots, Busy: len(w.active),
+			Version: w.opts.Version, Seen: time.Now().UTC()}
+		for id := range w.active {
+			info.Runs = append(info.Runs, id)
+		}
+		w.mu.Unlock()
+		if b, err := msgpack.Marshal(&info); err == nil {
+			pctx, cancel := context.WithTimeout(ctx, opTimeout)
+			if _, err := w.workers.Put(pctx, cluster.WorkerKey(w.opts.ID), b); err != nil && ctx.Err() == nil {
+				w.log.Warn("heartbeat failed", "err", err)
+			}
+			cancel()
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// slot fetches and trains one run at a time until ctx is cancelled.
+func (w *Worker) slot(ctx context.Context) {
+	for ctx.Err() == nil {
+		msg := w.fetch(ctx)
+		if msg == nil {
+			select {
+			case <-ctx.Done():
+			case <-time.After(idlePoll):
+			}
+			continue
+		}
+		if ctx.Err() != nil {
+			_ = msg.Nak() // fetched while stopping: hand it straight back
+			return
+		}
+		w.handle(ctx, msg)
+	}
+}
+
+// fetch returns one message from the highest priority queue that has one,
+// or nil.
+func (w *Worker) fetch(ctx context.Context) jetstream.Msg {
+	for i, c := range w.cons {
+		if ctx.Err() != nil {
+			return nil
+		}
+		batch, err := c.FetchNoWait(1)
+		if err != nil {
+			w.log.Warn("fetch failed", "priority", cluster.Priorities[i], "err", err)
+			continue
+		}
+		var got jetstream.Msg
+		for m := range batch.Messages() {
+			got = m
+		}
+		if got != nil {
+			return got
+		}
+		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && ctx.Err() == nil {
+			w.log.Warn("fetch failed", "priority", cluster.Priorities[i], "err", err)
+		}
+	}
+	return nil
+}
