@@ -128,24 +128,39 @@ func (o *Adam) Step() error {
 		bc2Sqrt := float32(math.Sqrt(bc2))
 		// Explicit float32 conversions keep the compiler from fusing
 		// multiply-adds, so results are identical on every architecture.
-		for i := range p {
-			gi := g[i]
-			if c.WeightDecay != 0 {
-				if o.decoupled {
-					p[i] *= decay
-				} else {
-					gi += float32(wd * p[i])
-				}
+		// The branches on the configuration are hoisted out of the
+		// element loop and the slices re-sliced to len(p), so the loop
+		// runs without bounds checks.
+		m, v, g := s.m[:len(p)], s.v[:len(p)], g[:len(p)]
+		switch {
+		case c.WeightDecay != 0 && o.decoupled:
+			for i := range p {
+				p[i] *= decay
 			}
-			// torch.lerp(m, g, w1): m + w1·(g-m) for w1 < 0.5, else g - (g-m)·(1-w1).
-			if w1 < 0.5 {
-				s.m[i] += float32(w1 * (gi - s.m[i]))
-			} else {
-				s.m[i] = gi - float32((gi-s.m[i])*(1-w1))
+		case c.WeightDecay != 0:
+			// L2 penalty: the gradient gains wd·p (on a copy; g is the
+			// parameter's Grad and must not change).
+			gd := make([]float32, len(g))
+			for i := range gd {
+				gd[i] = g[i] + float32(wd*p[i])
 			}
-			s.v[i] = float32(s.v[i]*b2) + float32(w2*gi*gi)
-			denom := float32(math.Sqrt(float64(s.v[i])))/bc2Sqrt + eps
-			p[i] += float32(-stepSize * (s.m[i] / denom))
+			g = gd
+		}
+		// torch.lerp(m, g, w1): m + w1·(g-m) for w1 < 0.5, else g - (g-m)·(1-w1).
+		if w1 < 0.5 {
+			for i, gi := range g {
+				m[i] += float32(w1 * (gi - m[i]))
+			}
+		} else {
+			for i, gi := range g {
+				m[i] = gi - float32((gi-m[i])*(1-w1))
+			}
+		}
+		for i, gi := range g {
+			vi := float32(v[i]*b2) + float32(w2*gi*gi)
+			v[i] = vi
+			denom := float32(math.Sqrt(float64(vi)))/bc2Sqrt + eps
+			p[i] += float32(-stepSize * (m[i] / denom))
 		}
 	})
 }
