@@ -4,7 +4,6 @@
 package experiment
 
 import (
-	"bufio"
 	"encoding/json"
 	"errors"
 	"hash/crc32"
@@ -12,8 +11,11 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"sort"
+	"sync"
+	"sync/atomic"
 	"unicode/utf8"
 
 	"github.com/gorch/gorch/pkg/data"
@@ -202,7 +204,7 @@ func plan(op string, ck *Checkpoint) (pre preamble, header []byte, ts []plannedT
 		}
 		b := f32Bytes(t)
 		ts = append(ts, plannedTensor{bytes: b, entry: tensorEntry{Name: name, Group: group, DType: dtypeF32,
-			Shape: sh, NBytes: int64(len(b)), CRC32C: crc32.Checksum(b, castagnoli)}})
+			Shape: sh, NBytes: int64(len(b))}})
 		return nil
 	}
 	for _, k := range d.Keys {
@@ -238,6 +240,7 @@ func plan(op string, ck *Checkpoint) (pre preamble, header []byte, ts []plannedT
 		}
 		h.Optimizer = oh
 	}
+	checksumTensors(ts)
 	seen := make(map[string]bool, len(ts))
 	var off int64
 	for i := range ts {
@@ -269,6 +272,32 @@ func plan(op string, ck *Checkpoint) (pre preamble, header []byte, ts []plannedT
 
 var zeros [maxAlign]byte
 
+// checksumTensors computes every tensor's CRC32C, spreading tensors over
+// the available CPUs when there is enough data to be worth it.
+func checksumTensors(ts []plannedTensor) {
+	var total int
+	for i := range ts {
+		total += len(ts[i].bytes)
+	}
+	workers := min(runtime.GOMAXPROCS(0), len(ts), total/(2<<20))
+	if workers < 2 {
+		for i := range ts {
+			ts[i].entry.CRC32C = crc32.Checksum(ts[i].bytes, castagnoli)
+		}
+		return
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for i := int(next.Add(1) - 1); i < len(ts); i = int(next.Add(1) - 1) {
+				ts[i].entry.CRC32C = crc32.Checksum(ts[i].bytes, castagnoli)
+			}
+		})
+	}
+	wg.Wait()
+}
+
 // EncodeCheckpoint writes ck to w in RTCH v1 format. Tensors need not be
 // contiguous. It fails with errs.Argument if ck cannot be encoded (nil
 // tensors, a non-JSON model config, NaN in optimizer hyperparameters, a
@@ -280,22 +309,68 @@ func EncodeCheckpoint(w io.Writer, ck *Checkpoint) error {
 	if err != nil {
 		return err
 	}
-	bw := bufio.NewWriterSize(w, 1<<20)
-	bw.Write(pre.marshal())
-	bw.Write(header)
-	bw.Write(zeros[:pre.dataOff-preambleSize-pre.headerLen])
+	return encodePlanned(op, w, pre, header, ts)
+}
+
+// fileSize is the length of the file pre describes.
+func (p *preamble) fileSize() int64 { return int64(p.dataOff + p.dataLen + footerSize) }
+
+// encodePlanned writes a planned checkpoint. Small pieces (preamble,
+// header, padding, small tensors) are gathered in a buffer; large tensors
+// are written straight from their storage.
+func encodePlanned(op string, w io.Writer, pre preamble, header []byte, ts []plannedTensor) error {
+	gw := gatherWriter{w: w, buf: make([]byte, 0, gatherBuffer)}
+	gw.write(pre.marshal())
+	gw.write(header)
+	gw.write(zeros[:pre.dataOff-preambleSize-pre.headerLen])
 	var off int64
 	for _, t := range ts {
-		bw.Write(zeros[:t.entry.Offset-off])
-		bw.Write(t.bytes)
+		gw.write(zeros[:t.entry.Offset-off])
+		gw.write(t.bytes)
 		off = t.entry.Offset + t.entry.NBytes
 	}
-	bw.Write(zeros[:int64(pre.dataLen)-off])
-	bw.Write(marshalFooter(pre.dataOff+pre.dataLen+footerSize, pre.headerCRC, pre.preambleCRC))
-	if err := bw.Flush(); err != nil { // bufio keeps the first error
+	gw.write(zeros[:int64(pre.dataLen)-off])
+	gw.write(marshalFooter(uint64(pre.fileSize()), pre.headerCRC, pre.preambleCRC))
+	if err := gw.flush(); err != nil {
 		return errs.Wrap(errs.IO, op, err, "")
 	}
 	return nil
+}
+
+// gatherBuffer is the size of the encoder's buffer for small pieces;
+// pieces at least this large bypass it.
+const gatherBuffer = 256 << 10
+
+// gatherWriter buffers small writes and passes large ones through, keeping
+// the first error.
+type gatherWriter struct {
+	w   io.Writer
+	buf []byte
+	err error
+}
+
+func (g *gatherWriter) write(p []byte) {
+	if g.err != nil || len(p) == 0 {
+		return
+	}
+	if len(p) < gatherBuffer {
+		if len(g.buf)+len(p) > cap(g.buf) {
+			g.flush()
+		}
+		g.buf = append(g.buf, p...)
+		return
+	}
+	if g.flush() == nil {
+		_, g.err = g.w.Write(p)
+	}
+}
+
+func (g *gatherWriter) flush() error {
+	if g.err == nil && len(g.buf) > 0 {
+		_, g.err = g.w.Write(g.buf)
+	}
+	g.buf = g.buf[:0]
+	return g.err
 }
 
 // DecodeCheckpoint reads the size-byte checkpoint in r. It validates the
@@ -448,8 +523,19 @@ func VerifyCheckpoint(r io.ReaderAt, size int64) (*CheckpointInfo, error) {
 // file in the same directory, syncs it, renames it over path and syncs the
 // directory. On any error before the rename the temporary file is removed
 // and path is untouched.
-func SaveCheckpointFile(path string, ck *Checkpoint) (err error) {
+func SaveCheckpointFile(path string, ck *Checkpoint) error {
+	return saveCheckpointFile(path, ck, true)
+}
+
+// saveCheckpointFile is SaveCheckpointFile; sync false skips both fsyncs,
+// for benchmarks of the page-cache cost only.
+func saveCheckpointFile(path string, ck *Checkpoint, sync bool) (err error) {
 	const op = "experiment.SaveCheckpointFile"
+	const encOp = "experiment.EncodeCheckpoint" // as when Save called EncodeCheckpoint
+	pre, header, ts, err := plan(encOp, ck)
+	if err != nil {
+		return errs.Wrap(errs.KindOf(err), op, err, "%s", path)
+	}
 	dir, base := filepath.Split(path)
 	if dir == "" {
 		dir = "."
@@ -465,20 +551,30 @@ func SaveCheckpointFile(path string, ck *Checkpoint) (err error) {
 			os.Remove(tmp)
 		}
 	}()
-	if err := EncodeCheckpoint(f, ck); err != nil {
+	preallocate(f, pre.fileSize())
+	var w io.Writer = f
+	if sync {
+		w = earlyWriteback(f)
+	}
+	if err := encodePlanned(encOp, w, pre, header, ts); err != nil {
 		return errs.Wrap(errs.KindOf(err), op, err, "%s", path)
 	}
 	if err := f.Chmod(0o644); err != nil {
 		return errs.Wrap(errs.IO, op, err, "")
 	}
-	if err := f.Sync(); err != nil {
-		return errs.Wrap(errs.IO, op, err, "")
+	if sync {
+		if err := f.Sync(); err != nil {
+			return errs.Wrap(errs.IO, op, err, "")
+		}
 	}
 	if err := f.Close(); err != nil {
 		return errs.Wrap(errs.IO, op, err, "")
 	}
 	if err := os.Rename(tmp, path); err != nil {
 		return errs.Wrap(errs.IO, op, err, "")
+	}
+	if !sync {
+		return nil
 	}
 	// The file is complete and in place; a failed directory sync only
 	// means the rename may not survive a crash.

@@ -26,7 +26,7 @@ func NewMetricsLogger(ctx context.Context, store Store, runID string, attempt in
 		return nil, err
 	}
 	var enc metricEncoder
-	w, err := startSegWriter(ctx, op, store, metricsPrefix(runID), opts, enc.append, observe)
+	w, err := startSegWriter(ctx, op, store, metricsPrefix(runID), opts, enc.appendValue, observe)
 	if err != nil {
 		return nil, err
 	}
@@ -72,6 +72,9 @@ type metricEncoder struct {
 	ok      bool
 }
 
+// appendValue is append for a segWriter: m passed by value does not escape.
+func (e *metricEncoder) appendValue(b []byte, m Metric) []byte { return e.append(b, &m) }
+
 func (e *metricEncoder) append(b []byte, m *Metric) []byte {
 	if !e.ok || m.Run != e.run || m.Attempt != e.attempt {
 		e.run, e.attempt, e.ok = m.Run, m.Attempt, true
@@ -93,24 +96,38 @@ func (e *metricEncoder) append(b []byte, m *Metric) []byte {
 	return append(b, `"}`...)
 }
 
-// appendTime writes t in UTC as RFC 3339 with nanoseconds.
+// appendTime writes t in UTC as RFC 3339 with nanoseconds. The text up to
+// the second is cached; the fraction is written with a digit-pair table.
 func (e *metricEncoder) appendTime(b []byte, t time.Time) []byte {
-	t = t.UTC()
 	if sec := t.Unix(); e.secText == nil || sec != e.sec {
 		e.sec = sec
-		e.secText = t.AppendFormat(e.secText[:0], "2006-01-02T15:04:05")
+		e.secText = t.UTC().AppendFormat(e.secText[:0], "2006-01-02T15:04:05")
 	}
 	b = append(b, e.secText...)
-	ns := t.Nanosecond()
-	var d [10]byte
+	ns := uint32(t.Nanosecond()) // < 1e9
+	var d [11]byte
 	d[0] = '.'
-	for i := 9; i >= 1; i-- {
-		d[i] = byte('0' + ns%10)
-		ns /= 10
-	}
-	b = append(b, d[:]...)
-	return append(b, 'Z')
+	d[10] = 'Z'
+	hi, lo := ns/100_000, ns%100_000 // 4 digits, 5 digits
+	d[9] = byte('0' + lo%10)
+	lo /= 10
+	copy(d[7:9], digitPairs[2*(lo%100):])
+	copy(d[5:7], digitPairs[2*(lo/100):])
+	copy(d[3:5], digitPairs[2*(hi%100):])
+	copy(d[1:3], digitPairs[2*(hi/100):])
+	return append(b, d[:]...)
 }
+
+const digitPairs = "00010203040506070809" +
+	"10111213141516171819" +
+	"20212223242526272829" +
+	"30313233343536373839" +
+	"40414243444546474849" +
+	"50515253545556575859" +
+	"60616263646566676869" +
+	"70717273747576777879" +
+	"80818283848586878889" +
+	"90919293949596979899"
 
 func appendJSONFloat(b []byte, v float64) []byte {
 	switch {

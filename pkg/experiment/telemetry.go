@@ -27,8 +27,8 @@ func NewTelemetryRecorder(ctx context.Context, store Store, runID string, opts L
 	return &TelemetryRecorder{w: w}, nil
 }
 
-func appendEvent(b []byte, e *TelemetryEvent) []byte {
-	j, err := json.Marshal(e)
+func appendEvent(b []byte, e TelemetryEvent) []byte {
+	j, err := json.Marshal(&e)
 	if err != nil { // unreachable: every field marshals
 		j = []byte(`{}`)
 	}
