@@ -1,27 +1,13 @@
 package tensor
 
 import (
-	"errors"
-	"fmt"
-	"go/ast"
-	"go/parser"
-	"go/token"
 	"math"
-	"os"
-	"path/filepath"
-	"sort"
-	"strings"
 	"testing"
 
-	"github.com/gorch/gorch/pkg/errs"
+	"github.com/gorch/gorch/internal/testutil"
 )
 
-// badCall is one call of a public function with bad input. It must return
-// a *errs.TorchError naming op, and must not panic.
-type badCall struct {
-	op   string
-	call func() error
-}
+type badCall = testutil.BadCall
 
 func e1(_ any, err error) error       { return err }
 func e2(_, _ any, err error) error    { return err }
@@ -47,168 +33,86 @@ func TestNoPanicWalk(t *testing.T) {
 	pool := Pool2dOptions{Kernel: [2]int{2, 2}}
 
 	walk := map[string][]badCall{
-		"NewStorage":         {{"NewStorage", func() error { return e1(NewStorage(-1)) }}},
-		"Zeros":              {{"Zeros", func() error { return e1(Zeros(2, -3)) }}, {"Zeros", func() error { return e1(Zeros(1, 1, 1, 1, 1, 1, 1, 1, 1)) }}, {"Zeros", func() error { return e1(Zeros(math.MaxInt, math.MaxInt)) }}},
-		"Full":               {{"Full", func() error { return e1(Full(1, -1)) }}},
-		"Ones":               {{"Full", func() error { return e1(Ones(-1)) }}},
-		"New":                {{"New", func() error { return e1(New(coreSeq(5), 2, 3)) }}, {"New", func() error { return e1(New(nil, -1)) }}},
-		"Arange":             {{"Arange", func() error { return e1(Arange(-1)) }}},
-		"FromStorage":        {{"from_storage", func() error { return e1(FromStorage(nil, nil, nil, 0)) }}, {"from_storage", func() error { return e1(FromStorage(WrapStorage(nil), []int{2}, []int{1}, 0)) }}, {"from_storage", func() error { return e1(FromStorage(WrapStorage(nil), []int{2}, nil, 0)) }}},
-		"Tensor.Size":        {{"size", func() error { return e1(v.Size(2)) }}, {"size", func() error { return e1(v.Size(-3)) }}},
-		"Tensor.Item":        {{"item", func() error { return e1(bad.Item()) }}, {"item", func() error { return e1(v.Item()) }}, {"item", func() error { return e1(nilT.Item()) }}},
-		"Tensor.At":          {{"at", func() error { return e1(bad.At(0, 0)) }}, {"at", func() error { return e1(v.At(0)) }}, {"at", func() error { return e1(v.At(5, 0)) }}},
-		"Tensor.SetAt":       {{"at", func() error { return neg.SetAt(1, 0, 0) }}, {"set_at", func() error { return v.SetAt(1, 0, 9) }}},
-		"Tensor.View":        {{"view", func() error { return e1(bad.View(6)) }}, {"view", func() error { return e1(v.View(4)) }}, {"view", func() error { return e1(v.View(-1, -1)) }}, {"view", func() error { return e1(coreMust(v.T()).View(6)) }}},
-		"Tensor.Reshape":     {{"reshape", func() error { return e1(bad.Reshape(6)) }}, {"reshape", func() error { return e1(v.Reshape(7)) }}, {"reshape", func() error { return e1(v.Reshape(-2, 3)) }}},
-		"Tensor.Transpose":   {{"transpose", func() error { return e1(bad.Transpose(0, 1)) }}, {"transpose", func() error { return e1(v.Transpose(0, 2)) }}},
-		"Tensor.T":           {{"t", func() error { return e1(coreMust(Zeros(1, 2, 3)).T()) }}, {"transpose", func() error { return e1(nilT.T()) }}},
-		"Tensor.Permute":     {{"permute", func() error { return e1(v.Permute(0)) }}, {"permute", func() error { return e1(v.Permute(1, 1)) }}, {"permute", func() error { return e1(v.Permute(0, 5)) }}},
-		"Tensor.Narrow":      {{"narrow", func() error { return e1(v.Narrow(1, 2, 2)) }}, {"narrow", func() error { return e1(v.Narrow(1, 1, math.MaxInt)) }}, {"narrow", func() error { return e1(v.Narrow(3, 0, 1)) }}},
-		"Tensor.Slice":       {{"slice", func() error { return e1(v.Slice(0, 0, 1, -1)) }}, {"slice", func() error { return e1(v.Slice(9, 0, 1, 1)) }}},
-		"Tensor.Select":      {{"select", func() error { return e1(v.Select(0, 2)) }}, {"select", func() error { return e1(v.Select(2, 0)) }}},
-		"Tensor.Expand":      {{"expand", func() error { return e1(v.Expand(3)) }}, {"expand", func() error { return e1(v.Expand(4, 3)) }}, {"expand", func() error { return e1(v.Expand(-1, 2, 3)) }}},
-		"Tensor.BroadcastTo": {{"expand", func() error { return e1(v.BroadcastTo(2, 4)) }}},
-		"Tensor.Squeeze":     {{"squeeze", func() error { return e1(v.Squeeze(4)) }}, {"squeeze", func() error { return e1(bad.Squeeze()) }}},
-		"Tensor.Unsqueeze":   {{"unsqueeze", func() error { return e1(v.Unsqueeze(4)) }}, {"unsqueeze", func() error { return e1(coreMust(Zeros(1, 1, 1, 1, 1, 1, 1, 1)).Unsqueeze(0)) }}},
-		"Tensor.Flatten":     {{"flatten", func() error { return e1(v.Flatten(1, 0)) }}, {"flatten", func() error { return e1(v.Flatten(0, 5)) }}},
-		"Tensor.Contiguous":  {{"contiguous", func() error { return e1(bad.Contiguous()) }}},
-		"Tensor.Clone":       {{"clone", func() error { return e1(neg.Clone()) }}},
-		"PowScalar":          {{"pow_scalar", func() error { return e1(PowScalar(bad, 2)) }}},
-		"AddScalar":          {{"add_scalar", func() error { return e1(AddScalar(nil, 2)) }}},
-		"MulScalar":          {{"mul_scalar", func() error { return e1(MulScalar(bad, 2)) }}},
-		"Clamp":              {{"clamp", func() error { return e1(Clamp(v, 1, 0)) }}, {"clamp", func() error { return e1(Clamp(bad, 0, 1)) }}},
-		"CopyInto":           {{"copy_", func() error { return CopyInto(v, coreMust(Zeros(4))) }}, {"copy_", func() error { return CopyInto(nil, v) }}},
-		"BroadcastShapes":    {{"broadcast_shapes", func() error { return e1(BroadcastShapes([]int{2}, []int{3})) }}},
-		"ValidateLayout":     {{"custom", func() error { return ValidateLayout("custom", bad) }}},
-		"RNG.SetState":       {{"RNG.SetState", func() error { return r.SetState(nil) }}},
-		"Uniform":            {{"uniform", func() error { return e1(Uniform(nil, 0, 1, 2)) }}, {"uniform", func() error { return e1(Uniform(r, 1, 0, 2)) }}, {"uniform", func() error { return e1(Uniform(r, 0, 1, -2)) }}},
-		"Rand":               {{"uniform", func() error { return e1(Rand(r, -1)) }}},
-		"Normal":             {{"normal", func() error { return e1(Normal(r, 0, -1, 2)) }}, {"normal", func() error { return e1(Normal(nil, 0, 1, 2)) }}},
-		"Randn":              {{"normal", func() error { return e1(Randn(r, 1, -1)) }}},
-		"Bernoulli":          {{"bernoulli", func() error { return e1(Bernoulli(r, 2, 3)) }}, {"bernoulli", func() error { return e1(Bernoulli(nil, 0.5, 3)) }}},
-		"Sum":                {{"sum", func() error { return e1(Sum(v, []int{2}, false)) }}, {"sum", func() error { return e1(Sum(bad, nil, false)) }}},
-		"Mean":               {{"mean", func() error { return e1(Mean(v, []int{0, 0}, false)) }}, {"mean", func() error { return e1(Mean(nil, nil, false)) }}},
-		"Max":                {{"max", func() error { return e2(Max(v, 3, false)) }}, {"max", func() error { return e2(Max(bad, 0, false)) }}},
-		"MaxAll":             {{"max", func() error { return e1(MaxAll(coreMust(Zeros(0)))) }}, {"max", func() error { return e1(MaxAll(bad)) }}},
-		"Argmax":             {{"argmax", func() error { return e1(Argmax(v, -3, false)) }}},
-		"SumTo":              {{"sum_to", func() error { return e1(SumTo(v, []int{4})) }}, {"sum_to", func() error { return e1(SumTo(bad, []int{3})) }}},
-		"Softmax":            {{"softmax", func() error { return e1(Softmax(v, 2)) }}, {"softmax", func() error { return e1(Softmax(bad, 0)) }}},
-		"LogSoftmax":         {{"log_softmax", func() error { return e1(LogSoftmax(v, -3)) }}},
-		"Concat":             {{"concat", func() error { return e1(Concat(nil, 0)) }}, {"concat", func() error { return e1(Concat([]*Tensor{v, coreMust(Zeros(2, 2))}, 0)) }}, {"concat", func() error { return e1(Concat([]*Tensor{v, bad}, 0)) }}},
-		"Stack":              {{"stack", func() error { return e1(Stack([]*Tensor{v, coreMust(Zeros(3, 2))}, 0)) }}, {"stack", func() error { return e1(Stack([]*Tensor{v}, 3)) }}},
-		"Where":              {{"where", func() error { return e1(Where(coreMust(Zeros(4)), v, v)) }}, {"where", func() error { return e1(Where(nil, v, v)) }}},
-		"IndexSelect":        {{"index_select", func() error { return e1(IndexSelect(v, 1, idx)) }}, {"index_select", func() error { return e1(IndexSelect(v, 0, frac)) }}, {"index_select", func() error { return e1(IndexSelect(v, 2, idx)) }}},
-		"IndexAdd":           {{"index_add", func() error { return e1(IndexAdd(v, 1, idx, v)) }}},
-		"Gather":             {{"gather", func() error { return e1(Gather(v, 1, idx)) }}, {"gather", func() error { return e1(Gather(v, 1, coreMust(New([]float32{9, 0}, 2, 1)))) }}},
-		"ScatterAdd":         {{"scatter_add", func() error { return e1(ScatterAdd(v, 1, coreMust(New([]float32{9}, 1, 1)), v)) }}},
-		"Matmul":             {{"matmul", func() error { return e1(Matmul(v, v)) }}, {"matmul", func() error { return e1(Matmul(Scalar(1), v)) }}, {"matmul", func() error { return e1(Matmul(bad, v)) }}},
-		"Linear":             {{"linear", func() error { return e1(Linear(v, coreMust(Zeros(4, 2)), nil)) }}, {"linear", func() error { return e1(Linear(v, coreMust(Zeros(4, 3)), coreMust(Zeros(3)))) }}},
-		"Conv2d":             {{"conv2d", func() error { return e1(Conv2d(v, w4, nil, conv)) }}, {"conv2d", func() error { return e1(Conv2d(v4, coreMust(Zeros(2, 3, 3, 3)), nil, conv)) }}, {"conv2d", func() error { return e1(Conv2d(v4, w4, nil, Conv2dOptions{Stride: [2]int{-1, 1}})) }}, {"conv2d", func() error { return e1(Conv2d(v4, coreMust(Zeros(2, 1, 9, 9)), nil, conv)) }}},
-		"Conv2dBackward":     {{"conv2d_backward", func() error { return e3(Conv2dBackward(v4, w4, v4, conv)) }}},
-		"MaxPool2d":          {{"max_pool2d", func() error { return e2(MaxPool2d(v, pool)) }}, {"max_pool2d", func() error { return e2(MaxPool2d(v4, Pool2dOptions{})) }}, {"max_pool2d", func() error { return e2(MaxPool2d(v4, Pool2dOptions{Kernel: [2]int{2, 2}, Padding: [2]int{2, 2}})) }}},
-		"MaxPool2dBackward":  {{"max_pool2d_backward", func() error { return e1(MaxPool2dBackward(v4, v, []int{1, 1, 4, 4})) }}},
-		"AvgPool2d":          {{"avg_pool2d", func() error { return e1(AvgPool2d(v4, Pool2dOptions{Kernel: [2]int{5, 5}})) }}},
-		"AvgPool2dBackward":  {{"avg_pool2d_backward", func() error { return e1(AvgPool2dBackward(v, []int{1, 1, 4, 4}, pool)) }}},
+		"NewStorage":         {{Op: "NewStorage", Call: func() error { return e1(NewStorage(-1)) }}},
+		"Zeros":              {{Op: "Zeros", Call: func() error { return e1(Zeros(2, -3)) }}, {Op: "Zeros", Call: func() error { return e1(Zeros(1, 1, 1, 1, 1, 1, 1, 1, 1)) }}, {Op: "Zeros", Call: func() error { return e1(Zeros(math.MaxInt, math.MaxInt)) }}},
+		"Full":               {{Op: "Full", Call: func() error { return e1(Full(1, -1)) }}},
+		"Ones":               {{Op: "Full", Call: func() error { return e1(Ones(-1)) }}},
+		"New":                {{Op: "New", Call: func() error { return e1(New(coreSeq(5), 2, 3)) }}, {Op: "New", Call: func() error { return e1(New(nil, -1)) }}},
+		"Arange":             {{Op: "Arange", Call: func() error { return e1(Arange(-1)) }}},
+		"FromStorage":        {{Op: "from_storage", Call: func() error { return e1(FromStorage(nil, nil, nil, 0)) }}, {Op: "from_storage", Call: func() error { return e1(FromStorage(WrapStorage(nil), []int{2}, []int{1}, 0)) }}, {Op: "from_storage", Call: func() error { return e1(FromStorage(WrapStorage(nil), []int{2}, nil, 0)) }}},
+		"Tensor.Size":        {{Op: "size", Call: func() error { return e1(v.Size(2)) }}, {Op: "size", Call: func() error { return e1(v.Size(-3)) }}},
+		"Tensor.Item":        {{Op: "item", Call: func() error { return e1(bad.Item()) }}, {Op: "item", Call: func() error { return e1(v.Item()) }}, {Op: "item", Call: func() error { return e1(nilT.Item()) }}},
+		"Tensor.At":          {{Op: "at", Call: func() error { return e1(bad.At(0, 0)) }}, {Op: "at", Call: func() error { return e1(v.At(0)) }}, {Op: "at", Call: func() error { return e1(v.At(5, 0)) }}},
+		"Tensor.SetAt":       {{Op: "at", Call: func() error { return neg.SetAt(1, 0, 0) }}, {Op: "set_at", Call: func() error { return v.SetAt(1, 0, 9) }}},
+		"Tensor.View":        {{Op: "view", Call: func() error { return e1(bad.View(6)) }}, {Op: "view", Call: func() error { return e1(v.View(4)) }}, {Op: "view", Call: func() error { return e1(v.View(-1, -1)) }}, {Op: "view", Call: func() error { return e1(coreMust(v.T()).View(6)) }}},
+		"Tensor.Reshape":     {{Op: "reshape", Call: func() error { return e1(bad.Reshape(6)) }}, {Op: "reshape", Call: func() error { return e1(v.Reshape(7)) }}, {Op: "reshape", Call: func() error { return e1(v.Reshape(-2, 3)) }}},
+		"Tensor.Transpose":   {{Op: "transpose", Call: func() error { return e1(bad.Transpose(0, 1)) }}, {Op: "transpose", Call: func() error { return e1(v.Transpose(0, 2)) }}},
+		"Tensor.T":           {{Op: "t", Call: func() error { return e1(coreMust(Zeros(1, 2, 3)).T()) }}, {Op: "transpose", Call: func() error { return e1(nilT.T()) }}},
+		"Tensor.Permute":     {{Op: "permute", Call: func() error { return e1(v.Permute(0)) }}, {Op: "permute", Call: func() error { return e1(v.Permute(1, 1)) }}, {Op: "permute", Call: func() error { return e1(v.Permute(0, 5)) }}},
+		"Tensor.Narrow":      {{Op: "narrow", Call: func() error { return e1(v.Narrow(1, 2, 2)) }}, {Op: "narrow", Call: func() error { return e1(v.Narrow(1, 1, math.MaxInt)) }}, {Op: "narrow", Call: func() error { return e1(v.Narrow(3, 0, 1)) }}},
+		"Tensor.Slice":       {{Op: "slice", Call: func() error { return e1(v.Slice(0, 0, 1, -1)) }}, {Op: "slice", Call: func() error { return e1(v.Slice(9, 0, 1, 1)) }}},
+		"Tensor.Select":      {{Op: "select", Call: func() error { return e1(v.Select(0, 2)) }}, {Op: "select", Call: func() error { return e1(v.Select(2, 0)) }}},
+		"Tensor.Expand":      {{Op: "expand", Call: func() error { return e1(v.Expand(3)) }}, {Op: "expand", Call: func() error { return e1(v.Expand(4, 3)) }}, {Op: "expand", Call: func() error { return e1(v.Expand(-1, 2, 3)) }}},
+		"Tensor.BroadcastTo": {{Op: "expand", Call: func() error { return e1(v.BroadcastTo(2, 4)) }}},
+		"Tensor.Squeeze":     {{Op: "squeeze", Call: func() error { return e1(v.Squeeze(4)) }}, {Op: "squeeze", Call: func() error { return e1(bad.Squeeze()) }}},
+		"Tensor.Unsqueeze":   {{Op: "unsqueeze", Call: func() error { return e1(v.Unsqueeze(4)) }}, {Op: "unsqueeze", Call: func() error { return e1(coreMust(Zeros(1, 1, 1, 1, 1, 1, 1, 1)).Unsqueeze(0)) }}},
+		"Tensor.Flatten":     {{Op: "flatten", Call: func() error { return e1(v.Flatten(1, 0)) }}, {Op: "flatten", Call: func() error { return e1(v.Flatten(0, 5)) }}},
+		"Tensor.Contiguous":  {{Op: "contiguous", Call: func() error { return e1(bad.Contiguous()) }}},
+		"Tensor.Clone":       {{Op: "clone", Call: func() error { return e1(neg.Clone()) }}},
+		"PowScalar":          {{Op: "pow_scalar", Call: func() error { return e1(PowScalar(bad, 2)) }}},
+		"AddScalar":          {{Op: "add_scalar", Call: func() error { return e1(AddScalar(nil, 2)) }}},
+		"MulScalar":          {{Op: "mul_scalar", Call: func() error { return e1(MulScalar(bad, 2)) }}},
+		"Clamp":              {{Op: "clamp", Call: func() error { return e1(Clamp(v, 1, 0)) }}, {Op: "clamp", Call: func() error { return e1(Clamp(bad, 0, 1)) }}},
+		"CopyInto":           {{Op: "copy_", Call: func() error { return CopyInto(v, coreMust(Zeros(4))) }}, {Op: "copy_", Call: func() error { return CopyInto(nil, v) }}},
+		"BroadcastShapes":    {{Op: "broadcast_shapes", Call: func() error { return e1(BroadcastShapes([]int{2}, []int{3})) }}},
+		"ValidateLayout":     {{Op: "custom", Call: func() error { return ValidateLayout("custom", bad) }}},
+		"RNG.SetState":       {{Op: "RNG.SetState", Call: func() error { return r.SetState(nil) }}},
+		"Uniform":            {{Op: "uniform", Call: func() error { return e1(Uniform(nil, 0, 1, 2)) }}, {Op: "uniform", Call: func() error { return e1(Uniform(r, 1, 0, 2)) }}, {Op: "uniform", Call: func() error { return e1(Uniform(r, 0, 1, -2)) }}},
+		"Rand":               {{Op: "uniform", Call: func() error { return e1(Rand(r, -1)) }}},
+		"Normal":             {{Op: "normal", Call: func() error { return e1(Normal(r, 0, -1, 2)) }}, {Op: "normal", Call: func() error { return e1(Normal(nil, 0, 1, 2)) }}},
+		"Randn":              {{Op: "normal", Call: func() error { return e1(Randn(r, 1, -1)) }}},
+		"Bernoulli":          {{Op: "bernoulli", Call: func() error { return e1(Bernoulli(r, 2, 3)) }}, {Op: "bernoulli", Call: func() error { return e1(Bernoulli(nil, 0.5, 3)) }}},
+		"Sum":                {{Op: "sum", Call: func() error { return e1(Sum(v, []int{2}, false)) }}, {Op: "sum", Call: func() error { return e1(Sum(bad, nil, false)) }}},
+		"Mean":               {{Op: "mean", Call: func() error { return e1(Mean(v, []int{0, 0}, false)) }}, {Op: "mean", Call: func() error { return e1(Mean(nil, nil, false)) }}},
+		"Max":                {{Op: "max", Call: func() error { return e2(Max(v, 3, false)) }}, {Op: "max", Call: func() error { return e2(Max(bad, 0, false)) }}},
+		"MaxAll":             {{Op: "max", Call: func() error { return e1(MaxAll(coreMust(Zeros(0)))) }}, {Op: "max", Call: func() error { return e1(MaxAll(bad)) }}},
+		"Argmax":             {{Op: "argmax", Call: func() error { return e1(Argmax(v, -3, false)) }}},
+		"SumTo":              {{Op: "sum_to", Call: func() error { return e1(SumTo(v, []int{4})) }}, {Op: "sum_to", Call: func() error { return e1(SumTo(bad, []int{3})) }}},
+		"Softmax":            {{Op: "softmax", Call: func() error { return e1(Softmax(v, 2)) }}, {Op: "softmax", Call: func() error { return e1(Softmax(bad, 0)) }}},
+		"LogSoftmax":         {{Op: "log_softmax", Call: func() error { return e1(LogSoftmax(v, -3)) }}},
+		"Concat":             {{Op: "concat", Call: func() error { return e1(Concat(nil, 0)) }}, {Op: "concat", Call: func() error { return e1(Concat([]*Tensor{v, coreMust(Zeros(2, 2))}, 0)) }}, {Op: "concat", Call: func() error { return e1(Concat([]*Tensor{v, bad}, 0)) }}},
+		"Stack":              {{Op: "stack", Call: func() error { return e1(Stack([]*Tensor{v, coreMust(Zeros(3, 2))}, 0)) }}, {Op: "stack", Call: func() error { return e1(Stack([]*Tensor{v}, 3)) }}},
+		"Where":              {{Op: "where", Call: func() error { return e1(Where(coreMust(Zeros(4)), v, v)) }}, {Op: "where", Call: func() error { return e1(Where(nil, v, v)) }}},
+		"IndexSelect":        {{Op: "index_select", Call: func() error { return e1(IndexSelect(v, 1, idx)) }}, {Op: "index_select", Call: func() error { return e1(IndexSelect(v, 0, frac)) }}, {Op: "index_select", Call: func() error { return e1(IndexSelect(v, 2, idx)) }}},
+		"IndexAdd":           {{Op: "index_add", Call: func() error { return e1(IndexAdd(v, 1, idx, v)) }}},
+		"Gather":             {{Op: "gather", Call: func() error { return e1(Gather(v, 1, idx)) }}, {Op: "gather", Call: func() error { return e1(Gather(v, 1, coreMust(New([]float32{9, 0}, 2, 1)))) }}},
+		"ScatterAdd":         {{Op: "scatter_add", Call: func() error { return e1(ScatterAdd(v, 1, coreMust(New([]float32{9}, 1, 1)), v)) }}},
+		"Matmul":             {{Op: "matmul", Call: func() error { return e1(Matmul(v, v)) }}, {Op: "matmul", Call: func() error { return e1(Matmul(Scalar(1), v)) }}, {Op: "matmul", Call: func() error { return e1(Matmul(bad, v)) }}},
+		"Linear":             {{Op: "linear", Call: func() error { return e1(Linear(v, coreMust(Zeros(4, 2)), nil)) }}, {Op: "linear", Call: func() error { return e1(Linear(v, coreMust(Zeros(4, 3)), coreMust(Zeros(3)))) }}},
+		"Conv2d":             {{Op: "conv2d", Call: func() error { return e1(Conv2d(v, w4, nil, conv)) }}, {Op: "conv2d", Call: func() error { return e1(Conv2d(v4, coreMust(Zeros(2, 3, 3, 3)), nil, conv)) }}, {Op: "conv2d", Call: func() error { return e1(Conv2d(v4, w4, nil, Conv2dOptions{Stride: [2]int{-1, 1}})) }}, {Op: "conv2d", Call: func() error { return e1(Conv2d(v4, coreMust(Zeros(2, 1, 9, 9)), nil, conv)) }}},
+		"Conv2dBackward":     {{Op: "conv2d_backward", Call: func() error { return e3(Conv2dBackward(v4, w4, v4, conv)) }}},
+		"MaxPool2d":          {{Op: "max_pool2d", Call: func() error { return e2(MaxPool2d(v, pool)) }}, {Op: "max_pool2d", Call: func() error { return e2(MaxPool2d(v4, Pool2dOptions{})) }}, {Op: "max_pool2d", Call: func() error { return e2(MaxPool2d(v4, Pool2dOptions{Kernel: [2]int{2, 2}, Padding: [2]int{2, 2}})) }}},
+		"MaxPool2dBackward":  {{Op: "max_pool2d_backward", Call: func() error { return e1(MaxPool2dBackward(v4, v, []int{1, 1, 4, 4})) }}},
+		"AvgPool2d":          {{Op: "avg_pool2d", Call: func() error { return e1(AvgPool2d(v4, Pool2dOptions{Kernel: [2]int{5, 5}})) }}},
+		"AvgPool2dBackward":  {{Op: "avg_pool2d_backward", Call: func() error { return e1(AvgPool2dBackward(v, []int{1, 1, 4, 4}, pool)) }}},
 	}
 	// Every unary and binary op: nil, invalid layout, and (binary) unbroadcastable shapes.
 	for name, op := range map[string]*unaryOp{"Neg": opNeg, "Exp": opExp, "Log": opLog, "Sqrt": opSqrt, "Abs": opAbs, "Relu": opRelu,
 		"Tanh": opTanh, "Sigmoid": opSigmoid, "Gelu": opGelu, "GeluGrad": opGeluGrad, "Sign": opSign, "Reciprocal": opReciprocal, "Square": opSquare} {
-		walk[name] = []badCall{{op.stat.name, func() error { return e1(op.apply(nil)) }}, {op.stat.name, func() error { return e1(op.apply(bad)) }}}
+		walk[name] = []badCall{{Op: op.stat.name, Call: func() error { return e1(op.apply(nil)) }}, {Op: op.stat.name, Call: func() error { return e1(op.apply(bad)) }}}
 	}
 	for name, op := range map[string]*binaryOp{"Add": opAdd, "Sub": opSub, "Mul": opMul, "Div": opDiv, "Pow": opPow, "Maximum": opMaximum,
 		"Minimum": opMinimum, "Eq": opEq, "Gt": opGt, "Ge": opGe, "Lt": opLt, "Le": opLe} {
 		walk[name] = []badCall{
-			{op.stat.name, func() error { return e1(op.apply(v, nil)) }},
-			{op.stat.name, func() error { return e1(op.apply(bad, v)) }},
-			{op.stat.name, func() error { return e1(op.apply(v, coreMust(Zeros(3, 2)))) }},
+			{Op: op.stat.name, Call: func() error { return e1(op.apply(v, nil)) }},
+			{Op: op.stat.name, Call: func() error { return e1(op.apply(bad, v)) }},
+			{Op: op.stat.name, Call: func() error { return e1(op.apply(v, coreMust(Zeros(3, 2)))) }},
 		}
 	}
 
-	for name, calls := range walk {
-		for i, c := range calls {
-			err := func() (err error) {
-				defer func() {
-					if r := recover(); r != nil {
-						err = fmt.Errorf("PANIC: %v", r)
-					}
-				}()
-				return c.call()
-			}()
-			var te *errs.TorchError
-			switch {
-			case err == nil:
-				t.Errorf("%s call %d: no error", name, i)
-			case strings.HasPrefix(err.Error(), "PANIC"):
-				t.Errorf("%s call %d: %v", name, i, err)
-			case !errors.As(err, &te):
-				t.Errorf("%s call %d: error %q is not a *errs.TorchError", name, i, err)
-			case te.Kind == errs.Other || te.Kind == errs.Internal:
-				t.Errorf("%s call %d: error %q has kind %v", name, i, err, te.Kind)
-			case te.Op != c.op:
-				t.Errorf("%s call %d: error %q names op %q, want %q", name, i, err, te.Op, c.op)
-			}
-		}
-	}
-
+	testutil.CheckBadCalls(t, walk)
 	// Every exported function or method that returns an error must be walked.
-	for _, fn := range exportedErrorFuncs(t) {
-		if _, ok := walk[fn]; !ok {
-			t.Errorf("public function %s returns an error but has no entry in the no-panic walk", fn)
-		}
-	}
-}
-
-// exportedErrorFuncs lists the package's exported functions and methods
-// (as "Type.Method") whose last result is an error.
-func exportedErrorFuncs(t *testing.T) []string {
-	t.Helper()
-	files, err := filepath.Glob("*.go")
-	if err != nil {
-		t.Fatal(err)
-	}
-	fset := token.NewFileSet()
-	var out []string
-	for _, f := range files {
-		if strings.HasSuffix(f, "_test.go") {
-			continue
-		}
-		src, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		file, err := parser.ParseFile(fset, f, src, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, d := range file.Decls {
-			fd, ok := d.(*ast.FuncDecl)
-			if !ok || !fd.Name.IsExported() || fd.Type.Results == nil {
-				continue
-			}
-			res := fd.Type.Results.List
-			if id, ok := res[len(res)-1].Type.(*ast.Ident); !ok || id.Name != "error" {
-				continue
-			}
-			name := fd.Name.Name
-			if fd.Recv != nil {
-				typ := fd.Recv.List[0].Type
-				if st, ok := typ.(*ast.StarExpr); ok {
-					typ = st.X
-				}
-				id, ok := typ.(*ast.Ident)
-				if !ok || !ast.IsExported(id.Name) {
-					continue
-				}
-				name = id.Name + "." + name
-			}
-			out = append(out, name)
-		}
-	}
-	sort.Strings(out)
-	if len(out) < 50 {
-		t.Fatalf("found only %d public functions returning errors; the source walk is broken", len(out))
-	}
-	return out
+	testutil.RequireWalked(t, ".", walk, 50)
 }
 
 // TestNilTensorMethods checks that the accessors without an error result
