@@ -169,59 +169,98 @@ func TestPoisonRun(t *testing.T) {
 
 // longSpec lasts several seconds: enough checkpoints to kill a worker
 // between two of them.
-var longSpec = spec{Steps: 3000, CkptEvery: 200, Hidden: "[128, 128]", Batch: 64}
+var longSpec = spec{Steps: 3000, CkptEvery: 200, Hidden: "[64, 64]", Batch: 64}
 
-// TestWorkerSIGKILL: a worker killed with SIGKILL mid-run loses its run to
-// redelivery (after AckWait); another worker resumes it from the last
-// checkpoint and it succeeds with every step recorded once after dedup.
-// GORCH_INTEG_KILLS sets how many kills (rounds, seeds 1..N) to run; each
-// costs an AckWait (30 s).
+// TestWorkerSIGKILL: workers killed with SIGKILL mid-run lose their runs
+// to redelivery (after AckWait); other workers resume them from their last
+// checkpoints and they succeed with every step recorded once after dedup.
+// Each seed is one run on its own worker, killed after its seed's
+// checkpoint (1st, 2nd or 3rd) plus a seeded delay, so the kills land at
+// different points between checkpoints. The seeds run side by side, so
+// they share one AckWait (30 s). GORCH_INTEG_KILLS sets their number
+// (default 5).
 func TestWorkerSIGKILL(t *testing.T) {
-	rounds := 1
+	seeds := 5
 	if n, err := strconv.Atoi(os.Getenv("GORCH_INTEG_KILLS")); err == nil && n > 0 {
-		rounds = n
+		seeds = n
 	}
-	c := startCluster(t, "w1", "w2")
-	next := 3
-	for seed := 1; seed <= rounds; seed++ {
+	var workers []string
+	for i := 1; i <= seeds; i++ {
+		workers = append(workers, "w"+strconv.Itoa(i))
+	}
+	c := startCluster(t, workers...)
+	type victim struct {
+		id     string
+		after  int64         // kill once the state's step reaches this checkpoint,
+		delay  time.Duration // and this long after
+		seen   time.Time
+		killed cluster.RunState // the state read just before the kill
+		killAt time.Time
+	}
+	var vs []*victim
+	for seed := 1; seed <= seeds; seed++ {
 		s := longSpec
 		s.Seed = seed
-		id := c.submit(s)
-		// Kill after the k-th checkpoint, k from the seed.
 		k := int64(1 + (seed-1)%3)
-		st := c.waitState(id, 60*time.Second, "running past a checkpoint", func(st cluster.RunState) bool {
-			return st.Status == cluster.StateRunning && st.Step >= k*int64(s.CkptEvery)
-		})
-		victim := c.procByName("worker-" + st.Worker)
-		victim.signal(t, syscall.SIGKILL)
-		killedAt := time.Now()
-		victim.wait(5 * time.Second)
-		// A fresh worker keeps two slots free for the redelivery.
-		c.startWorker("w" + strconv.Itoa(next))
-		next++
-		t.Logf("seed %d: killed %s with run %s at state step %d", seed, st.Worker, id, st.Step)
-
-		final := c.waitTerminal(cluster.AckWait+60*time.Second, id)[id]
-		t.Logf("seed %d: %s after %s on %s, attempt %d", seed, final.Status, time.Since(killedAt).Round(time.Second), final.Worker, final.Attempt)
-		if final.Status != cluster.StateSucceeded || final.Attempt != 2 || final.Worker == st.Worker || final.Worker == "" {
-			t.Errorf("seed %d: run %s = %s, attempt %d on %q; want succeeded, attempt 2, on a worker other than %s",
-				seed, id, final.Status, final.Attempt, final.Worker, st.Worker)
+		vs = append(vs, &victim{id: c.submit(s), after: k * int64(s.CkptEvery), delay: time.Duration(seed*37%200) * time.Millisecond})
+	}
+	deadline := time.Now().Add(90 * time.Second)
+	for left := len(vs); left > 0; {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d runs never reached their kill point", left)
 		}
-		steps := c.attemptSteps(id)
+		for _, v := range vs {
+			if !v.killAt.IsZero() {
+				continue
+			}
+			st := c.state(v.id)
+			switch {
+			case cluster.Terminal(st.Status):
+				t.Fatalf("run %s ended %s before its kill point (step %d)", v.id, st.Status, v.after)
+			case st.Status != cluster.StateRunning || st.Step < v.after:
+				continue
+			case v.seen.IsZero():
+				v.seen = time.Now()
+			}
+			if time.Since(v.seen) < v.delay {
+				continue
+			}
+			c.procByName("worker-"+st.Worker).signal(t, syscall.SIGKILL)
+			v.killed, v.killAt = st, time.Now()
+			left--
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// Fresh workers take the redelivered runs.
+	for i := range min(seeds, 3) {
+		c.startWorker("spare" + strconv.Itoa(i+1))
+	}
+	ids := make([]string, len(vs))
+	for i, v := range vs {
+		ids[i] = v.id
+	}
+	final := c.waitTerminal(cluster.AckWait+90*time.Second, ids...)
+	for i, v := range vs {
+		seed, st, killed := i+1, final[v.id], v.killed
+		if st.Status != cluster.StateSucceeded || st.Attempt != 2 || st.Worker == killed.Worker || st.Worker == "" {
+			t.Errorf("seed %d: run %s = %s, attempt %d on %q; want succeeded, attempt 2, on a worker other than %s",
+				seed, v.id, st.Status, st.Attempt, st.Worker, killed.Worker)
+		}
+		steps := c.attemptSteps(v.id)
 		if len(steps[2]) == 0 {
-			t.Fatalf("seed %d: attempt 2 recorded no train/loss", seed)
+			t.Errorf("seed %d: attempt 2 recorded no train/loss", seed)
+			continue
 		}
 		resumed := steps[2][0] - 1
-		if resumed < st.Step || resumed%int64(s.CkptEvery) != 0 {
+		if resumed < killed.Step || resumed%int64(longSpec.CkptEvery) != 0 {
 			t.Errorf("seed %d: attempt 2 starts at step %d; want right after a checkpoint at or past step %d (the state's when killed)",
-				seed, steps[2][0], st.Step)
+				seed, steps[2][0], killed.Step)
 		}
-		t.Logf("seed %d: attempt 1 recorded steps %d..%d (%d), attempt 2 resumed from checkpoint %d", seed,
-			first(steps[1]), last(steps[1]), len(steps[1]), resumed)
+		t.Logf("seed %d: killed %s at state step %d; attempt 1 recorded steps %d..%d; attempt 2 on %s resumed from checkpoint %d",
+			seed, killed.Worker, killed.Step, first(steps[1]), last(steps[1]), st.Worker, resumed)
 	}
-	r := c.check()
-	if r.Succeeded != rounds {
-		t.Errorf("checker: %d succeeded, want %d", r.Succeeded, rounds)
+	if r := c.check(); r.Succeeded != seeds {
+		t.Errorf("checker: %d succeeded, want %d", r.Succeeded, seeds)
 	}
 }
 

@@ -1,7 +1,7 @@
 // Package integration tests a whole gorch cluster the way it runs in
 // production: a real NATS server with JetStream (nats-server's own code,
 // embedded in the test process on a loopback TCP port, file store in a
-// temp dir), a real S3 server (versitygw, see [testutil.StartVersityGW]),
+// temp dir), a real S3 server (versitygw, started by testutil.StartVersityGW),
 // and the coordinator, the collector and two or three workers as
 // separate `gorch` processes built once by TestMain (tmp/gorch at the
 // repository root). Every test starts its own cluster, submits small
@@ -18,10 +18,11 @@
 //	                    cancelled while queued ends cancelled and never starts.
 //	TestPoisonRun       a run that always fails (NaN loss) ends failed after
 //	                    cluster.MaxAttempts attempts with its error; others succeed.
-//	TestWorkerSIGKILL   a worker dies mid-run (SIGKILL): after AckWait the run
+//	TestWorkerSIGKILL   workers die mid-run (SIGKILL, 5 seeds side by side, each
+//	                    killed at a different point): after AckWait each run
 //	                    is redelivered, resumed on another worker from its last
-//	                    checkpoint, and succeeds. GORCH_INTEG_KILLS=N repeats it
-//	                    with N seeds (each kill costs an AckWait, 30 s).
+//	                    checkpoint, and succeeds. GORCH_INTEG_KILLS=N sets the
+//	                    number of seeds; they share one AckWait (30 s).
 //	TestWorkerSIGTERM   a worker is stopped (SIGTERM): it checkpoints and hands
 //	                    the run back at once; another worker resumes it, redoing
 //	                    at most one checkpoint interval.
@@ -54,5 +55,6 @@
 //
 // The package needs only what scripts/setup.sh installs (Go and
 // versitygw in .cache/bin) and runs in about three minutes on two cores,
-// most of it the one AckWait of TestWorkerSIGKILL.
+// most of it the one AckWait TestWorkerSIGKILL waits for its five
+// kills together.
 package integration
