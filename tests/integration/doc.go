@@ -54,7 +54,7 @@
 // prints them always).
 //
 // The package needs only what scripts/setup.sh installs (Go and
-// versitygw in .cache/bin) and runs in about three minutes on two cores,
-// most of it the one AckWait TestWorkerSIGKILL waits for its five
-// kills together.
+// versitygw in .cache/bin) and runs in about a minute on two cores, most
+// of it the one AckWait TestWorkerSIGKILL waits for its five kills
+// together. `go test ./...` (scripts/test.sh) runs it.
 package integration
