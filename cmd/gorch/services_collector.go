@@ -21,7 +21,8 @@ func newCollectorCmd() *cobra.Command {
 		Short: "Write the run records a cluster's workers publish to the record store",
 		Long: `Run the collector service: consume the EVENTS stream of the NATS server at
 --nats and write every run's records (run.json, metrics, telemetry,
-artifacts.json, run_summary.json) to the store at --data-dir. It serves until
+artifacts.json, run_summary.json) to the store at --data-dir (or S3 with
+--s3-endpoint). It serves until
 interrupted (SIGINT/SIGTERM).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -46,12 +47,13 @@ interrupted (SIGINT/SIGTERM).`,
 		},
 	}
 	cmd.Flags().StringVar(&natsURL, "nats", nats.DefaultURL, "URL of the NATS server")
+	addStoreFlags(cmd)
 	return cmd
 }
 
-// collectorStore opens the store the collector writes to: the local
-// directory --data-dir, created if missing. This is the one place to
-// choose another store (S3) from flags.
-func collectorStore(context.Context) (experiment.Store, error) {
-	return experiment.NewLocalStore(dataDir())
+// collectorStore opens the store the collector writes to: S3 with
+// --s3-endpoint (the workers' checkpoints and the records must share one
+// store), else the local directory --data-dir, created if missing.
+func collectorStore(ctx context.Context) (experiment.Store, error) {
+	return openStoreFromFlags(ctx)
 }

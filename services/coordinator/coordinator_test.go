@@ -129,6 +129,9 @@ func TestSubmit(t *testing.T) {
 	if err != nil || len(ids) != 1 {
 		t.Fatalf("Submit = %v, %v", ids, err)
 	}
+	if cluster.RunIDFromSubject(cluster.MetricsSubject(ids[0])) != ids[0] {
+		t.Errorf("run id %q is not one subject token: workers and the collector cannot use it", ids[0])
+	}
 	st, err := e.cli.Status(ctx, ids[0])
 	if err != nil {
 		t.Fatal(err)

@@ -1,0 +1,449 @@
+package integration
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/gorch/gorch/internal/cluster"
+	"github.com/gorch/gorch/internal/testutil"
+	"github.com/gorch/gorch/pkg/experiment"
+	"github.com/gorch/gorch/services/coordinator"
+)
+
+// gorchBin is the gorch binary TestMain builds.
+var gorchBin string
+
+func TestMain(m *testing.M) {
+	os.Exit(buildAndRun(m))
+}
+
+func buildAndRun(m *testing.M) int {
+	root, err := repoRoot()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "integration:", err)
+		return 1
+	}
+	gorchBin = filepath.Join(root, "tmp", "gorch")
+	goCmd := "go"
+	if p := filepath.Join(runtime.GOROOT(), "bin", "go"); fileExists(p) {
+		goCmd = p
+	}
+	build := exec.Command(goCmd, "build", "-o", gorchBin, "./cmd/gorch")
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "integration: go build ./cmd/gorch: %v\n%s", err, out)
+		return 1
+	}
+	return m.Run()
+}
+
+func repoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for !fileExists(filepath.Join(dir, "go.mod")) {
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", fmt.Errorf("no go.mod above the working directory")
+		}
+		dir = parent
+	}
+	return dir, nil
+}
+
+func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
+
+// proc is a gorch service running as its own OS process.
+type proc struct {
+	name string
+	cmd  *exec.Cmd
+	log  string // its stderr and stdout
+	done chan struct{}
+	err  error // Wait's result, once done is closed
+}
+
+// exited reports whether the process has ended.
+func (p *proc) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// signal sends sig to the process.
+func (p *proc) signal(t *testing.T, sig syscall.Signal) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		t.Fatalf("%s: signal %v: %v", p.name, sig, err)
+	}
+}
+
+// wait waits up to timeout for the process to end.
+func (p *proc) wait(timeout time.Duration) bool {
+	select {
+	case <-p.done:
+		return true
+	case <-time.After(timeout):
+		return false
+	}
+}
+
+// testCluster is one gorch cluster: an embedded NATS server with
+// JetStream on a loopback port, a versitygw S3 server, and the
+// coordinator, collector and workers as separate gorch processes.
+type testCluster struct {
+	t      *testing.T
+	dir    string
+	ns     *server.Server
+	url    string
+	s3     *testutil.S3Server
+	bucket string
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	kv     jetstream.KeyValue
+	client *coordinator.Client
+	store  experiment.Store
+	states *StateLog
+
+	mu    sync.Mutex
+	procs []*proc
+	subs  []Submitted
+}
+
+// startCluster starts a cluster with the given worker IDs (one slot each)
+// and waits until the coordinator answers and every worker heartbeats.
+func startCluster(t *testing.T, workers ...string) *testCluster {
+	t.Helper()
+	c := &testCluster{t: t, dir: t.TempDir(), bucket: "gorch-integ"}
+	c.s3 = testutil.StartVersityGW(t)
+	ns, err := cluster.StartEmbedded(cluster.EmbeddedOptions{StoreDir: filepath.Join(c.dir, "nats"), Port: 0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.ns, c.url = ns, ns.ClientURL()
+	// Cleanups run last-registered first: processes stop before NATS and
+	// (registered earlier by StartVersityGW) S3.
+	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	if c.nc, err = cluster.Connect(c.url, cluster.ConnectOptions{Name: "integration-test"}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.nc.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if c.js, err = jetstream.New(c.nc); err != nil {
+		t.Fatal(err)
+	}
+	if err := cluster.Setup(ctx, c.js); err != nil {
+		t.Fatal(err)
+	}
+	if c.kv, err = c.js.KeyValue(ctx, cluster.BucketRuns); err != nil {
+		t.Fatal(err)
+	}
+	if c.states, err = WatchStates(context.Background(), c.kv); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.states.Stop)
+	c.store, err = experiment.NewS3Store(ctx, experiment.S3Config{Endpoint: c.s3.Endpoint, Bucket: c.bucket,
+		AccessKey: c.s3.AccessKey, SecretKey: c.s3.SecretKey, Insecure: true, CreateBucket: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.client = coordinator.NewClient(c.nc)
+	t.Cleanup(c.stopAll)
+
+	c.start("coordinator", "coordinator", "--nats", c.url)
+	c.start("collector", append([]string{"collector", "--nats", c.url}, c.s3Flags()...)...)
+	for _, id := range workers {
+		c.startWorker(id)
+	}
+	// Ready: the coordinator answers, every worker heartbeats.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, lerr := c.client.List(ctx)
+		missing := c.missingWorkers(ctx, workers)
+		if lerr == nil && len(missing) == 0 {
+			return c
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("cluster not ready after 30s: coordinator: %v; workers without heartbeat: %v", lerr, missing)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (c *testCluster) missingWorkers(ctx context.Context, ids []string) []string {
+	wkv, err := c.js.KeyValue(ctx, cluster.BucketWorkers)
+	if err != nil {
+		return ids
+	}
+	var missing []string
+	for _, id := range ids {
+		if _, err := wkv.Get(ctx, cluster.WorkerKey(id)); err != nil {
+			missing = append(missing, id)
+		}
+	}
+	return missing
+}
+
+func (c *testCluster) s3Flags() []string {
+	return []string{"--s3-endpoint", c.s3.Endpoint, "--s3-bucket", c.bucket, "--s3-access-key", c.s3.AccessKey,
+		"--s3-secret-key", c.s3.SecretKey, "--s3-insecure", "--data-dir", filepath.Join(c.dir, "unused-data-dir")}
+}
+
+// startWorker starts `gorch worker --slots 1 --id id` and returns it.
+func (c *testCluster) startWorker(id string) *proc {
+	args := append([]string{"worker", "--nats", c.url, "--slots", "1", "--id", id, "--publish-every", "200ms"}, c.s3Flags()...)
+	return c.start("worker-"+id, args...)
+}
+
+// start runs the gorch binary with args as a process named name, its
+// output in a file of the test's temp directory.
+func (c *testCluster) start(name string, args ...string) *proc {
+	c.t.Helper()
+	logPath := filepath.Join(c.dir, name+".log")
+	f, err := os.Create(logPath)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	cmd := exec.Command(gorchBin, args...)
+	cmd.Stdout, cmd.Stderr = f, f
+	cmd.Env = hermeticEnv()
+	if err := cmd.Start(); err != nil {
+		f.Close()
+		c.t.Fatalf("start %s: %v", name, err)
+	}
+	p := &proc{name: name, cmd: cmd, log: logPath, done: make(chan struct{})}
+	go func() {
+		p.err = cmd.Wait()
+		f.Close()
+		close(p.done)
+	}()
+	c.mu.Lock()
+	c.procs = append(c.procs, p)
+	c.mu.Unlock()
+	return p
+}
+
+// hermeticEnv is the environment without the variables gorch reads its
+// NATS and store settings from.
+func hermeticEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if strings.HasPrefix(kv, "GORCH_") || strings.HasPrefix(kv, "AWS_") {
+			continue
+		}
+		env = append(env, kv)
+	}
+	return env
+}
+
+// stopAll kills every process still running and, if the test failed,
+// prints the tail of each one's log.
+func (c *testCluster) stopAll() {
+	c.mu.Lock()
+	procs := slices.Clone(c.procs)
+	c.mu.Unlock()
+	for _, p := range procs {
+		if !p.exited() {
+			_ = p.cmd.Process.Kill()
+		}
+	}
+	for _, p := range procs {
+		<-p.done
+	}
+	if c.t.Failed() || testing.Verbose() && os.Getenv("GORCH_INTEG_LOGS") != "" {
+		for _, p := range procs {
+			c.t.Logf("--- %s (%v), last lines of %s:\n%s", p.name, p.err, p.log, tail(p.log, 40))
+		}
+	}
+}
+
+// tail returns the last n lines of the file at path.
+func tail(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	lines := bytes.Split(bytes.TrimRight(b, "\n"), []byte("\n"))
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return string(bytes.Join(lines, []byte("\n")))
+}
+
+// gorch runs a gorch client command to completion and returns its stdout.
+func (c *testCluster) gorch(args ...string) string {
+	c.t.Helper()
+	cmd := exec.Command(gorchBin, args...)
+	cmd.Env = hermeticEnv()
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		c.t.Fatalf("gorch %s: %v\nstdout: %s\nstderr: %s", strings.Join(args, " "), err, stdout.String(), stderr.String())
+	}
+	return stdout.String()
+}
+
+// spec is a synthetic run spec: blobs, an MLP, checkpoints every
+// ckptEvery steps.
+type spec struct {
+	Steps, CkptEvery, Batch int
+	Hidden                  string // YAML list, e.g. "[32]"
+	Optimizer               string // YAML mapping
+	Seed                    int
+}
+
+func (s spec) yaml() []byte {
+	if s.Hidden == "" {
+		s.Hidden = "[32]"
+	}
+	if s.Optimizer == "" {
+		s.Optimizer = "{name: adam, lr: 0.01}"
+	}
+	if s.Batch == 0 {
+		s.Batch = 32
+	}
+	return fmt.Appendf(nil, `model: {name: mlp, hidden: %s}
+dataset: {name: blobs, size: 512}
+optimizer: %s
+steps: %d
+batch_size: %d
+checkpoint_every: %d
+eval_every: 100000
+seed: %d
+`, s.Hidden, s.Optimizer, s.Steps, s.Batch, s.CkptEvery, s.Seed)
+}
+
+// submit submits s through the coordinator client and remembers the run
+// for the checker.
+func (c *testCluster) submit(s spec) string {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ids, err := c.client.Submit(ctx, s.yaml(), cluster.PriorityNormal)
+	if err != nil || len(ids) != 1 {
+		c.t.Fatalf("submit: %v, %v", ids, err)
+	}
+	c.remember(ids[0], s)
+	return ids[0]
+}
+
+func (c *testCluster) remember(id string, s spec) {
+	c.mu.Lock()
+	c.subs = append(c.subs, Submitted{ID: id, Steps: int64(s.Steps), CkptEvery: int64(s.CkptEvery)})
+	c.mu.Unlock()
+}
+
+// state reads a run's state from the runs bucket.
+func (c *testCluster) state(id string) cluster.RunState {
+	c.t.Helper()
+	st, _, err := cluster.GetState(context.Background(), c.kv, id)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return st
+}
+
+// waitState polls a run's state until ok accepts it or timeout passes.
+func (c *testCluster) waitState(id string, timeout time.Duration, what string, ok func(cluster.RunState) bool) cluster.RunState {
+	c.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		st := c.state(id)
+		if ok(st) {
+			return st
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("run %s: not %s within %s; state %+v", id, what, timeout, st)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// waitTerminal waits until every run is terminal in the runs bucket and
+// the collector has written a summary for its last attempt, and returns
+// the final states.
+func (c *testCluster) waitTerminal(timeout time.Duration, ids ...string) map[string]cluster.RunState {
+	c.t.Helper()
+	deadline := time.Now().Add(timeout)
+	out := map[string]cluster.RunState{}
+	for _, id := range ids {
+		out[id] = c.waitState(id, time.Until(deadline), "terminal", func(st cluster.RunState) bool { return cluster.Terminal(st.Status) })
+	}
+	rd := experiment.NewReader(c.store)
+	for _, id := range ids {
+		st := out[id]
+		if st.Attempt == 0 {
+			continue // never started: nothing to record
+		}
+		for {
+			sum, err := rd.GetSummary(context.Background(), id)
+			if err == nil && string(sum.Status) == st.Status && sum.Run.Attempt == st.Attempt {
+				break
+			}
+			if time.Now().After(deadline) {
+				c.t.Fatalf("run %s is %s (attempt %d) but its summary in S3 is %+v (err %v) after %s", id, st.Status, st.Attempt, sum.Status, err, timeout)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	return out
+}
+
+// check runs the checker over every run submitted and fails the test on
+// a lost record or a bad terminal state.
+func (c *testCluster) check() *Report {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	obs, err := Gather(ctx, c.js, c.store, c.states)
+	if err != nil {
+		c.t.Fatalf("gathering records: %v", err)
+	}
+	c.mu.Lock()
+	subs := slices.Clone(c.subs)
+	c.mu.Unlock()
+	r := Check(subs, obs)
+	c.t.Logf("checker:\n%s", r)
+	if !r.OK() {
+		c.t.Errorf("checker found violations")
+	}
+	return r
+}
+
+// attemptSteps returns the train/loss steps each attempt of run id
+// recorded in the store, in step order.
+func (c *testCluster) attemptSteps(id string) map[int][]int64 {
+	c.t.Helper()
+	out := map[int][]int64{}
+	for m, err := range experiment.NewReader(c.store).ReadMetrics(context.Background(), id) {
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		if m.Name == "train/loss" {
+			out[m.Attempt] = append(out[m.Attempt], m.Step)
+		}
+	}
+	for _, s := range out {
+		slices.Sort(s)
+	}
+	return out
+}
