@@ -233,7 +233,7 @@ func newRunsShowCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "show ID",
 		Short: "Show one run: its record, config, metric rollups, telemetry and artifacts",
-		Example: `  gorch runs show 20261129T130000.123456Z-9f86d081
+		Example: `  gorch runs show 20261129T130000123456Z-9f86d081
   gorch runs show 20261129T13 --json`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {

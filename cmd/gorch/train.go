@@ -39,7 +39,7 @@ SIGINT or SIGTERM finishes the current step, checkpoints and marks the run
 interrupted; --resume RUN_ID continues it from its newest valid checkpoint.`,
 		Example: `  gorch train --model mlp --dataset fashion-mnist --epochs 2
   gorch train --config spec.yaml --seed 3
-  gorch train --resume 20261129T130000.123456Z-9f86d081`,
+  gorch train --resume 20261129T130000123456Z-9f86d081`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runTrain(cmd, &f) },
 	}

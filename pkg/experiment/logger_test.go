@@ -242,8 +242,8 @@ func TestRunIDs(t *testing.T) {
 	prev := ""
 	for range 1000 {
 		id := NewRunID()
-		if !ValidRunID(id) || seen[id] || id < prev[:min(len(prev), 23)] {
-			t.Fatalf("NewRunID = %q (prev %q): invalid, duplicate or out of order", id, prev)
+		if !ValidRunID(id) || seen[id] || id < prev[:min(len(prev), 22)] || strings.Contains(id, ".") {
+			t.Fatalf("NewRunID = %q (prev %q): invalid, duplicate, out of order or not one NATS token", id, prev)
 		}
 		seen[id], prev = true, id
 	}

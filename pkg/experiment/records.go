@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"math"
 	"strconv"
 	"time"
@@ -267,12 +268,14 @@ type Artifact struct {
 }
 
 // NewRunID returns a new run ID: the UTC creation time to the microsecond
-// followed by 32 random bits, e.g. "20261129T130000.123456Z-9f86d081".
-// IDs sort in creation order and are unique in practice.
+// followed by 32 random bits, e.g. "20261129T130000123456Z-9f86d081". IDs
+// sort in creation order, are unique in practice, and contain no '.', so
+// one ID is one NATS subject token (ev.metrics.<id>, control.run.<id>).
 func NewRunID() string {
 	var r [4]byte
 	_, _ = rand.Read(r[:]) // crypto/rand.Read never fails (Go ≥ 1.24)
-	return time.Now().UTC().Format("20060102T150405.000000Z") + "-" + hex.EncodeToString(r[:])
+	t := time.Now().UTC()
+	return fmt.Sprintf("%s%06dZ-%s", t.Format("20060102T150405"), t.Nanosecond()/1000, hex.EncodeToString(r[:]))
 }
 
 // ValidRunID reports whether id is safe to use as a key segment: 1 to 128

@@ -3,7 +3,6 @@ package coordinator
 import (
 	"context"
 	"log/slog"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -182,16 +181,10 @@ func (c *Coordinator) sweep(ctx context.Context, req *cluster.APIRequest) (*clus
 	return reply, nil
 }
 
-// newRunID returns a new run id that is one NATS subject token: run ids
-// end subjects (ev.metrics.<id>, control.run.<id>), workers accept only
-// [A-Za-z0-9_-] ids, and cluster.RunIDFromSubject takes the last token,
-// so the '.' of experiment.NewRunID's timestamp becomes '_'.
-func newRunID() string { return strings.ReplaceAll(experiment.NewRunID(), ".", "_") }
-
 // enqueue creates a run's queued state and dispatches it.
 func (c *Coordinator) enqueue(ctx context.Context, spec *train.Spec, name string, prio cluster.Priority, sweepID string) (string, error) {
 	const op = "submit"
-	id := newRunID()
+	id := experiment.NewRunID() // one NATS subject token: no '.'
 	now := c.now()
 	st := cluster.RunState{RunID: id, Name: name, SweepID: sweepID, Priority: prio, Status: cluster.StateQueued, Submitted: now, Updated: now}
 	if _, err := cluster.CreateState(ctx, c.kv, st); err != nil {
