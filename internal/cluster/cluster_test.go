@@ -93,3 +93,11 @@ func TestSetupIdempotentOnEmbeddedServer(t *testing.T) {
 		t.Errorf("events stream holds %d messages after a duplicate publish, want 1", info.State.Msgs)
 	}
 }
+
+func TestUsedAttemptsIgnoresHandBacks(t *testing.T) {
+	for _, c := range []struct{ attempt, handBacks, want int }{{0, 0, 0}, {3, 0, 3}, {3, 3, 0}, {5, 3, 2}} {
+		if got := (RunState{Attempt: c.attempt, HandBacks: c.handBacks}).UsedAttempts(); got != c.want {
+			t.Errorf("RunState{Attempt: %d, HandBacks: %d}.UsedAttempts() = %d, want %d", c.attempt, c.handBacks, got, c.want)
+		}
+	}
+}

@@ -120,7 +120,8 @@ type RunState struct {
 	SweepID         string    `msgpack:"sweep,omitempty" json:"sweep,omitempty"`
 	Priority        Priority  `msgpack:"prio" json:"priority"`
 	Status          string    `msgpack:"status" json:"status"`
-	Attempt         int       `msgpack:"attempt" json:"attempt"` // fencing token: 0 while queued, +1 per start
+	Attempt         int       `msgpack:"attempt" json:"attempt"`                          // fencing token: 0 while queued, +1 per start
+	HandBacks       int       `msgpack:"handbacks,omitempty" json:"hand_backs,omitempty"` // attempts a stopping worker handed back
 	Worker          string    `msgpack:"worker,omitempty" json:"worker,omitempty"`
 	Step            int64     `msgpack:"step" json:"step"`
 	TotalSteps      int64     `msgpack:"total,omitempty" json:"total_steps,omitempty"`
@@ -130,6 +131,11 @@ type RunState struct {
 	Submitted       time.Time `msgpack:"submitted" json:"submitted"`
 	Updated         time.Time `msgpack:"updated" json:"updated"`
 }
+
+// UsedAttempts counts the attempts that count toward MaxAttempts: every
+// start except those a stopping worker handed back (SIGTERM), so rolling
+// restarts never fail a healthy run. A worker that dies still uses one.
+func (s RunState) UsedAttempts() int { return s.Attempt - s.HandBacks }
 
 // MetricPoint is one metric value.
 type MetricPoint struct {

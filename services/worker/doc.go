@@ -19,14 +19,14 @@
 //
 //	queued{attempt a}     --claim-->         running{a+1, me}
 //	running{a', other}    --claim-->         running{a'+1, me}   (the other worker died)
-//	attempt >= MaxAttempts on claim  -->     failed (last error kept), Term
+//	UsedAttempts >= MaxAttempts on claim --> failed (last error kept), Term
 //	terminal on claim                -->     Ack and drop
 //	CancelRequested on claim         -->     cancelled, Ack
 //	running{a, me} --success-->              succeeded, DoubleAck
 //	running{a, me} --error, a < Max-->       queued{a, Error}, NakWithDelay(1s)
 //	running{a, me} --error, a = Max-->       failed{Error}, Term
 //	running{a, me} --cancel notice-->        cancelled, Ack
-//	running{a, me} --worker stopping-->      queued{a} (checkpointed), Nak
+//	running{a, me} --worker stopping-->      queued{a, HandBacks+1} (checkpointed), Nak
 //	running{a, me} --state shows another attempt, worker or status-->
 //	                                          stop training; no ack, no write
 //

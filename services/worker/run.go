@@ -67,10 +67,10 @@ func (w *Worker) claim(ctx context.Context, log *slog.Logger, msg jetstream.Msg,
 			st.Status, st.Worker = cluster.StateCancelled, ""
 			w.settle(ctx, log, msg, st, rev, func() error { return msg.Ack() })
 			return st, rev, false
-		case st.Attempt >= cluster.MaxAttempts:
+		case st.UsedAttempts() >= cluster.MaxAttempts:
 			st.Status, st.Worker = cluster.StateFailed, ""
 			if st.Error == "" {
-				st.Error = fmt.Sprintf("gave up after %d attempts", st.Attempt)
+				st.Error = fmt.Sprintf("gave up after %d attempts", st.UsedAttempts())
 			}
 			w.settle(ctx, log, msg, st, rev, func() error { return msg.TermWithReason("max attempts") })
 			return st, rev, false
@@ -193,6 +193,7 @@ func (w *Worker) train(ctx context.Context, log *slog.Logger, msg jetstream.Msg,
 				status, errText, ack = experiment.StatusCancelled, "", func() error { return msg.Ack() }
 			} else {
 				s.Status, s.Worker = cluster.StateQueued, ""
+				s.HandBacks++ // a hand-back does not use up an attempt
 				status, ack = experiment.StatusInterrupted, func() error { return msg.Nak() }
 			}
 		}, func() error { return ack() })
@@ -201,7 +202,7 @@ func (w *Worker) train(ctx context.Context, log *slog.Logger, msg jetstream.Msg,
 		ack := func() error { return msg.NakWithDelay(retryDelay) }
 		w.finish(bg, log, sink, attempt, func(s *cluster.RunState) {
 			s.Error = errText
-			if s.Attempt < cluster.MaxAttempts {
+			if s.UsedAttempts() < cluster.MaxAttempts {
 				s.Status, s.Worker = cluster.StateQueued, ""
 				ack = func() error { return msg.NakWithDelay(retryDelay) }
 			} else {

@@ -380,7 +380,8 @@ func TestStoppedWorkerHandsBackAndAnotherResumes(t *testing.T) {
 	e.waitState("rs", 30*time.Second, "a checkpoint", func(st cluster.RunState) bool { return st.Step >= 20 })
 	stop()
 	st, _ := e.state("rs")
-	if st.Status != cluster.StateQueued || st.Attempt != 1 || st.Worker != "" || st.LastCheckpoint == "" || st.Step < 20 || st.Step >= steps {
+	if st.Status != cluster.StateQueued || st.Attempt != 1 || st.HandBacks != 1 || st.UsedAttempts() != 0 ||
+		st.Worker != "" || st.LastCheckpoint == "" || st.Step < 20 || st.Step >= steps {
 		t.Fatalf("state after the worker stopped: %+v", st)
 	}
 	handedBack := st.Step
