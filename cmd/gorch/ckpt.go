@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,17 +10,18 @@ import (
 	"strings"
 
 	"github.com/gorch/gorch/pkg/experiment"
+	"github.com/gorch/gorch/pkg/train"
 	"github.com/spf13/cobra"
 )
 
 func newCkptCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "ckpt",
-		Short: "Inspect and verify RTCH checkpoint files",
+		Short: "Inspect, verify and pull RTCH checkpoints",
 		Args:  cobra.NoArgs, // an unknown subcommand is an error, not help
 		RunE:  helpRunE,
 	}
-	cmd.AddCommand(newCkptInspectCmd(), newCkptVerifyCmd())
+	cmd.AddCommand(newCkptInspectCmd(), newCkptVerifyCmd(), newCkptPullCmd())
 	return cmd
 }
 
@@ -174,4 +176,64 @@ func printCkpt(w io.Writer, path string, info *experiment.CheckpointInfo) error 
 		row(tw, t.Name, t.Group, t.DType, fmt.Sprint(t.Shape), fmt.Sprint(t.NBytes))
 	}
 	return tw.Flush()
+}
+
+func newCkptPullCmd() *cobra.Command {
+	var step int64
+	var out string
+	cmd := &cobra.Command{
+		Use:   "pull RUN_ID -o FILE",
+		Short: "Download a run's checkpoint from the record store, verified",
+		Long: `Download the checkpoint of a run from the store the cluster writes to
+(--data-dir, or S3 with --s3-endpoint): the newest one (the LATEST pointer),
+or the one taken after --step. Every checksum is verified before FILE is
+written, atomically. Prints "FILE: ok (step N, M bytes)"; an unknown run or
+step, or a corrupt object, is a one-line error and exit status 1.`,
+		Example: `  gorch ckpt pull 20261201T101500.000000Z-1a2b3c4d -o model.rtch
+  gorch ckpt pull 20261201T101500.000000Z-1a2b3c4d --step 500 -o step500.rtch \
+    --s3-endpoint s3.amazonaws.com --s3-bucket my-runs`,
+		Args: cobra.ExactArgs(1),
+	}
+	cmd.Flags().Int64Var(&step, "step", -1, "the step of the checkpoint (default: the newest)")
+	cmd.Flags().StringVarP(&out, "output", "o", "", "file to write (required)")
+	_ = cmd.MarkFlagRequired("output")
+	addStoreFlags(cmd)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		ctx := cmd.Context()
+		run := args[0]
+		if !experiment.ValidRunID(run) {
+			return fmt.Errorf("invalid run id %q", run)
+		}
+		store, err := openReadStoreFromFlags(ctx)
+		if err != nil {
+			return err
+		}
+		b, err := train.NewCheckpoints(store, run, 1).Pull(ctx, step)
+		if experiment.IsNotFound(err) {
+			where := dataDir()
+			if storeFlagValues.endpoint != "" || os.Getenv("GORCH_S3_ENDPOINT") != "" {
+				where = "the S3 store"
+			}
+			if _, rerr := experiment.NewReader(store).GetRun(ctx, run); experiment.IsNotFound(rerr) {
+				return fmt.Errorf("run %s not found in %s", run, where)
+			}
+			if step >= 0 {
+				return fmt.Errorf("run %s has no checkpoint at step %d", run, step)
+			}
+			return fmt.Errorf("run %s has no checkpoint", run)
+		}
+		if err != nil {
+			return err
+		}
+		info, err := experiment.VerifyCheckpoint(bytes.NewReader(b), int64(len(b)))
+		if err != nil {
+			return err // Pull verified it; kept for the step
+		}
+		if err := writeFileAtomic(out, func(w io.Writer) error { _, err := w.Write(b); return err }); err != nil {
+			return err
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "%s: ok (step %d, %d bytes)\n", out, info.Train.Step, len(b))
+		return nil
+	}
+	return cmd
 }

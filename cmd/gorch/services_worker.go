@@ -6,27 +6,10 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/gorch/gorch/internal/cluster"
-	"github.com/gorch/gorch/pkg/errs"
 	"github.com/gorch/gorch/services/worker"
 )
 
-// workerNATSFlags are the NATS connection flags of gorch worker.
-type workerNATSFlags struct {
-	url, creds, tlsCA, tlsCert, tlsKey string
-}
-
-func (f *workerNATSFlags) add(cmd *cobra.Command) {
-	fl := cmd.Flags()
-	fl.StringVar(&f.url, "nats", "nats://127.0.0.1:4222", "NATS server URL(s), comma-separated (env GORCH_NATS_URL)")
-	fl.StringVar(&f.creds, "creds", "", "NATS credentials file")
-	fl.StringVar(&f.tlsCA, "tls-ca", "", "CA certificate for the NATS server's TLS certificate")
-	fl.StringVar(&f.tlsCert, "tls-cert", "", "client certificate for NATS TLS (with --tls-key)")
-	fl.StringVar(&f.tlsKey, "tls-key", "", "client key for NATS TLS (with --tls-cert)")
-}
-
 func newWorkerCmd() *cobra.Command {
-	var nf workerNATSFlags
 	var opts worker.Options
 	cmd := &cobra.Command{
 		Use:   "worker",
@@ -40,39 +23,34 @@ to the queue for another worker to resume.`,
   gorch worker --nats tls://nats.example:4222 --creds worker.creds \
     --s3-endpoint s3.amazonaws.com --s3-bucket my-runs`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if (nf.tlsCert == "") != (nf.tlsKey == "") {
-				return errs.New(errs.Config, "worker", "--tls-cert and --tls-key go together")
-			}
-			store, err := openStoreFromFlags(cmd.Context())
-			if err != nil {
-				return err
-			}
-			url := nf.url
-			if env := orEnv("", "GORCH_NATS_URL"); env != "" && !cmd.Flags().Changed("nats") {
-				url = env
-			}
-			nc, err := cluster.Connect(url, cluster.ConnectOptions{Name: "gorch-worker", CredsFile: nf.creds,
-				TLSCA: nf.tlsCA, TLSCert: nf.tlsCert, TLSKey: nf.tlsKey})
-			if err != nil {
-				return err
-			}
-			defer nc.Close()
-			opts.Store, opts.Version = store, version
-			opts.Logger = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
-			w, err := worker.New(nc, opts)
-			if err != nil {
-				return err
-			}
-			return w.Run(cmd.Context())
-		},
 	}
-	nf.add(cmd)
+	nf := natsFlags(cmd)
 	addStoreFlags(cmd)
 	fl := cmd.Flags()
 	fl.IntVar(&opts.Slots, "slots", 1, "runs to train at once")
 	fl.StringVar(&opts.ID, "id", "", "worker ID (default <hostname>-<random>)")
 	fl.IntVar(&opts.BatchSize, "batch-size", 256, "metric points per published batch")
 	fl.DurationVar(&opts.PublishEvery, "publish-every", time.Second, "longest a metric waits before it is published")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		if err := nf.check(); err != nil {
+			return err
+		}
+		store, err := openStoreFromFlags(cmd.Context())
+		if err != nil {
+			return err
+		}
+		nc, err := nf.connectNATS("gorch-worker")
+		if err != nil {
+			return err
+		}
+		defer nc.Close()
+		opts.Store, opts.Version = store, version
+		opts.Logger = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
+		w, err := worker.New(nc, opts)
+		if err != nil {
+			return err
+		}
+		return w.Run(cmd.Context())
+	}
 	return cmd
 }

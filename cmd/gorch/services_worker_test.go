@@ -17,7 +17,7 @@ import (
 func TestWorkerBadInput(t *testing.T) {
 	t.Setenv("GORCH_S3_ENDPOINT", "")
 	t.Setenv("GORCH_S3_BUCKET", "")
-	t.Setenv("GORCH_NATS_URL", "")
+	t.Setenv("GORCH_NATS", "")
 	dir := t.TempDir()
 	cases := []struct {
 		args []string
@@ -40,7 +40,7 @@ func TestWorkerBadInput(t *testing.T) {
 // under --data-dir, and cancelling the command's context stops it cleanly.
 func TestWorkerCommandTrainsARun(t *testing.T) {
 	t.Setenv("GORCH_S3_ENDPOINT", "")
-	t.Setenv("GORCH_NATS_URL", "")
+	t.Setenv("GORCH_NATS", "")
 	ns, err := cluster.StartEmbedded(cluster.EmbeddedOptions{StoreDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)

@@ -71,3 +71,12 @@ func openStoreFromFlags(ctx context.Context) (experiment.Store, error) {
 	}
 	return experiment.NewS3Store(ctx, cfg)
 }
+
+// openReadStoreFromFlags is openStoreFromFlags for commands that only
+// read: a local --data-dir must exist (see openStore).
+func openReadStoreFromFlags(ctx context.Context) (experiment.Store, error) {
+	if orEnv(storeFlagValues.endpoint, "GORCH_S3_ENDPOINT") == "" && orEnv(storeFlagValues.bucket, "GORCH_S3_BUCKET") == "" {
+		return openStore()
+	}
+	return openStoreFromFlags(ctx)
+}

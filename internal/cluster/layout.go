@@ -65,10 +65,17 @@ func MsgID(run string, attempt int, kind string, seq int64) string {
 	return fmt.Sprintf("%s/%d/%s/%d", run, attempt, kind, seq)
 }
 
-// RunIDFromSubject returns the run id at the end of an event subject.
+// RunIDFromSubject returns the run id of an event or control subject:
+// everything after its two-token prefix (ev.metrics., control.run., ...).
+// A run id may contain dots (IDs made before NewRunID dropped them), so it can
+// span several subject tokens.
 func RunIDFromSubject(subj string) string {
-	if i := strings.LastIndexByte(subj, '.'); i >= 0 {
-		return subj[i+1:]
+	for range 2 {
+		i := strings.IndexByte(subj, '.')
+		if i < 0 {
+			break
+		}
+		subj = subj[i+1:]
 	}
 	return subj
 }

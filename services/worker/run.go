@@ -28,7 +28,7 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 		w.deadLetter(bg, msg, "undecodable", err.Error())
 		return
 	}
-	if req.RunID == "" || keySafe(req.RunID) != req.RunID {
+	if !experiment.ValidRunID(req.RunID) {
 		w.deadLetter(bg, msg, "undecodable", fmt.Sprintf("run request with invalid run id %q", req.RunID))
 		return
 	}
@@ -75,13 +75,17 @@ func (w *Worker) claim(ctx context.Context, log *slog.Logger, msg jetstream.Msg,
 			w.settle(ctx, log, msg, st, rev, func() error { return msg.TermWithReason("max attempts") })
 			return st, rev, false
 		}
-		if _, err := train.ParseSpec("run "+req.RunID+" spec", req.Spec); err != nil {
+		spec, err := train.ParseSpec("run "+req.RunID+" spec", req.Spec)
+		if err != nil {
 			st.Status, st.Worker, st.Error = cluster.StateFailed, "", err.Error()
 			w.settle(ctx, log, msg, st, rev, func() error { return msg.TermWithReason("invalid spec") })
 			return st, rev, false
 		}
 		next := st
 		next.Status, next.Attempt, next.Worker = cluster.StateRunning, st.Attempt+1, w.opts.ID
+		if spec.Steps > 0 {
+			next.TotalSteps = int64(spec.Steps) // an epochs run learns it from the first progress report
+		}
 		nrev, err := w.casState(ctx, next, rev)
 		if err == nil {
 			return next, nrev, true
@@ -168,7 +172,7 @@ func (w *Worker) train(ctx context.Context, log *slog.Logger, msg jetstream.Msg,
 
 	log.Info("training", "name", req.Name, "start_step", st.Step)
 	sink := newClusterSink(w, req, spec, attempt, cancel)
-	res, runErr := train.Run(rctx, spec, sink, train.Options{})
+	res, runErr := train.Run(rctx, spec, sink, train.Options{Progress: w.totalSteps(bg, log, req.RunID, attempt, st.TotalSteps)})
 	close(tickDone)
 
 	status, errText := experiment.StatusSucceeded, ""
@@ -238,5 +242,26 @@ func (w *Worker) finish(ctx context.Context, log *slog.Logger, sink *ClusterSink
 	log.Info("attempt ended", "status", st.Status, "step", st.Step, "error", st.Error)
 	if err := ack(); err != nil {
 		log.Warn("settling the run message failed", "err", err)
+	}
+}
+
+// totalSteps returns a progress hook that records the run's total steps
+// in its state once, when the first report shows a total the state lacks
+// (an epochs spec: the total depends on the dataset).
+func (w *Worker) totalSteps(ctx context.Context, log *slog.Logger, id string, attempt int, known int64) func(train.Progress) {
+	return func(p train.Progress) {
+		if p.Total <= 0 || int64(p.Total) == known {
+			return
+		}
+		known = int64(p.Total)
+		if _, _, err := w.updateState(ctx, id, func(s *cluster.RunState) error {
+			if err := w.owned(s, attempt); err != nil {
+				return err
+			}
+			s.TotalSteps = known
+			return nil
+		}); err != nil {
+			log.Debug("recording the run's total steps failed", "err", err)
+		}
 	}
 }

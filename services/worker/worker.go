@@ -148,7 +148,7 @@ func (w *Worker) ID() string { return w.opts.ID }
 // failed).
 func (w *Worker) Run(ctx context.Context) error {
 	const op = "worker.Run"
-	sub, err := w.nc.Subscribe(cluster.ControlSubject("*"), func(m *nats.Msg) {
+	sub, err := w.nc.Subscribe(cluster.ControlSubject(">"), func(m *nats.Msg) {
 		w.cancelRun(cluster.RunIDFromSubject(m.Subject), errCancelRequested)
 	})
 	if err != nil {
@@ -157,7 +157,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	defer func() { _ = sub.Unsubscribe() }()
 	wctx, stopWatch := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopWatch()
-	watcher, err := w.runs.Watch(wctx, cluster.RunKey("*"), jetstream.UpdatesOnly(), jetstream.IgnoreDeletes())
+	watcher, err := w.runs.Watch(wctx, cluster.RunKey(">"), jetstream.UpdatesOnly(), jetstream.IgnoreDeletes())
 	if err != nil {
 		return errs.Wrap(errs.Cluster, op, err, "watching bucket %s", cluster.BucketRuns)
 	}
