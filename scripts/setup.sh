@@ -41,12 +41,13 @@ if [ ! -f "$FMNIST_DIR/t10k-labels-idx1-ubyte.gz" ]; then
   apt_install dataset-fashion-mnist
 fi
 
-# versitygw: the S3-compatible server pkg/experiment's S3 store tests run
+# versitygw (tests only, GORCH_SETUP_TEST_TOOLS=1): the S3-compatible
+# server the S3 store and cluster tests run
 # against (it enforces SigV4). Built from the Go module proxy into
 # ./.cache/bin (git-ignored); skipped when already there.
 VERSITYGW_VERSION=v1.8.0
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-if [ ! -x "$REPO_ROOT/.cache/bin/versitygw" ]; then
+if [ "${GORCH_SETUP_TEST_TOOLS:-}" = 1 ] && [ ! -x "$REPO_ROOT/.cache/bin/versitygw" ]; then
   echo "setup: installing versitygw $VERSITYGW_VERSION into $REPO_ROOT/.cache/bin (a few minutes)" >&2
   mkdir -p "$REPO_ROOT/.cache/bin"
   GOBIN="$REPO_ROOT/.cache/bin" go install "github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION"

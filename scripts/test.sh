@@ -4,7 +4,7 @@
 # over the concurrent parts.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-. scripts/setup.sh
+GORCH_SETUP_TEST_TOOLS=1 . scripts/setup.sh
 
 echo "== gofmt"
 bad=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
