@@ -1,12 +1,14 @@
 # Convenience targets; the README's two commands work without make.
-.PHONY: demo test bench build fuzz
+.PHONY: demo test bench gobench build fuzz
 build:
 	go build -o bin/gorch ./cmd/gorch
 demo:
 	./scripts/demo.sh
 test:
 	./scripts/test.sh
-bench:
+bench:          # gorch vs PyTorch side by side (BENCH_QUICK=1: quick mode); see bench/README.md
+	./bench/run.sh
+gobench:        # Go micro-benchmarks only
 	go test -run '^$$' -bench . -benchtime 1s ./pkg/... ./internal/...
 fuzz:
 	go test -run '^$$' -fuzz FuzzDecodeCheckpoint -fuzztime 60s -fuzzminimizetime 1x ./pkg/experiment/

@@ -1,0 +1,613 @@
+// Command gorchbench runs gorch and PyTorch side by side on the same work and
+// reports medians and ratios (gorch/torch).
+//
+// For every figure it warms both sides up, then runs the repetitions
+// alternating: gorch, torch, gorch, torch, ... PyTorch runs in a child
+// process (bench/torch_bench.py --serve) that answers one JSON request per
+// line, so both sides live through the whole run and measure the same shapes
+// with the same thread counts. Without -python it measures gorch alone.
+//
+// Figures (keys in results.json; the torch key inserts "_torch" before the
+// unit):
+//
+//	fma_peak_t{1,2}_gflops           gorch's assembly FMA calibration loop
+//	matmul_{N}_t{1,2}_gflops         C = A·B, N×N float32, N in 256..2048
+//	mlp_b{64,256}_steps_per_s        784-256-10 MLP, Adam, cross-entropy
+//	cnn_b64_steps_per_s              nn.LeNet, Adam, cross-entropy
+//
+// Usage (from the repository root; bench/run.sh does this for make bench):
+//
+//	go run ./bench/cmd/gorchbench -python .cache/bench-venv/bin/python -o bench/results.json
+//	go run ./bench/cmd/gorchbench -quick          # gorch only, small sizes, 1 repetition
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"os/exec"
+	"runtime"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gorch/gorch/internal/kernels"
+	"github.com/gorch/gorch/pkg/autograd"
+	"github.com/gorch/gorch/pkg/nn"
+	"github.com/gorch/gorch/pkg/optim"
+	"github.com/gorch/gorch/pkg/tensor"
+)
+
+type config struct {
+	quick        bool
+	reps         int
+	minTime      time.Duration // per timed measurement
+	warmTime     time.Duration // per warm-up measurement
+	python       string        // interpreter with torch; "" measures gorch alone
+	script       string        // path of torch_bench.py
+	out          string        // results.json path; "" writes none
+	trainThreads int
+	sizes        []int
+	threads      []int
+	only         string // comma-separated key prefixes to run; "" runs all
+	log          io.Writer
+}
+
+func main() {
+	var cfg config
+	var sizes, threads string
+	flag.BoolVar(&cfg.quick, "quick", os.Getenv("BENCH_QUICK") != "", "quick mode: 1 repetition, matmul at 256 only, short measurements (also BENCH_QUICK=1)")
+	flag.IntVar(&cfg.reps, "reps", 5, "repetitions per figure (quick mode: 1)")
+	flag.DurationVar(&cfg.minTime, "min-time", 500*time.Millisecond, "minimum duration of one timed measurement")
+	flag.StringVar(&cfg.python, "python", "", "Python interpreter with torch installed; empty: gorch only")
+	flag.StringVar(&cfg.script, "torch-script", "bench/torch_bench.py", "path of the PyTorch driver")
+	flag.StringVar(&cfg.out, "o", "bench/results.json", "where to write the JSON results; empty: nowhere")
+	flag.IntVar(&cfg.trainThreads, "train-threads", 1, "threads for the MLP and CNN training figures (both sides)")
+	flag.StringVar(&sizes, "sizes", "256,512,1024,2048", "matmul sizes (quick mode: 256)")
+	flag.StringVar(&threads, "threads", "1,2", "matmul and FMA-peak thread counts")
+	flag.StringVar(&cfg.only, "only", "", "run only figures whose key starts with one of these comma-separated prefixes")
+	flag.Parse()
+	var err error
+	if cfg.sizes, err = parseInts(sizes); err != nil {
+		fatal(fmt.Errorf("-sizes: %w", err))
+	}
+	if cfg.threads, err = parseInts(threads); err != nil {
+		fatal(fmt.Errorf("-threads: %w", err))
+	}
+	if cfg.quick {
+		cfg.reps = 1
+		cfg.minTime = 50 * time.Millisecond
+		if !flagSet("sizes") {
+			cfg.sizes = []int{256}
+		}
+	}
+	cfg.log = os.Stderr
+	res, err := run(cfg)
+	if err != nil {
+		fatal(err)
+	}
+	printTable(os.Stdout, cfg, res)
+	if cfg.out != "" {
+		fmt.Printf("\nresults written to %s\n", cfg.out)
+	}
+}
+
+func fatal(err error) {
+	fmt.Fprintln(os.Stderr, "gorchbench:", err)
+	os.Exit(1)
+}
+
+func flagSet(name string) bool {
+	set := false
+	flag.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
+}
+
+func parseInts(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		n, err := strconv.Atoi(f)
+		if err != nil || n <= 0 {
+			return nil, fmt.Errorf("bad number %q", f)
+		}
+		out = append(out, n)
+	}
+	if len(out) == 0 {
+		return nil, errors.New("empty list")
+	}
+	return out, nil
+}
+
+// figure is one measured quantity. prepare builds the gorch side's state
+// (tensors, model, optimizer) once; the returned step runs one unit of work
+// worth `work` units (flops or steps). req is the same work for torch.
+type figure struct {
+	base    string // e.g. matmul_1024_t1
+	unit    string // gflops or steps_per_s
+	threads int
+	prepare func() (step func() error, work float64, err error)
+	req     map[string]any // nil: gorch only
+	scale   float64        // value = work·rate·scale
+}
+
+func (f figure) key() string      { return f.base + "_" + f.unit }
+func (f figure) torchKey() string { return f.base + "_torch_" + f.unit }
+
+// results holds the medians, every sample and the metadata.
+type results struct {
+	Figures map[string]float64
+	Samples map[string][]float64
+	Meta    map[string]any
+	order   []figure
+}
+
+func (r *results) MarshalJSON() ([]byte, error) {
+	m := map[string]any{}
+	for k, v := range r.Figures {
+		m[k] = round(v)
+	}
+	m["meta"] = r.Meta
+	s := map[string][]float64{}
+	for k, v := range r.Samples {
+		rv := make([]float64, len(v))
+		for i := range v {
+			rv[i] = round(v[i])
+		}
+		s[k] = rv
+	}
+	m["samples"] = s
+	return json.Marshal(m)
+}
+
+func round(v float64) float64 { return math.Round(v*1000) / 1000 }
+
+func figures(cfg config) []figure {
+	var fs []figure
+	for _, t := range cfg.threads {
+		fs = append(fs, figure{
+			base: fmt.Sprintf("fma_peak_t%d", t), unit: "gflops", threads: t, scale: 1,
+			prepare: func() (func() error, float64, error) { return nil, 0, nil }, // special-cased in measureGorch
+		})
+	}
+	for _, n := range cfg.sizes {
+		for _, t := range cfg.threads {
+			fs = append(fs, figure{
+				base: fmt.Sprintf("matmul_%d_t%d", n, t), unit: "gflops", threads: t, scale: 1e-9,
+				prepare: matmulPrep(n),
+				req:     map[string]any{"fig": "matmul", "n": n, "threads": t},
+			})
+		}
+	}
+	tt := cfg.trainThreads
+	for _, b := range []int{64, 256} {
+		fs = append(fs, figure{
+			base: fmt.Sprintf("mlp_b%d", b), unit: "steps_per_s", threads: tt, scale: 1,
+			prepare: trainPrep("mlp", b),
+			req:     map[string]any{"fig": "mlp", "batch": b, "threads": tt},
+		})
+	}
+	fs = append(fs, figure{
+		base: "cnn_b64", unit: "steps_per_s", threads: tt, scale: 1,
+		prepare: trainPrep("cnn", 64),
+		req:     map[string]any{"fig": "cnn", "batch": 64, "threads": tt},
+	})
+	if cfg.only != "" {
+		var keep []figure
+		for _, f := range fs {
+			for _, p := range strings.Split(cfg.only, ",") {
+				if p != "" && strings.HasPrefix(f.base, p) {
+					keep = append(keep, f)
+					break
+				}
+			}
+		}
+		fs = keep
+	}
+	return fs
+}
+
+func matmulPrep(n int) func() (func() error, float64, error) {
+	return func() (func() error, float64, error) {
+		rng := tensor.NewRNG(1)
+		a, err := tensor.Randn(rng, n, n)
+		if err != nil {
+			return nil, 0, err
+		}
+		b, err := tensor.Randn(rng, n, n)
+		if err != nil {
+			return nil, 0, err
+		}
+		step := func() error {
+			_, err := tensor.Matmul(a, b)
+			return err
+		}
+		return step, 2 * float64(n) * float64(n) * float64(n), nil
+	}
+}
+
+// trainPrep builds the model, Adam and a fixed synthetic batch; one step is
+// forward, cross-entropy, zero_grad, backward, Adam step.
+func trainPrep(model string, batch int) func() (func() error, float64, error) {
+	return func() (func() error, float64, error) {
+		rng := tensor.NewRNG(1)
+		var m *nn.Sequential
+		var x *tensor.Tensor
+		var err error
+		switch model {
+		case "mlp":
+			if m, err = nn.MLP([]int{784, 256, 10}, rng); err == nil {
+				x, err = tensor.Randn(rng, batch, 784)
+			}
+		case "cnn":
+			if m, err = nn.LeNet(rng); err == nil {
+				x, err = tensor.Randn(rng, batch, 1, 28, 28)
+			}
+		default:
+			err = fmt.Errorf("unknown model %q", model)
+		}
+		if err != nil {
+			return nil, 0, err
+		}
+		opt, err := optim.NewAdam(m.Parameters(), optim.DefaultAdamConfig(1e-3))
+		if err != nil {
+			return nil, 0, err
+		}
+		y, err := tensor.Zeros(batch)
+		if err != nil {
+			return nil, 0, err
+		}
+		for i, yd := 0, y.Data(); i < batch; i++ {
+			yd[i] = float32(i % 10)
+		}
+		xv := autograd.Const(x)
+		step := func() error {
+			out, err := m.Forward(xv)
+			if err != nil {
+				return err
+			}
+			loss, err := autograd.CrossEntropy(out, y)
+			if err != nil {
+				return err
+			}
+			opt.ZeroGrad()
+			if err := loss.Backward(); err != nil {
+				return err
+			}
+			return opt.Step()
+		}
+		return step, 1, nil
+	}
+}
+
+// timeIt runs step until at least d has passed and at least minIters steps
+// ran, and returns steps per second.
+func timeIt(step func() error, d time.Duration, minIters int) (float64, error) {
+	start := time.Now()
+	n := 0
+	for {
+		if err := step(); err != nil {
+			return 0, err
+		}
+		n++
+		if el := time.Since(start); n >= minIters && el >= d {
+			return float64(n) / el.Seconds(), nil
+		}
+	}
+}
+
+// withThreads runs fn with GOMAXPROCS and the default kernel capped to t.
+func withThreads(t int, fn func() error) error {
+	prevProcs := runtime.GOMAXPROCS(t)
+	prev := kernels.Default()
+	kernels.SetDefault(kernels.WithThreads(prev, t))
+	defer func() {
+		kernels.SetDefault(prev)
+		runtime.GOMAXPROCS(prevProcs)
+	}()
+	return fn()
+}
+
+// torchProc is the PyTorch driver running in --serve mode.
+type torchProc struct {
+	cmd *exec.Cmd
+	in  io.WriteCloser
+	out *bufio.Scanner
+}
+
+func startTorch(python, script string, maxThreads int) (*torchProc, error) {
+	cmd := exec.Command(python, script, "--serve")
+	t := strconv.Itoa(maxThreads)
+	cmd.Env = append(os.Environ(), "OMP_NUM_THREADS="+t, "MKL_NUM_THREADS="+t, "OPENBLAS_NUM_THREADS="+t)
+	cmd.Stderr = os.Stderr
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting %s %s: %w", python, script, err)
+	}
+	sc := bufio.NewScanner(out)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	return &torchProc{cmd: cmd, in: in, out: sc}, nil
+}
+
+func (p *torchProc) call(req map[string]any) (map[string]any, error) {
+	b, _ := json.Marshal(req)
+	if _, err := p.in.Write(append(b, '\n')); err != nil {
+		return nil, fmt.Errorf("torch driver: %w", err)
+	}
+	if !p.out.Scan() {
+		return nil, fmt.Errorf("torch driver exited (request %s): %v", b, p.out.Err())
+	}
+	var resp map[string]any
+	if err := json.Unmarshal(p.out.Bytes(), &resp); err != nil {
+		return nil, fmt.Errorf("torch driver: bad reply %q: %w", p.out.Text(), err)
+	}
+	if e, ok := resp["error"]; ok {
+		return nil, fmt.Errorf("torch driver: %v (request %s)", e, b)
+	}
+	return resp, nil
+}
+
+func (p *torchProc) measure(req map[string]any, d time.Duration, minIters int) (float64, error) {
+	r := map[string]any{"min_time": d.Seconds(), "min_iters": minIters}
+	for k, v := range req {
+		r[k] = v
+	}
+	resp, err := p.call(r)
+	if err != nil {
+		return 0, err
+	}
+	v, ok := resp["value"].(float64)
+	if !ok {
+		return 0, fmt.Errorf("torch driver: reply without value: %v", resp)
+	}
+	return v, nil
+}
+
+func (p *torchProc) close() {
+	p.in.Close()
+	done := make(chan struct{})
+	go func() { p.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		p.cmd.Process.Kill()
+		<-done
+	}
+}
+
+func run(cfg config) (*results, error) {
+	if cfg.log == nil {
+		cfg.log = io.Discard
+	}
+	if cfg.reps < 1 {
+		cfg.reps = 1
+	}
+	if cfg.trainThreads < 1 {
+		cfg.trainThreads = 1
+	}
+	if cfg.warmTime == 0 {
+		cfg.warmTime = cfg.minTime / 2
+	}
+	// Each measurement runs for at least minTime; one iteration suffices
+	// for the slow figures (a 2048 matmul is ~0.1–1 s).
+	const minIters = 1
+	started := time.Now()
+	res := &results{Figures: map[string]float64{}, Samples: map[string][]float64{}, Meta: map[string]any{}}
+	res.Meta["date"] = started.UTC().Format(time.RFC3339)
+	res.Meta["cpu_model"] = cpuModel()
+	res.Meta["num_cpu"] = runtime.NumCPU()
+	res.Meta["go_version"] = runtime.Version()
+	res.Meta["goarch"] = runtime.GOARCH
+	res.Meta["kernel_path"] = kernels.Default().Name()
+	res.Meta["kernels_available"] = kernels.Available()
+	res.Meta["fma_peak_width"] = kernels.FMAPeakWidth()
+	res.Meta["threads"] = cfg.threads
+	res.Meta["train_threads"] = cfg.trainThreads
+	res.Meta["reps"] = cfg.reps
+	res.Meta["min_time_s"] = cfg.minTime.Seconds()
+	res.Meta["quick"] = cfg.quick
+	res.Meta["statistic"] = "median"
+	res.Meta["loadavg_start"] = loadAvg()
+
+	var torch *torchProc
+	if cfg.python != "" {
+		var err error
+		if torch, err = startTorch(cfg.python, cfg.script, slices.Max(append(slices.Clone(cfg.threads), cfg.trainThreads))); err != nil {
+			return nil, err
+		}
+		defer torch.close()
+		info, err := torch.call(map[string]any{"fig": "meta"})
+		if err != nil {
+			return nil, err
+		}
+		for k, v := range info {
+			res.Meta["torch_"+k] = v
+		}
+	} else {
+		res.Meta["torch_version"] = nil
+	}
+
+	fs := figures(cfg)
+	for _, f := range fs {
+		var step func() error
+		var work float64
+		gorchOnce := func(d time.Duration) (float64, error) {
+			var v float64
+			err := withThreads(f.threads, func() error {
+				if strings.HasPrefix(f.base, "fma_peak") {
+					v = kernels.FMAPeak(d, f.threads)
+					return nil
+				}
+				r, err := timeIt(step, d, minIters)
+				v = r * work * f.scale
+				return err
+			})
+			return v, err
+		}
+		if err := withThreads(f.threads, func() error {
+			var err error
+			step, work, err = f.prepare()
+			return err
+		}); err != nil {
+			return nil, fmt.Errorf("%s: %w", f.key(), err)
+		}
+		// Warm-up: both sides, untimed.
+		if _, err := gorchOnce(cfg.warmTime); err != nil {
+			return nil, fmt.Errorf("%s: %w", f.key(), err)
+		}
+		useTorch := torch != nil && f.req != nil
+		if useTorch {
+			if _, err := torch.measure(f.req, cfg.warmTime, 1); err != nil {
+				return nil, err
+			}
+		}
+		for rep := 1; rep <= cfg.reps; rep++ {
+			g, err := gorchOnce(cfg.minTime)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", f.key(), err)
+			}
+			res.Samples[f.key()] = append(res.Samples[f.key()], g)
+			line := fmt.Sprintf("%-16s rep %d/%d: gorch %9.2f", f.base, rep, cfg.reps, g)
+			if useTorch {
+				t, err := torch.measure(f.req, cfg.minTime, minIters)
+				if err != nil {
+					return nil, err
+				}
+				res.Samples[f.torchKey()] = append(res.Samples[f.torchKey()], t)
+				line += fmt.Sprintf("  torch %9.2f", t)
+			}
+			fmt.Fprintf(cfg.log, "%s %s\n", line, f.unit)
+		}
+		res.Figures[f.key()] = median(res.Samples[f.key()])
+		if useTorch {
+			res.Figures[f.torchKey()] = median(res.Samples[f.torchKey()])
+			if t := res.Figures[f.torchKey()]; t > 0 {
+				res.Figures[f.base+"_ratio"] = res.Figures[f.key()] / t
+			}
+		}
+		res.order = append(res.order, f)
+	}
+	// Matmul as a share of the FMA peak at the same thread count.
+	for _, f := range res.order {
+		if !strings.HasPrefix(f.base, "matmul_") {
+			continue
+		}
+		peak := res.Figures[fmt.Sprintf("fma_peak_t%d_gflops", f.threads)]
+		if peak <= 0 {
+			continue
+		}
+		res.Figures[f.base+"_pct_fma_peak"] = 100 * res.Figures[f.key()] / peak
+		if t, ok := res.Figures[f.torchKey()]; ok {
+			res.Figures[f.base+"_torch_pct_fma_peak"] = 100 * t / peak
+		}
+	}
+	res.Meta["loadavg_end"] = loadAvg()
+	res.Meta["duration_s"] = math.Round(time.Since(started).Seconds())
+	if cfg.out != "" {
+		b, err := json.MarshalIndent(res, "", "  ")
+		if err != nil {
+			return nil, err
+		}
+		if err := os.WriteFile(cfg.out, append(b, '\n'), 0o644); err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := slices.Clone(v)
+	sort.Float64s(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func cpuModel() string {
+	b, err := os.ReadFile("/proc/cpuinfo")
+	if err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
+				return strings.TrimSpace(v)
+			}
+		}
+	}
+	return runtime.GOARCH
+}
+
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return ""
+	}
+	return strings.Join(f[:3], " ")
+}
+
+func printTable(w io.Writer, cfg config, r *results) {
+	m := r.Meta
+	fmt.Fprintf(w, "gorch vs PyTorch — medians of %d repetition(s), alternating; %s\n", cfg.reps, m["date"])
+	fmt.Fprintf(w, "cpu %v (%v logical), gorch kernel %v, FMA loop %v, torch %v, train threads %d, load %v -> %v\n\n",
+		m["cpu_model"], m["num_cpu"], m["kernel_path"], m["fma_peak_width"], orDash(m["torch_version"]), cfg.trainThreads, m["loadavg_start"], m["loadavg_end"])
+	fmt.Fprintf(w, "%-18s %-12s %10s %10s %12s %12s %12s\n", "figure", "unit", "gorch", "torch", "gorch/torch", "gorch %peak", "torch %peak")
+	for _, f := range r.order {
+		g := r.Figures[f.key()]
+		ts, ratio, gp, tp := "-", "-", "-", "-"
+		if t, ok := r.Figures[f.torchKey()]; ok {
+			ts = fmt.Sprintf("%.1f", t)
+			if t > 0 {
+				ratio = fmt.Sprintf("%.2fx", g/t)
+			}
+		}
+		if v, ok := r.Figures[f.base+"_pct_fma_peak"]; ok {
+			gp = fmt.Sprintf("%.0f %%", v)
+		}
+		if v, ok := r.Figures[f.base+"_torch_pct_fma_peak"]; ok {
+			tp = fmt.Sprintf("%.0f %%", v)
+		}
+		fmt.Fprintf(w, "%-18s %-12s %10.1f %10s %12s %12s %12s\n", f.base, f.unit, g, ts, ratio, gp, tp)
+	}
+	for _, n := range cfg.sizes {
+		t1, ok1 := r.Figures[fmt.Sprintf("matmul_%d_t1_gflops", n)]
+		t2, ok2 := r.Figures[fmt.Sprintf("matmul_%d_t2_gflops", n)]
+		if ok1 && ok2 && t1 > 0 {
+			fmt.Fprintf(w, "matmul %d: gorch 2-thread/1-thread = %.2fx", n, t2/t1)
+			a, oka := r.Figures[fmt.Sprintf("matmul_%d_t1_torch_gflops", n)]
+			b, okb := r.Figures[fmt.Sprintf("matmul_%d_t2_torch_gflops", n)]
+			if oka && okb && a > 0 {
+				fmt.Fprintf(w, ", torch %.2fx", b/a)
+			}
+			fmt.Fprintln(w)
+		}
+	}
+}
+
+func orDash(v any) any {
+	if v == nil {
+		return "-"
+	}
+	return v
+}
