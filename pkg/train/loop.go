@@ -110,8 +110,7 @@ type trainer struct {
 	evalStep          int // step of the last evaluation, -1 if none
 	lossSum           float64
 	lossN             int
-	lastReport        time.Time
-	lastReportStep    int
+	startStep         int // the step this attempt started from
 }
 
 func newTrainer(spec *Spec, sink Sink, opts Options) (*trainer, error) {
@@ -194,7 +193,7 @@ func (t *trainer) checkpoint(ctx context.Context) error {
 // loop runs steps until the end, an error or cancellation.
 func (t *trainer) loop(ctx context.Context) (experiment.Status, error) {
 	t.started = time.Now()
-	t.lastReport, t.lastReportStep = t.started, t.step
+	t.startStep = t.step
 	for t.step < t.total {
 		if !t.loader.Next() {
 			if err := t.loader.Err(); err != nil {
@@ -310,8 +309,8 @@ func (t *trainer) report(eval bool) {
 	if t.lossN > 0 {
 		p.Loss = t.lossSum / float64(t.lossN)
 	}
-	if el := now.Sub(t.started).Seconds(); el > 0 && t.step > t.lastReportStep {
-		p.StepsPerSec = float64(t.step-res0(t)) / el
+	if el := now.Sub(t.started).Seconds(); el > 0 && t.step > t.startStep {
+		p.StepsPerSec = float64(t.step-t.startStep) / el
 		if p.StepsPerSec > 0 {
 			p.ETA = time.Duration(float64(t.total-t.step) / p.StepsPerSec * float64(time.Second))
 		}
@@ -321,9 +320,6 @@ func (t *trainer) report(eval bool) {
 	}
 	t.opts.Progress(p)
 }
-
-// res0 is the step this attempt started from.
-func res0(t *trainer) int { return t.lastReportStep }
 
 func (t *trainer) evaluate() error {
 	defer t.sink.Timer("eval").Stop()
