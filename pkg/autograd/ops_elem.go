@@ -151,7 +151,7 @@ func Sqrt(a *Variable) (*Variable, error) {
 // Relu returns max(a, 0).
 func Relu(a *Variable) (*Variable, error) {
 	return unary("relu", a, tensor.Relu, func(c *calc, g, x, out *tensor.Tensor) *tensor.Tensor {
-		return c.do(tensor.Mul(g, c.do(tensor.Gt(x, tensor.Scalar(0)))))
+		return c.do(tensor.ReluBackward(g, x))
 	})
 }
 

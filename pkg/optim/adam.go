@@ -3,6 +3,7 @@ package optim
 import (
 	"math"
 
+	"github.com/gorch/gorch/internal/kernels"
 	"github.com/gorch/gorch/pkg/errs"
 	"github.com/gorch/gorch/pkg/nn"
 )
@@ -146,22 +147,11 @@ func (o *Adam) Step() error {
 			}
 			g = gd
 		}
-		// torch.lerp(m, g, w1): m + w1·(g-m) for w1 < 0.5, else g - (g-m)·(1-w1).
-		if w1 < 0.5 {
-			for i, gi := range g {
-				m[i] += float32(w1 * (gi - m[i]))
-			}
-		} else {
-			for i, gi := range g {
-				m[i] = gi - float32((gi-m[i])*(1-w1))
-			}
-		}
-		for i, gi := range g {
-			vi := float32(v[i]*b2) + float32(w2*gi*gi)
-			v[i] = vi
-			denom := float32(math.Sqrt(float64(vi)))/bc2Sqrt + eps
-			p[i] += float32(-stepSize * (m[i] / denom))
-		}
+		// m, v and p in one pass (AVX2 where available), with the same
+		// operation order and float32 rounding as the scalar loop it replaced
+		// (kept as adamReference in vec_test.go; see
+		// kernels.AdamUpdate).
+		kernels.AdamUpdate(p, g, m, v, kernels.AdamParams{W1: w1, B2: b2, W2: w2, Eps: eps, BC2Sqrt: bc2Sqrt, StepSize: stepSize})
 	})
 }
 

@@ -3,6 +3,7 @@ package optim
 import (
 	"math"
 
+	"github.com/gorch/gorch/internal/kernels"
 	"github.com/gorch/gorch/pkg/errs"
 	"github.com/gorch/gorch/pkg/nn"
 )
@@ -85,22 +86,22 @@ func (o *SGD) Step() error {
 			buf = make([]float32, len(p))
 			o.buf[name] = buf
 		}
+		if !first {
+			// Every step after a momentum buffer's first (AVX2 where
+			// available, same arithmetic as the loop below).
+			kernels.SGDUpdate(p, g, buf, kernels.SGDParams{LR: lr, WeightDecay: wd, Momentum: mom, Damp: damp, Nesterov: o.cfg.Nesterov})
+			return
+		}
 		for i := range p {
 			d := g[i]
 			if wd != 0 {
 				d += float32(wd * p[i])
 			}
-			if o.cfg.Momentum != 0 {
-				if first {
-					buf[i] = d
-				} else {
-					buf[i] = float32(buf[i]*mom) + float32(damp*d)
-				}
-				if o.cfg.Nesterov {
-					d += float32(mom * buf[i])
-				} else {
-					d = buf[i]
-				}
+			buf[i] = d
+			if o.cfg.Nesterov {
+				d += float32(mom * buf[i])
+			} else {
+				d = buf[i]
 			}
 			p[i] += float32(-lr * d)
 		}

@@ -3,6 +3,7 @@ package tensor
 import (
 	"math"
 
+	"github.com/gorch/gorch/internal/kernels"
 	"github.com/gorch/gorch/pkg/errs"
 )
 
@@ -10,6 +11,9 @@ import (
 type unaryOp struct {
 	stat *opStat
 	f    func(x float32) float32
+	// fast, if set, computes dst[i] = f(src[i]) over whole contiguous
+	// slices (a vectorised kernel with the same results).
+	fast func(dst, src []float32)
 }
 
 func (u *unaryOp) apply(t *Tensor) (*Tensor, error) {
@@ -18,10 +22,18 @@ func (u *unaryOp) apply(t *Tensor) (*Tensor, error) {
 	}
 	out := newContiguous(t.shape)
 	dst, src, f := out.storage.data, t.storage.data, u.f
+	if u.fast != nil && t.IsContiguous() {
+		u.fast(dst, src[t.offset:t.offset+len(dst)])
+		return out, nil
+	}
 	p := newRowPlan(t.shape, out.strides, t.strides)
 	p.each([]int{0, t.offset}, func(offs []int) {
 		d := dst[offs[0] : offs[0]+p.n]
 		s, step := offs[1], p.inner[1]
+		if step == 1 && u.fast != nil {
+			u.fast(d, src[s:s+p.n])
+			return
+		}
 		if step == 1 {
 			s := src[s : s+p.n]
 			for i := range d {
@@ -51,7 +63,7 @@ var (
 	opLog        = newUnary("log", f32(math.Log))
 	opSqrt       = newUnary("sqrt", f32(math.Sqrt))
 	opAbs        = newUnary("abs", func(x float32) float32 { return float32(math.Abs(float64(x))) })
-	opRelu       = newUnary("relu", func(x float32) float32 { return max(x, 0) })
+	opRelu       = &unaryOp{stat: stat("relu"), f: func(x float32) float32 { return max(x, 0) }, fast: kernels.VecRelu}
 	opTanh       = newUnary("tanh", f32(math.Tanh))
 	opSigmoid    = newUnary("sigmoid", sigmoid)
 	opGelu       = newUnary("gelu", gelu)
@@ -145,6 +157,12 @@ func (t *Tensor) mapWith(s *opStat, f func(float32) float32) (*Tensor, error) {
 	return u.apply(t)
 }
 
+// mapFast is mapWith with a whole-slice kernel for contiguous rows.
+func (t *Tensor) mapFast(s *opStat, f func(float32) float32, fast func(dst, src []float32)) (*Tensor, error) {
+	u := unaryOp{stat: s, f: f, fast: fast}
+	return u.apply(t)
+}
+
 // PowScalar returns t^p elementwise.
 func PowScalar(t *Tensor, p float32) (*Tensor, error) {
 	switch p {
@@ -158,12 +176,14 @@ func PowScalar(t *Tensor, p float32) (*Tensor, error) {
 
 // AddScalar returns t + c elementwise.
 func AddScalar(t *Tensor, c float32) (*Tensor, error) {
-	return t.mapWith(statAddScalar, func(x float32) float32 { return x + c })
+	return t.mapFast(statAddScalar, func(x float32) float32 { return x + c },
+		func(d, s []float32) { kernels.VecAddScalar(d, s, c) })
 }
 
 // MulScalar returns t · c elementwise.
 func MulScalar(t *Tensor, c float32) (*Tensor, error) {
-	return t.mapWith(statMulScalar, func(x float32) float32 { return x * c })
+	return t.mapFast(statMulScalar, func(x float32) float32 { return x * c },
+		func(d, s []float32) { kernels.VecMulScalar(d, s, c) })
 }
 
 // Clamp limits t to [lo, hi] elementwise. NaN in t stays NaN.
@@ -186,8 +206,11 @@ func Clamp(t *Tensor, lo, hi float32) (*Tensor, error) {
 type binaryOp struct {
 	stat *opStat
 	f    func(x, y float32) float32
-	// fast, if set, computes dst[i] = f(x[i], y[i]) over whole slices.
-	fast func(dst, x, y []float32)
+	// fast, if set, computes dst[i] = f(x[i], y[i]) over whole slices;
+	// fastXC computes dst[i] = f(x[i], c) and fastCY dst[i] = f(c, y[i])
+	// (a row against a broadcast scalar).
+	fast           func(dst, x, y []float32)
+	fastXC, fastCY func(dst, x []float32, c float32)
 }
 
 func (b *binaryOp) apply(x, y *Tensor) (*Tensor, error) {
@@ -224,6 +247,10 @@ func (b *binaryOp) into(out, x, y *Tensor) {
 			for i := range d {
 				d[i] = f(xr[i], yr[i])
 			}
+		case sx == 1 && sy == 0 && b.fastXC != nil:
+			b.fastXC(d, xs[xo:xo+n], ys[yo])
+		case sx == 0 && sy == 1 && b.fastCY != nil:
+			b.fastCY(d, ys[yo:yo+n], xs[xo])
 		case sx == 1 && sy == 0:
 			xr, c := xs[xo:xo+n], ys[yo]
 			for i := range d {
@@ -246,26 +273,11 @@ func (b *binaryOp) into(out, x, y *Tensor) {
 
 var (
 	opAdd = &binaryOp{stat: stat("add"), f: func(x, y float32) float32 { return x + y },
-		fast: func(d, x, y []float32) {
-			x, y = x[:len(d)], y[:len(d)]
-			for i := range d {
-				d[i] = x[i] + y[i]
-			}
-		}}
+		fast: kernels.VecAdd, fastXC: kernels.VecAddScalar, fastCY: kernels.VecAddScalar}
 	opSub = &binaryOp{stat: stat("sub"), f: func(x, y float32) float32 { return x - y },
-		fast: func(d, x, y []float32) {
-			x, y = x[:len(d)], y[:len(d)]
-			for i := range d {
-				d[i] = x[i] - y[i]
-			}
-		}}
+		fast: kernels.VecSub, fastXC: kernels.VecSubScalar, fastCY: kernels.VecScalarSub}
 	opMul = &binaryOp{stat: stat("mul"), f: func(x, y float32) float32 { return x * y },
-		fast: func(d, x, y []float32) {
-			x, y = x[:len(d)], y[:len(d)]
-			for i := range d {
-				d[i] = x[i] * y[i]
-			}
-		}}
+		fast: kernels.VecMul, fastXC: kernels.VecMulScalar, fastCY: kernels.VecMulScalar}
 	opDiv     = &binaryOp{stat: stat("div"), f: func(x, y float32) float32 { return x / y }}
 	opPow     = &binaryOp{stat: stat("pow"), f: func(x, y float32) float32 { return float32(math.Pow(float64(x), float64(y))) }}
 	opMaximum = &binaryOp{stat: stat("maximum"), f: func(x, y float32) float32 { return max(x, y) }}
@@ -319,6 +331,44 @@ func Lt(a, b *Tensor) (*Tensor, error) { return opLt.apply(a, b) }
 
 // Le returns 1 where a <= b and 0 elsewhere, with broadcasting.
 func Le(a, b *Tensor) (*Tensor, error) { return opLe.apply(a, b) }
+
+var statReluBackward = stat("relu_backward")
+
+// ReluBackward returns the gradient of Relu: g where x > 0 and 0 elsewhere
+// (also where x is NaN), in one pass. g and x must have the same shape.
+func ReluBackward(g, x *Tensor) (*Tensor, error) {
+	s := statReluBackward
+	if err := check(s, g, x); err != nil {
+		return nil, err
+	}
+	if !EqualShape(g.shape, x.shape) {
+		return nil, errs.New(errs.Shape, s.name, "gradient of shape %v does not match input of shape %v", g.shape, x.shape)
+	}
+	out := newContiguous(x.shape)
+	dst, gs, xs := out.storage.data, g.storage.data, x.storage.data
+	if g.IsContiguous() && x.IsContiguous() {
+		kernels.VecReluBackward(dst, gs[g.offset:g.offset+len(dst)], xs[x.offset:x.offset+len(dst)])
+		return out, nil
+	}
+	p := newRowPlan(out.shape, out.strides, g.strides, x.strides)
+	p.each([]int{0, g.offset, x.offset}, func(offs []int) {
+		n := p.n
+		d := dst[offs[0] : offs[0]+n]
+		gi, xo, sg, sx := offs[1], offs[2], p.inner[1], p.inner[2]
+		if sg == 1 && sx == 1 {
+			kernels.VecReluBackward(d, gs[gi:gi+n], xs[xo:xo+n])
+			return
+		}
+		for i := range d {
+			if xs[xo] > 0 {
+				d[i] = gs[gi]
+			}
+			gi += sg
+			xo += sx
+		}
+	})
+	return out, nil
+}
 
 var statCopyInto = stat("copy_")
 

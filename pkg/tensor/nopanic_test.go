@@ -63,6 +63,7 @@ func TestNoPanicWalk(t *testing.T) {
 		"AddScalar":          {{Op: "add_scalar", Call: func() error { return e1(AddScalar(nil, 2)) }}},
 		"MulScalar":          {{Op: "mul_scalar", Call: func() error { return e1(MulScalar(bad, 2)) }}},
 		"Clamp":              {{Op: "clamp", Call: func() error { return e1(Clamp(v, 1, 0)) }}, {Op: "clamp", Call: func() error { return e1(Clamp(bad, 0, 1)) }}},
+		"ReluBackward":       {{Op: "relu_backward", Call: func() error { return e1(ReluBackward(nil, v)) }}, {Op: "relu_backward", Call: func() error { return e1(ReluBackward(v, bad)) }}, {Op: "relu_backward", Call: func() error { return e1(ReluBackward(v, coreMust(Zeros(3, 2)))) }}},
 		"CopyInto":           {{Op: "copy_", Call: func() error { return CopyInto(v, coreMust(Zeros(4))) }}, {Op: "copy_", Call: func() error { return CopyInto(nil, v) }}},
 		"BroadcastShapes":    {{Op: "broadcast_shapes", Call: func() error { return e1(BroadcastShapes([]int{2}, []int{3})) }}},
 		"ValidateLayout":     {{Op: "custom", Call: func() error { return ValidateLayout("custom", bad) }}},

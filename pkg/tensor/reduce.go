@@ -3,6 +3,7 @@ package tensor
 import (
 	"fmt"
 
+	"github.com/gorch/gorch/internal/kernels"
 	"github.com/gorch/gorch/pkg/errs"
 )
 
@@ -105,10 +106,7 @@ func sumKernel(t *Tensor, ostr []int, outN int) []float64 {
 			}
 			acc[o] += a
 		case so == 1 && si == 1:
-			a, x := acc[o:o+n], src[s:s+n]
-			for i := range a {
-				a[i] += float64(x[i])
-			}
+			kernels.VecAccumF64(acc[o:o+n], src[s:s+n])
 		default:
 			for range n {
 				acc[o] += float64(src[s])
@@ -149,10 +147,7 @@ func sumContiguous(acc []float64, x []float32, shape, ostr []int) bool {
 		return false
 	case first == 'r' && changes == 1: // reduced prefix: column sums
 		for r := 0; r+outN <= len(x); r += outN {
-			row := x[r : r+outN]
-			for i := range acc {
-				acc[i] += float64(row[i])
-			}
+			kernels.VecAccumF64(acc, x[r:r+outN])
 		}
 	default: // reduced suffix, or everything kept or reduced: row sums
 		inner := len(x) / outN
@@ -163,21 +158,10 @@ func sumContiguous(acc []float64, x []float32, shape, ostr []int) bool {
 	return true
 }
 
-// sum64 sums x in float64 with four independent accumulators.
-func sum64(x []float32) float64 {
-	var a0, a1, a2, a3 float64
-	i := 0
-	for ; i+4 <= len(x); i += 4 {
-		a0 += float64(x[i])
-		a1 += float64(x[i+1])
-		a2 += float64(x[i+2])
-		a3 += float64(x[i+3])
-	}
-	for ; i < len(x); i++ {
-		a0 += float64(x[i])
-	}
-	return (a0 + a1) + (a2 + a3)
-}
+// sum64 sums x in float64 in a fixed order of 16 lane sums (see
+// kernels.VecSumF64): the same result on every path, machine and
+// GOMAXPROCS.
+func sum64(x []float32) float64 { return kernels.VecSumF64(x) }
 
 // reduceShapes returns the output shape of reducing t over mask, and the
 // output strides aligned to t's dimensions (0 along reduced ones).
