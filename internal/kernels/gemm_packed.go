@@ -1,6 +1,7 @@
 package kernels
 
 import (
+	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -27,7 +28,46 @@ type packedBackend struct {
 	kc, nc  int // blocking: depth of a k step, columns of a packed B block
 	kernel  func(k int, a, b, c *float32, ldc int, alpha float32)
 	threads int // cap on goroutines per call; 0: GOMAXPROCS
+
+	// Optional fast paths (nil: always pack with Go loops).
+	// kernelS is kernel reading B in place at row stride ldb, with the same
+	// instructions in the same order (bit-identical results); used instead
+	// of packing B when op(B) = B and m is small (see directBMaxM).
+	kernelS func(k int, a, b *float32, ldb int, c *float32, ldc int, alpha float32)
+	// packT packs one full nr-column panel of op(B) = Bᵀ, 8·k8 steps deep
+	// (dst[p*nr + c] = b[c*ldb + p]); requires nr == 16.
+	packT func(k8 int, b *float32, ldb int, dst *float32)
+	// packA6 packs one full 6-row sliver of op(A) = A, 8·k8 steps deep
+	// (dst[p*6 + r] = a[r*lda + p]), writing 2 floats past the end;
+	// requires mr == 6.
+	packA6 func(k8 int, a *float32, lda int, dst *float32)
 }
+
+// directBMaxM is the largest m for which B (not transposed) is read in place
+// by kernelS instead of being packed: each B element is then loaded once per
+// mr-row sliver. On the 2-core EPYC dev VM (BenchmarkSgemmTrain, CPU-time
+// GFLOP/s) reading in place was 1.1–3x faster for m ≤ 256 and even at
+// m = 400; large products (m ≥ 1024) keep packing, which also avoids
+// strided-read set conflicts at power-of-two ldb.
+const directBMaxM = 512
+
+// legacyGemm turns off the fast paths (direct B, assembly transposing
+// pack) so benchmarks can compare against the previous driver in one run.
+// Results do not change either way. Set by GORCH_GEMM_LEGACY=1 or
+// SetLegacyGemm.
+var legacyGemm atomic.Bool
+
+func init() { legacyGemm.Store(os.Getenv("GORCH_GEMM_LEGACY") == "1") }
+
+// SetLegacyGemm turns the packed driver's fast paths off (on = true) or back
+// on and returns the previous setting. It is an A/B hook for benchmarks;
+// results are bit-identical either way.
+// The tensor package's conv2d backward also follows it (per-sample GEMMs).
+func SetLegacyGemm(on bool) (prev bool) { return legacyGemm.Swap(on) }
+
+// LegacyGemm reports whether SetLegacyGemm (or GORCH_GEMM_LEGACY=1) turned
+// the fast paths off.
+func LegacyGemm() bool { return legacyGemm.Load() }
 
 // packedParMinFlops is the problem size (2·m·n·k) below which the caller's
 // goroutine does all the work: ~2 MFLOP is ~20 µs on one core, where a
@@ -70,6 +110,11 @@ func (be *packedBackend) Sgemm(transA, transB bool, m, n, k int, alpha float32, 
 		}
 	}
 	p := packedGemm{be: be, transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, c: c, ldc: ldc}
+	if !legacyGemm.Load() {
+		p.direct = be.kernelS != nil && !transB && m <= directBMaxM
+		p.packT = be.packT
+		p.packA6 = be.packA6
+	}
 	p.run(workers)
 }
 
@@ -80,12 +125,24 @@ type packedGemm struct {
 	alpha          float32
 	a, b, c        []float32
 	lda, ldb, ldc  int
+	direct         bool // B read in place by be.kernelS (no packB)
+	packT          func(k8 int, b *float32, ldb int, dst *float32)
+	packA6         func(k8 int, a *float32, lda int, dst *float32)
 }
 
-var packedPool sync.Pool // *[]float32 scratch buffers
+// Scratch buffers (*[]float32), one pool per use so that the small A-sliver
+// buffers and the large packed-B blocks do not evict each other (a pool
+// miss allocates, and zeroes, a fresh buffer). In legacy mode both share
+// packedPool, as before.
+var (
+	packedPool sync.Pool // packed B blocks (and everything in legacy mode)
+	slivPool   sync.Pool // per-worker A slivers (+ edge B panel)
+)
 
-func getBuf(n int) *[]float32 {
-	if p, ok := packedPool.Get().(*[]float32); ok && cap(*p) >= n {
+func getBuf(n int) *[]float32 { return getBufFrom(&packedPool, n) }
+
+func getBufFrom(pool *sync.Pool, n int) *[]float32 {
+	if p, ok := pool.Get().(*[]float32); ok && cap(*p) >= n {
 		*p = (*p)[:n]
 		return p
 	}
@@ -97,13 +154,26 @@ func (g *packedGemm) run(workers int) {
 	be := g.be
 	mr, nr := be.mr, be.nr
 	slivers := (g.m + mr - 1) / mr
-	pbBuf := getBuf(g.k * roundUp(min(g.n, be.nc), nr))
-	defer packedPool.Put(pbBuf)
+	var pbBuf *[]float32
+	paLen := be.kc*mr + 8 // + slack for packA6's spare lanes
+	aPool := &slivPool
+	if legacyGemm.Load() {
+		aPool = &packedPool
+	}
+	if g.direct {
+		paLen += be.kc * nr // room for the packed edge panel
+	} else {
+		pbBuf = getBuf(g.k * roundUp(min(g.n, be.nc), nr))
+		defer packedPool.Put(pbBuf)
+	}
 	for j0 := 0; j0 < g.n; j0 += be.nc {
 		nn := min(be.nc, g.n-j0)
 		panels := (nn + nr - 1) / nr
-		pb := (*pbBuf)[:g.k*panels*nr]
-		g.packB(pb, j0, nn, workers)
+		var pb []float32
+		if !g.direct {
+			pb = (*pbBuf)[:g.k*panels*nr]
+			g.packB(pb, j0, nn, workers)
+		}
 
 		want := 1
 		if workers > 1 {
@@ -120,11 +190,11 @@ func (g *packedGemm) run(workers int) {
 		}
 		w := min(workers, tasks)
 		if w <= 1 {
-			pa := getBuf(be.kc * mr)
+			pa := getBufFrom(aPool, paLen)
 			for t := 0; t < tasks; t++ {
 				task(t, *pa)
 			}
-			packedPool.Put(pa)
+			aPool.Put(pa)
 			continue
 		}
 		var next atomic.Int64
@@ -133,7 +203,7 @@ func (g *packedGemm) run(workers int) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				pa := getBuf(be.kc * mr)
+				pa := getBufFrom(aPool, paLen)
 				for {
 					t := int(next.Add(1) - 1)
 					if t >= tasks {
@@ -141,7 +211,7 @@ func (g *packedGemm) run(workers int) {
 					}
 					task(t, *pa)
 				}
-				packedPool.Put(pa)
+				aPool.Put(pa)
 			}()
 		}
 		wg.Wait()
@@ -156,7 +226,18 @@ func (g *packedGemm) block(pb, paBuf []float32, j0, nn, s0, s1, q0, q1 int) {
 	var tmp [12 * 32]float32
 	for p0 := 0; p0 < g.k; p0 += kc {
 		kk := min(kc, g.k-p0)
-		pbk := pb[p0*panelsOf(nn, nr)*nr:] // the panels of this kc step, each kk×nr
+		var pbk []float32
+		if g.direct {
+			// Full panels are read in place; the edge panel (fewer than nr
+			// columns) is packed once per k step, zero-padded.
+			if qe := q1 - 1; j0+qe*nr+nr > j0+nn {
+				e := paBuf[kc*mr+8 : kc*mr+8+kk*nr]
+				g.packBRange(e, j0+qe*nr, nn-qe*nr, 0, 1, p0, kk)
+				pbk = e
+			}
+		} else {
+			pbk = pb[p0*panelsOf(nn, nr)*nr:] // the panels of this kc step, each kk×nr
+		}
 		for s := s0; s < s1; s++ {
 			i0 := s * mr
 			rows := min(mr, g.m-i0)
@@ -165,7 +246,24 @@ func (g *packedGemm) block(pb, paBuf []float32, j0, nn, s0, s1, q0, q1 int) {
 			for q := q0; q < q1; q++ {
 				jc := j0 + q*nr
 				cols := min(nr, j0+nn-jc)
-				bp := &pbk[q*kk*nr]
+				if g.direct && cols == nr {
+					bp := &g.b[p0*g.ldb+jc]
+					if rows == mr {
+						be.kernelS(kk, &pa[0], bp, g.ldb, &g.c[i0*g.ldc+jc], g.ldc, g.alpha)
+						continue
+					}
+					t := tmp[:mr*nr]
+					clear(t)
+					be.kernelS(kk, &pa[0], bp, g.ldb, &t[0], nr, g.alpha)
+					g.addTile(t, i0, jc, rows, cols)
+					continue
+				}
+				var bp *float32
+				if g.direct {
+					bp = &pbk[0]
+				} else {
+					bp = &pbk[q*kk*nr]
+				}
 				if rows == mr && cols == nr {
 					be.kernel(kk, &pa[0], bp, &g.c[i0*g.ldc+jc], g.ldc, g.alpha)
 					continue
@@ -173,13 +271,19 @@ func (g *packedGemm) block(pb, paBuf []float32, j0, nn, s0, s1, q0, q1 int) {
 				t := tmp[:mr*nr]
 				clear(t)
 				be.kernel(kk, &pa[0], bp, &t[0], nr, g.alpha)
-				for r := 0; r < rows; r++ {
-					row := g.c[(i0+r)*g.ldc+jc : (i0+r)*g.ldc+jc+cols]
-					for j := range row {
-						row[j] += t[r*nr+j]
-					}
-				}
+				g.addTile(t, i0, jc, rows, cols)
 			}
+		}
+	}
+}
+
+// addTile adds the rows×cols corner of the mr×nr tile t into C at (i0, jc).
+func (g *packedGemm) addTile(t []float32, i0, jc, rows, cols int) {
+	nr := g.be.nr
+	for r := 0; r < rows; r++ {
+		row := g.c[(i0+r)*g.ldc+jc : (i0+r)*g.ldc+jc+cols]
+		for j := range row {
+			row[j] += t[r*nr+j]
 		}
 	}
 }
@@ -195,6 +299,20 @@ func (g *packedGemm) packA(pa []float32, i0, rows, p0, kk int) {
 			d := pa[p*mr : p*mr+mr]
 			copy(d, src)
 			clear(d[rows:])
+		}
+		return
+	}
+	if g.packA6 != nil && rows == mr {
+		k8 := kk / 8
+		if k8 > 0 {
+			_ = a[(i0+mr-1)*lda+p0+8*k8-1]
+			_ = pa[:48*k8+2] // room for the spare lanes
+			g.packA6(k8, &a[i0*lda+p0], lda, &pa[0])
+		}
+		for p := 8 * k8; p < kk; p++ {
+			for r := 0; r < mr; r++ {
+				pa[p*mr+r] = a[(i0+r)*lda+p0+p]
+			}
 		}
 		return
 	}
@@ -218,7 +336,7 @@ func (g *packedGemm) packB(pb []float32, j0, nn, w int) {
 	panels := (nn + g.be.nr - 1) / g.be.nr
 	w = min(w, panels)
 	if w <= 1 || g.k*nn < 1<<15 {
-		g.packBRange(pb, j0, nn, 0, panels)
+		g.packBPanels(pb, j0, nn, 0, panels)
 		return
 	}
 	var wg sync.WaitGroup
@@ -227,43 +345,61 @@ func (g *packedGemm) packB(pb []float32, j0, nn, w int) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			g.packBRange(pb, j0, nn, q0, q1)
+			g.packBPanels(pb, j0, nn, q0, q1)
 		}()
 	}
 	wg.Wait()
 }
 
-func (g *packedGemm) packBRange(pb []float32, j0, nn, q0, q1 int) {
-	nr, kc, b, ldb := g.be.nr, g.be.kc, g.b, g.ldb
+func (g *packedGemm) packBPanels(pb []float32, j0, nn, q0, q1 int) {
+	nr, kc := g.be.nr, g.be.kc
 	panels := panelsOf(nn, nr)
 	for p0 := 0; p0 < g.k; p0 += kc {
-		kk := min(kc, g.k-p0)
-		step := pb[p0*panels*nr:]
-		for q := q0; q < q1; q++ {
-			dst := step[q*kk*nr : (q+1)*kk*nr]
-			jb := j0 + q*nr
-			cols := min(nr, j0+nn-jb)
-			if !g.transB {
-				for p := 0; p < kk; p++ {
-					d := dst[p*nr : p*nr+nr]
-					src := b[(p0+p)*ldb+jb : (p0+p)*ldb+jb+cols]
-					for c, v := range src { // short rows: a loop beats copy's call
-						d[c] = v
-					}
-					clear(d[cols:])
+		g.packBRange(pb[p0*panels*nr:], j0, nn, q0, q1, p0, min(kc, g.k-p0))
+	}
+}
+
+// packBRange packs panels [q0, q1) of op(B)[p0:p0+kk, j0:j0+nn] into step,
+// panel q at step[q*kk*nr:].
+func (g *packedGemm) packBRange(step []float32, j0, nn, q0, q1, p0, kk int) {
+	nr, b, ldb := g.be.nr, g.b, g.ldb
+	for q := q0; q < q1; q++ {
+		dst := step[q*kk*nr : (q+1)*kk*nr]
+		jb := j0 + q*nr
+		cols := min(nr, j0+nn-jb)
+		if !g.transB {
+			for p := 0; p < kk; p++ {
+				d := dst[p*nr : p*nr+nr]
+				src := b[(p0+p)*ldb+jb : (p0+p)*ldb+jb+cols]
+				for c, v := range src { // short rows: a loop beats copy's call
+					d[c] = v
 				}
-				continue
+				clear(d[cols:])
 			}
-			// op(B)[p, j] = b[j*ldb + p]
-			if cols < nr {
-				clear(dst)
+			continue
+		}
+		// op(B)[p, j] = b[j*ldb + p]
+		if g.packT != nil && cols == nr {
+			k8 := kk / 8
+			if k8 > 0 {
+				_ = b[(jb+nr-1)*ldb+p0+8*k8-1]
+				g.packT(k8, &b[jb*ldb+p0], ldb, &dst[0])
 			}
-			for c := 0; c < cols; c++ {
-				src := b[(jb+c)*ldb+p0 : (jb+c)*ldb+p0+kk]
-				d := dst[c:]
-				for p, v := range src {
-					d[p*nr] = v
+			for c := 0; c < nr; c++ {
+				for p := 8 * k8; p < kk; p++ {
+					dst[p*nr+c] = b[(jb+c)*ldb+p0+p]
 				}
+			}
+			continue
+		}
+		if cols < nr {
+			clear(dst)
+		}
+		for c := 0; c < cols; c++ {
+			src := b[(jb+c)*ldb+p0 : (jb+c)*ldb+p0+kk]
+			d := dst[c:]
+			for p, v := range src {
+				d[p*nr] = v
 			}
 		}
 	}

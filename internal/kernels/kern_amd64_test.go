@@ -1,6 +1,10 @@
 package kernels
 
-import "testing"
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+)
 
 // BenchmarkKernel measures a micro-kernel alone on L1-resident packed
 // operands: the ceiling the packed driver can approach.
@@ -25,5 +29,94 @@ func BenchmarkKernel(b *testing.B) {
 			}
 			b.ReportMetric(2*float64(k*be.mr*be.nr)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 		})
+	}
+}
+
+// TestFastPathsBitIdentical checks that the driver's fast paths (B read in
+// place by kernelS, assembly transposing pack) give exactly the bits of the
+// legacy packing path, on the training shapes and odd ones.
+func TestFastPathsBitIdentical(t *testing.T) {
+	be := avx2Backend
+	if _, err := ByName("avx2"); err != nil {
+		t.Skip("no AVX2")
+	}
+	shapes := [][3]int{{64, 256, 784}, {256, 256, 784}, {64, 10, 256}, {256, 784, 64}, {64, 784, 256},
+		{16, 25, 576}, {32, 400, 64}, {25, 576, 16}, {400, 64, 32}, {7, 33, 9}, {13, 17, 300}, {6, 16, 8}, {600, 70, 21}, {1, 1, 1}}
+	for _, sh := range shapes {
+		m, n, k := sh[0], sh[1], sh[2]
+		for _, tA := range []bool{false, true} {
+			for _, tB := range []bool{false, true} {
+				var got [2][]float32
+				for i, legacy := range []bool{true, false} {
+					prev := SetLegacyGemm(legacy)
+					rr := rand.New(rand.NewPCG(uint64(m*n), uint64(k)))
+					got[i] = runCase(t, be, rr, tA, tB, m, n, k, 0.75, 0.5, 3)
+					SetLegacyGemm(prev)
+				}
+				for i := range got[0] {
+					if math.Float32bits(got[0][i]) != math.Float32bits(got[1][i]) {
+						t.Fatalf("m=%d n=%d k=%d tA=%v tB=%v: element %d: legacy %v, fast %v", m, n, k, tA, tB, i, got[0][i], got[1][i])
+					}
+				}
+			}
+		}
+	}
+}
+
+// BenchmarkSgemmTrain measures the GEMMs of the MLP (784-256-10, batch 64
+// and 256) and LeNet conv training steps on the default backend, legacy
+// driver vs fast paths side by side (results are bit-identical).
+func BenchmarkSgemmTrain(b *testing.B) {
+	be := Default()
+	for _, s := range []struct {
+		name    string
+		tA, tB  bool
+		m, n, k int
+	}{
+		{"mlp64/fc1_fwd_x.wT", false, true, 64, 256, 784},
+		{"mlp64/fc2_fwd_h.wT", false, true, 64, 10, 256},
+		{"mlp64/fc1_dw_gT.x", true, false, 256, 784, 64},
+		{"mlp64/fc1_dx_g.w", false, false, 64, 784, 256},
+		{"mlp64/fc2_dw_gT.h", true, false, 10, 256, 64},
+		{"mlp64/fc2_dx_g.w", false, false, 64, 256, 10},
+		{"mlp256/fc1_fwd_x.wT", false, true, 256, 256, 784},
+		{"mlp256/fc1_dw_gT.x", true, false, 256, 784, 256},
+		{"mlp256/fc1_dx_g.w", false, false, 256, 784, 256},
+		{"conv1/fwd_chunk32", false, false, 16, 32 * 576, 25},
+		{"conv2/fwd_chunk32", false, false, 32, 32 * 64, 400},
+		{"conv1/dw_sample", false, true, 16, 25, 576},
+		{"conv2/dw_sample", false, true, 32, 400, 64},
+		{"conv1/dcols_sample", true, false, 25, 576, 16},
+		{"conv2/dcols_sample", true, false, 400, 64, 32},
+		{"conv2/dcols_chunk8", true, false, 400, 8 * 64, 32},
+		{"square/1024", false, false, 1024, 1024, 1024},
+	} {
+		ar, ac := s.m, s.k
+		if s.tA {
+			ar, ac = ac, ar
+		}
+		br, bc := s.k, s.n
+		if s.tB {
+			br, bc = bc, br
+		}
+		r := rand.New(rand.NewPCG(1, 2))
+		x, y, z := randSlice(r, ar*ac), randSlice(r, br*bc), make([]float32, s.m*s.n)
+		for _, legacy := range []bool{true, false} {
+			mode := "fast"
+			if legacy {
+				mode = "legacy"
+			}
+			b.Run(s.name+"/"+mode, func(b *testing.B) {
+				prev := SetLegacyGemm(legacy)
+				defer SetLegacyGemm(prev)
+				be.Sgemm(s.tA, s.tB, s.m, s.n, s.k, 1, x, ac, y, bc, 0, z, s.n)
+				b.ResetTimer()
+				c0 := cpuTime()
+				for range b.N {
+					be.Sgemm(s.tA, s.tB, s.m, s.n, s.k, 1, x, ac, y, bc, 0, z, s.n)
+				}
+				reportFlops(b, 2*float64(s.m)*float64(s.n)*float64(s.k)*float64(b.N), c0)
+			})
+		}
 	}
 }

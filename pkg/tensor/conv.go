@@ -2,7 +2,9 @@ package tensor
 
 import (
 	"math"
+	"math/bits"
 	"runtime"
+	"sync"
 
 	"github.com/gorch/gorch/internal/kernels"
 	"github.com/gorch/gorch/pkg/errs"
@@ -180,15 +182,15 @@ func (g *window) im2col(x, cols []float32, ld, off int) {
 	}
 }
 
-// col2im adds the patch-matrix gradient cols back into one sample's input
-// gradient gx [C, H, W], in a fixed order.
-func (g *window) col2im(cols, gx []float32) {
+// col2im adds the patch-matrix gradient cols (row r at cols[r*ld+off:])
+// back into one sample's input gradient gx [C, H, W], in a fixed order.
+func (g *window) col2im(cols, gx []float32, ld, off int) {
 	L := g.oh * g.ow
 	for c := 0; c < g.c; c++ {
 		plane := gx[c*g.h*g.w : (c+1)*g.h*g.w]
 		for ki := 0; ki < g.kh; ki++ {
 			for kj := 0; kj < g.kw; kj++ {
-				row := cols[((c*g.kh+ki)*g.kw+kj)*L:][:L]
+				row := cols[((c*g.kh+ki)*g.kw+kj)*ld+off:][:L]
 				for oh := 0; oh < g.oh; oh++ {
 					ih := oh*g.sh - g.ph + ki
 					if ih < 0 || ih >= g.h {
@@ -311,8 +313,10 @@ func Conv2d(x, w, b *Tensor, opt Conv2dOptions) (*Tensor, error) {
 			}
 			return
 		}
-		cols := make([]float32, K*min(grp, n1-n0)*L)
-		tmp := make([]float32, o*min(grp, n1-n0)*L)
+		colsBuf, tmpBuf := getScratch(K*min(grp, n1-n0)*L), getScratch(o*min(grp, n1-n0)*L)
+		defer putScratch(colsBuf)
+		defer putScratch(tmpBuf)
+		cols, tmp := *colsBuf, *tmpBuf
 		for s0 := n0; s0 < n1; s0 += grp {
 			cnt := min(grp, n1-s0)
 			ld := cnt * L
@@ -340,6 +344,35 @@ func Conv2d(x, w, b *Tensor, opt Conv2dOptions) (*Tensor, error) {
 	return out, nil
 }
 
+// convScratch holds the grouped conv2d paths' im2col, gradient and output
+// scratch matrices (*[]float32) across calls: every element is written
+// before it is read, so reused buffers need no zeroing (a fresh make of a
+// few MiB per call was ~10 % of a LeNet step, clearing). With
+// kernels.LegacyGemm, buffers are allocated per call as before.
+// One pool per power-of-two capacity, so the differently sized buffers of
+// the layers and passes do not evict one another.
+var convScratch [48]sync.Pool
+
+func getScratch(n int) *[]float32 {
+	if kernels.LegacyGemm() {
+		s := make([]float32, n)
+		return &s
+	}
+	c := bits.Len(uint(max(n, 1) - 1))
+	if p, ok := convScratch[c].Get().(*[]float32); ok {
+		*p = (*p)[:n]
+		return p
+	}
+	s := make([]float32, n, 1<<c)
+	return &s
+}
+
+func putScratch(p *[]float32) {
+	if c := cap(*p); !kernels.LegacyGemm() && c&(c-1) == 0 {
+		convScratch[bits.Len(uint(c)-1)].Put(p)
+	}
+}
+
 // convGroupFloats bounds the im2col and output scratch of one grouped
 // conv2d GEMM (in float32s, 16 MiB).
 const convGroupFloats = 1 << 22
@@ -349,7 +382,12 @@ const convGroupFloats = 1 << 22
 //
 // The weight gradient is accumulated per fixed chunk of samples (the chunks
 // do not depend on GOMAXPROCS) and the chunk partials are summed in order,
-// so results are bit-identical across runs and thread counts.
+// so results are bit-identical across runs and thread counts. Within a
+// chunk, the samples' im2col matrices and output gradients sit side by side
+// (groups of at most convGroupFloats, also fixed), so each group is two wide
+// GEMMs, as in the forward pass, instead of two small ones per sample
+// (kernels.SetLegacyGemm or GORCH_GEMM_LEGACY=1 restores the per-sample
+// GEMMs for A/B benchmarks; their gw rounds differently).
 func Conv2dBackward(x, w, gradOut *Tensor, opt Conv2dOptions) (gx, gw, gb *Tensor, err error) {
 	if err := check(statConv2dBackward, x, w, gradOut); err != nil {
 		return nil, nil, nil, err
@@ -396,12 +434,49 @@ func Conv2dBackward(x, w, gradOut *Tensor, opt Conv2dOptions) (gx, gw, gb *Tenso
 	}
 	gxd := gx.storage.data
 	be := gemmBackend(chunks)
+	grp := 1
+	if !g.pointwise() && !kernels.LegacyGemm() {
+		grp = max(1, min(per, convGroupFloats/max(K*L, o*L)))
+	}
 	parallelChunks(chunks, 2*float64(g.n)*float64(o)*float64(K)*float64(L), func(ci int) {
+		pw := partial[ci]
+		if grp > 1 {
+			n0, n1 := ci*per, min(g.n, (ci+1)*per)
+			sz := min(grp, n1-n0) * L
+			colsBuf, gcolsBuf, gBuf := getScratch(K*sz), getScratch(K*sz), getScratch(o*sz)
+			defer putScratch(colsBuf)
+			defer putScratch(gcolsBuf)
+			defer putScratch(gBuf)
+			cols, gcols, gbuf := *colsBuf, *gcolsBuf, *gBuf
+			for s0 := n0; s0 < n1; s0 += grp {
+				cnt := min(grp, n1-s0)
+				ld := cnt * L
+				for i := 0; i < cnt; i++ {
+					n := s0 + i
+					g.im2col(xd[n*g.c*g.h*g.w:(n+1)*g.c*g.h*g.w], cols, ld, i*L)
+					for oc := 0; oc < o; oc++ {
+						copy(gbuf[oc*ld+i*L:oc*ld+(i+1)*L], gd[(n*o+oc)*L:(n*o+oc+1)*L])
+					}
+				}
+				beta := float32(1)
+				if s0 == n0 {
+					beta = 0
+				}
+				// gw[O, K] += gout[O, cnt·L] · colsᵀ
+				be.Sgemm(false, true, o, K, ld, 1, gbuf, ld, cols, ld, beta, pw, K)
+				// gcols[K, cnt·L] = wᵀ · gout
+				be.Sgemm(true, false, K, ld, o, 1, wd, K, gbuf, ld, 0, gcols, ld)
+				for i := 0; i < cnt; i++ {
+					n := s0 + i
+					g.col2im(gcols, gxd[n*g.c*g.h*g.w:(n+1)*g.c*g.h*g.w], ld, i*L)
+				}
+			}
+			return
+		}
 		var cols, gcols []float32
 		if !g.pointwise() {
 			cols, gcols = make([]float32, K*L), make([]float32, K*L)
 		}
-		pw := partial[ci]
 		for n := ci * per; n < min(g.n, (ci+1)*per); n++ {
 			xn := xd[n*g.c*g.h*g.w : (n+1)*g.c*g.h*g.w]
 			gn := gd[n*o*L : (n+1)*o*L]
@@ -423,7 +498,7 @@ func Conv2dBackward(x, w, gradOut *Tensor, opt Conv2dOptions) (gx, gw, gb *Tenso
 				continue
 			}
 			be.Sgemm(true, false, K, L, o, 1, wd, K, gn, L, 0, gcols, L)
-			g.col2im(gcols, gxn)
+			g.col2im(gcols, gxn, L, 0)
 		}
 	})
 	gwd := gw.storage.data

@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"testing"
 
+	"github.com/gorch/gorch/internal/kernels"
 	"github.com/gorch/gorch/pkg/errs"
 )
 
@@ -78,6 +79,7 @@ var convCases = []convCase{
 	{[]int{1, 3, 6, 11}, []int{2, 3, 2, 4}, 1, 3, 1, 2}, // non-square kernel
 	{[]int{2, 4, 5, 5}, []int{6, 4, 1, 1}, 0, 0, 0, 0},  // pointwise, zero stride = 1
 	{[]int{9, 1, 6, 6}, []int{2, 1, 3, 3}, 1, 1, 0, 0},  // more samples than gw chunks
+	{[]int{20, 3, 7, 8}, []int{4, 3, 3, 3}, 2, 1, 1, 1}, // grouped backward GEMMs, short last chunk
 	{[]int{1, 1, 1, 1}, []int{1, 1, 1, 1}, 1, 1, 0, 0},
 	{[]int{2, 1, 3, 3}, []int{1, 1, 5, 5}, 1, 1, 1, 1}, // kernel larger than input, saved by padding
 }
@@ -109,6 +111,27 @@ func TestConv2dForwardBackward(t *testing.T) {
 		assertClose(t, name+" gx", gx, rgx, c.x, 1e-4)
 		assertClose(t, name+" gw", gw, rgw, c.w, 1e-4)
 		assertClose(t, name+" gb", gb, rgb, []int{c.w[0]}, 1e-4)
+	}
+}
+
+// TestConv2dBackwardPerSample checks the previous backward path (two GEMMs
+// per sample, kept for A/B benchmarks) against the reference too.
+func TestConv2dBackwardPerSample(t *testing.T) {
+	prev := kernels.SetLegacyGemm(true)
+	defer kernels.SetLegacyGemm(prev)
+	r := NewRNG(21)
+	for _, c := range convCases {
+		name := fmt.Sprintf("per-sample %+v", c)
+		x, w := randn(t, r, c.x...), randn(t, r, c.w...)
+		out := must(t)(Conv2d(x, w, nil, c.opt()))
+		gout := randn(t, r, out.Shape()...)
+		gx, gw, _, err := Conv2dBackward(x, w, gout, c.opt())
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		_, rgx, rgw, _, _ := refConv(ref64(x), ref64(w), nil, ref64(gout), c.x, c.w, c.sh, c.sw, c.ph, c.pw)
+		assertClose(t, name+" gx", gx, rgx, c.x, 1e-4)
+		assertClose(t, name+" gw", gw, rgw, c.w, 1e-4)
 	}
 }
 
@@ -395,20 +418,28 @@ func BenchmarkConv2dLeNet(b *testing.B) {
 		x, w, bias := randn(b, r, l.x...), randn(b, r, l.w...), randn(b, r, l.w[0])
 		out := must(b)(Conv2d(x, w, bias, Conv2dOptions{}))
 		gout := randn(b, r, out.Shape()...)
-		b.Run(l.name+"/forward", func(b *testing.B) {
-			for range b.N {
-				if _, err := Conv2d(x, w, bias, Conv2dOptions{}); err != nil {
-					b.Fatal(err)
+		for _, mode := range []string{"legacy", "fast"} {
+			b.Run(l.name+"/forward/"+mode, func(b *testing.B) {
+				prev := kernels.SetLegacyGemm(mode == "legacy")
+				defer kernels.SetLegacyGemm(prev)
+				for range b.N {
+					if _, err := Conv2d(x, w, bias, Conv2dOptions{}); err != nil {
+						b.Fatal(err)
+					}
 				}
-			}
-		})
-		b.Run(l.name+"/backward", func(b *testing.B) {
-			for range b.N {
-				if _, _, _, err := Conv2dBackward(x, w, gout, Conv2dOptions{}); err != nil {
-					b.Fatal(err)
+			})
+		}
+		for _, mode := range []string{"per-sample-legacy", "grouped"} {
+			b.Run(l.name+"/backward/"+mode, func(b *testing.B) {
+				prev := kernels.SetLegacyGemm(mode != "grouped")
+				defer kernels.SetLegacyGemm(prev)
+				for range b.N {
+					if _, _, _, err := Conv2dBackward(x, w, gout, Conv2dOptions{}); err != nil {
+						b.Fatal(err)
+					}
 				}
-			}
-		})
+			})
+		}
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"testing"
 
+	"github.com/gorch/gorch/internal/kernels"
 	"github.com/gorch/gorch/pkg/errs"
 )
 
@@ -295,16 +296,20 @@ func TestMatmulErrors(t *testing.T) {
 
 func BenchmarkMatmul(b *testing.B) {
 	for _, n := range []int{256, 512, 1024} {
-		b.Run(fmt.Sprint(n), func(b *testing.B) {
-			r := NewRNG(1)
-			x, y := randn(b, r, n, n), randn(b, r, n, n)
-			b.ResetTimer()
-			for range b.N {
-				if _, err := Matmul(x, y); err != nil {
-					b.Fatal(err)
+		for _, mode := range []string{"legacy", "fast"} {
+			b.Run(fmt.Sprintf("%d/%s", n, mode), func(b *testing.B) {
+				prev := kernels.SetLegacyGemm(mode == "legacy")
+				defer kernels.SetLegacyGemm(prev)
+				r := NewRNG(1)
+				x, y := randn(b, r, n, n), randn(b, r, n, n)
+				b.ResetTimer()
+				for range b.N {
+					if _, err := Matmul(x, y); err != nil {
+						b.Fatal(err)
+					}
 				}
-			}
-			b.ReportMetric(2*float64(n)*float64(n)*float64(n)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
-		})
+				b.ReportMetric(2*float64(n)*float64(n)*float64(n)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+			})
+		}
 	}
 }

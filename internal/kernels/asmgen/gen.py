@@ -130,6 +130,162 @@ for r in range(MR2):
         w("\tADDQ R8, DX")
 w("\tVZEROUPPER\n\tRET\n")
 
+# ---------- AVX2 6x16, B read in place (row stride ldb) ----------
+def step256s(off_a, brow):
+    s=[]
+    s.append(f"\tVMOVUPS {brow}, Y12")
+    s.append(f"\tVMOVUPS 32{brow}, Y13")
+    for r in range(MR2):
+        br=14+(r%2)
+        s.append(f"\tVBROADCASTSS {off_a+4*r}(SI), Y{br}")
+        s.append(f"\tVFMADD231PS Y12, Y{br}, Y{2*r}")
+        s.append(f"\tVFMADD231PS Y13, Y{br}, Y{2*r+1}")
+    return s
+w("""// func sgemmKernelAVX2S(k int, a, b *float32, ldb int, c *float32, ldc int, alpha float32)
+//
+// sgemmKernelAVX2 with B read in place: b[p*ldb + j] instead of a packed
+// panel. Same instructions in the same order, so results are bit-identical.
+TEXT ·sgemmKernelAVX2S(SB), NOSPLIT, $0-52
+	MOVQ k+0(FP), CX
+	MOVQ a+8(FP), SI
+	MOVQ b+16(FP), DI
+	MOVQ ldb+24(FP), R9
+	SHLQ $2, R9
+	LEAQ (R9)(R9*2), R10
+	LEAQ (R9*4), R11
+	MOVQ c+32(FP), DX
+	MOVQ ldc+40(FP), R8
+	SHLQ $2, R8
+	MOVQ DX, AX""")
+for r in range(MR2):
+    w("\tPREFETCHT0 (AX)\n\tPREFETCHT0 32(AX)")
+    if r<MR2-1: w("\tADDQ R8, AX")
+for i in range(12):
+    w(f"\tVXORPS Y{i}, Y{i}, Y{i}")
+w("""	MOVQ CX, BX
+	SHRQ $2, BX
+	JZ   tail256s
+loop256s:
+	LEAQ (DI)(R11*1), AX
+	PREFETCHT0 (AX)
+	PREFETCHT0 (AX)(R9*1)
+	PREFETCHT0 (AX)(R9*2)
+	PREFETCHT0 (AX)(R10*1)""")
+for u,row in enumerate(["(DI)","(DI)(R9*1)","(DI)(R9*2)","(DI)(R10*1)"]):
+    out.extend(step256s(24*u,row))
+w("""	ADDQ $96, SI
+	ADDQ R11, DI
+	DECQ BX
+	JNZ  loop256s
+tail256s:
+	ANDQ $3, CX
+	JZ   store256s
+loop256st:""")
+out.extend(step256s(0,"(DI)"))
+w("""	ADDQ $24, SI
+	ADDQ R9, DI
+	DECQ CX
+	JNZ  loop256st
+store256s:
+	VBROADCASTSS alpha+48(FP), Y14""")
+for r in range(MR2):
+    for h in range(2):
+        z=2*r+h
+        w(f"\tVMULPS Y14, Y{z}, Y{z}")
+        w(f"\tVADDPS {32*h}(DX), Y{z}, Y{z}")
+        w(f"\tVMOVUPS Y{z}, {32*h}(DX)")
+    if r<MR2-1:
+        w("\tADDQ R8, DX")
+w("\tVZEROUPPER\n\tRET\n")
+
+# ---------- AVX2 transposing pack of a 16-column panel of op(B) = Bᵀ ----------
+def tr8(rows, dst_off, stride=64):
+    # rows: 8 memory operands (None: a zero row); transposed 8x8 stored at
+    # dst_off + p*stride (p = 0..7), in increasing p
+    s=[]
+    for i,m in enumerate(rows):
+        if m is None:
+            s.append(f"\tVXORPS Y{i}, Y{i}, Y{i}")
+        else:
+            s.append(f"\tVMOVUPS {m}, Y{i}")
+    for i in range(0,8,2):
+        s.append(f"\tVUNPCKLPS Y{i+1}, Y{i}, Y{8+i}")
+        s.append(f"\tVUNPCKHPS Y{i+1}, Y{i}, Y{9+i}")
+    # t0=Y8 t1=Y9 t2=Y10 t3=Y11 t4=Y12 t5=Y13 t6=Y14 t7=Y15
+    s.append("\tVSHUFPS $0x44, Y10, Y8, Y0")
+    s.append("\tVSHUFPS $0xEE, Y10, Y8, Y1")
+    s.append("\tVSHUFPS $0x44, Y11, Y9, Y2")
+    s.append("\tVSHUFPS $0xEE, Y11, Y9, Y3")
+    s.append("\tVSHUFPS $0x44, Y14, Y12, Y4")
+    s.append("\tVSHUFPS $0xEE, Y14, Y12, Y5")
+    s.append("\tVSHUFPS $0x44, Y15, Y13, Y6")
+    s.append("\tVSHUFPS $0xEE, Y15, Y13, Y7")
+    for p in range(4):
+        s.append(f"\tVPERM2F128 $0x20, Y{4+p}, Y{p}, Y{8+p}")
+        s.append(f"\tVPERM2F128 $0x31, Y{4+p}, Y{p}, Y{12+p}")
+    for p in range(8):
+        s.append(f"\tVMOVUPS Y{8+p}, {dst_off+stride*p}(DI)")
+    return s
+w("""// func packBTransAVX2(k8 int, b *float32, ldb int, dst *float32)
+//
+// dst[p*16 + c] = b[c*ldb + p] for c < 16, p < 8·k8: packs a 16-column
+// panel of op(B) = Bᵀ, 8 k steps (two 8×8 transposes) per iteration.
+TEXT ·packBTransAVX2(SB), NOSPLIT, $0-32
+	MOVQ k8+0(FP), CX
+	MOVQ b+8(FP), SI
+	MOVQ ldb+16(FP), R9
+	SHLQ $2, R9
+	MOVQ dst+24(FP), DI
+	LEAQ (R9)(R9*2), R10
+	LEAQ (SI)(R9*4), BX
+	LEAQ (BX)(R9*4), R11
+	LEAQ (R11)(R9*4), R12
+	TESTQ CX, CX
+	JZ   donepbt
+looppbt:""")
+out.extend(tr8(["(SI)","(SI)(R9*1)","(SI)(R9*2)","(SI)(R10*1)","(BX)","(BX)(R9*1)","(BX)(R9*2)","(BX)(R10*1)"],0))
+out.extend(tr8(["(R11)","(R11)(R9*1)","(R11)(R9*2)","(R11)(R10*1)","(R12)","(R12)(R9*1)","(R12)(R9*2)","(R12)(R10*1)"],32))
+w("""	ADDQ $32, SI
+	ADDQ $32, BX
+	ADDQ $32, R11
+	ADDQ $32, R12
+	ADDQ $512, DI
+	DECQ CX
+	JNZ  looppbt
+donepbt:
+	VZEROUPPER
+	RET
+""")
+
+# ---------- AVX2 pack of a 6-row sliver of op(A) = A (k-major) ----------
+w("""// func packA6AVX2(k8 int, a *float32, lda int, dst *float32)
+//
+// dst[p*6 + r] = a[r*lda + p] for r < 6, p < 8·k8 (one 8×8 transpose with
+// two zero rows per 8 k steps). Each k step is stored as 8 floats, in
+// increasing p, so the 2 spare lanes are overwritten by the next step; the
+// last step writes 2 floats past dst[48·k8-1], which must exist.
+TEXT ·packA6AVX2(SB), NOSPLIT, $0-32
+	MOVQ k8+0(FP), CX
+	MOVQ a+8(FP), SI
+	MOVQ lda+16(FP), R9
+	SHLQ $2, R9
+	MOVQ dst+24(FP), DI
+	LEAQ (R9)(R9*2), R10
+	LEAQ (SI)(R9*4), BX
+	TESTQ CX, CX
+	JZ   donepa6
+looppa6:""")
+out.extend(tr8(["(SI)","(SI)(R9*1)","(SI)(R9*2)","(SI)(R10*1)","(BX)","(BX)(R9*1)",None,None],0,24))
+w("""	ADDQ $32, SI
+	ADDQ $32, BX
+	ADDQ $192, DI
+	DECQ CX
+	JNZ  looppa6
+donepa6:
+	VZEROUPPER
+	RET
+""")
+
 # ---------- FMA peak loops ----------
 for name,reg,n in (("fmaPeakAVX512","Z",24),("fmaPeakAVX2","Y",12)):
     w(f"""// func {name}(iters int)
