@@ -133,6 +133,9 @@ type testCluster struct {
 func startCluster(t *testing.T, workers ...string) *testCluster {
 	t.Helper()
 	c := &testCluster{t: t, dir: t.TempDir(), bucket: "gorch-integ"}
+	// The test process calls cluster.Setup too: it must see the AckWait the
+	// services see.
+	t.Setenv(cluster.AckWaitEnv, testAckWait.String())
 	c.s3 = testutil.StartVersityGW(t)
 	ns, err := cluster.StartEmbedded(cluster.EmbeddedOptions{StoreDir: filepath.Join(c.dir, "nats"), Port: 0})
 	if err != nil {
@@ -141,7 +144,13 @@ func startCluster(t *testing.T, workers ...string) *testCluster {
 	c.ns, c.url = ns, ns.ClientURL()
 	// Cleanups run last-registered first: processes stop before NATS and
 	// (registered earlier by StartVersityGW) S3.
-	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	t.Cleanup(func() {
+		c.mu.Lock()
+		ns := c.ns
+		c.mu.Unlock()
+		ns.Shutdown()
+		ns.WaitForShutdown()
+	})
 	if c.nc, err = cluster.Connect(c.url, cluster.ConnectOptions{Name: "integration-test"}); err != nil {
 		t.Fatal(err)
 	}
@@ -242,8 +251,13 @@ func (c *testCluster) start(name string, args ...string) *proc {
 	return p
 }
 
+// testAckWait is the ack deadline of every cluster in this package
+// (GORCH_ACK_WAIT for every process, and for the test's own Setup): short,
+// so that tests waiting for a lost lease (SIGKILL, SIGSTOP) run in seconds.
+const testAckWait = 6 * time.Second
+
 // hermeticEnv is the environment without the variables gorch reads its
-// NATS and store settings from.
+// NATS and store settings from, plus the suite's GORCH_ACK_WAIT.
 func hermeticEnv() []string {
 	var env []string
 	for _, kv := range os.Environ() {
@@ -252,7 +266,7 @@ func hermeticEnv() []string {
 		}
 		env = append(env, kv)
 	}
-	return env
+	return append(env, cluster.AckWaitEnv+"="+testAckWait.String())
 }
 
 // stopAll kills every process still running and, if the test failed,
