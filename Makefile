@@ -1,5 +1,5 @@
 # Convenience targets; the README's two commands work without make.
-.PHONY: demo test bench gobench build fuzz
+.PHONY: demo test bench gobench build fuzz test-faults
 build:
 	go build -o bin/gorch ./cmd/gorch
 demo:
@@ -12,3 +12,5 @@ gobench:        # Go micro-benchmarks only
 	go test -run '^$$' -bench . -benchtime 1s ./pkg/... ./internal/...
 fuzz:
 	go test -run '^$$' -fuzz FuzzDecodeCheckpoint -fuzztime 60s -fuzzminimizetime 1x ./pkg/experiment/
+test-faults:    # fault-injection + cluster integration tests (real NATS, versitygw, gorch processes)
+	go test -count=1 -v -run 'Fault|Cluster' ./tests/integration/

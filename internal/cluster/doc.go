@@ -7,7 +7,8 @@
 //
 //	stream RUNS    WorkQueue, subjects runs.dispatch.{high,normal,low};
 //	               durable pull consumers disp-high, disp-normal, disp-low
-//	               (AckWait 30 s, MaxDeliver MaxAttempts+1), shared by all workers.
+//	               (AckWait 30 s, or GORCH_ACK_WAIT: see EffectiveAckWait;
+//	               MaxDeliver MaxAttempts+1), shared by all workers.
 //	               A RunRequest per attempt chain, Nats-Msg-Id = run id.
 //	stream EVENTS  Limits, subjects ev.metrics.<run>, ev.telemetry.<run>,
 //	               ev.ckpt.<run>, ev.run.<run>; durable consumer "collector".

@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
@@ -25,14 +26,33 @@ const (
 const (
 	// MaxAttempts bounds how often a run is started before it ends failed.
 	MaxAttempts = 3
-	// AckWait is the dispatch consumers' ack deadline; workers extend it
-	// with InProgress every AckWait/3 while training.
+	// AckWait is the default ack deadline of the dispatch consumers and the
+	// collector's consumer; workers extend it with InProgress every
+	// AckWait/3 while training. [EffectiveAckWait] is the one in force:
+	// GORCH_ACK_WAIT overrides it (tests).
 	AckWait = 30 * time.Second
 	// WorkerTTL is how long a worker's heartbeat key lives.
 	WorkerTTL = 15 * time.Second
 	// DedupWindow is the Nats-Msg-Id duplicate window of every stream.
 	DedupWindow = 10 * time.Minute
 )
+
+// AckWaitEnv names the environment variable that overrides [AckWait], as
+// a Go duration of at least one second ("5s"). It exists for tests that
+// wait for a lease to run out (the fault-injection suite). Every service
+// calls [Setup], which writes the consumers' AckWait, so every process of
+// a cluster must see the same value, or they flip the consumers' config
+// back and forth.
+const AckWaitEnv = "GORCH_ACK_WAIT"
+
+// EffectiveAckWait is the consumers' ack deadline: [AckWaitEnv] if it
+// holds a duration of at least a second, else [AckWait].
+func EffectiveAckWait() time.Duration {
+	if d, err := time.ParseDuration(os.Getenv(AckWaitEnv)); err == nil && d >= time.Second {
+		return d
+	}
+	return AckWait
+}
 
 // DispatchSubject is the RUNS subject of a priority.
 func DispatchSubject(p Priority) string { return "runs.dispatch." + string(p) }
@@ -84,6 +104,7 @@ func RunIDFromSubject(subj string) string {
 // bucket. It is idempotent: every service calls it at start-up.
 func Setup(ctx context.Context, js jetstream.JetStream) error {
 	const op = "cluster.Setup"
+	ackWait := EffectiveAckWait()
 	var subjects []string
 	for _, p := range Priorities {
 		subjects = append(subjects, DispatchSubject(p))
@@ -98,7 +119,7 @@ func Setup(ctx context.Context, js jetstream.JetStream) error {
 	for _, p := range Priorities {
 		if _, err := runs.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
 			Durable: DispatchConsumer(p), FilterSubject: DispatchSubject(p), AckPolicy: jetstream.AckExplicitPolicy,
-			AckWait: AckWait, MaxDeliver: -1, MaxAckPending: 1000,
+			AckWait: ackWait, MaxDeliver: -1, MaxAckPending: 1000,
 		}); err != nil {
 			return errs.Wrap(errs.Cluster, op, err, "consumer %s", DispatchConsumer(p))
 		}
@@ -111,7 +132,7 @@ func Setup(ctx context.Context, js jetstream.JetStream) error {
 		return errs.Wrap(errs.Cluster, op, err, "stream %s", StreamEvents)
 	}
 	if _, err := events.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
-		Durable: ConsumerCollect, AckPolicy: jetstream.AckExplicitPolicy, AckWait: AckWait, MaxAckPending: 10000,
+		Durable: ConsumerCollect, AckPolicy: jetstream.AckExplicitPolicy, AckWait: ackWait, MaxAckPending: 10000,
 	}); err != nil {
 		return errs.Wrap(errs.Cluster, op, err, "consumer %s", ConsumerCollect)
 	}

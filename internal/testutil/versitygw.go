@@ -23,6 +23,11 @@ type S3Server struct {
 	AccessKey string
 	SecretKey string
 	Dir       string // the posix backend's root; buckets are its subdirectories
+
+	bin    string
+	mu     sync.Mutex
+	cmd    *exec.Cmd  // nil while stopped
+	exited chan error // Wait's result, put back after each read
 }
 
 // VersityGWPath finds the versitygw binary: $GOBIN, $GOPATH/bin (or
@@ -86,25 +91,54 @@ func StartVersityGW(tb testing.TB) *S3Server {
 	if bin == "" {
 		tb.Fatalf("versitygw not found in $GOBIN, $GOPATH/bin, $PATH or ./.cache/bin; install it with: %s", VersityGWInstall)
 	}
-	s := &S3Server{AccessKey: "gorchtest", SecretKey: "gorchtestsecret", Dir: tb.TempDir()}
+	s := &S3Server{AccessKey: "gorchtest", SecretKey: "gorchtestsecret", Dir: tb.TempDir(), bin: bin}
 	port, err := freePort()
 	if err != nil {
 		tb.Fatalf("versitygw: no free port: %v", err)
 	}
 	s.Endpoint = "127.0.0.1:" + strconv.Itoa(port)
+	tb.Cleanup(s.Stop)
+	s.start(tb)
+	return s
+}
+
+// Stop kills the server (SIGKILL) and waits for it to exit; the data in
+// Dir stays. Restart starts it again. Stopping a stopped server does nothing.
+func (s *S3Server) Stop() {
+	s.mu.Lock()
+	cmd, exited := s.cmd, s.exited
+	s.cmd = nil
+	s.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	_ = cmd.Process.Kill()
+	err := <-exited
+	exited <- err
+}
+
+// Restart starts a stopped server again on the same endpoint and
+// directory, and waits until it accepts connections.
+func (s *S3Server) Restart(tb testing.TB) {
+	tb.Helper()
+	s.Stop()
+	s.start(tb)
+}
+
+func (s *S3Server) start(tb testing.TB) {
+	tb.Helper()
 	var logs syncBuffer
-	cmd := exec.Command(bin, "--port", s.Endpoint, "--quiet", "posix", s.Dir)
+	cmd := exec.Command(s.bin, "--port", s.Endpoint, "--quiet", "posix", s.Dir)
 	cmd.Env = append(os.Environ(), "ROOT_ACCESS_KEY="+s.AccessKey, "ROOT_SECRET_KEY="+s.SecretKey)
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
-		tb.Fatalf("versitygw: start %s: %v", bin, err)
+		tb.Fatalf("versitygw: start %s: %v", s.bin, err)
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
-	tb.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-exited
-	})
+	s.mu.Lock()
+	s.cmd, s.exited = cmd, exited
+	s.mu.Unlock()
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		select {
@@ -115,7 +149,7 @@ func StartVersityGW(tb testing.TB) *S3Server {
 		}
 		if c, err := net.DialTimeout("tcp", s.Endpoint, 200*time.Millisecond); err == nil {
 			c.Close()
-			return s
+			return
 		}
 		if time.Now().After(deadline) {
 			tb.Fatalf("versitygw did not listen on %s within 15s: %s", s.Endpoint, logs.String())

@@ -49,16 +49,38 @@ type latestPointer struct {
 // checkpoints beyond the newest keepLast. It returns the object's key and
 // size.
 func (c *Checkpoints) Save(ctx context.Context, step int64, ck *experiment.Checkpoint) (key string, size int64, err error) {
+	return c.SaveGuarded(ctx, step, ck, nil)
+}
+
+// SaveGuarded is Save with a fence: guard (if not nil) is called before
+// each write — the object, the LATEST pointer and the pruning — and its
+// error stops the save there. The cluster worker passes an ownership check,
+// so an attempt that lost its run (a paused or partitioned worker) does not
+// move LATEST behind the new owner's back.
+func (c *Checkpoints) SaveGuarded(ctx context.Context, step int64, ck *experiment.Checkpoint,
+	guard func(context.Context) error) (key string, size int64, err error) {
+	if guard == nil {
+		guard = func(context.Context) error { return nil }
+	}
 	var buf bytes.Buffer
 	if err := experiment.EncodeCheckpoint(&buf, ck); err != nil {
 		return "", 0, err
 	}
 	key, size = c.Key(step), int64(buf.Len())
+	if err := guard(ctx); err != nil {
+		return "", 0, err
+	}
 	if err := c.store.Put(ctx, key, buf.Bytes()); err != nil {
 		return "", 0, err
 	}
 	ptr, _ := json.Marshal(latestPointer{Key: key, Step: step}) // always marshals
+	if err := guard(ctx); err != nil {
+		return "", 0, err
+	}
 	if err := c.store.Put(ctx, c.Prefix()+"LATEST", ptr); err != nil {
+		return "", 0, err
+	}
+	if err := guard(ctx); err != nil {
 		return "", 0, err
 	}
 	return key, size, c.prune(ctx, key)

@@ -9,7 +9,7 @@
 // FetchNoWait(1) and sleeping briefly when all are empty. Nothing is
 // prefetched: a buffered message's ack deadline would run out while it
 // waits. While a run trains, its slot extends the deadline with
-// InProgress every AckWait/3.
+// InProgress every AckWait/3 ([cluster.EffectiveAckWait]).
 //
 // # Run state
 //

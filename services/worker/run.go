@@ -156,7 +156,7 @@ func (w *Worker) train(ctx context.Context, log *slog.Logger, msg jetstream.Msg,
 
 	tickDone := make(chan struct{})
 	go func() {
-		t := time.NewTicker(cluster.AckWait / 3)
+		t := time.NewTicker(cluster.EffectiveAckWait() / 3)
 		defer t.Stop()
 		for {
 			select {

@@ -16,6 +16,48 @@ import (
 	"github.com/gorch/gorch/pkg/train"
 )
 
+// Retries of checkpoint writes and reads that fail on the store or on a
+// NATS read (the S3 server or the broker restarting): with backoff from
+// storeRetryBase doubling to storeRetryMax, for up to storeRetryFor, before
+// the attempt fails. The run's ack deadline keeps being extended meanwhile.
+const (
+	storeRetryFor  = 2 * time.Minute
+	storeRetryBase = 200 * time.Millisecond
+	storeRetryMax  = 5 * time.Second
+)
+
+// retryStore calls f until it succeeds, fails with an error that is not
+// transient (anything but errs.IO and errs.Cluster, and always
+// errNotOwner), ctx ends, or storeRetryFor passes.
+func (s *ClusterSink) retryStore(ctx context.Context, what string, f func() error) error {
+	deadline := time.Now().Add(storeRetryFor)
+	wait := storeRetryBase
+	for try := 1; ; try++ {
+		err := f()
+		transient := err != nil && !errors.Is(err, errNotOwner) && (errors.Is(err, errs.IO) || errors.Is(err, errs.Cluster))
+		if !transient || ctx.Err() != nil || time.Now().Add(wait).After(deadline) {
+			return err
+		}
+		s.w.log.Warn(what+" failed; retrying", "run", s.runID, "attempt", s.attempt, "try", try, "retry_in", wait, "err", err)
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, storeRetryMax)
+	}
+}
+
+// ownedNow reads the run state and fails with errNotOwner unless this
+// attempt still owns the run: the fence of every checkpoint write.
+func (s *ClusterSink) ownedNow(ctx context.Context) error {
+	st, _, err := s.w.getState(ctx, s.runID)
+	if err != nil {
+		return err
+	}
+	return s.w.owned(&st, s.attempt)
+}
+
 // publishTries is how often a publish is tried (with the same Msg-Id, so
 // the stream keeps one copy) before the attempt fails.
 const publishTries = 3
@@ -195,8 +237,20 @@ func (s *ClusterSink) SaveCheckpoint(ctx context.Context, step int64, ck *experi
 	if err := s.flush(ctx); err != nil {
 		return err
 	}
-	key, size, err := s.ckpts.Save(ctx, step, ck)
-	if err != nil {
+	// Fenced: each write first checks that this attempt still owns the run,
+	// and store outages are retried with backoff.
+	var key string
+	var size int64
+	err := s.retryStore(ctx, "saving checkpoint", func() error {
+		var err error
+		key, size, err = s.ckpts.SaveGuarded(ctx, step, ck, s.ownedNow)
+		return err
+	})
+	switch {
+	case errors.Is(err, errNotOwner):
+		s.stop(errLostOwnership)
+		return err
+	case err != nil:
 		return err
 	}
 	ev := cluster.CheckpointEvent{RunID: s.runID, Attempt: s.attempt, Step: step, Key: key, Size: size, Time: time.Now().UTC()}
@@ -226,7 +280,12 @@ func (s *ClusterSink) SaveCheckpoint(ctx context.Context, step int64, ck *experi
 // LoadCheckpoint returns the run's newest valid checkpoint (nil for a
 // fresh run) and announces the attempt's start from its step.
 func (s *ClusterSink) LoadCheckpoint(ctx context.Context) (*experiment.Checkpoint, error) {
-	ck, err := s.ckpts.Load(ctx)
+	var ck *experiment.Checkpoint
+	err := s.retryStore(ctx, "loading checkpoint", func() error {
+		var err error
+		ck, err = s.ckpts.Load(ctx)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}

@@ -328,18 +328,38 @@ func Gather(ctx context.Context, js jetstream.JetStream, store experiment.Store,
 // StateLog records every revision of every run's key in the runs bucket,
 // as the history the checker judges terminal states by.
 type StateLog struct {
-	w  jetstream.KeyWatcher
-	mu sync.Mutex
-	m  map[string][]cluster.RunState
+	mu  sync.Mutex
+	w   jetstream.KeyWatcher
+	m   map[string][]cluster.RunState
+	rev uint64 // newest revision recorded
 }
 
 // WatchStates starts recording the runs bucket; Stop ends it.
 func WatchStates(ctx context.Context, kv jetstream.KeyValue) (*StateLog, error) {
-	w, err := kv.Watch(ctx, cluster.RunKey("*"), jetstream.IgnoreDeletes())
+	l := &StateLog{m: map[string][]cluster.RunState{}}
+	return l, l.watch(ctx, kv, jetstream.IgnoreDeletes())
+}
+
+// Rewatch replaces the watcher by a new one (after the NATS server
+// restarted, which ends a watch) that replays the bucket's history and
+// records only revisions newer than the newest one recorded.
+func (l *StateLog) Rewatch(ctx context.Context, kv jetstream.KeyValue) error {
+	l.mu.Lock()
+	old, rev := l.w, l.rev
+	l.mu.Unlock()
+	_ = old.Stop()
+	_ = rev // revisions up to it are skipped by the watch loop
+	return l.watch(ctx, kv, jetstream.IgnoreDeletes(), jetstream.IncludeHistory())
+}
+
+func (l *StateLog) watch(ctx context.Context, kv jetstream.KeyValue, opts ...jetstream.WatchOpt) error {
+	w, err := kv.Watch(ctx, cluster.RunKey("*"), opts...)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	l := &StateLog{w: w, m: map[string][]cluster.RunState{}}
+	l.mu.Lock()
+	l.w = w
+	l.mu.Unlock()
 	go func() {
 		for e := range w.Updates() {
 			if e == nil {
@@ -350,15 +370,51 @@ func WatchStates(ctx context.Context, kv jetstream.KeyValue) (*StateLog, error) 
 				st = cluster.RunState{RunID: strings.TrimPrefix(e.Key(), "run."), Status: "malformed"}
 			}
 			l.mu.Lock()
-			l.m[st.RunID] = append(l.m[st.RunID], st)
+			if e.Revision() > l.rev { // a resumed watch repeats nothing
+				l.rev = e.Revision()
+				l.m[st.RunID] = append(l.m[st.RunID], st)
+			}
 			l.mu.Unlock()
 		}
 	}()
-	return l, nil
+	return nil
+}
+
+// Backfill appends, for each run id, the revisions of its key still in
+// the bucket's history (the last few) that are newer than every revision
+// recorded: a stand-in for a watch that stopped delivering (after a NATS
+// restart the test process's watch does not resume).
+func (l *StateLog) Backfill(ctx context.Context, kv jetstream.KeyValue, ids []string) error {
+	l.mu.Lock()
+	from := l.rev
+	l.mu.Unlock()
+	for _, id := range ids {
+		hist, err := kv.History(ctx, cluster.RunKey(id))
+		if err != nil {
+			return err
+		}
+		for _, e := range hist {
+			var st cluster.RunState
+			if e.Revision() <= from || msgpack.Unmarshal(e.Value(), &st) != nil {
+				continue
+			}
+			l.mu.Lock()
+			if e.Revision() > l.rev || e.Revision() > from {
+				l.m[st.RunID] = append(l.m[st.RunID], st)
+			}
+			l.mu.Unlock()
+		}
+	}
+	return nil
 }
 
 // Stop ends the recording.
-func (l *StateLog) Stop() { _ = l.w.Stop() }
+func (l *StateLog) Stop() {
+	l.mu.Lock()
+	w := l.w
+	l.mu.Unlock()
+	_ = w.Stop()
+}
 
 // History returns a copy of the recorded revisions of run id.
 func (l *StateLog) History(id string) []cluster.RunState {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -177,7 +178,7 @@ var longSpec = spec{Steps: 3000, CkptEvery: 200, Hidden: "[64, 64]", Batch: 64}
 // Each seed is one run on its own worker, killed after its seed's
 // checkpoint (1st, 2nd or 3rd) plus a seeded delay, so the kills land at
 // different points between checkpoints. The seeds run side by side, so
-// they share one AckWait (30 s). GORCH_INTEG_KILLS sets their number
+// they share one AckWait (testAckWait). GORCH_INTEG_KILLS sets their number
 // (default 5).
 func TestWorkerSIGKILL(t *testing.T) {
 	seeds := 5
@@ -239,7 +240,7 @@ func TestWorkerSIGKILL(t *testing.T) {
 	for i, v := range vs {
 		ids[i] = v.id
 	}
-	final := c.waitTerminal(cluster.AckWait+90*time.Second, ids...)
+	final := c.waitTerminal(testAckWait+90*time.Second, ids...)
 	for i, v := range vs {
 		seed, st, killed := i+1, final[v.id], v.killed
 		if st.Status != cluster.StateSucceeded || st.Attempt != 2 || st.Worker == killed.Worker || st.Worker == "" {
@@ -286,7 +287,7 @@ func TestWorkerSIGTERM(t *testing.T) {
 		return rs.Attempt == 2 || cluster.Terminal(rs.Status)
 	})
 	handBack := time.Since(termAt)
-	if handBack > cluster.AckWait/2 {
+	if handBack > testAckWait/2 {
 		t.Errorf("run taken up again %s after SIGTERM; a handed-back run should not wait for AckWait", handBack)
 	}
 	final := c.waitTerminal(60*time.Second, id)[id]
@@ -320,7 +321,7 @@ func (c *testCluster) procByName(name string) *proc {
 	c.t.Helper()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for _, p := range c.procs {
+	for _, p := range slices.Backward(c.procs) { // the newest of a restarted service
 		if p.name == name {
 			return p
 		}

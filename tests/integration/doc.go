@@ -26,6 +26,25 @@
 //	TestWorkerSIGTERM   a worker is stopped (SIGTERM): it checkpoints and hands
 //	                    the run back at once; another worker resumes it, redoing
 //	                    at most one checkpoint interval.
+//	TestFaultWorkerSIGSTOP  F2: a worker paused past its lease is taken over
+//	                    (attempt 2); resumed, its state writes, checkpoints
+//	                    (LATEST polled: monotonic, ends on the winner's) and
+//	                    completion are fenced; late metrics stay under attempt 1.
+//	TestFaultCollectorSIGKILL  F3: collector killed 3 times; skipped unless
+//	                    GORCH_INTEG_KNOWN_BUGS=1 (it loses records: see the test).
+//	TestFaultNATSRestart F4: embedded NATS shut down and restarted on the same
+//	                    store and port, one worker killed just before: no run
+//	                    lost, its run redelivered, RUNS drained.
+//	TestFaultS3Outage   F6: versitygw killed for 20 s and restarted on the same
+//	                    dir and port: checkpoint writes retry, no attempt fails,
+//	                    backlog waits in EVENTS, all records land.
+//	TestFaultBadMessages F8: malformed, unknown-version, wrong-type and
+//	                    no-state messages dead-lettered with reasons; bad sweeps
+//	                    rejected; a good run still succeeds.
+//
+// Every cluster runs with GORCH_ACK_WAIT=6s (testAckWait) in every process,
+// so lease expiry takes seconds. `make test-faults` runs the Fault and
+// Cluster tests.
 //
 // # The checker
 //
