@@ -2,6 +2,7 @@ package experiment
 
 import (
 	"context"
+	"maps"
 	"time"
 
 	"github.com/gorch/gorch/pkg/errs"
@@ -102,4 +103,72 @@ func (r *Recorder) AddDropped(n uint64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.prevDrops += n
+}
+
+// RemoveDropped takes back n records counted as lost with [Recorder.AddDropped]
+// (or carried over from an earlier summary by [Reopen] or [Resume]) that
+// have since been stored after all. The count never goes below zero.
+func (r *Recorder) RemoveDropped(n uint64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.prevDrops -= min(n, r.prevDrops)
+}
+
+// SetTag sets tag key of the run record to value, or deletes it if value
+// is empty. The change reaches run.json and run_summary.json with the next
+// summary or Finish.
+func (r *Recorder) SetTag(key, value string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if value == "" {
+		if _, ok := r.run.Tags[key]; !ok {
+			return
+		}
+		r.run.Tags = maps.Clone(r.run.Tags)
+		delete(r.run.Tags, key)
+		if len(r.run.Tags) == 0 {
+			r.run.Tags = nil
+		}
+		return
+	}
+	r.run.Tags = maps.Clone(r.run.Tags)
+	if r.run.Tags == nil {
+		r.run.Tags = map[string]string{}
+	}
+	r.run.Tags[key] = value
+}
+
+// Refinish ends a recorder opened with [Reopen] on an attempt that had
+// already finished (its recorded status is terminal), e.g. to add records
+// that arrived late: it closes the logs and writes run.json and the final
+// run_summary.json again with the attempt's status, error and finish time
+// unchanged. As with [Recorder.Finish], the summary is written even when
+// closing the logs failed, and then says complete=false. Refinish returns
+// the first error; later calls (and calls after Finish) do nothing.
+func (r *Recorder) Refinish(ctx context.Context) error {
+	const op = "experiment.Recorder.Refinish"
+	r.mu.Lock()
+	if r.finished {
+		r.mu.Unlock()
+		return nil
+	}
+	if !r.run.Status.Terminal() {
+		st := r.run.Status
+		r.mu.Unlock()
+		return errs.New(errs.Argument, op, "run %s attempt %d has status %q; Refinish needs a finished attempt", r.run.ID, r.run.Attempt, st)
+	}
+	r.mu.Unlock()
+	err1 := r.metrics.Close()
+	err2 := r.telemetry.Close()
+	r.mu.Lock()
+	r.finished = true
+	run := r.run
+	r.mu.Unlock()
+	err3 := r.putJSON(ctx, runKey(run.ID), run)
+	s := r.summary()
+	if err1 != nil || err2 != nil || err3 != nil {
+		s.Complete = false
+	}
+	err4 := r.putJSON(ctx, summaryKey(run.ID), s)
+	return firstErr(err1, err2, err3, err4)
 }

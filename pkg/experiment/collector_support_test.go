@@ -118,3 +118,72 @@ func TestReopenAndLogMetrics(t *testing.T) {
 			s.Run.Attempt, s.Status, s.Dropped, s.Complete, s.Metrics["loss"].Count)
 	}
 }
+
+func TestRefinishAddsLateRecords(t *testing.T) {
+	ctx := context.Background()
+	st, err := NewLocalStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC)
+	rec, err := Create(ctx, st, Run{ID: "run-r"}, LogOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rec.LogMetrics([]Metric{{Step: 1, Name: "loss", Value: 2, Time: t0}}); err != nil {
+		t.Fatal(err)
+	}
+	rec.AddDropped(1) // step 2 has not arrived
+	rec.SetTag("gap", "1")
+	if err := rec.Finish(ctx, StatusSucceeded, nil); err != nil {
+		t.Fatal(err)
+	}
+	rd := NewReader(st)
+	first, err := rd.GetRun(ctx, "run-r")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, err := rd.GetSummary(ctx, "run-r"); err != nil || s.Complete || s.Dropped != 1 || s.Run.Tags["gap"] != "1" {
+		t.Fatalf("summary = %+v, %v; want complete false, dropped 1, tag gap", s, err)
+	}
+	if err := rec.Refinish(ctx); err != nil { // after Finish: nothing
+		t.Fatal(err)
+	}
+
+	rec, err = Reopen(ctx, st, "run-r", 1, LogOptions{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rec.LogMetrics([]Metric{{Step: 2, Name: "loss", Value: 1, Time: t0}}); err != nil {
+		t.Fatal(err)
+	}
+	rec.RemoveDropped(1)
+	rec.RemoveDropped(5) // never below zero
+	rec.SetTag("gap", "")
+	if err := rec.Refinish(ctx); err != nil {
+		t.Fatal(err)
+	}
+	run, err := rd.GetRun(ctx, "run-r")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if run.Status != StatusSucceeded || !run.Finished.Equal(first.Finished) || run.Tags != nil {
+		t.Errorf("run.json = %+v; want succeeded, finished %v, no tags", run, first.Finished)
+	}
+	s, err := rd.GetSummary(ctx, "run-r")
+	if err != nil || !s.Complete || s.Dropped != 0 || s.Metrics["loss"].Count != 2 {
+		t.Errorf("summary = %+v, %v; want complete, dropped 0, 2 loss values", s, err)
+	}
+	if n := len(readAllMetrics(t, st, "run-r")); n != 2 {
+		t.Errorf("%d metrics stored; want 2", n)
+	}
+
+	running, err := Create(ctx, st, Run{ID: "run-s"}, LogOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := running.Refinish(ctx); !errors.Is(err, errs.Argument) {
+		t.Errorf("Refinish of a running attempt = %v; want an errs.Argument error", err)
+	}
+	_ = running.Finish(ctx, StatusCancelled, nil)
+}

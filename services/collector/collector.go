@@ -306,10 +306,13 @@ func (c *Collector) deadLetter(ctx context.Context, m jetstream.Msg, reason stri
 }
 
 // writeSummaries rewrites run_summary.json of every open run with new
-// records since the last one.
+// records since the last one. A run reopened while run.json says its
+// attempt finished and its summary does not yet (a "finished" event that
+// failed half-way and comes again) is skipped: only that event writes its
+// final summary.
 func (c *Collector) writeSummaries(ctx context.Context) {
 	for id, st := range c.runs {
-		if !st.dirty {
+		if !st.dirty || st.rec.Run().Status.Terminal() {
 			continue
 		}
 		if err := st.rec.WriteSummary(ctx); err != nil {

@@ -516,3 +516,90 @@ func TestCollectorReportsMissingMetrics(t *testing.T) {
 		t.Errorf("summary: complete %v dropped %d; want false 4", s.Complete, s.Dropped)
 	}
 }
+
+// waitDropped waits until run_summary.json of run says dropped n.
+func waitDropped(t *testing.T, st experiment.Store, run string, n uint64) experiment.Summary {
+	t.Helper()
+	rd := experiment.NewReader(st)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		s, err := rd.GetSummary(context.Background(), run)
+		if err == nil && s.Status.Terminal() && s.Dropped == n {
+			return s
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("summary of run %s never said dropped %d within 20s (last: dropped %d complete %v, err %v)", run, n, s.Dropped, s.Complete, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestCollectorLateMetricsAfterFinished: the "finished" event is applied
+// before metric batches of the same attempt (as when a killed collector's
+// unacked messages come back after AckWait, behind the event). The late
+// records are still stored, the dropped count shrinks as they arrive
+// (never counted twice), and the summary ends complete — also when the
+// collector restarts between the late batches.
+func TestCollectorLateMetricsAfterFinished(t *testing.T) {
+	e := newEnv(t)
+	st := localStore(t)
+	stop := e.start(t, st)
+	w := worker{e: e, run: "run-late", attempt: 1}
+	w.started(t)
+	w.metrics(t, 1, 1, 10)
+	w.telemetry(t, 1, 3)
+	w.checkpoint(t, 30)
+	w.finished(t, "succeeded", 60, 30, "") // batches 2 and 3 not here yet
+	s := waitDropped(t, st, "run-late", 40)
+	if s.Complete || s.Status != experiment.StatusSucceeded {
+		t.Fatalf("summary before the late batches: complete %v status %s; want false succeeded", s.Complete, s.Status)
+	}
+	rd := experiment.NewReader(st)
+	before, err := rd.GetRun(context.Background(), "run-late")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	w.metrics(t, 2, 11, 20) // late, to the collector that finished the run
+	s = waitDropped(t, st, "run-late", 20)
+	if s.Complete {
+		t.Errorf("summary with batch 3 still missing: complete true; want false")
+	}
+	checkMetrics(t, st, "run-late", map[int][2]int64{1: {1, 20}})
+
+	stop() // the next collector knows of the gap only from the store
+	e.start(t, st)
+	again := w
+	again.idSuffix = "/redelivered"
+	again.metrics(t, 1, 1, 10) // duplicates of stored records
+	w.metrics(t, 3, 21, 30)
+	again.metrics(t, 2, 11, 20)
+	s = waitDropped(t, st, "run-late", 0)
+	if !s.Complete || s.Status != experiment.StatusSucceeded {
+		t.Errorf("summary after the late batches: complete %v status %s; want true succeeded", s.Complete, s.Status)
+	}
+	if _, ok := s.Run.Tags[tagMissing]; ok {
+		t.Errorf("summary run tags = %v; want no %s once nothing is missing", s.Run.Tags, tagMissing)
+	}
+	if got := s.Metrics["loss"].Count; got != 30 {
+		t.Errorf("summary loss count = %d; want 30", got)
+	}
+	if _, ok := s.Layout["matmul"]; !ok {
+		t.Errorf("summary layout = %v; want the matmul counters kept", s.Layout)
+	}
+	after, err := rd.GetRun(context.Background(), "run-late")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.Status != experiment.StatusSucceeded || !after.Finished.Equal(before.Finished) || after.Attempt != 1 {
+		t.Errorf("run.json after the late batches: status %s finished %v attempt %d; want succeeded %v 1",
+			after.Status, after.Finished, after.Attempt, before.Finished)
+	}
+	checkMetrics(t, st, "run-late", map[int][2]int64{1: {1, 30}})
+	checkRecords(t, st, "run-late")
+
+	// A duplicate after completion changes nothing.
+	again.metrics(t, 3, 21, 30)
+	time.Sleep(200 * time.Millisecond)
+	checkMetrics(t, st, "run-late", map[int][2]int64{1: {1, 30}})
+}

@@ -33,8 +33,41 @@
 // restart neither loses nor duplicates records. Metric values keep the
 // attempt that produced them: after a resume, steps past the checkpoint
 // appear once per attempt. Records of an older attempt that arrive while a
-// newer one is open are kept with their own attempt number; records for an
-// attempt that already finished are acknowledged and ignored.
+// newer one is open are kept with their own attempt number.
+//
+// # Late records of a finished attempt
+//
+// Stream order puts an attempt's records before its "finished" event, but
+// redelivery does not keep it: records a killed collector had fetched and
+// not acked come back only after AckWait, behind a "finished" event the
+// next collector got at once. The collector does not hold "finished"
+// back waiting for them (that would keep the event unacked for an
+// AckWait it would have to guess, and delay every final summary); it
+// applies it, and records that arrive later are stored anyway:
+//
+//   - On "finished", the values the worker reported publishing
+//     (RunEvent.Metrics) but the store lacks are counted as dropped, and
+//     the gap — attempt, published, counted — is kept in the run tag
+//     gorch.collector.missing, so it is written in run_summary.json in one
+//     piece with the dropped count it is part of.
+//   - A record for a finished attempt whose summary shows a gap reopens
+//     that attempt from the store ([experiment.Reopen] with the same
+//     attempt: status, error and finish time kept), is deduplicated
+//     against the stored segments and appended; once the group is durable
+//     the gap is recomputed as max(0, published - stored), the dropped
+//     count goes down by what arrived (never counted twice), and run.json
+//     and the final summary are written again ([experiment.Recorder.Refinish])
+//     with the same status and layout. The summary becomes complete=true
+//     when every published value is stored (and nothing else was dropped),
+//     and the tag is removed. The messages are acked only after that.
+//   - Because the gap lives in the store, a collector restarted between
+//     "finished" and the late records settles it the same way. A finished
+//     attempt without a gap is remembered (up to 10000 runs, then looked
+//     up in the store), and its redeliveries are acked and ignored: every
+//     value it published is already stored.
+//
+// So a summary may say complete=false for up to an AckWait after a
+// collector crash before the redelivered records complete it.
 //
 // # Summaries
 //
@@ -42,5 +75,6 @@
 // new records and finally on the "finished" event, which carries the
 // status, error and layout counters. If the worker reports more metric
 // values than reached the store for that attempt, the difference is
-// counted as dropped and the summary says complete=false.
+// counted as dropped and the summary says complete=false until they
+// arrive (see above).
 package collector

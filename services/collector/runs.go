@@ -4,8 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"maps"
 	"path"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gorch/gorch/internal/cluster"
@@ -41,6 +45,47 @@ type batchKey struct {
 	seq     int64
 }
 
+// gap is what the collector knows of a finished attempt with fewer
+// metric values stored than its worker reported publishing.
+type gap struct {
+	published int64 // RunEvent.Metrics of the attempt's "finished" event
+	counted   int64 // of them, counted in the summary's dropped count
+}
+
+// tagMissing is the run tag that persists the gaps in run_summary.json
+// (and run.json), atomically with the dropped count they are part of:
+// "attempt:published:counted" entries separated by commas.
+const tagMissing = "gorch.collector.missing"
+
+func formatGaps(gaps map[int]gap) string {
+	var parts []string
+	for _, a := range slices.Sorted(maps.Keys(gaps)) {
+		if g := gaps[a]; g.counted > 0 {
+			parts = append(parts, fmt.Sprintf("%d:%d:%d", a, g.published, g.counted))
+		}
+	}
+	return strings.Join(parts, ",")
+}
+
+// parseGaps reads a tagMissing value; malformed entries are skipped.
+func parseGaps(s string) map[int]gap {
+	out := map[int]gap{}
+	for part := range strings.SplitSeq(s, ",") {
+		f := strings.Split(part, ":")
+		if len(f) != 3 {
+			continue
+		}
+		a, err1 := strconv.Atoi(f[0])
+		p, err2 := strconv.ParseInt(f[1], 10, 64)
+		c, err3 := strconv.ParseInt(f[2], 10, 64)
+		if err1 != nil || err2 != nil || err3 != nil || a < 1 || p < 0 || c <= 0 {
+			continue
+		}
+		out[a] = gap{published: p, counted: c}
+	}
+	return out
+}
+
 // runState is an open attempt of a run.
 type runState struct {
 	id      string
@@ -50,7 +95,40 @@ type runState struct {
 	counts  map[int]int64          // stored metrics per attempt
 	spans   map[spanKey]struct{}   // every stored telemetry span
 	batches map[batchKey]struct{}  // batches applied by this process
+	gaps    map[int]gap            // finished attempts with values counted as dropped
 	dirty   bool                   // records since the last summary
+	// final: the attempt had finished when it was reopened (for records
+	// that arrived late); applyGroup rewrites its final summary and
+	// closes it again.
+	final bool
+}
+
+// settle brings the dropped count and tagMissing in line with what is
+// stored: each gap's dropped values are max(0, published - stored). It
+// reports whether anything changed.
+func (st *runState) settle() bool {
+	changed := false
+	for a, g := range st.gaps {
+		want := max(0, g.published-st.counts[a])
+		switch {
+		case want > g.counted:
+			st.rec.AddDropped(uint64(want - g.counted))
+			changed = true
+		case want < g.counted:
+			st.rec.RemoveDropped(uint64(g.counted - want))
+			changed = true
+		}
+		if want == 0 {
+			delete(st.gaps, a)
+		} else {
+			st.gaps[a] = gap{published: g.published, counted: want}
+		}
+	}
+	if changed {
+		st.rec.SetTag(tagMissing, formatGaps(st.gaps))
+		st.dirty = true
+	}
+	return changed
 }
 
 // close flushes and closes the run's logs without finishing the attempt.
@@ -82,9 +160,30 @@ func (c *Collector) applyGroup(ctx context.Context, id string, items []item) err
 			return err
 		}
 	}
-	if st := c.runs[id]; st != nil {
-		return st.rec.Flush()
+	st := c.runs[id]
+	if st == nil {
+		return nil
 	}
+	if err := st.rec.Flush(); err != nil {
+		return err
+	}
+	if len(st.gaps) > 0 {
+		st.settle()
+	}
+	if !st.final {
+		return nil
+	}
+	// Late records of a finished attempt are stored: rewrite its final
+	// summary and forget the run again.
+	delete(c.runs, id)
+	if err := st.rec.Refinish(ctx); err != nil {
+		return err
+	}
+	if len(st.gaps) == 0 {
+		c.markFinished(id, st.attempt)
+	}
+	c.log.Info("finished run attempt updated with late records", "run", id, "attempt", st.attempt,
+		"stored_metrics", len(st.seen), "still_missing", formatGaps(st.gaps))
 	return nil
 }
 
@@ -131,7 +230,11 @@ func (c *Collector) open(ctx context.Context, id string, attempt int, mode openM
 		edit = func(r *experiment.Run) { fillRun(r, ev) }
 	}
 	run, err := c.rd.GetRun(ctx, id)
-	var rec *experiment.Recorder
+	var (
+		rec   *experiment.Recorder
+		sum   experiment.Summary
+		final bool
+	)
 	switch {
 	case experiment.IsNotFound(err):
 		r := experiment.Run{ID: id, Attempt: attempt}
@@ -149,12 +252,29 @@ func (c *Collector) open(ctx context.Context, id string, attempt int, mode openM
 			}
 			attempt = run.Attempt
 		}
+		// The summary, not run.json, holds the gaps: it is written last,
+		// in one piece with the dropped count that Reopen carries over.
+		sum, err = c.rd.GetSummary(ctx, id)
+		if err != nil && !experiment.IsNotFound(err) {
+			return nil, err
+		}
+		summaryFinal := err == nil && sum.Run.Attempt == run.Attempt && sum.Status == run.Status
 		if attempt == run.Attempt && run.Status.Terminal() {
-			if mode != forFinished || c.summaryFinal(ctx, run) {
-				c.markFinished(id, attempt)
+			switch {
+			case !summaryFinal && mode != forStarted:
+				// run.json says finished but run_summary.json does not: the
+				// "finished" event was not acked and comes again; store
+				// records meanwhile.
+			case summaryFinal && mode == forData && len(parseGaps(sum.Run.Tags[tagMissing])) > 0:
+				// Records of a finished attempt that lacks some: reopen it
+				// to add them, then rewrite its final summary.
+				final = true
+			default:
+				if summaryFinal && len(parseGaps(sum.Run.Tags[tagMissing])) == 0 {
+					c.markFinished(id, attempt)
+				}
 				return nil, nil
 			}
-			// run.json says finished but run_summary.json does not: finish again.
 		}
 		rec, err = experiment.Reopen(ctx, c.store, id, attempt, logOpts, edit)
 	}
@@ -162,23 +282,22 @@ func (c *Collector) open(ctx context.Context, id string, attempt int, mode openM
 		return nil, err
 	}
 	st := &runState{
-		id: id, attempt: attempt, rec: rec,
+		id: id, attempt: attempt, rec: rec, final: final,
 		seen: map[metricKey]struct{}{}, counts: map[int]int64{}, spans: map[spanKey]struct{}{}, batches: map[batchKey]struct{}{},
+		gaps: parseGaps(sum.Run.Tags[tagMissing]),
 	}
+	if final && len(sum.Layout) > 0 {
+		rec.SetLayout(sum.Layout) // Reopen does not read the layout counters back
+	}
+	rec.SetTag(tagMissing, formatGaps(st.gaps))
 	if err := c.rebuild(ctx, st); err != nil {
 		_ = st.close()
 		return nil, err
 	}
+	st.settle() // records stored after the summary was written
 	c.runs[id] = st
-	c.log.Info("run opened", "run", id, "attempt", attempt, "stored_metrics", len(st.seen))
+	c.log.Info("run opened", "run", id, "attempt", attempt, "stored_metrics", len(st.seen), "finished", final)
 	return st, nil
-}
-
-// summaryFinal reports whether run_summary.json is the final summary of
-// run's recorded attempt.
-func (c *Collector) summaryFinal(ctx context.Context, run experiment.Run) bool {
-	s, err := c.rd.GetSummary(ctx, run.ID)
-	return err == nil && s.Run.Attempt == run.Attempt && s.Status == run.Status
 }
 
 // rebuild fills the dedup sets from the run's stored segments.
@@ -243,10 +362,16 @@ func (c *Collector) finish(ctx context.Context, ev *cluster.RunEvent) error {
 	if err := st.rec.Flush(); err != nil {
 		return err
 	}
+	// The shortfall is counted as dropped, and taken back when the
+	// missing values arrive later (see settle).
+	st.gaps[ev.Attempt] = gap{published: ev.Metrics, counted: st.gaps[ev.Attempt].counted}
+	st.settle()
+	if st.final {
+		return nil // a repeated "finished" of a reopened attempt: applyGroup rewrites the summary
+	}
 	if n := st.counts[ev.Attempt]; ev.Metrics > n {
-		c.log.Warn("fewer metric values stored than the worker published; summary marked incomplete",
+		c.log.Warn("fewer metric values stored than the worker published; summary incomplete until they arrive",
 			"run", ev.RunID, "attempt", ev.Attempt, "published", ev.Metrics, "stored", n)
-		st.rec.AddDropped(uint64(ev.Metrics - n))
 	}
 	if len(ev.Layout) > 0 {
 		var layout map[string]tensor.OpStats
@@ -264,7 +389,11 @@ func (c *Collector) finish(ctx context.Context, ev *cluster.RunEvent) error {
 	if err := st.rec.Finish(ctx, experiment.Status(ev.Status), runErr); err != nil {
 		return err
 	}
-	c.markFinished(ev.RunID, ev.Attempt)
+	if len(st.gaps) == 0 {
+		c.markFinished(ev.RunID, ev.Attempt)
+	} else {
+		delete(c.finished, ev.RunID) // late records go through the store (open)
+	}
 	c.log.Info("run attempt finished", "run", ev.RunID, "attempt", ev.Attempt, "status", ev.Status)
 	return nil
 }

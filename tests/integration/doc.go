@@ -30,8 +30,10 @@
 //	                    (attempt 2); resumed, its state writes, checkpoints
 //	                    (LATEST polled: monotonic, ends on the winner's) and
 //	                    completion are fenced; late metrics stay under attempt 1.
-//	TestFaultCollectorSIGKILL  F3: collector killed 3 times; skipped unless
-//	                    GORCH_INTEG_KNOWN_BUGS=1 (it loses records: see the test).
+//	TestFaultCollectorSIGKILL  F3: collector killed 3 times while runs
+//	                    publish: its unacked records come back after AckWait,
+//	                    even behind their run's "finished" event, and are
+//	                    stored; nothing lost or duplicated, summaries complete.
 //	TestFaultNATSRestart F4: embedded NATS shut down and restarted on the same
 //	                    store and port, one worker killed just before: no run
 //	                    lost, its run redelivered, RUNS drained.

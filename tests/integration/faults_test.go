@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"net"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -185,6 +184,32 @@ func (c *testCluster) waitRunsDrained(timeout time.Duration) {
 	}
 }
 
+// waitCollectorDrained waits until the collector's consumer has no
+// message pending or awaiting an ack.
+func (c *testCluster) waitCollectorDrained(timeout time.Duration) {
+	c.t.Helper()
+	ctx := context.Background()
+	deadline := time.Now().Add(timeout)
+	for {
+		cons, err := c.js.Consumer(ctx, cluster.StreamEvents, cluster.ConsumerCollect)
+		if err == nil {
+			info, err := cons.Info(ctx)
+			if err == nil && info.NumPending == 0 && info.NumAckPending == 0 {
+				return
+			}
+			if err == nil && time.Now().After(deadline) {
+				c.t.Errorf("collector consumer still has %d pending and %d unacked messages after %s", info.NumPending, info.NumAckPending, timeout)
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			c.t.Errorf("collector consumer info: %v", err)
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
 // TestFaultWorkerSIGSTOP (F2): a worker paused (SIGSTOP) past its ack
 // deadline loses its run to another worker (attempt 2), which resumes from
 // the paused attempt's last checkpoint. Resumed (SIGCONT) while the new
@@ -317,11 +342,6 @@ func TestFaultWorkerSIGSTOP(t *testing.T) {
 // not acknowledged are redelivered to the new one, and after dedup none is
 // lost or stored twice.
 func TestFaultCollectorSIGKILL(t *testing.T) {
-	if os.Getenv("GORCH_INTEG_KNOWN_BUGS") == "" {
-		t.Skip("known bug, loses metric records (set GORCH_INTEG_KNOWN_BUGS=1 to run): messages a killed collector held " +
-			"unacked come back only after AckWait; if the run's \"finished\" event is applied first, the collector " +
-			"writes the summary complete=false and then acks and ignores the redelivered records of the finished attempt")
-	}
 	c := startCluster(t, "w1", "w2")
 	var ids []string
 	for i := range 6 {
@@ -346,6 +366,10 @@ func TestFaultCollectorSIGKILL(t *testing.T) {
 		}
 	}
 	t.Logf("collector killed and restarted %d times", kills)
+	// Records a killed collector fetched but never acked come back after
+	// AckWait, possibly behind their run's "finished" event: wait until
+	// the collector has settled every message before checking.
+	c.waitCollectorDrained(2*testAckWait + 30*time.Second)
 	if r := c.check(); r.Succeeded != len(ids) || r.Unique == 0 {
 		t.Errorf("checker: %d succeeded, %d unique records; want %d and some", r.Succeeded, r.Unique, len(ids))
 	}
