@@ -52,3 +52,20 @@ if [ "${GORCH_SETUP_TEST_TOOLS:-}" = 1 ] && [ ! -x "$REPO_ROOT/.cache/bin/versit
   mkdir -p "$REPO_ROOT/.cache/bin"
   GOBIN="$REPO_ROOT/.cache/bin" go install "github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION"
 fi
+
+# Jaeger v1.76.0 (tests only, GORCH_SETUP_TEST_TOOLS=1): the OpenTelemetry
+# backend the tracing integration test sends spans to and queries. cmd/jaeger
+# is the Jaeger v2 binary (an OTel collector build with a memory store and the
+# query API). Built in its own tool module under ./.cache/jaegertool so its
+# ~330-line go.mod stays out of gorch's; the binary lands in ./.cache/bin.
+# Built once (~5 minutes, ~2 GB RAM peak); skipped when already there.
+JAEGER_VERSION=v1.76.0
+if [ "${GORCH_SETUP_TEST_TOOLS:-}" = 1 ] && [ ! -x "$REPO_ROOT/.cache/bin/jaeger" ]; then
+  echo "setup: building jaeger $JAEGER_VERSION into $REPO_ROOT/.cache/bin (about 5 minutes, 2 GB RAM)" >&2
+  jdir="$REPO_ROOT/.cache/jaegertool"
+  mkdir -p "$jdir" "$REPO_ROOT/.cache/bin"
+  if [ ! -f "$jdir/go.mod" ]; then (cd "$jdir" && go mod init gorch.local/jaegertool >/dev/null 2>&1); fi
+  (cd "$jdir" && go get -tool "github.com/jaegertracing/jaeger/cmd/jaeger@$JAEGER_VERSION" &&
+    go build -o "$REPO_ROOT/.cache/bin/jaeger.tmp" github.com/jaegertracing/jaeger/cmd/jaeger)
+  mv "$REPO_ROOT/.cache/bin/jaeger.tmp" "$REPO_ROOT/.cache/bin/jaeger"
+fi
