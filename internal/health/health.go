@@ -177,5 +177,7 @@ func Counter(name, help string, v float64) Metric {
 
 // sortSamples orders samples by their labels, for stable output.
 func sortSamples(ss []Sample) {
-	slices.SortFunc(ss, func(a, b Sample) int { return strings.Compare(strings.Join(a.Labels, "\x00"), strings.Join(b.Labels, "\x00")) })
+	slices.SortFunc(ss, func(a, b Sample) int {
+		return strings.Compare(strings.Join(a.Labels, "\x00"), strings.Join(b.Labels, "\x00"))
+	})
 }
