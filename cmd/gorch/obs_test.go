@@ -148,3 +148,37 @@ func waitMetric(t *testing.T, base, series string, min float64) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestUpHTTP serves `gorch up --http` and checks that /metrics has the
+// cluster, worker and collector families.
+func TestUpHTTP(t *testing.T) {
+	t.Setenv("GORCH_S3_ENDPOINT", "")
+	t.Setenv("GORCH_S3_BUCKET", "")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var log lockedBuffer
+	root := newRootCmd()
+	root.SetErr(&log)
+	root.SetOut(io.Discard)
+	root.SetArgs([]string{"up", "--workers", "1", "--nats-port", "0", "--http", "127.0.0.1:0", "--data-dir", t.TempDir()})
+	done := make(chan error, 1)
+	go func() { done <- root.ExecuteContext(ctx) }()
+	base := "http://" + waitHTTPAddr(t, &log)
+	waitReady(t, base)
+	_, body := httpGet(t, base+"/metrics")
+	for _, series := range []string{`gorch_queue_pending{priority="normal"}`, `gorch_runs{state="running"}`, "gorch_worker_checkpoint_bytes_total",
+		"gorch_collector_records_total"} {
+		if _, ok := metricValue(body, series); !ok {
+			t.Errorf("GET /metrics has no %s sample:\n%s", series, body)
+		}
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("gorch up after cancel = %v; want nil", err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("gorch up did not stop within 60s")
+	}
+}
