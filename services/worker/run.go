@@ -141,13 +141,12 @@ func (w *Worker) deadLetter(ctx context.Context, msg jetstream.Msg, token, reaso
 func (w *Worker) train(ctx context.Context, log *slog.Logger, msg jetstream.Msg, req *cluster.RunRequest, st cluster.RunState, rev uint64) {
 	var status experiment.Status
 	var errText string
+	ctx, span := w.runSpan(ctx, msg, req, st)
+	defer span.End()
 	bg := context.WithoutCancel(ctx)
 	attempt := st.Attempt
 	log = log.With("attempt", attempt)
 	spec, _ := train.ParseSpec("run "+req.RunID+" spec", req.Spec) // parsed in claim
-	ctx, span := w.runSpan(ctx, msg, req, st)
-	defer span.End()
-	bg = context.WithoutCancel(ctx)
 	rctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	w.mu.Lock()
