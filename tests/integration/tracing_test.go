@@ -319,5 +319,35 @@ func TestTracing(t *testing.T) {
 	if want := []string{"10", "20", "30", "40"}; !slices.Equal(stepNums, want) {
 		t.Errorf("train.step spans at steps %v; want %v (GORCH_TRACE_STEPS=10)", stepNums, want)
 	}
-	t.Logf("run %s: one trace %s, %d spans: %v", id, tr.TraceID, len(tr.Spans), count)
+	t.Logf("run %s: one trace %s, %d spans:\n%s", id, tr.TraceID, len(tr.Spans), tr.tree())
+}
+
+// tree renders the trace as an indented span tree: name, service, and
+// the gorch.step of step and checkpoint spans.
+func (tr jTrace) tree() string {
+	kids := map[string][]jSpan{}
+	for _, s := range tr.Spans {
+		kids[s.parent()] = append(kids[s.parent()], s)
+	}
+	var b strings.Builder
+	var walk func(parent string, depth int)
+	walk = func(parent string, depth int) {
+		ks := kids[parent]
+		slices.SortFunc(ks, func(a, b jSpan) int {
+			return strings.Compare(a.OperationName+a.tag("gorch.step"), b.OperationName+b.tag("gorch.step"))
+		})
+		for _, s := range ks {
+			fmt.Fprintf(&b, "%s%s [%s]", strings.Repeat("  ", depth), s.OperationName, tr.Processes[s.ProcessID].ServiceName)
+			if st := s.tag("gorch.step"); st != "" {
+				fmt.Fprintf(&b, " step=%s", st)
+			}
+			if n := s.tag("messaging.batch.message_count"); n != "" {
+				fmt.Fprintf(&b, " messages=%s", n)
+			}
+			b.WriteByte('\n')
+			walk(s.SpanID, depth+1)
+		}
+	}
+	walk("", 0)
+	return b.String()
 }
