@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # setup.sh installs what gorch needs on a Debian machine, idempotently:
 # the Go toolchain named in go.mod (from the Go module proxy when the
-# machine has no recent enough Go) and the Fashion-MNIST dataset. Source it
-# (". scripts/setup.sh") so that PATH reaches the Go it installed.
+# machine has no recent enough Go) and the Fashion-MNIST dataset; with
+# GORCH_SETUP_TEST_TOOLS=1 also the integration tests' servers, versitygw
+# and Jaeger, into ./.cache/bin. Source it (". scripts/setup.sh") so that
+# PATH reaches the Go it installed.
 set -euo pipefail
 
 GO_WANT=1.26.8
