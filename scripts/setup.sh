@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # setup.sh installs what gorch needs on a Debian machine, idempotently:
 # the Go toolchain named in go.mod (from the Go module proxy when the
-# machine has no recent enough Go) and the Fashion-MNIST dataset. Source it
-# (". scripts/setup.sh") so that PATH reaches the Go it installed.
+# machine has no recent enough Go) and the Fashion-MNIST dataset; with
+# GORCH_SETUP_TEST_TOOLS=1 also the integration tests' servers, versitygw
+# and Jaeger, into ./.cache/bin. Source it (". scripts/setup.sh") so that
+# PATH reaches the Go it installed.
 set -euo pipefail
 
 GO_WANT=1.26.8
@@ -51,4 +53,21 @@ if [ "${GORCH_SETUP_TEST_TOOLS:-}" = 1 ] && [ ! -x "$REPO_ROOT/.cache/bin/versit
   echo "setup: installing versitygw $VERSITYGW_VERSION into $REPO_ROOT/.cache/bin (a few minutes)" >&2
   mkdir -p "$REPO_ROOT/.cache/bin"
   GOBIN="$REPO_ROOT/.cache/bin" go install "github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION"
+fi
+
+# Jaeger v1.76.0 (tests only, GORCH_SETUP_TEST_TOOLS=1): the OpenTelemetry
+# backend the tracing integration test sends spans to and queries. cmd/jaeger
+# is the Jaeger v2 binary (an OTel collector build with a memory store and the
+# query API). Built in its own tool module under ./.cache/jaegertool so its
+# ~330-line go.mod stays out of gorch's; the binary lands in ./.cache/bin.
+# Built once (~5 minutes, ~2 GB RAM peak); skipped when already there.
+JAEGER_VERSION=v1.76.0
+if [ "${GORCH_SETUP_TEST_TOOLS:-}" = 1 ] && [ ! -x "$REPO_ROOT/.cache/bin/jaeger" ]; then
+  echo "setup: building jaeger $JAEGER_VERSION into $REPO_ROOT/.cache/bin (about 5 minutes, 2 GB RAM)" >&2
+  jdir="$REPO_ROOT/.cache/jaegertool"
+  mkdir -p "$jdir" "$REPO_ROOT/.cache/bin"
+  if [ ! -f "$jdir/go.mod" ]; then (cd "$jdir" && go mod init gorch.local/jaegertool >/dev/null 2>&1); fi
+  (cd "$jdir" && go get -tool "github.com/jaegertracing/jaeger/cmd/jaeger@$JAEGER_VERSION" &&
+    go build -o "$REPO_ROOT/.cache/bin/jaeger.tmp" github.com/jaegertracing/jaeger/cmd/jaeger)
+  mv "$REPO_ROOT/.cache/bin/jaeger.tmp" "$REPO_ROOT/.cache/bin/jaeger"
 fi

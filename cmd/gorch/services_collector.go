@@ -24,6 +24,7 @@ artifacts.json, run_summary.json) to the store: --data-dir, or S3 with
 		Args: cobra.NoArgs,
 	}
 	nf := natsFlags(cmd)
+	of := obsFlags(cmd)
 	addStoreFlags(cmd)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		ctx := cmd.Context()
@@ -34,18 +35,26 @@ artifacts.json, run_summary.json) to the store: --data-dir, or S3 with
 		if err != nil {
 			return err
 		}
+		log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
+		svc, err := of.startTracing(ctx, "gorch-collector", log)
+		if err != nil {
+			return err
+		}
+		defer svc.close()
 		nc, err := nf.connectNATS("gorch-collector")
 		if err != nil {
 			return err
 		}
 		defer nc.Close()
-		c, err := collector.New(nc, collector.Options{
-			Store:  st,
-			Logger: slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil)),
-		})
+		if err := svc.serveHTTP(of.http, nc); err != nil {
+			return err
+		}
+		c, err := collector.New(nc, collector.Options{Store: st, Logger: log})
 		if err != nil {
 			return err
 		}
+		svc.metrics(collectorMetrics(c))
+		svc.ready.SetUp()
 		return c.Run(ctx)
 	}
 	return cmd

@@ -32,12 +32,15 @@ func TestCollectorCmd(t *testing.T) {
 	dir := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
+	var log lockedBuffer
 	go func() {
 		root := newRootCmd()
-		root.SetErr(&strings.Builder{})
-		root.SetArgs([]string{"collector", "--nats", ns.ClientURL(), "--data-dir", dir})
+		root.SetErr(&log)
+		root.SetArgs([]string{"collector", "--nats", ns.ClientURL(), "--data-dir", dir, "--http", "127.0.0.1:0"})
 		done <- root.ExecuteContext(ctx)
 	}()
+	base := "http://" + waitHTTPAddr(t, &log)
+	waitReady(t, base)
 
 	nc, err := cluster.Connect(ns.ClientURL(), cluster.ConnectOptions{Name: "test"})
 	if err != nil {
@@ -83,6 +86,11 @@ func TestCollectorCmd(t *testing.T) {
 			t.Fatalf("no final summary in %s within 20s (err %v)", dir, err)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+	// The counters move just after the acks, a moment after the summary.
+	for series, min := range map[string]float64{"gorch_collector_records_total": 2, "gorch_collector_messages_total": 3,
+		"gorch_collector_ingest_lag_seconds": 0, "gorch_collector_last_event_timestamp_seconds": 1} {
+		waitMetric(t, base, series, min)
 	}
 	cancel()
 	if err := <-done; err != nil {

@@ -3,7 +3,10 @@ package main
 import (
 	"log/slog"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
+
+	"github.com/gorch/gorch/internal/health"
 
 	"github.com/gorch/gorch/services/coordinator"
 )
@@ -20,6 +23,7 @@ requests. Logs go to stderr.`,
 		Args:    cobra.NoArgs,
 	}
 	nf := natsFlags(cmd)
+	of := obsFlags(cmd)
 	cmd.Flags().BoolVar(&debug, "debug", false, "log every request")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		level := slog.LevelInfo
@@ -27,15 +31,29 @@ requests. Logs go to stderr.`,
 			level = slog.LevelDebug
 		}
 		log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
+		svc, err := of.startTracing(cmd.Context(), "gorch-coordinator", log)
+		if err != nil {
+			return err
+		}
+		defer svc.close()
 		nc, err := nf.connectNATS("gorch-coordinator")
 		if err != nil {
 			return err
 		}
 		defer nc.Close()
+		if err := svc.serveHTTP(of.http, nc); err != nil {
+			return err
+		}
 		c, err := coordinator.New(nc, coordinator.Options{Logger: log})
 		if err != nil {
 			return err
 		}
+		js, err := jetstream.New(nc)
+		if err != nil {
+			return err
+		}
+		svc.metrics(health.NewClusterGauges(js, 0).Metrics)
+		svc.ready.SetUp()
 		log.Info("connected", "nats", nc.ConnectedUrlRedacted())
 		return c.Run(cmd.Context())
 	}

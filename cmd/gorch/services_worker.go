@@ -25,6 +25,7 @@ to the queue for another worker to resume.`,
 		Args: cobra.NoArgs,
 	}
 	nf := natsFlags(cmd)
+	of := obsFlags(cmd)
 	addStoreFlags(cmd)
 	fl := cmd.Flags()
 	fl.IntVar(&opts.Slots, "slots", 1, "runs to train at once")
@@ -39,17 +40,27 @@ to the queue for another worker to resume.`,
 		if err != nil {
 			return err
 		}
+		opts.Logger = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
+		svc, err := of.startTracing(cmd.Context(), "gorch-worker", opts.Logger)
+		if err != nil {
+			return err
+		}
+		defer svc.close()
 		nc, err := nf.connectNATS("gorch-worker")
 		if err != nil {
 			return err
 		}
 		defer nc.Close()
+		if err := svc.serveHTTP(of.http, nc); err != nil {
+			return err
+		}
 		opts.Store, opts.Version = store, version
-		opts.Logger = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
 		w, err := worker.New(nc, opts)
 		if err != nil {
 			return err
 		}
+		svc.metrics(workerMetrics(w))
+		svc.ready.SetUp()
 		return w.Run(cmd.Context())
 	}
 	return cmd

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"testing"
 	"time"
@@ -50,11 +49,14 @@ func TestWorkerCommandTrainsARun(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	root := newRootCmd()
-	var stderr bytes.Buffer
+	var stderr lockedBuffer
 	root.SetErr(&stderr)
-	root.SetArgs([]string{"worker", "--nats", ns.ClientURL(), "--data-dir", dir, "--slots", "1", "--id", "cli-w", "--publish-every", "100ms"})
+	root.SetArgs([]string{"worker", "--nats", ns.ClientURL(), "--data-dir", dir, "--slots", "1", "--id", "cli-w", "--publish-every", "100ms",
+		"--http", "127.0.0.1:0"})
 	done := make(chan error, 1)
 	go func() { done <- root.ExecuteContext(ctx) }()
+	base := "http://" + waitHTTPAddr(t, &stderr)
+	waitReady(t, base)
 
 	nc, err := cluster.Connect(ns.ClientURL(), cluster.ConnectOptions{Name: "test"})
 	if err != nil {
@@ -97,6 +99,13 @@ func TestWorkerCommandTrainsARun(t *testing.T) {
 	b, err := train.NewCheckpoints(store, "cli1", 3).Pull(ctx, -1)
 	if err != nil || len(b) == 0 {
 		t.Errorf("pulling the newest checkpoint: %d bytes, %v", len(b), err)
+	}
+	_, body := httpGet(t, base+"/metrics")
+	if n, ok := metricValue(body, "gorch_worker_checkpoints_total"); !ok || n < 2 {
+		t.Errorf("GET /metrics: gorch_worker_checkpoints_total = %v (present %v); want ≥ 2 (steps 10 and 20)\n%s", n, ok, body)
+	}
+	if n, ok := metricValue(body, "gorch_worker_checkpoint_bytes_total"); !ok || n <= 0 {
+		t.Errorf("GET /metrics: gorch_worker_checkpoint_bytes_total = %v (present %v); want > 0\n%s", n, ok, body)
 	}
 	cancel()
 	select {

@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/gorch/gorch/internal/cluster"
+	"github.com/gorch/gorch/internal/health"
 	"github.com/gorch/gorch/pkg/errs"
 	"github.com/gorch/gorch/pkg/experiment"
 	"github.com/gorch/gorch/services/collector"
@@ -25,6 +26,7 @@ import (
 // upOptions are the flags of `gorch up`.
 type upOptions struct {
 	workers, slots, natsPort int
+	http                     string
 	demo                     bool
 	demoSteps                int // hidden: steps per demo run (tests use few)
 }
@@ -60,6 +62,7 @@ prints a results table and exits: 0 if every run succeeded.`,
 	fl.BoolVar(&o.demo, "demo", false, "queue a small Fashion-MNIST sweep, show its progress and results, and exit")
 	fl.IntVar(&o.demoSteps, "demo-steps", 300, "training steps of each demo run")
 	_ = fl.MarkHidden("demo-steps")
+	fl.StringVar(&o.http, "http", "", "serve /healthz, /readyz and Prometheus /metrics on this address (e.g. 127.0.0.1:9464; default off)")
 	addStoreFlags(cmd)
 	return cmd
 }
@@ -84,10 +87,23 @@ func runUp(cmd *cobra.Command, o upOptions) error {
 	if err != nil {
 		return err
 	}
+	svc, err := (&obsOptions{http: o.http}).startTracing(ctx, "gorch", log)
+	if err != nil {
+		return err
+	}
+	defer svc.close()
 	lc, err := startLocalCluster(ctx, store, o, svcLog)
 	if err != nil {
 		return err
 	}
+	if err := svc.serveHTTP(o.http, lc.nc); err != nil {
+		lc.stop(log)
+		return err
+	}
+	svc.metrics(health.NewClusterGauges(lc.js, 0).Metrics)
+	svc.metrics(workerMetrics(lc.ws...))
+	svc.metrics(collectorMetrics(lc.coll))
+	svc.ready.SetUp()
 	log.Info("ready", "nats", lc.url, "workers", o.workers, "slots", o.slots, "data_dir", dataDir())
 
 	var runErr error
@@ -120,6 +136,8 @@ type localCluster struct {
 	stopWorkers, stopRest context.CancelFunc
 	workers, rest         sync.WaitGroup
 	failed                chan error // a service that stopped with an error
+	ws                    []*worker.Worker
+	coll                  *collector.Collector
 }
 
 // startLocalCluster starts the server, then the coordinator, collector
@@ -177,6 +195,7 @@ func startLocalCluster(ctx context.Context, store experiment.Store, o upOptions,
 	if err != nil {
 		return lc, err
 	}
+	lc.coll = coll
 	serve(&lc.rest, "collector", func() error { return coll.Run(rctx) })
 
 	for i := 1; i <= o.workers; i++ {
@@ -187,6 +206,7 @@ func startLocalCluster(ctx context.Context, store experiment.Store, o upOptions,
 		if err != nil {
 			return lc, err
 		}
+		lc.ws = append(lc.ws, w)
 		serve(&lc.workers, w.ID(), func() error { return w.Run(wctx) })
 	}
 	return lc, nil

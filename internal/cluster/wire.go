@@ -130,6 +130,10 @@ type RunState struct {
 	Error           string    `msgpack:"err,omitempty" json:"error,omitempty"`
 	Submitted       time.Time `msgpack:"submitted" json:"submitted"`
 	Updated         time.Time `msgpack:"updated" json:"updated"`
+	// TraceParent is the W3C traceparent of the submit span, so every
+	// attempt's spans join the run's one trace even when a RunRequest
+	// arrives without trace headers.
+	TraceParent string `msgpack:"tp,omitempty" json:"trace_parent,omitempty"`
 }
 
 // UsedAttempts counts the attempts that count toward MaxAttempts: every

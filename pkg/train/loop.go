@@ -7,6 +7,11 @@ import (
 	"math"
 	"time"
 
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/gorch/gorch/pkg/autograd"
 	"github.com/gorch/gorch/pkg/data"
 	"github.com/gorch/gorch/pkg/errs"
@@ -32,7 +37,16 @@ type Progress struct {
 // Options are the caller's hooks into a run.
 type Options struct {
 	Progress func(Progress) // may be nil
+	// TraceSteps samples training steps for tracing: every TraceSteps-th
+	// step gets a "train.step" span, a child of the span in Run's ctx
+	// (0: no step spans). Every checkpoint gets a "checkpoint" span. Spans
+	// go to OpenTelemetry's global tracer provider; Run sets none up, so
+	// without one (gorch train) they cost nothing.
+	TraceSteps int
 }
+
+// tracer is pkg/train's OpenTelemetry tracer, from the global provider.
+func tracer() trace.Tracer { return otel.Tracer("github.com/gorch/gorch/pkg/train") }
 
 // Result is the outcome of a run.
 type Result struct {
@@ -110,7 +124,8 @@ type trainer struct {
 	evalStep          int // step of the last evaluation, -1 if none
 	lossSum           float64
 	lossN             int
-	startStep         int // the step this attempt started from
+	startStep         int     // the step this attempt started from
+	lastLoss          float64 // of the latest step
 }
 
 func newTrainer(spec *Spec, sink Sink, opts Options) (*trainer, error) {
@@ -175,8 +190,15 @@ func (t *trainer) restore(ctx context.Context) error {
 	return nil
 }
 
-func (t *trainer) checkpoint(ctx context.Context) error {
+func (t *trainer) checkpoint(ctx context.Context) (err error) {
 	defer t.sink.Timer("checkpoint").Stop()
+	ctx, span := tracer().Start(ctx, "checkpoint", trace.WithAttributes(attribute.Int64("gorch.step", int64(t.step))))
+	defer func() {
+		if err != nil {
+			span.SetStatus(codes.Error, err.Error())
+		}
+		span.End()
+	}()
 	ts := experiment.TrainState{Step: int64(t.step), Epoch: t.loader.Epoch(), Cursor: t.loader.Cursor(), RNG: t.rng.State()}
 	if t.sched != nil {
 		st := t.sched.StateDict()
@@ -207,7 +229,7 @@ func (t *trainer) loop(ctx context.Context) (experiment.Status, error) {
 			t.loader.NextEpoch()
 			continue
 		}
-		if err := t.trainStep(); err != nil {
+		if err := t.tracedStep(ctx); err != nil {
 			return experiment.StatusFailed, err
 		}
 		if t.spec.EvalEvery > 0 && t.step%t.spec.EvalEvery == 0 {
@@ -240,6 +262,24 @@ func (t *trainer) loop(ctx context.Context) (experiment.Status, error) {
 		}
 	}
 	return experiment.StatusSucceeded, nil
+}
+
+// tracedStep runs trainStep, inside a "train.step" span when the step is
+// sampled (Options.TraceSteps).
+func (t *trainer) tracedStep(ctx context.Context) error {
+	n := t.opts.TraceSteps
+	if n <= 0 || (t.step+1)%n != 0 {
+		return t.trainStep()
+	}
+	_, span := tracer().Start(ctx, "train.step", trace.WithAttributes(attribute.Int64("gorch.step", int64(t.step+1))))
+	err := t.trainStep()
+	if err != nil {
+		span.SetStatus(codes.Error, err.Error())
+	} else {
+		span.SetAttributes(attribute.Float64("gorch.loss", t.lastLoss))
+	}
+	span.End()
+	return err
 }
 
 func (t *trainer) trainStep() error {
@@ -293,6 +333,7 @@ func (t *trainer) trainStep() error {
 	}
 	t.lossSum += float64(lv)
 	t.lossN++
+	t.lastLoss = float64(lv)
 	if t.step%t.spec.LogEvery == 0 || t.step == t.total {
 		t.report(false)
 	}

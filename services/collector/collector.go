@@ -5,12 +5,17 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/gorch/gorch/internal/cluster"
+	"github.com/gorch/gorch/internal/tracing"
 	"github.com/gorch/gorch/pkg/errs"
 	"github.com/gorch/gorch/pkg/experiment"
 )
@@ -57,6 +62,29 @@ type Collector struct {
 
 	runs     map[string]*runState // open runs
 	finished map[string]int       // run -> attempt whose "finished" was applied
+
+	records  atomic.Int64 // metric points and telemetry events written
+	messages atomic.Int64 // messages acked
+	lastTime atomic.Int64 // publish time (unix ns) of the last acked message
+	lastLag  atomic.Int64 // its ack time minus its publish time (ns)
+}
+
+// Stats are a collector's counters since it started.
+type Stats struct {
+	Records   int64         // metric points and telemetry events written
+	Messages  int64         // EVENTS messages written and acked
+	LastEvent time.Time     // when the last acked message was published (zero before the first)
+	IngestLag time.Duration // from its publication to its ack
+}
+
+// Stats returns the collector's counters. It is safe to call while Run
+// serves.
+func (c *Collector) Stats() Stats {
+	st := Stats{Records: c.records.Load(), Messages: c.messages.Load(), IngestLag: time.Duration(c.lastLag.Load())}
+	if ns := c.lastTime.Load(); ns != 0 {
+		st.LastEvent = time.Unix(0, ns)
+	}
+	return st
 }
 
 // New connects the collector to nc: it creates the cluster's streams and
@@ -199,7 +227,7 @@ func (c *Collector) process(ctx context.Context, msgs []jetstream.Msg) (failed b
 	}
 	for _, id := range order {
 		items := groups[id]
-		if err := c.applyGroup(ctx, id, items); err != nil {
+		if err := c.writeGroup(ctx, id, items); err != nil {
 			c.log.Warn("writing run records failed; messages will be redelivered", "run", id, "messages", len(items), "err", err)
 			c.abandon(id)
 			for _, it := range items {
@@ -211,10 +239,66 @@ func (c *Collector) process(ctx context.Context, msgs []jetstream.Msg) (failed b
 		for _, it := range items {
 			if err := it.msg.Ack(); err != nil {
 				c.log.Warn("ack failed; the message will be redelivered and deduplicated", "run", id, "err", err)
+				continue
+			}
+			c.messages.Add(1)
+			c.records.Add(records(it.v))
+			if md, err := it.msg.Metadata(); err == nil {
+				c.lastTime.Store(md.Timestamp.UnixNano())
+				c.lastLag.Store(int64(time.Since(md.Timestamp)))
 			}
 		}
 	}
 	return failed
+}
+
+// records counts the metric points and telemetry events of a message.
+func records(v any) int64 {
+	switch b := v.(type) {
+	case *cluster.MetricBatch:
+		return int64(len(b.Points))
+	case *cluster.TelemetryBatch:
+		return int64(len(b.Events))
+	}
+	return 0
+}
+
+// writeGroup applies one run's messages inside a "collector.write" span:
+// a child of the trace context the first message carries (the worker's
+// run span), linked to the contexts of the others when they differ.
+func (c *Collector) writeGroup(ctx context.Context, id string, items []item) error {
+	var parent context.Context
+	var links []trace.Link
+	seen := map[trace.SpanID]bool{}
+	for _, it := range items {
+		ictx := tracing.Extract(ctx, it.msg.Headers())
+		sc := trace.SpanContextFromContext(ictx)
+		if !sc.IsValid() || seen[sc.SpanID()] {
+			continue
+		}
+		seen[sc.SpanID()] = true
+		if parent == nil {
+			parent = ictx
+		} else {
+			links = append(links, trace.Link{SpanContext: sc})
+		}
+	}
+	if parent == nil {
+		parent = ctx
+	}
+	subj := items[0].msg.Subject()
+	attrs := append(tracing.Messaging("process", subj),
+		attribute.String("messaging.consumer.group.name", cluster.ConsumerCollect),
+		attribute.Int("messaging.batch.message_count", len(items)),
+		attribute.String("gorch.run.id", id))
+	wctx, span := tracing.Tracer().Start(parent, "collector.write", trace.WithSpanKind(trace.SpanKindConsumer),
+		trace.WithAttributes(attrs...), trace.WithLinks(links...))
+	defer span.End()
+	err := c.applyGroup(wctx, id, items)
+	if err != nil {
+		span.SetStatus(codes.Error, err.Error())
+	}
+	return err
 }
 
 func (c *Collector) nak(m jetstream.Msg) {

@@ -77,4 +77,12 @@
 // values than reached the store for that attempt, the difference is
 // counted as dropped and the summary says complete=false until they
 // arrive (see above).
+//
+// # Tracing and stats
+//
+// Each run's share of a written batch is a consumer span "collector.write",
+// a child of the trace context its first message carries (the worker's run
+// span), linked to the others' when they differ. [Collector.Stats] counts
+// records and acked messages and keeps the publish time and publish-to-ack
+// lag of the last acked one, for /metrics.
 package collector

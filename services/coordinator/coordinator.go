@@ -7,8 +7,12 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/gorch/gorch/internal/cluster"
+	"github.com/gorch/gorch/internal/tracing"
 	"github.com/gorch/gorch/pkg/errs"
 	"github.com/gorch/gorch/pkg/experiment"
 	"github.com/gorch/gorch/pkg/train"
@@ -106,6 +110,7 @@ func (c *Coordinator) serve(ctx context.Context, op string, h func(context.Conte
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.opts.RequestTimeout)
 	defer cancel()
+	ctx = tracing.Extract(ctx, m.Header) // a client's trace, if it sent one
 	var reply *cluster.APIReply
 	var req cluster.APIRequest
 	err := cluster.Decode(m.Data, cluster.TypeAPIRequest, &req)
@@ -185,18 +190,35 @@ func (c *Coordinator) sweep(ctx context.Context, req *cluster.APIRequest) (*clus
 func (c *Coordinator) enqueue(ctx context.Context, spec *train.Spec, name string, prio cluster.Priority, sweepID string) (string, error) {
 	const op = "submit"
 	id := experiment.NewRunID() // one NATS subject token: no '.'
+	subj := cluster.DispatchSubject(prio)
+	// The run's trace starts here: the submit span is the root (or a child
+	// of the client's span) of every span of every attempt.
+	ctx, span := tracing.Tracer().Start(ctx, "submit", trace.WithSpanKind(trace.SpanKindProducer),
+		trace.WithAttributes(tracing.Messaging("send", subj)...),
+		trace.WithAttributes(attribute.String("messaging.message.id", id), attribute.String("gorch.run.id", id),
+			attribute.String("gorch.run.name", name), attribute.String("gorch.priority", string(prio))))
+	defer span.End()
+	if sweepID != "" {
+		span.SetAttributes(attribute.String("gorch.sweep.id", sweepID))
+	}
 	now := c.now()
-	st := cluster.RunState{RunID: id, Name: name, SweepID: sweepID, Priority: prio, Status: cluster.StateQueued, Submitted: now, Updated: now}
+	st := cluster.RunState{RunID: id, Name: name, SweepID: sweepID, Priority: prio, Status: cluster.StateQueued, Submitted: now, Updated: now,
+		TraceParent: tracing.TraceParent(ctx)}
 	if _, err := cluster.CreateState(ctx, c.kv, st); err != nil {
+		span.SetStatus(codes.Error, err.Error())
 		return "", err
 	}
-	msg, err := cluster.Encode(cluster.TypeRunRequest, &cluster.RunRequest{
+	body, err := cluster.Encode(cluster.TypeRunRequest, &cluster.RunRequest{
 		RunID: id, Name: name, Spec: spec.JSON(), Priority: prio, SweepID: sweepID, Submitted: now,
 	})
 	if err == nil {
-		_, err = c.js.Publish(ctx, cluster.DispatchSubject(prio), msg, jetstream.WithMsgID(id), jetstream.WithExpectStream(cluster.StreamRuns))
+		msg := nats.NewMsg(subj)
+		msg.Data = body
+		tracing.Inject(ctx, msg.Header)
+		_, err = c.js.PublishMsg(ctx, msg, jetstream.WithMsgID(id), jetstream.WithExpectStream(cluster.StreamRuns))
 	}
 	if err != nil {
+		span.SetStatus(codes.Error, err.Error())
 		// No RunRequest will reach a worker: end the run here, so it does
 		// not stay queued forever.
 		perr := errs.Wrap(errs.Cluster, op, err, "dispatching run %s", id)

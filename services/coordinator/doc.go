@@ -36,6 +36,13 @@
 // several coordinators share the requests. They keep no state of their own:
 // the KV bucket and the RUNS stream are the truth.
 //
+// # Tracing
+//
+// Submitting a run starts its trace: a producer span "submit" (a child of
+// the trace context in the request's headers, if the client sent one)
+// whose context goes into the RunRequest's NATS headers (lowercase W3C
+// traceparent, see package tracing) and into [cluster.RunState].TraceParent.
+//
 // [Client] is the Go client of this API, used by `gorch submit`, `gorch
 // sweep`, `gorch status` and `gorch cancel`.
 package coordinator

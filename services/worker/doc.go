@@ -56,4 +56,14 @@
 // Metrics and telemetry are flushed before a checkpoint is announced, so
 // every metric up to a checkpoint's step is in the stream before a later
 // attempt can resume from it.
+//
+// # Tracing
+//
+// Each attempt is a consumer span "run", a child of the submit span whose
+// context the RunRequest's headers carry (or, failing that,
+// [cluster.RunState].TraceParent). [train.Run] gets the span in its
+// context and adds "train.step" spans (one per [Options].TraceSteps steps)
+// and "checkpoint" spans; every event the attempt publishes carries the run
+// span's context in its headers, for the collector's spans. [Worker.Stats]
+// counts checkpoints and their bytes for /metrics.
 package worker

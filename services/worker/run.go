@@ -9,8 +9,12 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/gorch/gorch/internal/cluster"
+	"github.com/gorch/gorch/internal/tracing"
 	"github.com/gorch/gorch/pkg/experiment"
 	"github.com/gorch/gorch/pkg/train"
 )
@@ -135,6 +139,10 @@ func (w *Worker) deadLetter(ctx context.Context, msg jetstream.Msg, token, reaso
 
 // train runs an attempt this worker claimed, then writes its outcome.
 func (w *Worker) train(ctx context.Context, log *slog.Logger, msg jetstream.Msg, req *cluster.RunRequest, st cluster.RunState, rev uint64) {
+	var status experiment.Status
+	var errText string
+	ctx, span := w.runSpan(ctx, msg, req, st)
+	defer span.End()
 	bg := context.WithoutCancel(ctx)
 	attempt := st.Attempt
 	log = log.With("attempt", attempt)
@@ -171,11 +179,18 @@ func (w *Worker) train(ctx context.Context, log *slog.Logger, msg jetstream.Msg,
 	}()
 
 	log.Info("training", "name", req.Name, "start_step", st.Step)
-	sink := newClusterSink(w, req, spec, attempt, cancel)
-	res, runErr := train.Run(rctx, spec, sink, train.Options{Progress: w.totalSteps(bg, log, req.RunID, attempt, st.TotalSteps)})
+	sink := newClusterSink(w, req, spec, attempt, cancel, ctx)
+	res, runErr := train.Run(rctx, spec, sink, train.Options{Progress: w.totalSteps(bg, log, req.RunID, attempt, st.TotalSteps),
+		TraceSteps: w.opts.TraceSteps})
 	close(tickDone)
+	defer func() {
+		span.SetAttributes(attribute.String("gorch.run.status", string(status)), attribute.Int("gorch.steps", res.Steps))
+		if status == experiment.StatusFailed {
+			span.SetStatus(codes.Error, errText)
+		}
+	}()
 
-	status, errText := experiment.StatusSucceeded, ""
+	status, errText = experiment.StatusSucceeded, ""
 	if runErr != nil {
 		errText = runErr.Error()
 	}
@@ -264,4 +279,24 @@ func (w *Worker) totalSteps(ctx context.Context, log *slog.Logger, id string, at
 			log.Debug("recording the run's total steps failed", "err", err)
 		}
 	}
+}
+
+// runSpan starts the attempt's "run" span: a consumer span, child of the
+// submit span whose context the RunRequest's headers carry (or, for a
+// request without them, the one the run state keeps).
+func (w *Worker) runSpan(ctx context.Context, msg jetstream.Msg, req *cluster.RunRequest, st cluster.RunState) (context.Context, trace.Span) {
+	pctx := tracing.Extract(ctx, msg.Headers())
+	if !trace.SpanContextFromContext(pctx).IsValid() {
+		pctx = tracing.FromTraceParent(ctx, st.TraceParent)
+	}
+	attrs := append(tracing.Messaging("process", msg.Subject()),
+		attribute.String("messaging.message.id", req.RunID),
+		attribute.String("gorch.run.id", req.RunID), attribute.Int("gorch.attempt", st.Attempt),
+		attribute.String("gorch.worker", w.opts.ID))
+	if md, err := msg.Metadata(); err == nil {
+		attrs = append(attrs, attribute.String("messaging.consumer.group.name", md.Consumer),
+			attribute.Int64("messaging.nats.delivery_count", int64(md.NumDelivered)),
+			attribute.Float64("gorch.queue_wait_seconds", time.Since(md.Timestamp).Seconds()))
+	}
+	return tracing.Tracer().Start(pctx, "run", trace.WithSpanKind(trace.SpanKindConsumer), trace.WithAttributes(attrs...))
 }

@@ -7,9 +7,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/gorch/gorch/internal/cluster"
+	"github.com/gorch/gorch/internal/tracing"
 	"github.com/gorch/gorch/pkg/errs"
 	"github.com/gorch/gorch/pkg/experiment"
 	"github.com/gorch/gorch/pkg/tensor"
@@ -73,6 +75,7 @@ type ClusterSink struct {
 	spec    *train.Spec
 	ckpts   *train.Checkpoints
 	stop    context.CancelCauseFunc // cancels the attempt's training
+	trace   context.Context         // carries the attempt's run span, injected into every event
 
 	mu         sync.Mutex
 	metrics    []cluster.MetricPoint
@@ -91,9 +94,9 @@ type ClusterSink struct {
 
 var _ train.Sink = (*ClusterSink)(nil)
 
-func newClusterSink(w *Worker, req *cluster.RunRequest, spec *train.Spec, attempt int, stop context.CancelCauseFunc) *ClusterSink {
+func newClusterSink(w *Worker, req *cluster.RunRequest, spec *train.Spec, attempt int, stop context.CancelCauseFunc, traceCtx context.Context) *ClusterSink {
 	now := time.Now()
-	return &ClusterSink{w: w, runID: req.RunID, attempt: attempt, req: req, spec: spec, stop: stop,
+	return &ClusterSink{w: w, runID: req.RunID, attempt: attempt, req: req, spec: spec, stop: stop, trace: traceCtx,
 		ckpts: train.NewCheckpoints(w.opts.Store, req.RunID, spec.KeepLast), metricsAt: now, eventsAt: now}
 }
 
@@ -108,9 +111,14 @@ func (s *ClusterSink) publish(ctx context.Context, subj, typ string, v any, id s
 	if err != nil {
 		return err
 	}
+	msg := nats.NewMsg(subj)
+	msg.Data = b
+	if s.trace != nil {
+		tracing.Inject(s.trace, msg.Header)
+	}
 	for try := 1; ; try++ {
 		pctx, cancel := context.WithTimeout(ctx, opTimeout)
-		_, err = s.w.js.Publish(pctx, subj, b, jetstream.WithMsgID(id))
+		_, err = s.w.js.PublishMsg(pctx, msg, jetstream.WithMsgID(id))
 		cancel()
 		if err == nil {
 			return nil
@@ -253,6 +261,8 @@ func (s *ClusterSink) SaveCheckpoint(ctx context.Context, step int64, ck *experi
 	case err != nil:
 		return err
 	}
+	s.w.ckpts.Add(1)
+	s.w.ckptBytes.Add(size)
 	ev := cluster.CheckpointEvent{RunID: s.runID, Attempt: s.attempt, Step: step, Key: key, Size: size, Time: time.Now().UTC()}
 	if err := s.publish(ctx, cluster.CheckpointSubject(s.runID), cluster.TypeCheckpoint, &ev,
 		cluster.MsgID(s.runID, s.attempt, "ckpt", step)); err != nil {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -16,6 +17,7 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/gorch/gorch/internal/cluster"
+	"github.com/gorch/gorch/internal/tracing"
 	"github.com/gorch/gorch/pkg/errs"
 	"github.com/gorch/gorch/pkg/experiment"
 )
@@ -29,6 +31,16 @@ type Options struct {
 	BatchSize    int              // metric points (or telemetry events) per batch; default 256
 	Logger       *slog.Logger     // default slog.Default()
 	Version      string           // reported in the heartbeat
+	// TraceSteps: a train.step span every TraceSteps steps of a run; 0
+	// takes GORCH_TRACE_STEPS (default 50), negative means none.
+	TraceSteps int
+}
+
+// Stats are a worker's counters since it started.
+type Stats struct {
+	Active          int   // runs being trained
+	Checkpoints     int64 // checkpoints written
+	CheckpointBytes int64 // their bytes
 }
 
 // Tunables.
@@ -56,8 +68,18 @@ type Worker struct {
 	workers jetstream.KeyValue
 	cons    []jetstream.Consumer // dispatch consumers, highest priority first
 
+	ckpts, ckptBytes atomic.Int64 // checkpoints written and their bytes
+
 	mu     sync.Mutex
 	active map[string]*activeRun // run ID -> the attempt this worker trains
+}
+
+// Stats returns the worker's counters.
+func (w *Worker) Stats() Stats {
+	w.mu.Lock()
+	n := len(w.active)
+	w.mu.Unlock()
+	return Stats{Active: n, Checkpoints: w.ckpts.Load(), CheckpointBytes: w.ckptBytes.Load()}
 }
 
 // activeRun is a run a slot is training.
@@ -94,6 +116,9 @@ func New(nc *nats.Conn, opts Options) (*Worker, error) {
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
+	}
+	if opts.TraceSteps == 0 {
+		opts.TraceSteps = tracing.StepsFromEnv()
 	}
 	host, _ := os.Hostname()
 	if opts.ID == "" {

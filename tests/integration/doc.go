@@ -23,6 +23,10 @@
 //	                    is redelivered, resumed on another worker from its last
 //	                    checkpoint, and succeeds. GORCH_INTEG_KILLS=N sets the
 //	                    number of seeds; they share one AckWait (30 s).
+//	TestTracing         no fault, traced: the processes export OTLP (gRPC and HTTP)
+//	                    to a real Jaeger (v1.76.0 from .cache/bin, loopback ports);
+//	                    its query API shows the run as one trace submit → run →
+//	                    train.step/checkpoint/collector.write.
 //	TestWorkerSIGTERM   a worker is stopped (SIGTERM): it checkpoints and hands
 //	                    the run back at once; another worker resumes it, redoing
 //	                    at most one checkpoint interval.

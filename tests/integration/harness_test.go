@@ -123,6 +123,10 @@ type testCluster struct {
 	store  experiment.Store
 	states *StateLog
 
+	// env returns extra environment variables for the process named name
+	// (nil: none).
+	env func(name string) []string
+
 	mu       sync.Mutex
 	procs    []*proc
 	subs     []Submitted
@@ -133,7 +137,15 @@ type testCluster struct {
 // and waits until the coordinator answers and every worker heartbeats.
 func startCluster(t *testing.T, workers ...string) *testCluster {
 	t.Helper()
-	c := &testCluster{t: t, dir: t.TempDir(), bucket: "gorch-integ"}
+	return startClusterEnv(t, nil, workers...)
+}
+
+// startClusterEnv is startCluster with extra environment variables for
+// each process, by process name ("coordinator", "collector",
+// "worker-<id>").
+func startClusterEnv(t *testing.T, env func(name string) []string, workers ...string) *testCluster {
+	t.Helper()
+	c := &testCluster{t: t, dir: t.TempDir(), bucket: "gorch-integ", env: env}
 	// The test process calls cluster.Setup too: it must see the AckWait the
 	// services see.
 	t.Setenv(cluster.AckWaitEnv, testAckWait.String())
@@ -239,6 +251,9 @@ func (c *testCluster) start(name string, args ...string) *proc {
 	cmd := exec.Command(gorchBin, args...)
 	cmd.Stdout, cmd.Stderr = f, f
 	cmd.Env = hermeticEnv()
+	if c.env != nil {
+		cmd.Env = append(cmd.Env, c.env(name)...)
+	}
 	if err := cmd.Start(); err != nil {
 		f.Close()
 		c.t.Fatalf("start %s: %v", name, err)
@@ -261,11 +276,11 @@ func (c *testCluster) start(name string, args ...string) *proc {
 const testAckWait = 6 * time.Second
 
 // hermeticEnv is the environment without the variables gorch reads its
-// NATS and store settings from, plus the suite's GORCH_ACK_WAIT.
+// NATS, store and tracing settings from, plus the suite's GORCH_ACK_WAIT.
 func hermeticEnv() []string {
 	var env []string
 	for _, kv := range os.Environ() {
-		if strings.HasPrefix(kv, "GORCH_") || strings.HasPrefix(kv, "AWS_") {
+		if strings.HasPrefix(kv, "GORCH_") || strings.HasPrefix(kv, "AWS_") || strings.HasPrefix(kv, "OTEL_") {
 			continue
 		}
 		env = append(env, kv)

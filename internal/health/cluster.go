@@ -1,0 +1,120 @@
+package health
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/gorch/gorch/internal/cluster"
+)
+
+// Readiness is a service's readiness: NATS connected and its set-up
+// (cluster.Setup, in the service's New) done.
+type Readiness struct {
+	nc   *nats.Conn
+	done atomic.Bool
+}
+
+// NewReadiness watches nc; call SetUp once the service is set up.
+func NewReadiness(nc *nats.Conn) *Readiness { return &Readiness{nc: nc} }
+
+// SetUp marks the service's set-up done.
+func (r *Readiness) SetUp() { r.done.Store(true) }
+
+// Check returns nil when ready, else why not.
+func (r *Readiness) Check() error {
+	switch {
+	case r.nc == nil || !r.nc.IsConnected():
+		return errors.New("NATS not connected")
+	case !r.done.Load():
+		return errors.New("set-up not done")
+	}
+	return nil
+}
+
+// ClusterGauges reports the cluster-wide gauges: queue depth per priority
+// (the dispatch consumers' NumPending: runs queued and not yet delivered)
+// and runs by state (a scan of the runs bucket, cached for TTL).
+type ClusterGauges struct {
+	js  jetstream.JetStream
+	ttl time.Duration
+
+	mu      sync.Mutex
+	at      time.Time
+	byState map[string]int
+}
+
+// NewClusterGauges reads the cluster through js; ttl bounds how stale the
+// runs-by-state scan may be (0 means 5 s).
+func NewClusterGauges(js jetstream.JetStream, ttl time.Duration) *ClusterGauges {
+	if ttl <= 0 {
+		ttl = 5 * time.Second
+	}
+	return &ClusterGauges{js: js, ttl: ttl}
+}
+
+// Metrics returns gorch_queue_pending and gorch_runs; a part that cannot
+// be read is left out.
+func (g *ClusterGauges) Metrics(ctx context.Context) []Metric {
+	var out []Metric
+	q := Metric{Name: "gorch_queue_pending", Help: "Runs queued and not yet delivered to a worker, by priority.", Type: "gauge"}
+	ack := Metric{Name: "gorch_queue_in_flight", Help: "Runs delivered to a worker and not yet acked, by priority.", Type: "gauge"}
+	for _, p := range cluster.Priorities {
+		c, err := g.js.Consumer(ctx, cluster.StreamRuns, cluster.DispatchConsumer(p))
+		if err != nil {
+			continue
+		}
+		info, err := c.Info(ctx)
+		if err != nil {
+			continue
+		}
+		q.Samples = append(q.Samples, Sample{Labels: []string{"priority", string(p)}, Value: float64(info.NumPending)})
+		ack.Samples = append(ack.Samples, Sample{Labels: []string{"priority", string(p)}, Value: float64(info.NumAckPending)})
+	}
+	if len(q.Samples) > 0 {
+		out = append(out, q, ack)
+	}
+	if by := g.runsByState(ctx); by != nil {
+		m := Metric{Name: "gorch_runs", Help: "Runs in the runs bucket by state (cached a few seconds).", Type: "gauge"}
+		for _, s := range []string{cluster.StateQueued, cluster.StateRunning, cluster.StateSucceeded, cluster.StateFailed, cluster.StateCancelled} {
+			m.Samples = append(m.Samples, Sample{Labels: []string{"state", s}, Value: float64(by[s])})
+		}
+		for s, n := range by {
+			switch s {
+			case cluster.StateQueued, cluster.StateRunning, cluster.StateSucceeded, cluster.StateFailed, cluster.StateCancelled:
+			default:
+				m.Samples = append(m.Samples, Sample{Labels: []string{"state", s}, Value: float64(n)})
+			}
+		}
+		sortSamples(m.Samples)
+		out = append(out, m)
+	}
+	return out
+}
+
+func (g *ClusterGauges) runsByState(ctx context.Context) map[string]int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.byState != nil && time.Since(g.at) < g.ttl {
+		return g.byState
+	}
+	kv, err := g.js.KeyValue(ctx, cluster.BucketRuns)
+	if err != nil {
+		return g.byState
+	}
+	states, err := cluster.ListStates(ctx, kv)
+	if err != nil {
+		return g.byState
+	}
+	by := map[string]int{}
+	for _, st := range states {
+		by[st.Status]++
+	}
+	g.byState, g.at = by, time.Now()
+	return by
+}
