@@ -1,5 +1,5 @@
 # Convenience targets; the README's two commands work without make.
-.PHONY: demo test bench gobench build fuzz test-faults
+.PHONY: demo test bench bench-cluster gobench build fuzz test-faults
 build:
 	go build -o bin/gorch ./cmd/gorch
 demo:
@@ -8,6 +8,8 @@ test:
 	./scripts/test.sh
 bench:          # gorch vs PyTorch side by side (BENCH_QUICK=1: quick mode); see bench/README.md
 	./bench/run.sh
+bench-cluster:  # dispatch and metrics-ingest throughput on an embedded NATS (-quick: small); writes bench/cluster-results.json
+	go run ./bench/cmd/clusterbench
 gobench:        # Go micro-benchmarks only
 	go test -run '^$$' -bench . -benchtime 1s ./pkg/... ./internal/...
 fuzz:

@@ -1,0 +1,678 @@
+// Command clusterbench measures gorch's cluster paths side by side in one
+// process: an embedded NATS server (JetStream file store in a temp dir)
+// and a local record store in a temp dir.
+//
+// Figures (keys in cluster-results.json):
+//
+//	dispatch_submitted_per_s     runs accepted by a real coordinator (Client.Submit, C concurrent clients)
+//	dispatch_runs_per_s          runs started: claimed by a minimal worker-like consumer
+//	                             (fetch from disp-normal, CAS the RunState to running, ack)
+//	dispatch_latency_p{50,99}_ms Submit called → run claimed
+//	ingest_points_per_s          K publishers → EVENTS (MetricBatch envelopes, Nats-Msg-Id)
+//	                             → a real services/collector → records in the local store;
+//	                             from the first publish to the last record acked by the collector
+//	ingest_lag_p{50,99}_ms       per message: stored in the stream → acked by the collector
+//	jetstream_raw_points_per_s   the same bytes, same publishers, to a stream without a
+//	                             consumer; from the first publish to the last PubAck (the ceiling)
+//	ingest_vs_raw_ratio          ingest_points_per_s / jetstream_raw_points_per_s
+//
+// Each figure is measured -reps times, alternating (dispatch, raw, ingest,
+// dispatch, raw, ingest, ...); the medians are reported.
+//
+// Usage (from the repository root; make bench-cluster does this):
+//
+//	go run ./bench/cmd/clusterbench                 # writes bench/cluster-results.json
+//	go run ./bench/cmd/clusterbench -quick -o ''    # small sizes, quick check
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"os"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/gorch/gorch/internal/cluster"
+	"github.com/gorch/gorch/pkg/experiment"
+	"github.com/gorch/gorch/services/collector"
+	"github.com/gorch/gorch/services/coordinator"
+)
+
+type config struct {
+	quick      bool
+	reps       int
+	runs       int // dispatch: runs per repetition
+	submitters int // dispatch: concurrent clients
+	claimers   int // dispatch: concurrent claimers
+	publishers int // ingest: publisher goroutines (one run each)
+	batches    int // ingest: batches per publisher
+	points     int // ingest: points per batch
+	out        string
+	log        io.Writer
+}
+
+func main() {
+	var cfg config
+	flag.BoolVar(&cfg.quick, "quick", os.Getenv("BENCH_QUICK") != "", "quick mode: small sizes, 1 repetition (also BENCH_QUICK=1)")
+	flag.IntVar(&cfg.reps, "reps", 3, "repetitions per figure (quick mode: 1)")
+	flag.IntVar(&cfg.runs, "runs", 2000, "dispatch: runs submitted per repetition (quick mode: 100)")
+	flag.IntVar(&cfg.submitters, "submitters", 16, "dispatch: concurrent submitting clients")
+	flag.IntVar(&cfg.claimers, "claimers", 8, "dispatch: concurrent claimers")
+	flag.IntVar(&cfg.publishers, "publishers", 4, "ingest: publisher goroutines, one run each")
+	flag.IntVar(&cfg.batches, "batches", 1000, "ingest: batches per publisher per repetition (quick mode: 20)")
+	flag.IntVar(&cfg.points, "points", 256, "ingest: metric points per batch")
+	flag.StringVar(&cfg.out, "o", "bench/cluster-results.json", "where to write the JSON results; empty: nowhere")
+	flag.Parse()
+	if cfg.quick {
+		cfg.reps = 1
+		setIfDefault("runs", &cfg.runs, 100)
+		setIfDefault("batches", &cfg.batches, 20)
+	}
+	cfg.log = os.Stderr
+	res, err := run(cfg)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "clusterbench:", err)
+		os.Exit(1)
+	}
+	printTable(os.Stdout, res)
+}
+
+// setIfDefault sets *v to q unless the flag name was given.
+func setIfDefault(name string, v *int, q int) {
+	set := false
+	flag.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	if !set {
+		*v = q
+	}
+}
+
+// env is the in-process cluster.
+type env struct {
+	ns    *server.Server
+	nc    *nats.Conn // coordinator, claimers, lag sniffer
+	js    jetstream.JetStream
+	kv    jetstream.KeyValue
+	cli   *coordinator.Client
+	coll  *collector.Collector
+	pubs  []*nats.Conn // one connection per publisher (workers are separate processes)
+	pjs   []jetstream.JetStream
+	stop  func()
+	store string
+}
+
+const rawStream = "RAWBENCH"
+
+func startEnv(cfg config) (*env, error) {
+	dir, err := os.MkdirTemp("", "clusterbench-*")
+	if err != nil {
+		return nil, err
+	}
+	e := &env{store: dir}
+	ns, err := cluster.StartEmbedded(cluster.EmbeddedOptions{StoreDir: dir + "/nats", Port: -1})
+	if err != nil {
+		return nil, err
+	}
+	e.ns = ns
+	conn := func(name string) (*nats.Conn, error) {
+		return cluster.Connect("", cluster.ConnectOptions{Name: name, InProcess: ns})
+	}
+	quiet := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	// The coordinator and the collector have their own connections, as in `gorch up`.
+	cnc, err := conn("coordinator")
+	if err != nil {
+		return nil, err
+	}
+	coord, err := coordinator.New(cnc, coordinator.Options{Logger: quiet})
+	if err != nil {
+		return nil, err
+	}
+	store, err := experiment.NewLocalStore(dir + "/records")
+	if err != nil {
+		return nil, err
+	}
+	knc, err := conn("collector")
+	if err != nil {
+		return nil, err
+	}
+	coll, err := collector.New(knc, collector.Options{Store: store, Logger: quiet})
+	if err != nil {
+		return nil, err
+	}
+	e.coll = coll
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); _ = coord.Run(ctx) }()
+	go func() { defer wg.Done(); _ = coll.Run(ctx) }()
+	if e.nc, err = conn("bench"); err != nil {
+		cancel()
+		return nil, err
+	}
+	e.js, _ = jetstream.New(e.nc)
+	e.kv, err = e.js.KeyValue(ctx, cluster.BucketRuns)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	if _, err := e.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name: rawStream, Subjects: []string{"rawbench.>"}, Retention: jetstream.LimitsPolicy,
+		Storage: jetstream.FileStorage, Duplicates: cluster.DedupWindow,
+	}); err != nil {
+		cancel()
+		return nil, err
+	}
+	e.cli = coordinator.NewClient(e.nc)
+	for i := range cfg.publishers {
+		pnc, err := conn(fmt.Sprintf("publisher-%d", i))
+		if err != nil {
+			cancel()
+			return nil, err
+		}
+		pjs, _ := jetstream.New(pnc, jetstream.WithPublishAsyncMaxPending(256))
+		e.pubs, e.pjs = append(e.pubs, pnc), append(e.pjs, pjs)
+	}
+	e.stop = func() {
+		cancel()
+		wg.Wait()
+		for _, c := range append(e.pubs, e.nc, cnc, knc) {
+			c.Close()
+		}
+		ns.Shutdown()
+		ns.WaitForShutdown()
+		_ = os.RemoveAll(dir)
+	}
+	// Wait for the coordinator to answer.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := e.cli.List(ctx); err == nil {
+			break
+		} else if time.Now().After(deadline) {
+			e.stop()
+			return nil, err
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return e, nil
+}
+
+const noopSpec = `
+model: {name: mlp}
+dataset: {name: blobs}
+optimizer: {name: sgd, lr: 0.1}
+steps: 1
+batch_size: 1
+`
+
+type dispatchResult struct {
+	submittedPerS, startedPerS float64
+	p50, p99                   time.Duration
+}
+
+// dispatch submits cfg.runs no-op runs through the coordinator and claims
+// them like a worker does.
+func dispatch(e *env, cfg config) (dispatchResult, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cons, err := e.js.Consumer(ctx, cluster.StreamRuns, cluster.DispatchConsumer(cluster.PriorityNormal))
+	if err != nil {
+		return dispatchResult{}, err
+	}
+	var (
+		mu       sync.Mutex
+		claimed  = make(map[string]time.Time, cfg.runs)
+		submitAt = make(map[string]time.Time, cfg.runs)
+		nClaimed atomic.Int64
+		claimErr atomic.Value
+		done     = make(chan struct{})
+	)
+	cctx, ccancel := context.WithCancel(ctx)
+	defer ccancel()
+	var cwg sync.WaitGroup
+	for range cfg.claimers {
+		cwg.Add(1)
+		go func() {
+			defer cwg.Done()
+			for cctx.Err() == nil {
+				batch, err := cons.Fetch(16, jetstream.FetchMaxWait(100*time.Millisecond))
+				if err != nil {
+					continue
+				}
+				for m := range batch.Messages() {
+					var req cluster.RunRequest
+					if err := cluster.Decode(m.Data(), cluster.TypeRunRequest, &req); err != nil {
+						claimErr.Store(err)
+						_ = m.Term()
+						continue
+					}
+					_, _, err := cluster.UpdateState(cctx, e.kv, req.RunID, func(s *cluster.RunState) error {
+						if s.Status != cluster.StateQueued {
+							return cluster.ErrStopUpdate
+						}
+						s.Status, s.Attempt, s.Worker, s.Updated = cluster.StateRunning, s.Attempt+1, "clusterbench", time.Now().UTC()
+						return nil
+					})
+					if err != nil {
+						claimErr.Store(err)
+						_ = m.Nak()
+						continue
+					}
+					if err := m.Ack(); err != nil {
+						claimErr.Store(err)
+					}
+					now := time.Now()
+					mu.Lock()
+					claimed[req.RunID] = now
+					mu.Unlock()
+					if nClaimed.Add(1) == int64(cfg.runs) {
+						close(done)
+					}
+				}
+			}
+		}()
+	}
+	spec := []byte(noopSpec)
+	var next atomic.Int64
+	var swg sync.WaitGroup
+	var subErr atomic.Value
+	var lastSubmit atomic.Int64
+	start := time.Now()
+	for range cfg.submitters {
+		swg.Add(1)
+		go func() {
+			defer swg.Done()
+			for next.Add(1) <= int64(cfg.runs) {
+				t0 := time.Now()
+				ids, err := e.cli.Submit(ctx, spec, "")
+				if err != nil || len(ids) != 1 {
+					subErr.Store(fmt.Errorf("submit: %v (%d ids)", err, len(ids)))
+					return
+				}
+				mu.Lock()
+				submitAt[ids[0]] = t0
+				mu.Unlock()
+				t := time.Since(start)
+				for {
+					old := lastSubmit.Load()
+					if int64(t) <= old || lastSubmit.CompareAndSwap(old, int64(t)) {
+						break
+					}
+				}
+			}
+		}()
+	}
+	swg.Wait()
+	if err, _ := subErr.Load().(error); err != nil {
+		return dispatchResult{}, err
+	}
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err, _ := claimErr.Load().(error)
+		return dispatchResult{}, fmt.Errorf("dispatch: %d of %d runs claimed before the timeout (last claim error: %v)", nClaimed.Load(), cfg.runs, err)
+	}
+	ccancel()
+	cwg.Wait()
+	var last time.Time
+	lat := make([]time.Duration, 0, cfg.runs)
+	for id, t := range claimed {
+		if t.After(last) {
+			last = t
+		}
+		if t0, ok := submitAt[id]; ok {
+			lat = append(lat, t.Sub(t0))
+		}
+	}
+	return dispatchResult{
+		submittedPerS: float64(cfg.runs) / time.Duration(lastSubmit.Load()).Seconds(),
+		startedPerS:   float64(cfg.runs) / last.Sub(start).Seconds(),
+		p50:           pct(lat, 50), p99: pct(lat, 99),
+	}, nil
+}
+
+// encodeBatches builds each publisher's MetricBatch envelopes for a fresh
+// run (one run per publisher, attempt 1), outside the timed section.
+func encodeBatches(cfg config) ([]string, [][][]byte, error) {
+	ids := make([]string, cfg.publishers)
+	out := make([][][]byte, cfg.publishers)
+	now := time.Now().UTC()
+	names := []string{"loss", "acc", "lr", "grad_norm"}
+	for p := range cfg.publishers {
+		ids[p] = experiment.NewRunID()
+		for s := 1; s <= cfg.batches; s++ {
+			b := cluster.MetricBatch{RunID: ids[p], Attempt: 1, Seq: int64(s), Points: make([]cluster.MetricPoint, cfg.points)}
+			for i := range b.Points {
+				k := (s-1)*cfg.points + i
+				b.Points[i] = cluster.MetricPoint{Step: int64(k / len(names)), Name: names[k%len(names)], Value: float64(k) * 0.001, Time: now}
+			}
+			msg, err := cluster.Encode(cluster.TypeMetricBatch, &b)
+			if err != nil {
+				return nil, nil, err
+			}
+			out[p] = append(out[p], msg)
+		}
+	}
+	return ids, out, nil
+}
+
+// publishAll publishes every publisher's batches (async, at most 256 in
+// flight per publisher) with their Nats-Msg-Id and waits for every PubAck.
+func publishAll(e *env, ids []string, msgs [][][]byte, subject func(run string) string) error {
+	var wg sync.WaitGroup
+	errc := make(chan error, len(ids))
+	for p := range ids {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			js := e.pjs[p]
+			subj := subject(ids[p])
+			var futs []jetstream.PubAckFuture
+			for s, b := range msgs[p] {
+				m := nats.NewMsg(subj)
+				m.Data = b
+				f, err := js.PublishMsgAsync(m, jetstream.WithMsgID(cluster.MsgID(ids[p], 1, "metrics", int64(s+1))))
+				if err != nil {
+					errc <- err
+					return
+				}
+				futs = append(futs, f)
+			}
+			select {
+			case <-js.PublishAsyncComplete():
+			case <-time.After(2 * time.Minute):
+				errc <- errors.New("publish: PubAcks not complete after 2 minutes")
+				return
+			}
+			for _, f := range futs {
+				select {
+				case <-f.Ok():
+				case err := <-f.Err():
+					errc <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errc)
+	return <-errc
+}
+
+// raw publishes the same bytes to a stream nobody consumes.
+func raw(e *env, cfg config) (float64, error) {
+	ids, msgs, err := encodeBatches(cfg)
+	if err != nil {
+		return 0, err
+	}
+	start := time.Now()
+	if err := publishAll(e, ids, msgs, func(run string) string { return "rawbench." + run }); err != nil {
+		return 0, err
+	}
+	el := time.Since(start)
+	if s, err := e.js.Stream(context.Background(), rawStream); err == nil {
+		_ = s.Purge(context.Background())
+	}
+	return float64(cfg.publishers*cfg.batches*cfg.points) / el.Seconds(), nil
+}
+
+type ingestResult struct {
+	pointsPerS float64
+	p50, p99   time.Duration
+	lagSamples int
+}
+
+// ackTime returns the stream timestamp encoded in a JetStream ack subject
+// ($JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>,
+// or the v2 form with domain and account hash).
+func ackTime(subj string) (time.Time, bool) {
+	t := strings.Split(subj, ".")
+	var tok string
+	switch {
+	case len(t) == 9:
+		tok = t[7]
+	case len(t) >= 11:
+		tok = t[9]
+	default:
+		return time.Time{}, false
+	}
+	ns, err := strconv.ParseInt(tok, 10, 64)
+	if err != nil {
+		return time.Time{}, false
+	}
+	return time.Unix(0, ns), true
+}
+
+// ingest publishes through EVENTS into the collector and waits until the
+// collector has acked every record.
+func ingest(e *env, cfg config) (ingestResult, error) {
+	ids, msgs, err := encodeBatches(cfg)
+	if err != nil {
+		return ingestResult{}, err
+	}
+	want := e.coll.Stats().Records + int64(cfg.publishers*cfg.batches*cfg.points)
+	// Every ack the collector sends passes through the server on its ack
+	// subject; a plain subscription sees each one as it is sent.
+	var mu sync.Mutex
+	lags := make([]time.Duration, 0, cfg.publishers*cfg.batches)
+	sub, err := e.nc.Subscribe("$JS.ACK."+cluster.StreamEvents+"."+cluster.ConsumerCollect+".>", func(m *nats.Msg) {
+		now := time.Now()
+		if t, ok := ackTime(m.Subject); ok {
+			mu.Lock()
+			lags = append(lags, now.Sub(t))
+			mu.Unlock()
+		}
+	})
+	if err != nil {
+		return ingestResult{}, err
+	}
+	_ = sub.SetPendingLimits(-1, -1)
+	_ = e.nc.Flush()
+	start := time.Now()
+	perr := make(chan error, 1)
+	go func() { perr <- publishAll(e, ids, msgs, cluster.MetricsSubject) }()
+	deadline := start.Add(5 * time.Minute)
+	for e.coll.Stats().Records < want {
+		if time.Now().After(deadline) {
+			_ = sub.Unsubscribe()
+			return ingestResult{}, fmt.Errorf("ingest: collector wrote %d of %d records in 5 minutes", e.coll.Stats().Records-(want-int64(cfg.publishers*cfg.batches*cfg.points)), cfg.publishers*cfg.batches*cfg.points)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	el := time.Since(start)
+	if err := <-perr; err != nil {
+		_ = sub.Unsubscribe()
+		return ingestResult{}, err
+	}
+	_ = e.nc.Flush()
+	time.Sleep(20 * time.Millisecond) // the last acks' copies
+	_ = sub.Unsubscribe()
+	mu.Lock()
+	defer mu.Unlock()
+	r := ingestResult{pointsPerS: float64(cfg.publishers*cfg.batches*cfg.points) / el.Seconds(), lagSamples: len(lags)}
+	if len(lags) == 0 {
+		// No ack copies seen: fall back to the collector's own last lag.
+		l := e.coll.Stats().IngestLag
+		r.p50, r.p99 = l, l
+	} else {
+		r.p50, r.p99 = pct(lags, 50), pct(lags, 99)
+	}
+	return r, nil
+}
+
+// pct returns the p-th percentile (nearest rank) of d; it sorts d.
+func pct(d []time.Duration, p float64) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	slices.Sort(d)
+	i := int(math.Ceil(p/100*float64(len(d)))) - 1
+	return d[max(0, min(i, len(d)-1))]
+}
+
+func median(x []float64) float64 {
+	if len(x) == 0 {
+		return 0
+	}
+	s := slices.Clone(x)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+func round3(v float64) float64 { return math.Round(v*1000) / 1000 }
+
+// run measures every figure cfg.reps times, alternating, and returns the
+// results (and writes them to cfg.out unless it is empty).
+func run(cfg config) (map[string]any, error) {
+	if cfg.reps < 1 || cfg.runs < 1 || cfg.submitters < 1 || cfg.claimers < 1 || cfg.publishers < 1 || cfg.batches < 1 || cfg.points < 1 {
+		return nil, errors.New("every count must be ≥ 1")
+	}
+	if cfg.log == nil {
+		cfg.log = io.Discard
+	}
+	began := time.Now()
+	load0 := loadavg()
+	e, err := startEnv(cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer e.stop()
+	// Warm-up: a few runs and batches through every path.
+	wcfg := cfg
+	wcfg.runs, wcfg.batches = min(cfg.runs, 50), min(cfg.batches, 10)
+	if _, err := dispatch(e, wcfg); err != nil {
+		return nil, fmt.Errorf("warm-up: %w", err)
+	}
+	if _, err := raw(e, wcfg); err != nil {
+		return nil, fmt.Errorf("warm-up: %w", err)
+	}
+	if _, err := ingest(e, wcfg); err != nil {
+		return nil, fmt.Errorf("warm-up: %w", err)
+	}
+	var sub, started, dp50, dp99, rawR, ing, lp50, lp99, ratio []float64
+	for rep := range cfg.reps {
+		d, err := dispatch(e, cfg)
+		if err != nil {
+			return nil, err
+		}
+		rw, err := raw(e, cfg)
+		if err != nil {
+			return nil, err
+		}
+		in, err := ingest(e, cfg)
+		if err != nil {
+			return nil, err
+		}
+		sub, started = append(sub, d.submittedPerS), append(started, d.startedPerS)
+		dp50, dp99 = append(dp50, ms(d.p50)), append(dp99, ms(d.p99))
+		rawR, ing = append(rawR, rw), append(ing, in.pointsPerS)
+		lp50, lp99 = append(lp50, ms(in.p50)), append(lp99, ms(in.p99))
+		ratio = append(ratio, in.pointsPerS/rw)
+		fmt.Fprintf(cfg.log, "rep %d: dispatch %.0f submitted/s %.0f started/s p50 %.1f ms p99 %.1f ms | raw %.0f points/s | ingest %.0f points/s (%.2f of raw) lag p50 %.1f ms p99 %.1f ms (%d acks)\n",
+			rep+1, d.submittedPerS, d.startedPerS, ms(d.p50), ms(d.p99), rw, in.pointsPerS, in.pointsPerS/rw, ms(in.p50), ms(in.p99), in.lagSamples)
+	}
+	res := map[string]any{
+		"dispatch_submitted_per_s":   round3(median(sub)),
+		"dispatch_runs_per_s":        round3(median(started)),
+		"dispatch_latency_p50_ms":    round3(median(dp50)),
+		"dispatch_latency_p99_ms":    round3(median(dp99)),
+		"ingest_points_per_s":        round3(median(ing)),
+		"ingest_lag_p50_ms":          round3(median(lp50)),
+		"ingest_lag_p99_ms":          round3(median(lp99)),
+		"jetstream_raw_points_per_s": round3(median(rawR)),
+		"ingest_vs_raw_ratio":        math.Round(median(ratio)*1e6) / 1e6,
+	}
+	res["meta"] = map[string]any{
+		"date":          time.Now().UTC().Format(time.RFC3339),
+		"duration_s":    int(time.Since(began).Seconds()),
+		"go_version":    runtime.Version(),
+		"goos":          runtime.GOOS,
+		"goarch":        runtime.GOARCH,
+		"num_cpu":       runtime.NumCPU(),
+		"gomaxprocs":    runtime.GOMAXPROCS(0),
+		"nats_server":   server.VERSION,
+		"loadavg_start": load0,
+		"loadavg_end":   loadavg(),
+		"quick":         cfg.quick,
+		"reps":          cfg.reps,
+		"statistic":     "median",
+		"order":         "alternating: dispatch, raw, ingest per repetition, after a warm-up",
+		"dispatch_runs": cfg.runs, "dispatch_submitters": cfg.submitters, "dispatch_claimers": cfg.claimers,
+		"ingest_publishers": cfg.publishers, "ingest_batches_per_publisher": cfg.batches, "ingest_points_per_batch": cfg.points,
+		"ingest_bytes_per_batch": batchBytes(cfg),
+		"storage":                "embedded NATS, JetStream file store and local record store in a temp dir",
+		"runs_per_s_definition":  "runs claimed (RunState CAS queued→running, RunRequest acked) per second from the first Submit",
+		"lag_definition":         "per EVENTS message: stream timestamp → the collector's ack (seen on its ack subject)",
+		"raw_definition":         "same envelopes and Msg-Ids, same publishers, stream without consumer; first publish → last PubAck",
+	}
+	if cfg.out != "" {
+		b, err := json.MarshalIndent(res, "", "  ")
+		if err != nil {
+			return nil, err
+		}
+		if err := os.WriteFile(cfg.out, append(b, '\n'), 0o644); err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func batchBytes(cfg config) int {
+	c := cfg
+	c.publishers, c.batches = 1, 1
+	_, m, err := encodeBatches(c)
+	if err != nil {
+		return 0
+	}
+	return len(m[0][0])
+}
+
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return ""
+	}
+	return strings.Join(f[:3], " ")
+}
+
+func printTable(w io.Writer, res map[string]any) {
+	f := func(k string) float64 { v, _ := res[k].(float64); return v }
+	type row struct{ figure, value, unit, note string }
+	rows := []row{
+		{"dispatch: runs submitted", fmt.Sprintf("%.0f", f("dispatch_submitted_per_s")), "runs/s", ""},
+		{"dispatch: runs started", fmt.Sprintf("%.0f", f("dispatch_runs_per_s")), "runs/s", fmt.Sprintf("%.2fx of target 1,000", f("dispatch_runs_per_s")/1000)},
+		{"dispatch latency p50", fmt.Sprintf("%.1f", f("dispatch_latency_p50_ms")), "ms", ""},
+		{"dispatch latency p99", fmt.Sprintf("%.1f", f("dispatch_latency_p99_ms")), "ms", ""},
+		{"raw JetStream publish", fmt.Sprintf("%.0f", f("jetstream_raw_points_per_s")), "points/s", "ceiling"},
+		{"ingest (publish → collector → store)", fmt.Sprintf("%.0f", f("ingest_points_per_s")), "points/s", fmt.Sprintf("%.2fx of target 1 M", f("ingest_points_per_s")/1e6)},
+		{"ingest / raw", fmt.Sprintf("%.2f", f("ingest_vs_raw_ratio")), "ratio", "target ≥ 0.50"},
+		{"ingest lag p50", fmt.Sprintf("%.1f", f("ingest_lag_p50_ms")), "ms", ""},
+		{"ingest lag p99", fmt.Sprintf("%.1f", f("ingest_lag_p99_ms")), "ms", "target ≤ 1000"},
+	}
+	fmt.Fprintf(w, "%-38s %14s  %-9s %s\n", "figure", "value", "unit", "ratio/target")
+	for _, r := range rows {
+		fmt.Fprintf(w, "%-38s %14s  %-9s %s\n", r.figure, r.value, r.unit, r.note)
+	}
+}
