@@ -384,7 +384,7 @@ func publishAll(e *env, ids []string, msgs [][][]byte, subject func(run string) 
 			for s, b := range msgs[p] {
 				m := nats.NewMsg(subj)
 				m.Data = b
-				f, err := js.PublishMsgAsync(m, jetstream.WithMsgID(cluster.MsgID(ids[p], 1, "metrics", int64(s+1))))
+				f, err := js.PublishMsgAsync(m, jetstream.WithMsgID(cluster.MsgID(ids[p], 1, "metrics", int64(s+1))), jetstream.WithStallWait(time.Minute))
 				if err != nil {
 					errc <- err
 					return
