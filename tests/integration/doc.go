@@ -38,6 +38,13 @@
 //	                    publish: its unacked records come back after AckWait,
 //	                    even behind their run's "finished" event, and are
 //	                    stored; nothing lost or duplicated, summaries complete.
+//	TestFaultWorkerPartition  F5: a worker in its own network namespace
+//	                    (veth pair on a private /30; NATS and S3 reached through
+//	                    forwarders on the host end) owns a checkpointed run when
+//	                    the link goes down past its lease: the other worker takes
+//	                    over (attempt 2) and finishes; after the link returns the
+//	                    partitioned worker's late writes are fenced. Needs root
+//	                    (`ip netns`); fails, never skips, without it.
 //	TestFaultNATSRestart F4: embedded NATS shut down and restarted on the same
 //	                    store and port, one worker killed just before: no run
 //	                    lost, its run redelivered, RUNS drained.

@@ -225,20 +225,36 @@ func (c *testCluster) missingWorkers(ctx context.Context, ids []string) []string
 	return missing
 }
 
-func (c *testCluster) s3Flags() []string {
-	return []string{"--s3-endpoint", c.s3.Endpoint, "--s3-bucket", c.bucket, "--s3-access-key", c.s3.AccessKey,
+func (c *testCluster) s3Flags() []string { return c.s3FlagsAt(c.s3.Endpoint) }
+
+// s3FlagsAt is s3Flags with the S3 server reached at endpoint (a forwarder
+// in front of it, say).
+func (c *testCluster) s3FlagsAt(endpoint string) []string {
+	return []string{"--s3-endpoint", endpoint, "--s3-bucket", c.bucket, "--s3-access-key", c.s3.AccessKey,
 		"--s3-secret-key", c.s3.SecretKey, "--s3-insecure", "--data-dir", filepath.Join(c.dir, "unused-data-dir")}
 }
 
 // startWorker starts `gorch worker --slots 1 --id id` and returns it.
 func (c *testCluster) startWorker(id string) *proc {
-	args := append([]string{"worker", "--nats", c.url, "--slots", "1", "--id", id, "--publish-every", "200ms"}, c.s3Flags()...)
-	return c.start("worker-"+id, args...)
+	return c.start("worker-"+id, c.workerArgs(id, c.url, c.s3.Endpoint)...)
+}
+
+// workerArgs are the arguments of `gorch worker` with id, reaching NATS at
+// natsURL and S3 at s3Endpoint.
+func (c *testCluster) workerArgs(id, natsURL, s3Endpoint string) []string {
+	return append([]string{"worker", "--nats", natsURL, "--slots", "1", "--id", id, "--publish-every", "200ms"}, c.s3FlagsAt(s3Endpoint)...)
 }
 
 // start runs the gorch binary with args as a process named name, its
 // output in a file of the test's temp directory.
 func (c *testCluster) start(name string, args ...string) *proc {
+	c.t.Helper()
+	return c.startVia(name, nil, args...)
+}
+
+// startVia is start with the gorch command line prefixed by prefix (e.g.
+// `ip netns exec NAME`, which execs gorch in place: the process is gorch).
+func (c *testCluster) startVia(name string, prefix []string, args ...string) *proc {
 	c.t.Helper()
 	logPath := filepath.Join(c.dir, name+".log")
 	for i := 2; fileExists(logPath); i++ { // a restarted service keeps its predecessor's log
@@ -248,7 +264,8 @@ func (c *testCluster) start(name string, args ...string) *proc {
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	cmd := exec.Command(gorchBin, args...)
+	argv := append(slices.Clone(prefix), gorchBin)
+	cmd := exec.Command(argv[0], append(argv[1:], args...)...)
 	cmd.Stdout, cmd.Stderr = f, f
 	cmd.Env = hermeticEnv()
 	if c.env != nil {
