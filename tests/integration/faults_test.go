@@ -267,71 +267,13 @@ func TestFaultWorkerSIGSTOP(t *testing.T) {
 		t.Errorf("final state %s, attempt %d on %q, step %d; want succeeded, attempt 2 on %s, step %d",
 			final.Status, final.Attempt, final.Worker, final.Step, owner.Worker, s.Steps)
 	}
-	// Fencing of the state: once attempt 2 claimed the run, no revision
-	// names attempt 1 or the paused worker.
-	hist := c.states.History(id)
-	claimed := false
-	for _, h := range hist {
-		if h.Attempt >= 2 {
-			claimed = true
-		}
-		if claimed && (h.Attempt < 2 || h.Worker == paused.Worker) {
-			t.Errorf("stale write after the takeover: %s attempt %d on %q (trail %s)", h.Status, h.Attempt, h.Worker, statusTrail(hist))
-		}
-	}
-	// Records: attempt 2 resumed from attempt 1's newest checkpoint.
-	steps := c.attemptSteps(id)
-	if len(steps[1]) == 0 || len(steps[2]) == 0 {
-		t.Fatalf("train/loss records per attempt: %d and %d, want both", len(steps[1]), len(steps[2]))
-	}
-	resumed := steps[2][0] - 1
-	for a := range steps {
-		if a != 1 && a != 2 {
-			t.Errorf("records of attempt %d; only attempts 1 and 2 ran", a)
-		}
-	}
-	late := 0 // attempt 1's records past the resume point: what it trained after the pause
-	for _, st := range steps[1] {
-		if st > resumed {
-			late++
-		}
-	}
-	// Checkpoints: in stream order, every attempt-1 event precedes every
-	// attempt-2 event, and attempt 1 announced nothing past the point
-	// attempt 2 resumed from.
-	evs := c.ckptEvents(id)
-	seen2 := false
-	for _, ev := range evs {
-		switch {
-		case ev.Attempt == 2:
-			seen2 = true
-		case seen2:
-			t.Errorf("checkpoint of stale attempt %d at step %d announced after the new owner's", ev.Attempt, ev.Step)
-		case ev.Step > resumed:
-			t.Errorf("stale attempt %d announced checkpoint %d, past the resume point %d", ev.Attempt, ev.Step, resumed)
-		}
-	}
-	// LATEST never went back, and ends on the winner's final checkpoint.
-	for i := 1; i < len(latests); i++ {
-		if latests[i].Step < latests[i-1].Step {
-			t.Errorf("LATEST went back from step %d to %d (interleaved checkpoints)", latests[i-1].Step, latests[i].Step)
-		}
-	}
-	lp, err := c.latest(context.Background(), id)
-	lastEv := cluster.CheckpointEvent{}
-	for _, ev := range evs {
-		if ev.Key == lp.Key {
-			lastEv = ev
-		}
-	}
-	if err != nil || lp.Step != int64(s.Steps) || lastEv.Attempt != 2 {
-		t.Errorf("final LATEST %+v (err %v), last announced by attempt %d; want step %d of attempt 2", lp, err, lastEv.Attempt, s.Steps)
-	}
+	// Fencing: state, records, checkpoint events and LATEST.
+	fr := c.checkTakeoverFenced(id, paused.Worker, latests, s.Steps)
 	t.Logf("paused %s at state step %d; taken over by %s after %s (ack wait %s), resumed from checkpoint %d; SIGCONT %s later; "+
 		"stale attempt recorded %d train/loss steps past the resume point (kept under attempt 1); %d LATEST values seen, monotonic; "+
 		"%d checkpoint events (attempt 1 before attempt 2)",
-		paused.Worker, paused.Step, owner.Worker, tookOver.Round(time.Millisecond), testAckWait, resumed,
-		contAt.Sub(stoppedAt).Round(time.Millisecond), late, len(latests), len(evs))
+		paused.Worker, paused.Step, owner.Worker, tookOver.Round(time.Millisecond), testAckWait, fr.Resumed,
+		contAt.Sub(stoppedAt).Round(time.Millisecond), fr.Late, len(latests), fr.Events)
 	if r := c.check(); r.Succeeded != 1 {
 		t.Errorf("checker: %d succeeded, want 1", r.Succeeded)
 	}
@@ -624,4 +566,77 @@ func TestFaultBadMessages(t *testing.T) {
 	if r := c.check(); r.Succeeded != 1 {
 		t.Errorf("checker: %d succeeded, want 1", r.Succeeded)
 	}
+}
+
+// fencedTakeover is what checkTakeoverFenced found.
+type fencedTakeover struct {
+	Resumed int64 // the step attempt 2 resumed from
+	Late    int   // attempt 1's train/loss steps past that point (kept under attempt 1)
+	Events  int   // checkpoint events announced
+}
+
+// checkTakeoverFenced asserts that attempt 2 took run id over from
+// staleWorker's attempt 1 cleanly: no state revision after the takeover
+// names attempt 1 or staleWorker; records exist for attempts 1 and 2 only
+// and attempt 2 resumed from attempt 1's checkpoint; every attempt-1
+// checkpoint event precedes attempt 2's and none lies past the resume
+// point; LATEST (as sampled in latests) never went back and ends on
+// attempt 2's checkpoint at step total.
+func (c *testCluster) checkTakeoverFenced(id, staleWorker string, latests []latestPtr, total int) fencedTakeover {
+	t := c.t
+	t.Helper()
+	hist := c.states.History(id)
+	claimed := false
+	for _, h := range hist {
+		if h.Attempt >= 2 {
+			claimed = true
+		}
+		if claimed && (h.Attempt < 2 || h.Worker == staleWorker) {
+			t.Errorf("stale write after the takeover: %s attempt %d on %q (trail %s)", h.Status, h.Attempt, h.Worker, statusTrail(hist))
+		}
+	}
+	steps := c.attemptSteps(id)
+	if len(steps[1]) == 0 || len(steps[2]) == 0 {
+		t.Fatalf("train/loss records per attempt: %d and %d, want both", len(steps[1]), len(steps[2]))
+	}
+	for a := range steps {
+		if a != 1 && a != 2 {
+			t.Errorf("records of attempt %d; only attempts 1 and 2 ran", a)
+		}
+	}
+	r := fencedTakeover{Resumed: steps[2][0] - 1}
+	for _, st := range steps[1] {
+		if st > r.Resumed {
+			r.Late++
+		}
+	}
+	evs := c.ckptEvents(id)
+	r.Events = len(evs)
+	seen2 := false
+	for _, ev := range evs {
+		switch {
+		case ev.Attempt == 2:
+			seen2 = true
+		case seen2:
+			t.Errorf("checkpoint of stale attempt %d at step %d announced after the new owner's", ev.Attempt, ev.Step)
+		case ev.Step > r.Resumed:
+			t.Errorf("stale attempt %d announced checkpoint %d, past the resume point %d", ev.Attempt, ev.Step, r.Resumed)
+		}
+	}
+	for i := 1; i < len(latests); i++ {
+		if latests[i].Step < latests[i-1].Step {
+			t.Errorf("LATEST went back from step %d to %d (interleaved checkpoints)", latests[i-1].Step, latests[i].Step)
+		}
+	}
+	lp, err := c.latest(context.Background(), id)
+	lastEv := cluster.CheckpointEvent{}
+	for _, ev := range evs {
+		if ev.Key == lp.Key {
+			lastEv = ev
+		}
+	}
+	if err != nil || lp.Step != int64(total) || lastEv.Attempt != 2 {
+		t.Errorf("final LATEST %+v (err %v), last announced by attempt %d; want step %d of attempt 2", lp, err, lastEv.Attempt, total)
+	}
+	return r
 }

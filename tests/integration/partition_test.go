@@ -292,64 +292,9 @@ func TestFaultWorkerPartition(t *testing.T) {
 	}
 	// Fencing of the state: once attempt 2 claimed the run, no revision
 	// names attempt 1 or the partitioned worker.
-	hist := c.states.History(id)
-	claimed := false
-	for _, h := range hist {
-		if h.Attempt >= 2 {
-			claimed = true
-		}
-		if claimed && (h.Attempt < 2 || h.Worker == victimID) {
-			t.Errorf("stale write after the takeover: %s attempt %d on %q (trail %s)", h.Status, h.Attempt, h.Worker, statusTrail(hist))
-		}
-	}
+	fr := c.checkTakeoverFenced(id, victimID, latests, s.Steps)
 	if st := c.state(id); st.Status != final.Status || st.Attempt != final.Attempt || st.Worker != final.Worker || !st.Updated.Equal(final.Updated) {
 		t.Errorf("state changed after the run finished: %+v, was %+v", st, final)
-	}
-	// Records: attempt 2 resumed from attempt 1's newest checkpoint.
-	steps := c.attemptSteps(id)
-	if len(steps[1]) == 0 || len(steps[2]) == 0 {
-		t.Fatalf("train/loss records per attempt: %d and %d, want both", len(steps[1]), len(steps[2]))
-	}
-	for a := range steps {
-		if a != 1 && a != 2 {
-			t.Errorf("records of attempt %d; only attempts 1 and 2 ran", a)
-		}
-	}
-	resumed := steps[2][0] - 1
-	late := 0
-	for _, st := range steps[1] {
-		if st > resumed {
-			late++
-		}
-	}
-	// Checkpoints: every attempt-1 event precedes every attempt-2 event,
-	// and attempt 1 announced nothing past attempt 2's resume point.
-	evs := c.ckptEvents(id)
-	seen2 := false
-	for _, ev := range evs {
-		switch {
-		case ev.Attempt == 2:
-			seen2 = true
-		case seen2:
-			t.Errorf("checkpoint of stale attempt %d at step %d announced after the new owner's", ev.Attempt, ev.Step)
-		case ev.Step > resumed:
-			t.Errorf("stale attempt %d announced checkpoint %d, past the resume point %d", ev.Attempt, ev.Step, resumed)
-		}
-	}
-	for i := 1; i < len(latests); i++ {
-		if latests[i].Step < latests[i-1].Step {
-			t.Errorf("LATEST went back from step %d to %d (interleaved checkpoints)", latests[i-1].Step, latests[i].Step)
-		}
-	}
-	lp, err := c.latest(context.Background(), id)
-	lastEv := cluster.CheckpointEvent{}
-	for _, ev := range evs {
-		if ev.Key == lp.Key {
-			lastEv = ev
-		}
-	}
-	if err != nil || lp.Step != int64(s.Steps) || lastEv.Attempt != 2 {
-		t.Errorf("final LATEST %+v (err %v), last announced by attempt %d; want step %d of attempt 2", lp, err, lastEv.Attempt, s.Steps)
 	}
 	// Evidence that its late writes hit the fence (logged, not asserted:
 	// which write meets it first depends on timing).
@@ -361,7 +306,7 @@ func TestFaultWorkerPartition(t *testing.T) {
 		"stale attempt recorded %d train/loss steps past the resume point (kept under attempt 1); %d LATEST values seen, monotonic; "+
 		"%d checkpoint events (attempt 1 before attempt 2)",
 		pn.NS, pn.HostDev, pn.HostIP, pn.NSIP, victimID, owned.Step, otherID, tookOver.Round(time.Millisecond), testAckWait,
-		resumed, down.Round(time.Millisecond), healed.Round(time.Millisecond), victim.exited(), late, len(latests), len(evs))
+		fr.Resumed, down.Round(time.Millisecond), healed.Round(time.Millisecond), victim.exited(), fr.Late, len(latests), fr.Events)
 	if r := c.check(); r.Succeeded != 1 {
 		t.Errorf("checker: %d succeeded, want 1", r.Succeeded)
 	}
