@@ -84,29 +84,7 @@ func BenchmarkMLPStep(b *testing.B) {
 				for i, yd := 0, y.Data(); i < batch; i++ {
 					yd[i] = float32(i % 10)
 				}
-				c0 := cpuTime()
-				for b.Loop() {
-					out, err := model.Forward(autograd.Const(x))
-					if err != nil {
-						b.Fatal(err)
-					}
-					loss, err := autograd.CrossEntropy(out, y)
-					if err != nil {
-						b.Fatal(err)
-					}
-					opt.ZeroGrad()
-					if err := loss.Backward(); err != nil {
-						b.Fatal(err)
-					}
-					if err := opt.Step(); err != nil {
-						b.Fatal(err)
-					}
-				}
-				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "steps/s")
-				// Steps per CPU second: on the shared VM steadier than wall clock.
-				if c := cpuTime() - c0; c > 0 && c0 > 0 {
-					b.ReportMetric(float64(b.N)/c.Seconds(), "steps/cpu-s")
-				}
+				benchSteps(b, model, opt, x, y)
 			})
 		}
 	}
@@ -134,29 +112,35 @@ func BenchmarkCNNStep(b *testing.B) {
 			for i, yd := 0, y.Data(); i < batch; i++ {
 				yd[i] = float32(i % 10)
 			}
-			c0 := cpuTime()
-			for b.Loop() {
-				out, err := model.Forward(autograd.Const(x))
-				if err != nil {
-					b.Fatal(err)
-				}
-				loss, err := autograd.CrossEntropy(out, y)
-				if err != nil {
-					b.Fatal(err)
-				}
-				opt.ZeroGrad()
-				if err := loss.Backward(); err != nil {
-					b.Fatal(err)
-				}
-				if err := opt.Step(); err != nil {
-					b.Fatal(err)
-				}
-			}
-			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "steps/s")
-			// Steps per CPU second: on the shared VM steadier than wall clock.
-			if c := cpuTime() - c0; c > 0 && c0 > 0 {
-				b.ReportMetric(float64(b.N)/c.Seconds(), "steps/cpu-s")
-			}
+			benchSteps(b, model, opt, x, y)
 		})
+	}
+}
+
+// benchSteps times full training steps (forward, cross-entropy, backward,
+// optimizer) of model on one batch and reports steps/s and steps/cpu-s.
+func benchSteps(b *testing.B, model nn.Module, opt optim.Optimizer, x, y *tensor.Tensor) {
+	c0 := cpuTime()
+	for b.Loop() {
+		out, err := model.Forward(autograd.Const(x))
+		if err != nil {
+			b.Fatal(err)
+		}
+		loss, err := autograd.CrossEntropy(out, y)
+		if err != nil {
+			b.Fatal(err)
+		}
+		opt.ZeroGrad()
+		if err := loss.Backward(); err != nil {
+			b.Fatal(err)
+		}
+		if err := opt.Step(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "steps/s")
+	// Steps per CPU second: on the shared VM steadier than wall clock.
+	if c := cpuTime() - c0; c > 0 && c0 > 0 {
+		b.ReportMetric(float64(b.N)/c.Seconds(), "steps/cpu-s")
 	}
 }
