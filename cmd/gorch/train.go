@@ -132,7 +132,7 @@ func buildSpec(cmd *cobra.Command, f *trainFlags) (*train.Spec, error) {
 
 func runTrain(cmd *cobra.Command, f *trainFlags) error {
 	ctx := cmd.Context()
-	store, err := writableStore()
+	store, err := experiment.NewLocalStore(dataDir()) // creates --data-dir if needed
 	if err != nil {
 		return err
 	}
@@ -172,14 +172,6 @@ func runTrain(cmd *cobra.Command, f *trainFlags) error {
 	fmt.Fprintf(cmd.OutOrStdout(), "run %s: test accuracy %.2f%% (test loss %.4f) after %d steps in %s (%.1f steps/s)\n",
 		res.RunID, 100*res.TestAccuracy, res.TestLoss, res.Steps, res.Duration.Round(time.Millisecond), res.StepsPerSec)
 	return nil
-}
-
-// writableStore opens (creating if needed) the local record store at --data-dir.
-func writableStore() (experiment.Store, error) {
-	if err := os.MkdirAll(dataDir(), 0o755); err != nil {
-		return nil, errs.Wrap(errs.IO, "train", err, "--data-dir")
-	}
-	return experiment.NewLocalStore(dataDir())
 }
 
 // progressPrinter draws a one-line progress bar on a terminal and prints
