@@ -47,11 +47,15 @@ func startJaeger(t *testing.T) *jaeger {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// One pass over the config: replacing the ports one by one could rewrite
+	// a freshly inserted address that starts like a later one (43173 after 4317).
 	ports := map[string]string{}
+	var pairs []string
 	for _, p := range []string{"13133", "16686", "16685", "4317", "4318"} {
 		ports[p] = freeAddr(t)
-		cfg = []byte(strings.ReplaceAll(string(cfg), "127.0.0.1:"+p, ports[p]))
+		pairs = append(pairs, "127.0.0.1:"+p, ports[p])
 	}
+	cfg = []byte(strings.NewReplacer(pairs...).Replace(string(cfg)))
 	dir := t.TempDir()
 	cfgPath := filepath.Join(dir, "jaeger.yaml")
 	if err := os.WriteFile(cfgPath, cfg, 0o644); err != nil {
