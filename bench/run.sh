@@ -4,16 +4,17 @@
 #   bench/run.sh                  full run: 5 alternating repetitions, writes bench/results.json
 #   BENCH_QUICK=1 bench/run.sh    1 repetition, small sizes, writes .cache/bench-quick.json
 #   BENCH_NO_TORCH=1 bench/run.sh gorch only (no venv, no torch install)
-#   BENCH_VENV=DIR               use another venv than .cache/bench-venv
+#   BENCH_VENV=DIR               use another venv than ~/.cache/gorch/torch-venv-<version>
 #   extra arguments go to gorchbench (e.g. -only matmul_1024 -reps 9)
 #
-# PyTorch comes from PyPI into .cache/bench-venv (git-ignored), installed once
-# and reused; see bench/README.md for why it is installed the way it is.
+# PyTorch comes from PyPI into ~/.cache/gorch/torch-venv-<version> (outside
+# the clone), installed once and reused by every clone; see bench/README.md for why it is installed the way it is.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-VENV=${BENCH_VENV:-.cache/bench-venv}
 TORCH_VERSION=${BENCH_TORCH_VERSION:-2.15.0}
+GORCH_CACHE=${GORCH_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/gorch}
+VENV=${BENCH_VENV:-$GORCH_CACHE/torch-venv-$TORCH_VERSION}
 PY=$VENV/bin/python
 
 torch_ok() {

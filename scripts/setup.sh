@@ -3,7 +3,7 @@
 # the Go toolchain named in go.mod (from the Go module proxy when the
 # machine has no recent enough Go) and the Fashion-MNIST dataset; with
 # GORCH_SETUP_TEST_TOOLS=1 also the integration tests' servers, versitygw
-# and Jaeger, into ./.cache/bin. Source it (". scripts/setup.sh") so that
+# and Jaeger, into ~/.cache/gorch/<tool>-<version> (on PATH). Source it (". scripts/setup.sh") so that
 # PATH reaches the Go it installed.
 set -euo pipefail
 
@@ -43,31 +43,60 @@ if [ ! -f "$FMNIST_DIR/t10k-labels-idx1-ubyte.gz" ]; then
   apt_install dataset-fashion-mnist
 fi
 
-# versitygw (tests only, GORCH_SETUP_TEST_TOOLS=1): the S3-compatible
-# server the S3 store and cluster tests run
-# against (it enforces SigV4). Built from the Go module proxy into
-# ./.cache/bin (git-ignored); skipped when already there.
+# Test tools (GORCH_SETUP_TEST_TOOLS=1): servers the integration tests run
+# against. Each is built once into $GORCH_CACHE/<tool>-<version>/ (default
+# ~/.cache/gorch, outside the clone, so every fresh clone on the machine
+# reuses it) and that folder is put first on PATH.
+GORCH_CACHE=${GORCH_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/gorch}
+export GORCH_CACHE
+
+# tool_dir NAME VERSION prints the cache folder of one tool version.
+tool_dir() { echo "$GORCH_CACHE/$1-$2"; }
+
+# versitygw: the S3-compatible server the S3 store and cluster tests run
+# against (it enforces SigV4).
 VERSITYGW_VERSION=v1.8.0
-REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-if [ "${GORCH_SETUP_TEST_TOOLS:-}" = 1 ] && [ ! -x "$REPO_ROOT/.cache/bin/versitygw" ]; then
-  echo "setup: installing versitygw $VERSITYGW_VERSION into $REPO_ROOT/.cache/bin (a few minutes)" >&2
-  mkdir -p "$REPO_ROOT/.cache/bin"
-  GOBIN="$REPO_ROOT/.cache/bin" go install "github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION"
+if [ "${GORCH_SETUP_TEST_TOOLS:-}" = 1 ]; then
+  d=$(tool_dir versitygw "$VERSITYGW_VERSION")
+  if [ ! -x "$d/versitygw" ]; then
+    echo "setup: building versitygw $VERSITYGW_VERSION into $d (a few minutes, once)" >&2
+    mkdir -p "$d.tmp"
+    GOBIN="$d.tmp" go install "github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION"
+    rm -rf "$d"; mv "$d.tmp" "$d"
+  fi
+  export PATH="$d:$PATH"
 fi
 
-# Jaeger v1.76.0 (tests only, GORCH_SETUP_TEST_TOOLS=1): the OpenTelemetry
-# backend the tracing integration test sends spans to and queries. cmd/jaeger
-# is the Jaeger v2 binary (an OTel collector build with a memory store and the
-# query API). Built in its own tool module under ./.cache/jaegertool so its
-# ~330-line go.mod stays out of gorch's; the binary lands in ./.cache/bin.
-# Built once (~5 minutes, ~2 GB RAM peak); skipped when already there.
+# nats-server: a standalone server for the tests that run NATS as its own
+# process (several-node clusters, authenticated servers); same version as the
+# nats-server/v2 module gorch embeds.
+NATS_SERVER_VERSION=v2.15.2
+if [ "${GORCH_SETUP_TEST_TOOLS:-}" = 1 ]; then
+  d=$(tool_dir nats-server "$NATS_SERVER_VERSION")
+  if [ ! -x "$d/nats-server" ]; then
+    echo "setup: building nats-server $NATS_SERVER_VERSION into $d (a minute, once)" >&2
+    mkdir -p "$d.tmp"
+    GOBIN="$d.tmp" go install "github.com/nats-io/nats-server/v2@$NATS_SERVER_VERSION"
+    rm -rf "$d"; mv "$d.tmp" "$d"
+  fi
+  export PATH="$d:$PATH"
+fi
+
+# Jaeger: the OpenTelemetry backend the tracing test sends spans to and
+# queries. cmd/jaeger is the Jaeger v2 binary (an OTel collector build with
+# a memory store and the query API), built in its own tool module so its
+# ~330-line go.mod stays out of gorch's (~5 minutes, ~2 GB RAM, once).
 JAEGER_VERSION=v1.76.0
-if [ "${GORCH_SETUP_TEST_TOOLS:-}" = 1 ] && [ ! -x "$REPO_ROOT/.cache/bin/jaeger" ]; then
-  echo "setup: building jaeger $JAEGER_VERSION into $REPO_ROOT/.cache/bin (about 5 minutes, 2 GB RAM)" >&2
-  jdir="$REPO_ROOT/.cache/jaegertool"
-  mkdir -p "$jdir" "$REPO_ROOT/.cache/bin"
-  if [ ! -f "$jdir/go.mod" ]; then (cd "$jdir" && go mod init gorch.local/jaegertool >/dev/null 2>&1); fi
-  (cd "$jdir" && go get -tool "github.com/jaegertracing/jaeger/cmd/jaeger@$JAEGER_VERSION" &&
-    go build -o "$REPO_ROOT/.cache/bin/jaeger.tmp" github.com/jaegertracing/jaeger/cmd/jaeger)
-  mv "$REPO_ROOT/.cache/bin/jaeger.tmp" "$REPO_ROOT/.cache/bin/jaeger"
+if [ "${GORCH_SETUP_TEST_TOOLS:-}" = 1 ]; then
+  d=$(tool_dir jaeger "$JAEGER_VERSION")
+  if [ ! -x "$d/jaeger" ]; then
+    echo "setup: building jaeger $JAEGER_VERSION into $d (about 5 minutes, 2 GB RAM, once)" >&2
+    mod="$d.mod"
+    mkdir -p "$mod" "$d"
+    if [ ! -f "$mod/go.mod" ]; then (cd "$mod" && go mod init gorch.local/jaegertool >/dev/null 2>&1); fi
+    (cd "$mod" && go get -tool "github.com/jaegertracing/jaeger/cmd/jaeger@$JAEGER_VERSION" &&
+      go build -o "$d/jaeger.tmp" github.com/jaegertracing/jaeger/cmd/jaeger)
+    mv "$d/jaeger.tmp" "$d/jaeger"
+  fi
+  export PATH="$d:$PATH"
 fi

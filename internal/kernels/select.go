@@ -45,18 +45,11 @@ func ByName(name string) (Backend, error) {
 	return nil, fmt.Errorf("kernels: unknown backend %q (want go, avx2 or avx512)", name)
 }
 
-// Best returns the fastest backend this machine supports that is proven on
-// hardware. The AVX-512 kernel has so far run only through its pure-Go
-// model of the 12x32 tile (no AVX-512 machine was available when it was
-// written), so it is used only when asked for with GORCH_KERNEL=avx512.
+// Best returns the widest backend this machine supports: AVX-512 where the
+// CPU has AVX-512F, else AVX2+FMA, else pure Go.
 func Best() Backend {
-	for _, name := range Available() {
-		if name != "avx512" {
-			b, _ := ByName(name)
-			return b
-		}
-	}
-	return goBackend{}
+	b, _ := ByName(Available()[0])
+	return b
 }
 
 // fromEnv picks the start-up backend from EnvKernel and the CPU features.

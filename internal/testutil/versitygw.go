@@ -6,15 +6,11 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"sync"
 	"testing"
 	"time"
 )
-
-// VersityGWInstall is the command that installs the S3 test server.
-const VersityGWInstall = "bash scripts/setup.sh  (or: GOBIN=$PWD/.cache/bin go install github.com/versity/versitygw/cmd/versitygw@v1.8.0)"
 
 // S3Server is a running versitygw: an S3-compatible server over a temp
 // directory that checks SigV4 signatures.
@@ -30,56 +26,13 @@ type S3Server struct {
 	exited chan error // Wait's result, put back after each read
 }
 
-// VersityGWPath finds the versitygw binary: $GOBIN, $GOPATH/bin (or
-// ~/go/bin), $PATH, then <repo root>/.cache/bin. It returns "" if there is
+// VersityGWPath finds the versitygw binary (see ToolPath); "" if there is
 // none.
-func VersityGWPath() string {
-	var dirs []string
-	if d := os.Getenv("GOBIN"); d != "" {
-		dirs = append(dirs, d)
-	}
-	if out, err := exec.Command("go", "env", "GOPATH").Output(); err == nil {
-		for _, p := range filepath.SplitList(string(bytes.TrimSpace(out))) {
-			dirs = append(dirs, filepath.Join(p, "bin"))
-		}
-	}
-	for _, d := range dirs {
-		if p := filepath.Join(d, "versitygw"); isExec(p) {
-			return p
-		}
-	}
-	if p, err := exec.LookPath("versitygw"); err == nil {
-		return p
-	}
-	if root := repoRoot(); root != "" {
-		if p := filepath.Join(root, ".cache", "bin", "versitygw"); isExec(p) {
-			return p
-		}
-	}
-	return ""
-}
+func VersityGWPath() string { return ToolPath("versitygw", VersityGWVersion) }
 
 func isExec(p string) bool {
 	fi, err := os.Stat(p)
 	return err == nil && !fi.IsDir() && fi.Mode()&0o111 != 0
-}
-
-// repoRoot walks up from the working directory to the directory holding go.mod.
-func repoRoot() string {
-	dir, err := os.Getwd()
-	if err != nil {
-		return ""
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return ""
-		}
-		dir = parent
-	}
 }
 
 // StartVersityGW starts versitygw on a free 127.0.0.1 port over a fresh
@@ -89,7 +42,7 @@ func StartVersityGW(tb testing.TB) *S3Server {
 	tb.Helper()
 	bin := VersityGWPath()
 	if bin == "" {
-		tb.Fatalf("versitygw not found in $GOBIN, $GOPATH/bin, $PATH or ./.cache/bin; install it with: %s", VersityGWInstall)
+		tb.Fatalf("versitygw not found in $PATH or %s; install it with: %s", ToolCache(), ToolInstall)
 	}
 	s := &S3Server{AccessKey: "gorchtest", SecretKey: "gorchtestsecret", Dir: tb.TempDir(), bin: bin}
 	port, err := freePort()

@@ -24,7 +24,7 @@
 //	                    checkpoint, and succeeds. GORCH_INTEG_KILLS=N sets the
 //	                    number of seeds; they share one AckWait (30 s).
 //	TestTracing         no fault, traced: the processes export OTLP (gRPC and HTTP)
-//	                    to a real Jaeger (v1.76.0 from .cache/bin, loopback ports);
+//	                    to a real Jaeger (v1.76.0 from ~/.cache/gorch, loopback ports);
 //	                    its query API shows the run as one trace submit → run →
 //	                    train.step/checkpoint/collector.write.
 //	TestWorkerSIGTERM   a worker is stopped (SIGTERM): it checkpoints and hands
@@ -86,7 +86,7 @@
 // prints them always).
 //
 // The package needs only what scripts/setup.sh installs (Go and
-// versitygw in .cache/bin) and runs in about a minute on two cores, most
+// versitygw in ~/.cache/gorch) and runs in about a minute on two cores, most
 // of it the one AckWait TestWorkerSIGKILL waits for its five kills
 // together. `go test ./...` (scripts/test.sh) runs it.
 package integration

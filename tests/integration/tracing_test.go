@@ -17,31 +17,21 @@ import (
 	"time"
 
 	"github.com/gorch/gorch/internal/cluster"
+	"github.com/gorch/gorch/internal/testutil"
 )
-
-// JaegerInstall says how to get the jaeger binary TestTracing needs.
-const JaegerInstall = "GORCH_SETUP_TEST_TOOLS=1 bash scripts/setup.sh  (builds Jaeger v1.76.0 into .cache/bin/jaeger once: about 5 minutes, 2 GB RAM)"
 
 // jaeger is a running Jaeger v2 on loopback ports.
 type jaeger struct {
 	grpc, http, query string // OTLP gRPC and HTTP receivers, query API (host:port)
 }
 
-// startJaeger runs .cache/bin/jaeger with testdata/jaeger-local.yaml, each
+// startJaeger runs jaeger (testutil.ToolPath) with testdata/jaeger-local.yaml, each
 // port replaced by a free one, and waits until it is healthy.
 func startJaeger(t *testing.T) *jaeger {
 	t.Helper()
-	root, err := repoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(root, ".cache", "bin", "jaeger")
-	if !fileExists(bin) {
-		if p, err := exec.LookPath("jaeger"); err == nil {
-			bin = p
-		} else {
-			t.Fatalf("jaeger not found in ./.cache/bin or $PATH; build it with: %s", JaegerInstall)
-		}
+	bin := testutil.ToolPath("jaeger", testutil.JaegerVersion)
+	if bin == "" {
+		t.Fatalf("jaeger not found in $PATH or %s; build it with: %s", testutil.ToolCache(), testutil.ToolInstall)
 	}
 	cfg, err := os.ReadFile(filepath.Join("testdata", "jaeger-local.yaml"))
 	if err != nil {

@@ -17,7 +17,7 @@
 //
 // Usage (from the repository root; bench/run.sh does this for make bench):
 //
-//	go run ./bench/cmd/gorchbench -python .cache/bench-venv/bin/python -o bench/results.json
+//	go run ./bench/cmd/gorchbench -python ~/.cache/gorch/torch-venv-2.15.0/bin/python -o bench/results.json
 //	go run ./bench/cmd/gorchbench -quick          # gorch only, small sizes, 1 repetition
 package main
 
