@@ -75,6 +75,26 @@ func TestNoPanicWalk(t *testing.T) {
 		"Variable.BackwardWith":    {{Op: "backward", Call: func() error { return v.BackwardWith(BackwardOptions{Grad: randn(1, 3)}) }}},
 		"Variable.SetRequiresGrad": {{Op: "set_requires_grad", Call: func() error { return ok(Neg(v)).SetRequiresGrad(false) }}},
 		"Variable.Item":            {{Op: "item", Call: func() error { return errOf(v.Item()) }}},
+		"LayerNorm": {
+			{Op: "layer_norm", Call: func() error { return errOf(LayerNorm(nil, []int{3}, nil, nil, 1e-5)) }},
+			{Op: "layer_norm", Call: func() error { return errOf(LayerNorm(v, []int{3}, &Variable{}, nil, 1e-5)) }},
+			{Op: "layer_norm", Call: func() error { return errOf(LayerNorm(v, []int{2}, nil, v, 1e-5)) }},
+		},
+		"GeluTanh": {{Op: "gelu_tanh", Call: func() error { return errOf(GeluTanh(nil)) }}},
+		"Rsqrt":    {{Op: "rsqrt", Call: func() error { return errOf(Rsqrt(&Variable{})) }}},
+		"Embedding": {
+			{Op: "embedding", Call: func() error { return errOf(Embedding(nil, tg, -1)) }},
+			{Op: "embedding", Call: func() error { return errOf(Embedding(v, tg, -1)) }},
+			{Op: "embedding", Call: func() error { return errOf(Embedding(Param(randn(1, 2)), tg, -1)) }},
+		},
+		"MaskedFill": {{Op: "masked_fill", Call: func() error { return errOf(MaskedFill(v, randn(1, 4), 0)) }}},
+		"Tril":       {{Op: "tril", Call: func() error { return errOf(Tril(Param(randn(1, 3)), 0)) }}},
+		"ScaledDotProductAttention": {
+			{Op: "scaled_dot_product_attention", Call: func() error { return errOf(ScaledDotProductAttention(v, v, nil, tensor.AttentionOptions{})) }},
+			{Op: "scaled_dot_product_attention", Call: func() error {
+				return errOf(ScaledDotProductAttention(v, Param(randn(1, 2, 4)), v, tensor.AttentionOptions{}))
+			}},
+		},
 	}
 	testutil.CheckBadCalls(t, walk)
 	testutil.RequireWalked(t, ".", walk, 40)

@@ -158,7 +158,7 @@ func Relu(a *Variable) (*Variable, error) {
 // Gelu returns the exact GELU of a.
 func Gelu(a *Variable) (*Variable, error) {
 	return unary("gelu", a, tensor.Gelu, func(c *calc, g, x, out *tensor.Tensor) *tensor.Tensor {
-		return c.do(tensor.Mul(g, c.do(tensor.GeluGrad(x))))
+		return c.do(tensor.GeluBackward(g, x, false))
 	})
 }
 

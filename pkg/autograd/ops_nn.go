@@ -164,18 +164,14 @@ func AvgPool2d(x *Variable, opt tensor.Pool2dOptions) (*Variable, error) {
 // Softmax returns softmax(a) along dim.
 func Softmax(a *Variable, dim int) (*Variable, error) {
 	return unary("softmax", a, func(t *tensor.Tensor) (*tensor.Tensor, error) { return tensor.Softmax(t, dim) },
-		func(c *calc, g, x, y *tensor.Tensor) *tensor.Tensor { // y·(g − Σ g·y)
-			s := c.do(tensor.Sum(c.do(tensor.Mul(g, y)), []int{dim}, true))
-			return c.do(tensor.Mul(y, c.do(tensor.Sub(g, s))))
-		})
+		func(c *calc, g, x, y *tensor.Tensor) *tensor.Tensor { return c.do(tensor.SoftmaxBackward(g, y, dim)) })
 }
 
 // LogSoftmax returns log(softmax(a)) along dim.
 func LogSoftmax(a *Variable, dim int) (*Variable, error) {
 	return unary("log_softmax", a, func(t *tensor.Tensor) (*tensor.Tensor, error) { return tensor.LogSoftmax(t, dim) },
-		func(c *calc, g, x, y *tensor.Tensor) *tensor.Tensor { // g − e^y·Σ g
-			s := c.do(tensor.Sum(g, []int{dim}, true))
-			return c.do(tensor.Sub(g, c.do(tensor.Mul(c.do(tensor.Exp(y)), s))))
+		func(c *calc, g, x, y *tensor.Tensor) *tensor.Tensor {
+			return c.do(tensor.LogSoftmaxBackward(g, y, dim))
 		})
 }
 

@@ -86,7 +86,7 @@ func gelu(x float32) float32 {
 	return float32(0.5 * v * (1 + math.Erf(v/math.Sqrt2)))
 }
 
-// GeluGrad returns dGELU/dx at x.
+// geluGrad returns dGELU/dx at x.
 func geluGrad(x float32) float32 {
 	v := float64(x)
 	cdf := 0.5 * (1 + math.Erf(v/math.Sqrt2))
@@ -130,11 +130,6 @@ func Sigmoid(t *Tensor) (*Tensor, error) { return opSigmoid.apply(t) }
 
 // Gelu returns the exact GELU of t elementwise.
 func Gelu(t *Tensor) (*Tensor, error) { return opGelu.apply(t) }
-
-// GeluGrad returns the derivative of GELU at each element of t.
-func GeluGrad(t *Tensor) (*Tensor, error) { return opGeluGrad.apply(t) }
-
-var opGeluGrad = newUnary("gelu_grad", geluGrad)
 
 // Sign returns -1, 0 or 1 elementwise.
 func Sign(t *Tensor) (*Tensor, error) { return opSign.apply(t) }

@@ -208,6 +208,12 @@ func readIndex(op string, index *Tensor, size int) ([]int, error) {
 	if len(index.shape) != 1 {
 		return nil, errs.New(errs.Shape, op, "index must be 1-dimensional, got shape %v", index.shape)
 	}
+	return readIndices(op, index, size)
+}
+
+// readIndices validates an index tensor of any shape whose values must be
+// integers in [0, size).
+func readIndices(op string, index *Tensor, size int) ([]int, error) {
 	vals := values(index)
 	out := make([]int, len(vals))
 	for i, v := range vals {

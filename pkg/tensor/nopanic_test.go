@@ -99,7 +99,7 @@ func TestNoPanicWalk(t *testing.T) {
 	}
 	// Every unary and binary op: nil, invalid layout, and (binary) unbroadcastable shapes.
 	for name, op := range map[string]*unaryOp{"Neg": opNeg, "Exp": opExp, "Log": opLog, "Sqrt": opSqrt, "Abs": opAbs, "Relu": opRelu,
-		"Tanh": opTanh, "Sigmoid": opSigmoid, "Gelu": opGelu, "GeluGrad": opGeluGrad, "Sign": opSign, "Reciprocal": opReciprocal, "Square": opSquare} {
+		"Tanh": opTanh, "Sigmoid": opSigmoid, "Gelu": opGelu, "GeluTanh": opGeluTanh, "Rsqrt": opRsqrt, "Sign": opSign, "Reciprocal": opReciprocal, "Square": opSquare} {
 		walk[name] = []badCall{{Op: op.stat.name, Call: func() error { return e1(op.apply(nil)) }}, {Op: op.stat.name, Call: func() error { return e1(op.apply(bad)) }}}
 	}
 	for name, op := range map[string]*binaryOp{"Add": opAdd, "Sub": opSub, "Mul": opMul, "Div": opDiv, "Pow": opPow, "Maximum": opMaximum,
@@ -111,6 +111,9 @@ func TestNoPanicWalk(t *testing.T) {
 		}
 	}
 
+	for name, calls := range transformerBadCalls(v, bad) {
+		walk[name] = calls
+	}
 	testutil.CheckBadCalls(t, walk)
 	// Every exported function or method that returns an error must be walked.
 	testutil.RequireWalked(t, ".", walk, 50)
