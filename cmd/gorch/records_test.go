@@ -18,6 +18,7 @@ import (
 	"github.com/gorch/gorch/pkg/nn"
 	"github.com/gorch/gorch/pkg/optim"
 	"github.com/gorch/gorch/pkg/tensor"
+	"github.com/gorch/gorch/pkg/train"
 )
 
 // The fixture runs. The first two share the ID prefix "20260101T", so
@@ -79,7 +80,7 @@ func fixtureStore(t *testing.T) string {
 			}
 			tm.Stop()
 		}
-		rec.SetLayout(map[string]tensor.OpStats{"matmul": {Checks: 200, Failures: 0}})
+		rec.SetLayout(map[string]experiment.OpStats{"matmul": {Checks: 200, Failures: 0}})
 		if _, err := rec.PutArtifact(ctx, "ckpt-final.rtch", experiment.ArtifactCheckpoint, int64(s.steps), strings.NewReader("not really a checkpoint")); err != nil {
 			t.Fatal(err)
 		}
@@ -391,7 +392,7 @@ func fixtureCheckpoint(t *testing.T) string {
 	if err := opt.Step(); err != nil {
 		t.Fatal(err)
 	}
-	ck, err := experiment.CheckpointFromModel(model, opt, experiment.TrainState{Step: 1, Epoch: 2})
+	ck, err := train.CheckpointFromModel(model, opt, experiment.TrainState{Step: 1, Epoch: 2})
 	if err != nil {
 		t.Fatal(err)
 	}

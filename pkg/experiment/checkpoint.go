@@ -13,16 +13,11 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"unicode/utf8"
 
-	"github.com/gorch/gorch/pkg/data"
 	"github.com/gorch/gorch/pkg/errs"
-	"github.com/gorch/gorch/pkg/nn"
-	"github.com/gorch/gorch/pkg/optim"
-	"github.com/gorch/gorch/pkg/tensor"
 )
 
 // Checkpoint is everything needed to resume training exactly: the model's
@@ -55,7 +50,7 @@ import (
 // The header holds "format": "rtch", the tensor table ("tensors": name,
 // group "param" or "optim", dtype "f32", shape, offset relative to D,
 // nbytes = 4 × elements, crc32c of the bytes), "model_config",
-// "optimizer" (an optim.State whose buffers are named "optim" tensors),
+// "optimizer" (an OptimizerState whose buffers are named "optim" tensors),
 // "train" (a TrainState) and "metadata". Tensors are sorted by offset and
 // packed: each starts at the first aligned offset after the previous one,
 // and L is the aligned end of the last. A minor version may add header
@@ -66,11 +61,41 @@ import (
 // bounded by the file size; it then checks every tensor's CRC32C. Failures
 // are [*CorruptionError]s, errors.Is(err, errs.Checkpoint).
 type Checkpoint struct {
-	Tensors     *nn.TensorDict    // the model's tensors, e.g. from nn.StateDict
+	Tensors     []Tensor          // the model's tensors, in file order
 	ModelConfig json.RawMessage   // free-form model configuration; empty or valid JSON
-	Optimizer   *optim.State      // optimizer state, or nil
+	Optimizer   *OptimizerState   // optimizer state, or nil
 	Train       TrainState        // where training stands
 	Metadata    map[string]string // free-form string metadata (git commit, host, ...)
+}
+
+// The checkpoint types below are RTCH's own, engine-free copies of the
+// engine's state (nn, optim, data): the record store, the collector and
+// the C library over RTCH link no tensor code. pkg/train converts between
+// them and a model (train.CheckpointFromModel, train.ApplyCheckpoint).
+
+// Tensor is one named float32 tensor of a checkpoint, row-major.
+type Tensor struct {
+	Name  string
+	Shape []int     // at most MaxTensorRank dimensions, none negative
+	Data  []float32 // the product of Shape elements
+}
+
+// MaxTensorRank is the largest rank a checkpoint tensor may have (the
+// engine's tensor.MaxRank).
+const MaxTensorRank = 8
+
+// OptimizerState is an optimizer's state: the same fields as optim.State.
+type OptimizerState struct {
+	Type   string                    // "sgd", "adam" or "adamw"
+	LR     float64                   // the current learning rate
+	Hyper  map[string]float64        // hyperparameters (momentum, beta1, ...); booleans as 0/1
+	Params map[string]OptimizerParam // per-parameter state by parameter name
+}
+
+// OptimizerParam is the optimizer state of one parameter.
+type OptimizerParam struct {
+	Step    int64                // updates applied (Adam, AdamW)
+	Buffers map[string][]float32 // e.g. "momentum_buffer", "exp_avg", "exp_avg_sq"
 }
 
 // TrainState is the part of the training loop's state that a resumed run
@@ -78,10 +103,24 @@ type Checkpoint struct {
 type TrainState struct {
 	Step      int64                      `json:"step"`                // optimizer steps taken
 	Epoch     int                        `json:"epoch"`               // the current epoch
-	Cursor    data.Cursor                `json:"cursor"`              // the data loader's position
+	Cursor    Cursor                     `json:"cursor"`              // the data loader's position
 	RNG       []byte                     `json:"rng,omitempty"`       // tensor.RNG State()
-	Scheduler *optim.SchedulerState      `json:"scheduler,omitempty"` // the LR scheduler's state, if any
+	Scheduler *SchedulerState            `json:"scheduler,omitempty"` // the LR scheduler's state, if any
 	Extra     map[string]json.RawMessage `json:"extra,omitempty"`     // anything else a loop must restore
+}
+
+// Cursor is a data loader's position (data.Cursor).
+type Cursor struct {
+	Epoch int `json:"epoch"`
+	Pos   int `json:"position"`
+}
+
+// SchedulerState is an LR scheduler's state (optim.SchedulerState).
+type SchedulerState struct {
+	Type   string          // "step_lr", "cosine_annealing_lr" or "linear_warmup"
+	Step   int             // steps taken (PyTorch's last_epoch)
+	BaseLR float64         // the optimizer's LR when the scheduler was built
+	Inner  *SchedulerState `json:",omitempty"` // the wrapped schedule of a LinearWarmup
 }
 
 // CheckpointInfo summarises a verified checkpoint.
@@ -110,68 +149,6 @@ type TensorInfo struct {
 	CRC32C uint32
 }
 
-// CheckpointFromModel snapshots model's parameters and, if opt is not nil,
-// its state, with train as the train state. Set ModelConfig and Metadata
-// on the result as needed.
-func CheckpointFromModel(model nn.Module, opt optim.Optimizer, train TrainState) (*Checkpoint, error) {
-	const op = "experiment.CheckpointFromModel"
-	if model == nil {
-		return nil, errs.New(errs.Argument, op, "nil model")
-	}
-	sd, err := nn.StateDict(model)
-	if err != nil {
-		return nil, errs.Wrap(errs.KindOf(err), op, err, "")
-	}
-	ck := &Checkpoint{Tensors: sd, Train: train}
-	if opt != nil {
-		st, err := opt.StateDict()
-		if err != nil {
-			return nil, errs.Wrap(errs.KindOf(err), op, err, "")
-		}
-		ck.Optimizer = &st
-	}
-	return ck, nil
-}
-
-// ApplyTo copies the checkpoint's tensors into model's parameters. The
-// names must match exactly and every shape must agree; otherwise ApplyTo
-// fails with errs.Shape wrapping a [*MismatchError] and changes nothing.
-// Restore the optimizer with opt.LoadStateDict(*ck.Optimizer).
-func (ck *Checkpoint) ApplyTo(model nn.Module) error {
-	const op = "experiment.Checkpoint.ApplyTo"
-	if model == nil || ck == nil || ck.Tensors == nil {
-		return errs.New(errs.Argument, op, "nil model or checkpoint")
-	}
-	params := model.Parameters()
-	known := make(map[string]bool, len(params))
-	var mm MismatchError
-	for _, p := range params {
-		known[p.Name] = true
-		t, ok := ck.Tensors.Get(p.Name)
-		if !ok {
-			mm.Missing = append(mm.Missing, p.Name)
-			continue
-		}
-		if p.Param != nil && p.Param.Data != nil && t != nil && !tensor.EqualShape(t.Shape(), p.Param.Data.Shape()) {
-			e := &MismatchError{Name: p.Name, Checkpoint: t.Shape(), Model: p.Param.Data.Shape()}
-			return &errs.TorchError{Kind: errs.Shape, Op: op, Err: e}
-		}
-	}
-	for name := range ck.Tensors.Tensors {
-		if !known[name] {
-			mm.Unexpected = append(mm.Unexpected, name)
-		}
-	}
-	if len(mm.Missing) > 0 || len(mm.Unexpected) > 0 {
-		sort.Strings(mm.Unexpected)
-		return &errs.TorchError{Kind: errs.Shape, Op: op, Err: &mm}
-	}
-	if err := nn.LoadStateDict(model, ck.Tensors, true); err != nil {
-		return errs.Wrap(errs.KindOf(err), op, err, "")
-	}
-	return nil
-}
-
 // plannedTensor is a tensor ready to write.
 type plannedTensor struct {
 	entry tensorEntry
@@ -180,8 +157,8 @@ type plannedTensor struct {
 
 // plan validates ck and lays it out.
 func plan(op string, ck *Checkpoint) (pre preamble, header []byte, ts []plannedTensor, err error) {
-	if ck == nil || ck.Tensors == nil {
-		return pre, nil, nil, errs.New(errs.Argument, op, "nil checkpoint or tensors")
+	if ck == nil {
+		return pre, nil, nil, errs.New(errs.Argument, op, "nil checkpoint")
 	}
 	tr := ck.Train
 	if tr.Step < 0 || tr.Epoch < 0 || tr.Cursor.Epoch < 0 || tr.Cursor.Pos < 0 {
@@ -190,29 +167,32 @@ func plan(op string, ck *Checkpoint) (pre preamble, header []byte, ts []plannedT
 	if len(ck.ModelConfig) > 0 && !json.Valid(ck.ModelConfig) {
 		return pre, nil, nil, errs.New(errs.Argument, op, "model config is not valid JSON")
 	}
-	d := ck.Tensors
-	if len(d.Keys) != len(d.Tensors) {
-		return pre, nil, nil, errs.New(errs.Argument, op, "tensor dict has %d keys and %d tensors", len(d.Keys), len(d.Tensors))
-	}
 	add := func(name, group string, t []float32, shape []int) error {
 		if name == "" || len(name) > maxNameLen || !utf8.ValidString(name) {
 			return errs.New(errs.Argument, op, "invalid tensor name %q", name)
 		}
+		if len(shape) > MaxTensorRank {
+			return errs.New(errs.Argument, op, "tensor %q has rank %d, more than %d", name, len(shape), MaxTensorRank)
+		}
 		sh := make([]int64, len(shape))
+		n := int64(1)
 		for i, v := range shape {
+			if v < 0 || v > 0 && n > maxElems/int64(v) {
+				return errs.New(errs.Argument, op, "tensor %q has shape %v", name, shape)
+			}
 			sh[i] = int64(v)
+			n *= int64(v)
+		}
+		if n != int64(len(t)) {
+			return errs.New(errs.Argument, op, "tensor %q of shape %v has %d elements, want %d", name, shape, len(t), n)
 		}
 		b := f32Bytes(t)
 		ts = append(ts, plannedTensor{bytes: b, entry: tensorEntry{Name: name, Group: group, DType: dtypeF32,
 			Shape: sh, NBytes: int64(len(b))}})
 		return nil
 	}
-	for _, k := range d.Keys {
-		t, ok := d.Tensors[k]
-		if !ok || t == nil {
-			return pre, nil, nil, errs.New(errs.Argument, op, "tensor %q is missing or nil", k)
-		}
-		if err := add(k, groupParam, t.Data(), t.Shape()); err != nil {
+	for _, t := range ck.Tensors {
+		if err := add(t.Name, groupParam, t.Data, t.Shape); err != nil {
 			return pre, nil, nil, err
 		}
 	}
@@ -298,8 +278,7 @@ func checksumTensors(ts []plannedTensor) {
 	wg.Wait()
 }
 
-// EncodeCheckpoint writes ck to w in RTCH v1 format. Tensors need not be
-// contiguous. It fails with errs.Argument if ck cannot be encoded (nil
+// EncodeCheckpoint writes ck to w in RTCH v1 format. It fails with errs.Argument if ck cannot be encoded (nil
 // tensors, a non-JSON model config, NaN in optimizer hyperparameters, a
 // header over MaxCheckpointHeader) before writing anything, and with
 // errs.IO if w fails.
@@ -383,7 +362,7 @@ func DecodeCheckpoint(r io.ReaderAt, size int64) (*Checkpoint, error) {
 		return nil, err
 	}
 	h := &l.hdr
-	ck := &Checkpoint{Tensors: nn.NewTensorDict(), ModelConfig: h.ModelConfig, Train: h.Train, Metadata: h.Metadata}
+	ck := &Checkpoint{ModelConfig: h.ModelConfig, Train: h.Train, Metadata: h.Metadata}
 	bufs := make(map[string][]float32)
 	var end int64
 	for i, e := range h.Tensors {
@@ -410,26 +389,18 @@ func DecodeCheckpoint(r io.ReaderAt, size int64) (*Checkpoint, error) {
 			bufs[e.Name] = vals
 			continue
 		}
-		shape := make([]int, len(e.Shape))
-		for j, d := range e.Shape {
-			shape[j] = int(d)
-		}
-		t, err := tensor.FromStorage(tensor.WrapStorage(vals), shape, contiguousStrides(shape), 0)
-		if err != nil { // validate bounds shapes to what tensor accepts
-			return nil, corrupt(op, ReasonBadTensorTable, int64(preambleSize), e.Name, "%v", err)
-		}
-		ck.Tensors.Set(e.Name, t)
+		ck.Tensors = append(ck.Tensors, Tensor{Name: e.Name, Shape: intShape(e.Shape), Data: vals})
 	}
 	if err := checkPadding(op, r, int64(l.pre.dataOff)+end, int64(l.pre.dataLen)-end); err != nil {
 		return nil, err
 	}
 	if o := h.Optimizer; o != nil {
-		st := &optim.State{Type: o.Type, LR: o.LR, Hyper: o.Hyper}
+		st := &OptimizerState{Type: o.Type, LR: o.LR, Hyper: o.Hyper}
 		if o.Params != nil {
-			st.Params = make(map[string]optim.ParamState, len(o.Params))
+			st.Params = make(map[string]OptimizerParam, len(o.Params))
 		}
 		for pname, ps := range o.Params {
-			p := optim.ParamState{Step: ps.Step}
+			p := OptimizerParam{Step: ps.Step}
 			if ps.Buffers != nil {
 				p.Buffers = make(map[string][]float32, len(ps.Buffers))
 			}
@@ -443,14 +414,12 @@ func DecodeCheckpoint(r io.ReaderAt, size int64) (*Checkpoint, error) {
 	return ck, nil
 }
 
-func contiguousStrides(shape []int) []int {
-	s := make([]int, len(shape))
-	acc := 1
-	for i := len(shape) - 1; i >= 0; i-- {
-		s[i] = acc
-		acc *= max(shape[i], 1)
+func intShape(shape []int64) []int {
+	out := make([]int, len(shape))
+	for i, d := range shape {
+		out[i] = int(d)
 	}
-	return s
+	return out
 }
 
 // checkPadding checks that n bytes at off (n < the alignment) are zero.
@@ -503,15 +472,11 @@ func VerifyCheckpoint(r io.ReaderAt, size int64) (*CheckpointInfo, error) {
 			return nil, corrupt(op, ReasonTensorChecksum, base+e.Offset, e.Name, "CRC32C %#08x, stored %#08x", crc, e.CRC32C)
 		}
 		end = e.Offset + e.NBytes
-		shape := make([]int, len(e.Shape))
-		for j, d := range e.Shape {
-			shape[j] = int(d)
-		}
 		if e.Group == groupParam {
 			info.Parameters += l.elems[i]
 		}
-		info.Tensors = append(info.Tensors, TensorInfo{Name: e.Name, Group: e.Group, DType: e.DType, Shape: shape,
-			Offset: e.Offset, NBytes: e.NBytes, CRC32C: e.CRC32C})
+		info.Tensors = append(info.Tensors, TensorInfo{Name: e.Name, Group: e.Group, DType: e.DType,
+			Shape: intShape(e.Shape), Offset: e.Offset, NBytes: e.NBytes, CRC32C: e.CRC32C})
 	}
 	if err := checkPadding(op, r, base+end, int64(l.pre.dataLen)-end); err != nil {
 		return nil, err

@@ -91,20 +91,3 @@ func corrupt(op string, r Reason, off int64, tensor, format string, args ...any)
 	return &errs.TorchError{Kind: errs.Checkpoint, Op: op,
 		Err: &CorruptionError{Reason: r, Offset: off, Tensor: tensor, Msg: fmt.Sprintf(format, args...)}}
 }
-
-// MismatchError says how a checkpoint's tensors disagree with a model. It
-// reaches callers wrapped in an [*errs.TorchError] of kind errs.Shape.
-type MismatchError struct {
-	Missing    []string // model parameters the checkpoint lacks
-	Unexpected []string // checkpoint tensors the model lacks
-	Name       string   // a parameter whose shape differs, if any
-	Checkpoint []int    // its shape in the checkpoint
-	Model      []int    // its shape in the model
-}
-
-func (e *MismatchError) Error() string {
-	if e.Name != "" {
-		return fmt.Sprintf("size mismatch for %q: checkpoint has shape %v, model has shape %v", e.Name, e.Checkpoint, e.Model)
-	}
-	return fmt.Sprintf("missing keys %q, unexpected keys %q", e.Missing, e.Unexpected)
-}

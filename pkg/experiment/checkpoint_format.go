@@ -12,7 +12,6 @@ import (
 	"unsafe"
 
 	"github.com/gorch/gorch/pkg/errs"
-	"github.com/gorch/gorch/pkg/tensor"
 )
 
 // RTCH v1 layout constants. See the Checkpoint documentation for the format.
@@ -113,7 +112,7 @@ type tensorEntry struct {
 	CRC32C uint32  `json:"crc32c"`
 }
 
-// optimHeader is optim.State with each buffer replaced by the name of the
+// optimHeader is OptimizerState with each buffer replaced by the name of the
 // "optim" tensor that holds it.
 type optimHeader struct {
 	Type   string                 `json:"type"`
@@ -288,8 +287,8 @@ func (l *layout) validate(op string) error {
 			return bad(e.Name, "unknown group %q", e.Group)
 		case e.DType != dtypeF32:
 			return bad(e.Name, "unknown dtype %q", e.DType)
-		case len(e.Shape) > tensor.MaxRank:
-			return bad(e.Name, "rank %d exceeds %d", len(e.Shape), tensor.MaxRank)
+		case len(e.Shape) > MaxTensorRank:
+			return bad(e.Name, "rank %d exceeds %d", len(e.Shape), MaxTensorRank)
 		}
 		if _, dup := index[e.Name]; dup {
 			return bad(e.Name, "duplicate tensor name")

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/gorch/gorch/pkg/errs"
-	"github.com/gorch/gorch/pkg/tensor"
 )
 
 func newLocal(t testing.TB) *LocalStore {
@@ -198,7 +197,7 @@ func TestRecordsJSONRoundTrip(t *testing.T) {
 		&Summary{Run: Run{ID: "r1", Status: StatusSucceeded, Created: now}, Status: StatusSucceeded, Complete: true, Dropped: 3,
 			Metrics:   map[string]MetricSummary{"loss": {Count: 2, Min: 1, Max: 2, Mean: 1.5, P50: 1, P95: 2, Last: 2, LastStep: 9}},
 			Telemetry: map[string]EventSummary{"fwd": {Count: 1, Total: 1, Mean: 1, P50: 1, P95: 1, Max: 1}},
-			Layout:    map[string]tensor.OpStats{"add": {Checks: 3}}, Updated: now},
+			Layout:    map[string]OpStats{"add": {Checks: 3}}, Updated: now},
 		&[]Artifact{{Name: "ck", Kind: ArtifactCheckpoint, Key: "runs/r1/ckpt/1.rtch", Size: 10, Checksum: "ab", Step: 5, Time: now},
 			{Name: "d", Kind: ArtifactDataset}, {Name: "o", Kind: ArtifactOther}, {Name: "l", Kind: ArtifactLog}},
 	}

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/gorch/gorch/pkg/errs"
-	"github.com/gorch/gorch/pkg/tensor"
 )
 
 // Recorder owns the records of one attempt of one run: it writes run.json,
@@ -22,7 +21,7 @@ type Recorder struct {
 
 	mu        sync.Mutex
 	run       Run
-	layout    map[string]tensor.OpStats
+	layout    map[string]OpStats
 	artifacts []Artifact
 	prevDrops uint64 // dropped records of earlier attempts
 	finished  bool
@@ -146,7 +145,7 @@ func (r *Recorder) Start(name string, tags ...string) *Timer { return r.telemetr
 
 // SetLayout records a snapshot of the layout-validation counters (from
 // tensor.LayoutStats) for the summary.
-func (r *Recorder) SetLayout(stats map[string]tensor.OpStats) {
+func (r *Recorder) SetLayout(stats map[string]OpStats) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.layout = stats

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/gorch/gorch/pkg/errs"
-	"github.com/gorch/gorch/pkg/tensor"
 )
 
 // Status is the lifecycle state of a run, stored as a lower-case string.
@@ -192,12 +191,19 @@ type Summary struct {
 	Status Status `json:"status"`
 	// Complete is true only when the run finished (succeeded) and every
 	// record logged reached the store.
-	Complete  bool                      `json:"complete"`
-	Dropped   uint64                    `json:"dropped"`
-	Metrics   map[string]MetricSummary  `json:"metrics"`
-	Telemetry map[string]EventSummary   `json:"telemetry"`
-	Layout    map[string]tensor.OpStats `json:"layout,omitempty"`
-	Updated   time.Time                 `json:"updated"`
+	Complete  bool                     `json:"complete"`
+	Dropped   uint64                   `json:"dropped"`
+	Metrics   map[string]MetricSummary `json:"metrics"`
+	Telemetry map[string]EventSummary  `json:"telemetry"`
+	Layout    map[string]OpStats       `json:"layout,omitempty"`
+	Updated   time.Time                `json:"updated"`
+}
+
+// OpStats are one operation's layout-validation counters (the engine's
+// tensor.OpStats, copied so that records need no engine package).
+type OpStats struct {
+	Checks   uint64 `json:"checks"`   // inputs validated
+	Failures uint64 `json:"failures"` // inputs rejected
 }
 
 // ArtifactKind says what an artifact is. It is stored as a lower-case string.

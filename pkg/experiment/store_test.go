@@ -18,7 +18,6 @@ import (
 
 	"github.com/gorch/gorch/internal/testutil"
 	"github.com/gorch/gorch/pkg/errs"
-	"github.com/gorch/gorch/pkg/tensor"
 )
 
 // backends returns a constructor per Store backend; the S3 one runs against
@@ -210,7 +209,7 @@ func testRecordsRoundTrip(t *testing.T, s Store) {
 	}
 	rec.Log(20, "loss", math.NaN())
 	func() { defer rec.Start("forward", "phase", "train").Stop() }()
-	rec.SetLayout(map[string]tensor.OpStats{"matmul": {Checks: 10, Failures: 1}})
+	rec.SetLayout(map[string]OpStats{"matmul": {Checks: 10, Failures: 1}})
 	blob := bytes.Repeat([]byte("w"), 1000)
 	art, err := rec.PutArtifact(ctx, "model/final.rtch", ArtifactModel, 20, bytes.NewReader(blob))
 	if err != nil {
@@ -267,7 +266,7 @@ func testRecordsRoundTrip(t *testing.T, s Store) {
 		ms.Max != 1 || ms.Min != 1.0/20 || ms.Last != 1.0/20 || ms.LastStep != 19 || ms.P50 != 1.0/11 {
 		t.Fatalf("summary = %+v, loss %+v", sum, ms)
 	}
-	if sum.Telemetry["forward"].Count != 1 || sum.Layout["matmul"] != (tensor.OpStats{Checks: 10, Failures: 1}) {
+	if sum.Telemetry["forward"].Count != 1 || sum.Layout["matmul"] != (OpStats{Checks: 10, Failures: 1}) {
 		t.Fatalf("summary telemetry/layout = %+v / %+v", sum.Telemetry, sum.Layout)
 	}
 	arts, err := rd.Artifacts(ctx, id)

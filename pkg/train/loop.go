@@ -161,20 +161,17 @@ func (t *trainer) restore(ctx context.Context) error {
 	if err != nil || ck == nil {
 		return err
 	}
-	if err := ck.ApplyTo(t.model); err != nil {
-		return err
-	}
 	if ck.Optimizer == nil {
 		return errs.New(errs.Checkpoint, "resume", "checkpoint has no optimizer state")
 	}
-	if err := t.opt.LoadStateDict(*ck.Optimizer); err != nil {
-		return errs.Wrap(errs.Checkpoint, "resume", err, "optimizer state")
+	if err := ApplyCheckpoint(ck, t.model, t.opt); err != nil {
+		return err
 	}
 	if t.sched != nil {
 		if ck.Train.Scheduler == nil {
 			return errs.New(errs.Checkpoint, "resume", "checkpoint has no scheduler state")
 		}
-		if err := t.sched.LoadStateDict(*ck.Train.Scheduler); err != nil {
+		if err := t.sched.LoadStateDict(*schedulerFromCheckpoint(ck.Train.Scheduler)); err != nil {
 			return errs.Wrap(errs.Checkpoint, "resume", err, "scheduler state")
 		}
 	}
@@ -183,7 +180,7 @@ func (t *trainer) restore(ctx context.Context) error {
 			return errs.Wrap(errs.Checkpoint, "resume", err, "RNG state")
 		}
 	}
-	if err := t.loader.Seek(ck.Train.Cursor); err != nil {
+	if err := t.loader.Seek(cursorFromCheckpoint(ck.Train.Cursor)); err != nil {
 		return errs.Wrap(errs.Checkpoint, "resume", err, "data cursor")
 	}
 	t.step = int(ck.Train.Step)
@@ -199,12 +196,12 @@ func (t *trainer) checkpoint(ctx context.Context) (err error) {
 		}
 		span.End()
 	}()
-	ts := experiment.TrainState{Step: int64(t.step), Epoch: t.loader.Epoch(), Cursor: t.loader.Cursor(), RNG: t.rng.State()}
+	ts := experiment.TrainState{Step: int64(t.step), Epoch: t.loader.Epoch(), Cursor: cursorToCheckpoint(t.loader.Cursor()), RNG: t.rng.State()}
 	if t.sched != nil {
 		st := t.sched.StateDict()
-		ts.Scheduler = &st
+		ts.Scheduler = schedulerToCheckpoint(&st)
 	}
-	ck, err := experiment.CheckpointFromModel(t.model, t.opt, ts)
+	ck, err := CheckpointFromModel(t.model, t.opt, ts)
 	if err != nil {
 		return err
 	}

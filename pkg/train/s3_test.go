@@ -62,12 +62,11 @@ func TestS3InterruptAndResume(t *testing.T) {
 		t.Fatal(err)
 	}
 	a, b := lastCheckpoint(t, localStore, localSink.RunID()), lastCheckpoint(t, store, sink.RunID())
-	for _, name := range a.Tensors.Keys {
-		ta, _ := a.Tensors.Get(name)
-		tb, _ := b.Tensors.Get(name)
-		for i, v := range ta.Data() {
-			if tb.Data()[i] != v {
-				t.Fatalf("%s[%d]: %v resumed on S3, %v straight", name, i, tb.Data()[i], v)
+	for j, ta := range a.Tensors {
+		tb := b.Tensors[j]
+		for i, v := range ta.Data {
+			if tb.Data[i] != v {
+				t.Fatalf("%s[%d]: %v resumed on S3, %v straight", ta.Name, i, tb.Data[i], v)
 			}
 		}
 	}

@@ -92,7 +92,13 @@ func (s *RecordSink) Log(step int64, name string, value float64) error {
 func (s *RecordSink) Timer(name string) Stopper { return s.rec.Start(name) }
 
 // SetLayout records the layout counters.
-func (s *RecordSink) SetLayout(m map[string]tensor.OpStats) { s.rec.SetLayout(m) }
+func (s *RecordSink) SetLayout(m map[string]tensor.OpStats) {
+	out := make(map[string]experiment.OpStats, len(m))
+	for k, v := range m {
+		out[k] = experiment.OpStats{Checks: v.Checks, Failures: v.Failures}
+	}
+	s.rec.SetLayout(out)
+}
 
 // Finish ends the attempt.
 func (s *RecordSink) Finish(ctx context.Context, status experiment.Status, runErr error) error {

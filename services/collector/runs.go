@@ -14,7 +14,6 @@ import (
 
 	"github.com/gorch/gorch/internal/cluster"
 	"github.com/gorch/gorch/pkg/experiment"
-	"github.com/gorch/gorch/pkg/tensor"
 )
 
 // Kinds of run events.
@@ -374,7 +373,7 @@ func (c *Collector) finish(ctx context.Context, ev *cluster.RunEvent) error {
 			"run", ev.RunID, "attempt", ev.Attempt, "published", ev.Metrics, "stored", n)
 	}
 	if len(ev.Layout) > 0 {
-		var layout map[string]tensor.OpStats
+		var layout map[string]experiment.OpStats
 		if err := json.Unmarshal(ev.Layout, &layout); err != nil {
 			c.log.Warn("ignoring undecodable layout counters", "run", ev.RunID, "err", err)
 		} else {
