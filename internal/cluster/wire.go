@@ -150,11 +150,14 @@ type MetricPoint struct {
 }
 
 // MetricBatch carries metrics of one attempt; Seq numbers the batches of
-// the attempt from 1, for the Nats-Msg-Id.
+// the attempt from 1, for the Nats-Msg-Id. Resume is the step the attempt
+// resumed from (0: from scratch), so that whichever of its messages the
+// collector sees first tells it which earlier records it supersedes.
 type MetricBatch struct {
 	RunID   string        `msgpack:"run"`
 	Attempt int           `msgpack:"attempt"`
 	Seq     int64         `msgpack:"seq"`
+	Resume  int64         `msgpack:"resume"`
 	Points  []MetricPoint `msgpack:"points"`
 }
 
@@ -202,6 +205,10 @@ type RunEvent struct {
 	Time     time.Time `msgpack:"time"`
 	Metrics  int64     `msgpack:"metrics"` // metric points this attempt published
 	LastStep int64     `msgpack:"last_step"`
+	Resume   int64     `msgpack:"resume"`             // the step the attempt resumed from (0: from scratch)
+	Started  time.Time `msgpack:"started,omitempty"`  // when the attempt started training, on the worker's clock
+	Finished time.Time `msgpack:"finished,omitempty"` // "finished": when training ended, on the worker's clock
+	Version  string    `msgpack:"version,omitempty"`  // the worker's gorch version
 }
 
 // WorkerInfo is the value of key worker.<id> in the workers KV bucket.

@@ -88,6 +88,8 @@ type ClusterSink struct {
 	lastStep   int64
 	startStep  int64
 	started    bool
+	startedAt  time.Time // the "started" event's time
+	endedAt    time.Time // when training ended (Finish)
 	layout     []byte
 	publishErr error // the first failed publish; every later call returns it
 }
@@ -155,7 +157,7 @@ func (s *ClusterSink) flushMetricsLocked(ctx context.Context) error {
 		return err
 	}
 	s.metricSeq++
-	batch := cluster.MetricBatch{RunID: s.runID, Attempt: s.attempt, Seq: s.metricSeq, Points: s.metrics}
+	batch := cluster.MetricBatch{RunID: s.runID, Attempt: s.attempt, Seq: s.metricSeq, Resume: s.startStep, Points: s.metrics}
 	if err := s.publish(ctx, cluster.MetricsSubject(s.runID), cluster.TypeMetricBatch, &batch,
 		cluster.MsgID(s.runID, s.attempt, "metrics", s.metricSeq)); err != nil {
 		s.publishErr = err
@@ -221,14 +223,16 @@ func (s *ClusterSink) startedLocked(ctx context.Context) error {
 	if s.started {
 		return nil
 	}
+	now := time.Now().UTC()
 	ev := cluster.RunEvent{RunID: s.runID, Attempt: s.attempt, Kind: "started", Name: s.req.Name, Spec: s.req.Spec,
-		Worker: s.w.opts.ID, Host: s.w.host, Seed: s.spec.Seed, LastStep: s.startStep, Time: time.Now().UTC()}
+		Worker: s.w.opts.ID, Host: s.w.host, Seed: s.spec.Seed, LastStep: s.startStep, Time: now,
+		Resume: s.startStep, Started: now, Version: s.w.opts.Version}
 	if err := s.publish(ctx, cluster.RunEventSubject(s.runID), cluster.TypeRunEvent, &ev,
 		cluster.MsgID(s.runID, s.attempt, "run", 0)); err != nil {
 		s.publishErr = err
 		return err
 	}
-	s.started = true
+	s.started, s.startedAt = true, now
 	return nil
 }
 
@@ -318,6 +322,9 @@ func (s *ClusterSink) SetLayout(m map[string]tensor.OpStats) {
 // Finish publishes the buffered records. The attempt's "finished" event
 // follows once the worker has written the outcome to the run state.
 func (s *ClusterSink) Finish(ctx context.Context, status experiment.Status, runErr error) error {
+	s.mu.Lock()
+	s.endedAt = time.Now().UTC()
+	s.mu.Unlock()
 	return s.flush(context.WithoutCancel(ctx))
 }
 
@@ -331,6 +338,6 @@ func (s *ClusterSink) finished(ctx context.Context, status experiment.Status, er
 	}
 	ev := cluster.RunEvent{RunID: s.runID, Attempt: s.attempt, Kind: "finished", Status: string(status), Error: errText,
 		Worker: s.w.opts.ID, Host: s.w.host, Seed: s.spec.Seed, Layout: s.layout, Metrics: s.metricN, LastStep: s.lastStep,
-		Time: time.Now().UTC()}
+		Time: time.Now().UTC(), Resume: s.startStep, Started: s.startedAt, Finished: s.endedAt, Version: s.w.opts.Version}
 	return s.publish(ctx, cluster.RunEventSubject(s.runID), cluster.TypeRunEvent, &ev, cluster.MsgID(s.runID, s.attempt, "run", 1))
 }
