@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"sync"
 	"testing"
 
 	"github.com/gorch/gorch/pkg/errs"
@@ -86,9 +85,12 @@ func TestBackwardErrors(t *testing.T) {
 }
 
 func TestNoGradAndDetach(t *testing.T) {
-	x := Param(tn(t, []float32{1, 2}, 2))
+	run, other := tensor.NewScope(), tensor.NewScope()
+	x, w := Param(tn(t, []float32{1, 2}, 2)), Param(tn(t, []float32{3, 4}, 2))
+	run.Adopt(x.Data)
+	other.Adopt(w.Data)
 	var y *Variable
-	if err := NoGrad(func() error {
+	if err := run.NoGrad(func() error {
 		var err error
 		y, err = MulScalar(x, 2)
 		return err
@@ -98,27 +100,34 @@ func TestNoGradAndDetach(t *testing.T) {
 	if y.RequiresGrad() || !y.IsLeaf() {
 		t.Errorf("op under NoGrad recorded a graph")
 	}
-	// Other goroutines keep recording while one is in NoGrad.
-	var wg sync.WaitGroup
-	inside, release := make(chan struct{}), make(chan struct{})
-	wg.Add(1)
+	// While another goroutine holds run in NoGrad, ops in run record
+	// nothing from any goroutine, and ops in other scopes (or none) record.
+	inside, release, done := make(chan struct{}), make(chan struct{}), make(chan error)
 	go func() {
-		defer wg.Done()
-		_ = NoGrad(func() error { close(inside); <-release; return nil })
+		done <- run.NoGrad(func() error { close(inside); <-release; return nil })
 	}()
 	<-inside
-	z := ok(MulScalar(x, 2))
+	inRun, inOther := ok(Mul(x, w)), ok(Mul(w, x))
+	free := ok(MulScalar(Param(tn(t, []float32{1}, 1)), 2))
 	close(release)
-	wg.Wait()
-	if !z.RequiresGrad() {
-		t.Errorf("another goroutine's NoGrad disabled recording here")
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
-	d := z.Detach()
-	if d.RequiresGrad() || d.Data != z.Data {
+	for _, tc := range []struct {
+		name string
+		v    *Variable
+		want bool
+	}{{"Mul(x in run, w)", inRun, false}, {"Mul(w in other, x)", inOther, true}, {"op in no scope", free, true}} {
+		if got := tc.v.RequiresGrad(); got != tc.want {
+			t.Errorf("%s: RequiresGrad() = %v; want %v", tc.name, got, tc.want)
+		}
+	}
+	d := inOther.Detach()
+	if d.RequiresGrad() || d.Data != inOther.Data {
 		t.Errorf("Detach kept history or copied data")
 	}
-	if !GradEnabled() {
-		t.Errorf("GradEnabled() = false outside NoGrad")
+	if !run.GradEnabled() {
+		t.Errorf("GradEnabled() = false after NoGrad")
 	}
 }
 

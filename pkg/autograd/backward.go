@@ -54,6 +54,7 @@ func (v *Variable) BackwardWith(opt BackwardOptions) error {
 		if g, err = tensor.Full(1, v.Data.Shape()...); err != nil {
 			return err
 		}
+		v.Data.Scope().Adopt(g)
 	} else if !tensor.EqualShape(g.Shape(), v.Data.Shape()) {
 		return errs.New(errs.Shape, op, "gradient of shape %v for an output of shape %v", g.Shape(), v.Data.Shape())
 	}

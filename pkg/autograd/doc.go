@@ -19,7 +19,9 @@
 //
 // # Grad mode
 //
-// [NoGrad] runs a function without recording graphs on the calling
-// goroutine (goroutines it starts are not covered). [Variable.Detach]
-// returns a variable that shares data but no history.
+// Grad mode belongs to a [tensor.Scope], the engine state of one run: inside
+// [tensor.Scope.NoGrad], ops whose inputs are in that scope (a model's
+// parameters adopted by it, and everything computed from them) record
+// nothing, whichever goroutine runs them; other scopes keep recording.
+// [Variable.Detach] returns a variable that shares data but no history.
 package autograd

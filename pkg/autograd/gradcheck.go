@@ -43,6 +43,9 @@ func GradCheck(f func(in []*Variable) (*Variable, error), inputs []*tensor.Tenso
 		}
 		xs[i] = c
 	}
+	// A scope of our own, so the evaluations below record nothing.
+	scope := tensor.NewScope()
+	scope.Adopt(xs...)
 	vars := make([]*Variable, len(xs))
 	for i, x := range xs {
 		vars[i] = Param(x)
@@ -61,7 +64,7 @@ func GradCheck(f func(in []*Variable) (*Variable, error), inputs []*tensor.Tenso
 	wd := w.Data()
 	eval := func() (float64, error) {
 		var o *Variable
-		err := NoGrad(func() error {
+		err := scope.NoGrad(func() error {
 			var err error
 			o, err = f(consts(xs))
 			return err

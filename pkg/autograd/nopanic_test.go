@@ -4,7 +4,6 @@ import (
 	"testing"
 
 	"github.com/gorch/gorch/internal/testutil"
-	"github.com/gorch/gorch/pkg/errs"
 	"github.com/gorch/gorch/pkg/tensor"
 )
 
@@ -69,7 +68,6 @@ func TestNoPanicWalk(t *testing.T) {
 		"NLLLoss":                  {{Op: "nll_loss", Call: func() error { return errOf(NLLLoss(v, tg)) }}},
 		"MSE":                      {{Op: "mse_loss", Call: func() error { return errOf(MSE(v, Param(randn(1, 3, 2)))) }}},
 		"Dropout":                  {{Op: "dropout", Call: func() error { return errOf(Dropout(v, 1.5, tensor.NewRNG(1), true)) }}, {Op: "dropout", Call: func() error { return errOf(Dropout(v, 0.5, nil, true)) }}},
-		"NoGrad":                   {{Op: "inner", Call: func() error { return NoGrad(func() error { return errs.New(errs.Argument, "inner", "x") }) }}},
 		"GradCheck":                {{Op: "gradcheck", Call: func() error { return GradCheck(f, []*tensor.Tensor{nil}, GradCheckOptions{}) }}},
 		"Variable.Backward":        {{Op: "backward", Call: func() error { return (&Variable{}).Backward() }}},
 		"Variable.BackwardWith":    {{Op: "backward", Call: func() error { return v.BackwardWith(BackwardOptions{Grad: randn(1, 3)}) }}},

@@ -238,6 +238,7 @@ func CrossEntropy(logits *Variable, targets *tensor.Tensor) (*Variable, error) {
 		if err != nil {
 			return nil, err
 		}
+		x.Scope().Adopt(gx)
 		gd := gx.Data()
 		for i := 0; i < n; i++ {
 			row := gd[i*nc : (i+1)*nc]
@@ -324,6 +325,7 @@ func Dropout(x *Variable, p float32, rng *tensor.RNG, training bool) (*Variable,
 	if err != nil {
 		return nil, errs.Wrap(errs.KindOf(err), op, err, "")
 	}
+	x.Data.Scope().Adopt(mask)
 	if mask, err = tensor.MulScalar(mask, 1/(1-p)); err != nil {
 		return nil, err
 	}

@@ -1,10 +1,6 @@
 package autograd
 
 import (
-	"bytes"
-	"runtime"
-	"strconv"
-	"sync"
 	"sync/atomic"
 
 	"github.com/gorch/gorch/pkg/errs"
@@ -82,58 +78,6 @@ func (v *Variable) ZeroGrad() { v.Grad = nil }
 // Item returns the value of a one-element variable.
 func (v *Variable) Item() (float32, error) { return v.Data.Item() }
 
-// ---- grad mode ----
-
-var (
-	noGradActive atomic.Int32
-	noGradMu     sync.Mutex
-	noGradDepth  = map[uint64]int{}
-)
-
-// NoGrad runs fn with graph recording disabled on the calling goroutine
-// and returns fn's error. Other goroutines keep recording, so concurrent
-// trainers in one process do not disturb each other.
-func NoGrad(fn func() error) error {
-	id := goid()
-	noGradMu.Lock()
-	noGradDepth[id]++
-	noGradMu.Unlock()
-	noGradActive.Add(1)
-	defer func() {
-		noGradActive.Add(-1)
-		noGradMu.Lock()
-		if noGradDepth[id]--; noGradDepth[id] == 0 {
-			delete(noGradDepth, id)
-		}
-		noGradMu.Unlock()
-	}()
-	return fn()
-}
-
-// GradEnabled reports whether ops on the calling goroutine record graphs.
-func GradEnabled() bool {
-	if noGradActive.Load() == 0 {
-		return true
-	}
-	id := goid()
-	noGradMu.Lock()
-	defer noGradMu.Unlock()
-	return noGradDepth[id] == 0
-}
-
-// goid returns the calling goroutine's id. It is only called while a
-// NoGrad scope is active somewhere in the process.
-func goid() uint64 {
-	var buf [64]byte
-	b := buf[:runtime.Stack(buf[:], false)]
-	b = bytes.TrimPrefix(b, []byte("goroutine "))
-	if i := bytes.IndexByte(b, ' '); i > 0 {
-		b = b[:i]
-	}
-	id, _ := strconv.ParseUint(string(b), 10, 64)
-	return id
-}
-
 // ---- recording ----
 
 // datas returns the tensors of vs, or an error naming op if any is nil.
@@ -149,17 +93,22 @@ func datas(op string, vs ...*Variable) ([]*tensor.Tensor, error) {
 }
 
 // record wraps out as the result of op on inputs, recording backward when
-// grad mode is on and any input requires grad.
+// any input requires grad and the inputs' scope is not in NoGrad. An output
+// the op built from scratch joins the inputs' scope.
 func record(op string, out *tensor.Tensor, inputs []*Variable, backward func(g *tensor.Tensor) ([]*tensor.Tensor, error)) *Variable {
 	v := &Variable{Data: out}
 	need := false
+	var scope *tensor.Scope
 	for _, in := range inputs {
-		if in.requiresGrad {
-			need = true
-			break
+		need = need || in.requiresGrad
+		if scope == nil {
+			scope = in.Data.Scope()
 		}
 	}
-	if !need || !GradEnabled() {
+	if out.Scope() == nil {
+		scope.Adopt(out)
+	}
+	if !need || !scope.GradEnabled() {
 		return v
 	}
 	ins := make([]*Variable, len(inputs))

@@ -144,7 +144,7 @@ func (r *Recorder) Log(step int64, name string, value float64) error {
 func (r *Recorder) Start(name string, tags ...string) *Timer { return r.telemetry.Start(name, tags...) }
 
 // SetLayout records a snapshot of the layout-validation counters (from
-// tensor.LayoutStats) for the summary.
+// a run's tensor.Scope) for the summary.
 func (r *Recorder) SetLayout(stats map[string]OpStats) {
 	r.mu.Lock()
 	defer r.mu.Unlock()

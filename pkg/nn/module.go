@@ -48,6 +48,30 @@ func NumParameters(m Module) int {
 	return n
 }
 
+// Scope returns the tensor.Scope of m's parameters (that of the first one
+// in a scope), or nil: where m's layout checks are counted and whose NoGrad
+// stops m's forward pass from recording.
+func Scope(m Module) *tensor.Scope {
+	for _, p := range m.Parameters() {
+		if p.Param != nil {
+			if s := p.Param.Data.Scope(); s != nil {
+				return s
+			}
+		}
+	}
+	return nil
+}
+
+// SetScope puts m's parameters in scope s (see tensor.Scope.Adopt): ops on
+// them, and everything computed from them, count and record there.
+func SetScope(m Module, s *tensor.Scope) {
+	for _, p := range m.Parameters() {
+		if p.Param != nil {
+			s.Adopt(p.Param.Data)
+		}
+	}
+}
+
 // Sequential chains modules: the output of each is the input of the next.
 type Sequential struct {
 	mode

@@ -75,10 +75,15 @@ func TestTrainMLPSeparable(t *testing.T) {
 	}
 	model.Train(false)
 	var correct int
-	err = autograd.NoGrad(func() error {
+	scope := tensor.NewScope()
+	nn.SetScope(model, scope)
+	err = scope.NoGrad(func() error {
 		logits, err := model.Forward(input)
 		if err != nil {
 			return err
+		}
+		if logits.RequiresGrad() {
+			t.Errorf("forward under NoGrad recorded a graph")
 		}
 		d := logits.Data.Data()
 		for i := range n {

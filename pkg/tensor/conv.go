@@ -265,7 +265,7 @@ func Conv2d(x, w, b *Tensor, opt Conv2dOptions) (*Tensor, error) {
 	if b != nil && (len(b.shape) != 1 || b.shape[0] != o) {
 		return nil, errs.New(errs.Shape, "conv2d", "bias of shape %v does not match weight of shape %v", b.shape, w.shape)
 	}
-	out := newContiguous([]int{g.n, o, g.oh, g.ow})
+	out := newContiguous(scopeOf(x, w, b), []int{g.n, o, g.oh, g.ow})
 	if out.Numel() == 0 {
 		return out, nil
 	}
@@ -402,7 +402,8 @@ func Conv2dBackward(x, w, gradOut *Tensor, opt Conv2dOptions) (gx, gw, gb *Tenso
 		return nil, nil, nil, errs.New(errs.Shape, "conv2d_backward", "gradient of shape %v does not match output shape %v of input %v and weight %v",
 			gradOut.shape, want, x.shape, w.shape)
 	}
-	gx, gw, gb = newContiguous(x.shape), newContiguous(w.shape), newContiguous([]int{o})
+	sc := scopeOf(x, w, gradOut)
+	gx, gw, gb = newContiguous(sc, x.shape), newContiguous(sc, w.shape), newContiguous(sc, []int{o})
 	K, L := g.c*g.kh*g.kw, g.oh*g.ow
 	if g.n == 0 || o == 0 || L == 0 {
 		return gx, gw, gb, nil
@@ -565,7 +566,7 @@ func MaxPool2d(x *Tensor, opt Pool2dOptions) (out, indices *Tensor, err error) {
 		return nil, nil, err
 	}
 	shape := []int{g.n, g.c, g.oh, g.ow}
-	out, indices = newContiguous(shape), newContiguous(shape)
+	out, indices = newContiguous(x.Scope(), shape), newContiguous(x.Scope(), shape)
 	if out.Numel() == 0 {
 		return out, indices, nil
 	}
@@ -619,7 +620,7 @@ func MaxPool2dBackward(gradOut, indices *Tensor, inputShape []int) (*Tensor, err
 		return nil, errs.New(errs.Shape, op, "gradient of shape %v and indices of shape %v do not match input shape %v",
 			gradOut.shape, indices.shape, inputShape)
 	}
-	gx := newContiguous(inputShape)
+	gx := newContiguous(scopeOf(gradOut, indices), inputShape)
 	planes := inputShape[0] * inputShape[1]
 	hw := inputShape[2] * inputShape[3]
 	ohw := gradOut.shape[2] * gradOut.shape[3]
@@ -653,7 +654,7 @@ func AvgPool2d(x *Tensor, opt Pool2dOptions) (*Tensor, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := newContiguous([]int{g.n, g.c, g.oh, g.ow})
+	out := newContiguous(x.Scope(), []int{g.n, g.c, g.oh, g.ow})
 	if out.Numel() == 0 {
 		return out, nil
 	}
@@ -698,7 +699,7 @@ func AvgPool2dBackward(gradOut *Tensor, inputShape []int, opt Pool2dOptions) (*T
 		return nil, errs.New(errs.Shape, op, "gradient of shape %v does not match output shape %v of input %v",
 			gradOut.shape, want, inputShape)
 	}
-	gx := newContiguous(inputShape)
+	gx := newContiguous(gradOut.Scope(), inputShape)
 	if gradOut.Numel() == 0 {
 		return gx, nil
 	}

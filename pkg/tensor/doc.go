@@ -12,8 +12,9 @@
 // count that does not overflow, and every reachable element inside the
 // storage. A failure is an error of kind [errs.Layout] naming the operation;
 // no public function panics on bad input. The number of checks and failures
-// per operation is counted and can be read with [LayoutStats] and cleared
-// with [ResetLayoutStats]; training persists them into run summaries.
+// per operation is counted in the [Scope] of the operation's inputs and read
+// with [Scope.LayoutStats]; training gives each run its own scope and
+// persists the counters into the run's summary.
 //
 // # Errors
 //

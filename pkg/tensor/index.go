@@ -70,7 +70,7 @@ func Concat(ts []*Tensor, dim int) (*Tensor, error) {
 		parts = append(parts, t)
 	}
 	if len(parts) == 0 {
-		return newContiguous([]int{0}), nil
+		return newContiguous(scopeOf(ts...), []int{0}), nil
 	}
 	ref := parts[0]
 	r := len(ref.shape)
@@ -100,7 +100,7 @@ func Concat(ts []*Tensor, dim int) (*Tensor, error) {
 	if _, err := checkShape("concat", shape); err != nil {
 		return nil, err
 	}
-	out := newContiguous(shape)
+	out := newContiguous(scopeOf(ts...), shape)
 	if out.Numel() == 0 {
 		return out, nil
 	}
@@ -141,7 +141,7 @@ func Stack(ts []*Tensor, dim int) (*Tensor, error) {
 	if _, err := checkShape("stack", shape); err != nil {
 		return nil, err
 	}
-	out := newContiguous(shape)
+	out := newContiguous(scopeOf(ts...), shape)
 	if out.Numel() == 0 {
 		return out, nil
 	}
@@ -165,7 +165,7 @@ func Where(cond, a, b *Tensor) (*Tensor, error) {
 	if _, err := checkShape("where", shape); err != nil {
 		return nil, err
 	}
-	out := newContiguous(shape)
+	out := newContiguous(scopeOf(cond, a, b), shape)
 	if out.Numel() == 0 {
 		return out, nil
 	}
@@ -242,7 +242,7 @@ func IndexSelect(t *Tensor, dim int, index *Tensor) (*Tensor, error) {
 	}
 	shape := t.Shape()
 	shape[d] = len(idx)
-	out := newContiguous(shape)
+	out := newContiguous(scopeOf(t, index), shape)
 	if out.Numel() == 0 {
 		return out, nil
 	}
@@ -274,7 +274,7 @@ func IndexAdd(t *Tensor, dim int, index, src *Tensor) (*Tensor, error) {
 	if !EqualShape(src.shape, want) {
 		return nil, errs.New(errs.Shape, "index_add", "source of shape %v does not match shape %v (tensor %v with dimension %d of size %d)", src.shape, want, t.shape, d, len(idx))
 	}
-	out := fromData(values(t), t.shape)
+	out := fromData(scopeOf(t, index, src), values(t), t.shape)
 	if src.Numel() == 0 {
 		return out, nil
 	}
@@ -328,7 +328,7 @@ func Gather(t *Tensor, dim int, index *Tensor) (*Tensor, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := newContiguous(index.shape)
+	out := newContiguous(scopeOf(t, index), index.shape)
 	if out.Numel() == 0 {
 		return out, nil
 	}
@@ -372,7 +372,7 @@ func ScatterAdd(t *Tensor, dim int, index, src *Tensor) (*Tensor, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := fromData(values(t), t.shape)
+	out := fromData(scopeOf(t, index, src), values(t), t.shape)
 	if index.Numel() == 0 {
 		return out, nil
 	}

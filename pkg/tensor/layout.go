@@ -3,89 +3,9 @@ package tensor
 import (
 	"fmt"
 	"math"
-	"sort"
-	"sync"
-	"sync/atomic"
 
 	"github.com/gorch/gorch/pkg/errs"
 )
-
-// OpStats counts the layout validations of one operation.
-type OpStats struct {
-	Checks   uint64 `json:"checks"`   // inputs validated
-	Failures uint64 `json:"failures"` // inputs rejected
-}
-
-type opStat struct {
-	name     string
-	checks   atomic.Uint64
-	failures atomic.Uint64
-}
-
-var (
-	statsMu sync.Mutex
-	stats   = map[string]*opStat{}
-)
-
-// stat returns the counters of the named operation, creating them once.
-func stat(name string) *opStat {
-	statsMu.Lock()
-	defer statsMu.Unlock()
-	s, ok := stats[name]
-	if !ok {
-		s = &opStat{name: name}
-		stats[name] = s
-	}
-	return s
-}
-
-// LayoutStats returns a snapshot of the layout-validation counters of every
-// operation that has run at least one check since the last reset.
-func LayoutStats() map[string]OpStats {
-	statsMu.Lock()
-	defer statsMu.Unlock()
-	out := make(map[string]OpStats)
-	for name, s := range stats {
-		c := s.checks.Load()
-		if c == 0 {
-			continue
-		}
-		out[name] = OpStats{Checks: c, Failures: s.failures.Load()}
-	}
-	return out
-}
-
-// LayoutStatsTotal sums a snapshot of the counters.
-func LayoutStatsTotal(m map[string]OpStats) OpStats {
-	var t OpStats
-	for _, s := range m {
-		t.Checks += s.Checks
-		t.Failures += s.Failures
-	}
-	return t
-}
-
-// ResetLayoutStats sets every layout-validation counter to zero.
-func ResetLayoutStats() {
-	statsMu.Lock()
-	defer statsMu.Unlock()
-	for _, s := range stats {
-		s.checks.Store(0)
-		s.failures.Store(0)
-	}
-}
-
-// layoutOpNames lists the operations with counters, sorted (for tests).
-func layoutOpNames() []string {
-	statsMu.Lock()
-	defer statsMu.Unlock()
-	names := make([]string, 0, len(stats))
-	for n := range stats {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
-}
 
 // validLayout is the general strided check: rank, sizes, strides, element
 // count and bounds of every reachable element.
@@ -140,21 +60,23 @@ func (t *Tensor) validLayout() error {
 }
 
 // check validates the layout of every input of an operation, counting the
-// checks and failures under the operation's name.
+// checks and failures in the scope of the inputs (see [Scope]).
 func check(s *opStat, ts ...*Tensor) error {
+	c := scopeOf(ts...).counter(s)
 	for i, t := range ts {
-		s.checks.Add(1)
+		c.check()
 		if t == nil {
-			s.failures.Add(1)
+			c.fail()
 			return errs.New(errs.Argument, s.name, "input %d is nil", i)
 		}
 		if err := t.validLayout(); err != nil {
-			s.failures.Add(1)
+			c.fail()
 			return &errs.TorchError{Kind: errs.Layout, Op: s.name, Msg: fmt.Sprintf("input %d: %v", i, err)}
 		}
 	}
 	return nil
 }
 
-// ValidateLayout runs the general strided check on t, counted under op.
+// ValidateLayout runs the general strided check on t, counted under op in
+// t's scope.
 func ValidateLayout(op string, t *Tensor) error { return check(stat(op), t) }

@@ -99,7 +99,7 @@ func Matmul(a, b *Tensor) (*Tensor, error) {
 	if _, err := checkShape("matmul", outShape); err != nil {
 		return nil, err
 	}
-	out := newContiguous(outShape)
+	out := newContiguous(scopeOf(a, b), outShape)
 	nb := 1
 	for _, d := range batch {
 		nb *= d
@@ -108,10 +108,10 @@ func Matmul(a, b *Tensor) (*Tensor, error) {
 		return out, nil
 	}
 	if !gemmable(am) {
-		am = fromData(am.copyData(), am.shape)
+		am = fromData(nil, am.copyData(), am.shape)
 	}
 	if !gemmable(bm) {
-		bm = fromData(bm.copyData(), bm.shape)
+		bm = fromData(nil, bm.copyData(), bm.shape)
 	}
 	c := out.storage.data
 	be := kernels.Default()
@@ -122,7 +122,7 @@ func Matmul(a, b *Tensor) (*Tensor, error) {
 		if rs, ok := foldRows(am); ok {
 			am2 := am.view([]int{nb * m, k}, []int{rs, am.strides[len(am.strides)-1]}, am.offset)
 			if !gemmable(am2) {
-				am2 = fromData(am2.copyData(), am2.shape)
+				am2 = fromData(nil, am2.copyData(), am2.shape)
 			}
 			gemm2(be, am2, bm, c, n, 0)
 			return out, nil
@@ -264,7 +264,7 @@ func Linear(x, w, b *Tensor) (*Tensor, error) {
 		return nil, errs.New(errs.Shape, "linear", "bias of shape %v does not match weight of shape %v", b.shape, w.shape)
 	}
 	outShape := append(append([]int(nil), x.shape[:len(x.shape)-1]...), outF)
-	out := newContiguous(outShape)
+	out := newContiguous(scopeOf(x, w, b), outShape)
 	rows := 1
 	for _, d := range x.shape[:len(x.shape)-1] {
 		rows *= d
@@ -291,14 +291,14 @@ func Linear(x, w, b *Tensor) (*Tensor, error) {
 	} else if rs, ok := foldRows(x); ok {
 		xm = x.view([]int{rows, in}, []int{rs, x.strides[len(x.strides)-1]}, x.offset)
 	} else {
-		xm = fromData(x.copyData(), []int{rows, in})
+		xm = fromData(nil, x.copyData(), []int{rows, in})
 	}
 	if !gemmable(xm) {
-		xm = fromData(xm.copyData(), xm.shape)
+		xm = fromData(nil, xm.copyData(), xm.shape)
 	}
 	wt := w.view([]int{in, outF}, []int{w.strides[1], w.strides[0]}, w.offset)
 	if !gemmable(wt) {
-		wt = fromData(wt.copyData(), wt.shape)
+		wt = fromData(nil, wt.copyData(), wt.shape)
 	}
 	gemm2(kernels.Default(), xm, wt, c, outF, beta)
 	return out, nil

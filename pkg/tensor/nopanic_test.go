@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/gorch/gorch/internal/testutil"
+	"github.com/gorch/gorch/pkg/errs"
 )
 
 type badCall = testutil.BadCall
@@ -54,6 +55,7 @@ func TestNoPanicWalk(t *testing.T) {
 		"Tensor.Select":      {{Op: "select", Call: func() error { return e1(v.Select(0, 2)) }}, {Op: "select", Call: func() error { return e1(v.Select(2, 0)) }}},
 		"Tensor.Expand":      {{Op: "expand", Call: func() error { return e1(v.Expand(3)) }}, {Op: "expand", Call: func() error { return e1(v.Expand(4, 3)) }}, {Op: "expand", Call: func() error { return e1(v.Expand(-1, 2, 3)) }}},
 		"Tensor.BroadcastTo": {{Op: "expand", Call: func() error { return e1(v.BroadcastTo(2, 4)) }}},
+		"Scope.NoGrad":       {{Op: "inner", Call: func() error { return NewScope().NoGrad(func() error { return errs.New(errs.Argument, "inner", "x") }) }}},
 		"Tensor.Squeeze":     {{Op: "squeeze", Call: func() error { return e1(v.Squeeze(4)) }}, {Op: "squeeze", Call: func() error { return e1(bad.Squeeze()) }}},
 		"Tensor.Unsqueeze":   {{Op: "unsqueeze", Call: func() error { return e1(v.Unsqueeze(4)) }}, {Op: "unsqueeze", Call: func() error { return e1(coreMust(Zeros(1, 1, 1, 1, 1, 1, 1, 1)).Unsqueeze(0)) }}},
 		"Tensor.Flatten":     {{Op: "flatten", Call: func() error { return e1(v.Flatten(1, 0)) }}, {Op: "flatten", Call: func() error { return e1(v.Flatten(0, 5)) }}},

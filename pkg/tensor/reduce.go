@@ -25,7 +25,7 @@ func checkIn(s *opStat, ts ...*Tensor) error {
 	for i, t := range ts {
 		for d, n := range t.shape {
 			if n < 0 {
-				s.failures.Add(1)
+				scopeOf(ts...).counter(s).fail()
 				return &errs.TorchError{Kind: errs.Layout, Op: s.name,
 					Msg: fmt.Sprintf("input %d: negative size %d in dimension %d of shape %v", i, n, d, t.shape)}
 			}
@@ -220,7 +220,7 @@ func sumMean(s *opStat, t *Tensor, dims []int, keepDim, mean bool) (*Tensor, err
 	if mean {
 		scale = 1 / float64(count) // +Inf for an empty reduction: 0·Inf = NaN, as PyTorch
 	}
-	return fromData(toF32(acc, scale), shape), nil
+	return fromData(t.Scope(), toF32(acc, scale), shape), nil
 }
 
 // Sum reduces t over dims (all dims when dims is empty), keeping reduced dims
@@ -335,7 +335,7 @@ func Max(t *Tensor, dim int, keepDim bool) (values, indices *Tensor, err error) 
 		return nil, nil, err
 	}
 	v, i := argmaxKernel(asRank1(t), d, true, true)
-	return fromData(v, shape), fromData(i, shape), nil
+	return fromData(t.Scope(), v, shape), fromData(t.Scope(), i, shape), nil
 }
 
 // MaxAll returns the maximum over all elements as a 0-d tensor. NaN
@@ -366,7 +366,7 @@ func MaxAll(t *Tensor) (*Tensor, error) {
 			s += step
 		}
 	})
-	return Scalar(best), nil
+	return fromData(t.Scope(), []float32{best}, nil), nil
 }
 
 // Argmax returns the indices (as float32) of the maxima of t along dim.
@@ -377,7 +377,7 @@ func Argmax(t *Tensor, dim int, keepDim bool) (*Tensor, error) {
 		return nil, err
 	}
 	_, i := argmaxKernel(asRank1(t), d, false, true)
-	return fromData(i, shape), nil
+	return fromData(t.Scope(), i, shape), nil
 }
 
 // SumTo sums t over broadcast dimensions so the result has shape shape
@@ -403,12 +403,12 @@ func SumTo(t *Tensor, shape []int) (*Tensor, error) {
 	}
 	sh := append([]int(nil), shape...)
 	if k == r && EqualShape(sh, t.shape) {
-		return fromData(values(t), sh), nil
+		return fromData(t.Scope(), values(t), sh), nil
 	}
 	ostr := broadcastStrides(sh, contiguousStrides(sh), t.shape)
 	// broadcastStrides keeps the stride of a size-1 target dim only when t's
 	// size there is also 1, so summed dims get stride 0.
-	return fromData(toF32(sumKernel(t, ostr, outN), 1), sh), nil
+	return fromData(t.Scope(), toF32(sumKernel(t, ostr, outN), 1), sh), nil
 }
 
 // values returns a fresh row-major copy of t's elements. Unlike ToSlice it

@@ -647,12 +647,17 @@ func TestSumToErrors(t *testing.T) {
 
 func TestReduceLayoutStats(t *testing.T) {
 	x := mustT(t, seq(6), 2, 3)
-	before := LayoutStats()["sum"].Checks
-	if _, err := Sum(x, nil, false); err != nil {
+	sc := NewScope()
+	sc.Adopt(x)
+	s, err := Sum(x, nil, false)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if after := LayoutStats()["sum"].Checks; after != before+1 {
-		t.Fatalf("sum checks went from %d to %d, want +1", before, after)
+	if got := sc.LayoutStats()["sum"].Checks; got != 1 {
+		t.Fatalf("sum checks = %d; want 1", got)
+	}
+	if s.Scope() != sc {
+		t.Errorf("Sum's output left its input's scope")
 	}
 }
 

@@ -102,7 +102,7 @@ func Uniform(r *RNG, lo, hi float32, shape ...int) (*Tensor, error) {
 	if _, err := checkShape("uniform", shape); err != nil {
 		return nil, err
 	}
-	t := newContiguous(shape)
+	t := newContiguous(nil, shape)
 	for i := range t.storage.data {
 		t.storage.data[i] = lo + (hi-lo)*r.Float32()
 	}
@@ -123,7 +123,7 @@ func Normal(r *RNG, mean, std float32, shape ...int) (*Tensor, error) {
 	if _, err := checkShape("normal", shape); err != nil {
 		return nil, err
 	}
-	t := newContiguous(shape)
+	t := newContiguous(nil, shape)
 	d := t.storage.data
 	for i := 0; i < len(d); i += 2 {
 		a, b := r.Normal2()
@@ -150,7 +150,7 @@ func Bernoulli(r *RNG, p float32, shape ...int) (*Tensor, error) {
 	if _, err := checkShape("bernoulli", shape); err != nil {
 		return nil, err
 	}
-	t := newContiguous(shape)
+	t := newContiguous(nil, shape)
 	for i := range t.storage.data {
 		if r.Float32() < p {
 			t.storage.data[i] = 1

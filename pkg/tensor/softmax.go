@@ -26,7 +26,7 @@ func softmax(s *opStat, t *Tensor, dim int, logOut bool) (*Tensor, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := newContiguous(t.shape)
+	out := newContiguous(t.Scope(), t.shape)
 	if t.Numel() == 0 {
 		return out, nil
 	}

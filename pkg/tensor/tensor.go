@@ -12,7 +12,8 @@ const MaxRank = 8
 
 // Storage is a flat buffer of float32 elements shared by tensor views.
 type Storage struct {
-	data []float32
+	data  []float32
+	scope *Scope // the scope of every tensor on this storage; nil: none
 }
 
 // NewStorage returns a zeroed storage of n elements.
@@ -74,20 +75,22 @@ func checkShape(op string, shape []int) (int, error) {
 	return n, nil
 }
 
-// newContiguous allocates a zeroed contiguous tensor; shape must be valid.
-func newContiguous(shape []int) *Tensor {
+// newContiguous allocates a zeroed contiguous tensor in scope sc; shape must
+// be valid. An operation passes scopeOf(its inputs).
+func newContiguous(sc *Scope, shape []int) *Tensor {
 	n := 1
 	for _, d := range shape {
 		n *= d
 	}
 	sh := append([]int(nil), shape...)
-	return &Tensor{storage: &Storage{data: make([]float32, n)}, shape: sh, strides: contiguousStrides(sh)}
+	return &Tensor{storage: &Storage{data: make([]float32, n), scope: sc}, shape: sh, strides: contiguousStrides(sh)}
 }
 
-// fromData wraps data (not copied) as a contiguous tensor; len(data) must match shape.
-func fromData(data []float32, shape []int) *Tensor {
+// fromData wraps data (not copied) as a contiguous tensor in scope sc;
+// len(data) must match shape.
+func fromData(sc *Scope, data []float32, shape []int) *Tensor {
 	sh := append([]int(nil), shape...)
-	return &Tensor{storage: &Storage{data: data}, shape: sh, strides: contiguousStrides(sh)}
+	return &Tensor{storage: &Storage{data: data, scope: sc}, shape: sh, strides: contiguousStrides(sh)}
 }
 
 // Zeros returns a contiguous tensor of the given shape filled with zeros.
@@ -95,7 +98,7 @@ func Zeros(shape ...int) (*Tensor, error) {
 	if _, err := checkShape("Zeros", shape); err != nil {
 		return nil, err
 	}
-	return newContiguous(shape), nil
+	return newContiguous(nil, shape), nil
 }
 
 // Full returns a contiguous tensor of the given shape filled with v.
@@ -103,7 +106,7 @@ func Full(v float32, shape ...int) (*Tensor, error) {
 	if _, err := checkShape("Full", shape); err != nil {
 		return nil, err
 	}
-	t := newContiguous(shape)
+	t := newContiguous(nil, shape)
 	fill(t.storage.data, v)
 	return t, nil
 }
@@ -112,7 +115,7 @@ func Full(v float32, shape ...int) (*Tensor, error) {
 func Ones(shape ...int) (*Tensor, error) { return Full(1, shape...) }
 
 // Scalar returns a 0-dimensional tensor holding v.
-func Scalar(v float32) *Tensor { return fromData([]float32{v}, nil) }
+func Scalar(v float32) *Tensor { return fromData(nil, []float32{v}, nil) }
 
 // New returns a contiguous tensor of the given shape holding a copy of data.
 // With no shape, the tensor is 1-dimensional of length len(data).
@@ -127,7 +130,7 @@ func New(data []float32, shape ...int) (*Tensor, error) {
 	if n != len(data) {
 		return nil, errs.New(errs.Shape, "New", "%d elements cannot have shape %v", len(data), shape)
 	}
-	return fromData(append([]float32(nil), data...), shape), nil
+	return fromData(nil, append([]float32(nil), data...), shape), nil
 }
 
 // Arange returns the 1-dimensional tensor [0, 1, ..., n-1].
@@ -135,7 +138,7 @@ func Arange(n int) (*Tensor, error) {
 	if _, err := checkShape("Arange", []int{n}); err != nil {
 		return nil, err
 	}
-	t := newContiguous([]int{n})
+	t := newContiguous(nil, []int{n})
 	for i := range t.storage.data {
 		t.storage.data[i] = float32(i)
 	}

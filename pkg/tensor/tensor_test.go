@@ -3,6 +3,7 @@ package tensor
 import (
 	"errors"
 	"math"
+	"reflect"
 	"testing"
 
 	"github.com/gorch/gorch/pkg/errs"
@@ -134,21 +135,72 @@ func TestLayoutValidation(t *testing.T) {
 }
 
 func TestLayoutStatsCountFailures(t *testing.T) {
-	ResetLayoutStats()
+	sc := NewScope()
 	x := coreMk(t, coreSeq(4), 4)
+	sc.Adopt(x)
 	bad := &Tensor{storage: WrapStorage(coreSeq(4)), shape: []int{5}, strides: []int{1}}
 	if _, err := Add(x, x); err != nil {
 		t.Fatal(err)
 	}
 	_, err := Add(x, bad)
 	coreWantKind(t, err, errs.Layout, "add")
-	s := LayoutStats()["add"]
-	if s.Checks != 4 || s.Failures != 1 {
-		t.Errorf("add stats = %+v, want 4 checks, 1 failure", s)
+	if got, want := sc.LayoutStats()["add"], (OpStats{Checks: 4, Failures: 1}); got != want {
+		t.Errorf("add stats = %+v; want %+v", got, want)
 	}
-	ResetLayoutStats()
-	if _, ok := LayoutStats()["add"]; ok {
-		t.Errorf("stats not reset: %v", LayoutStats())
+}
+
+// TestScopeFollowsData checks that outputs and views join the scope of
+// their inputs, so each scope counts only its own operations.
+func TestScopeFollowsData(t *testing.T) {
+	a, b := NewScope(), NewScope()
+	xa, xb := coreMk(t, coreSeq(6), 2, 3), coreMk(t, coreSeq(6), 2, 3)
+	a.Adopt(xa)
+	b.Adopt(xb)
+	free := coreMk(t, coreSeq(6), 2, 3)
+	y := coreMust(Add(free, xa)) // first input has no scope: xa's
+	if y.Scope() != a {
+		t.Fatalf("Add(free, xa) is in scope %p; want a (%p)", y.Scope(), a)
+	}
+	tr := coreMust(y.Transpose(0, 1))
+	if tr.Scope() != a {
+		t.Errorf("a view left its storage's scope")
+	}
+	coreMust(Matmul(xb, tr))
+	if _, err := Sum(free, nil, false); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name  string
+		scope *Scope
+		want  map[string]OpStats
+	}{
+		{"a", a, map[string]OpStats{"add": {Checks: 2}, "transpose": {Checks: 1}}},
+		{"b", b, map[string]OpStats{"matmul": {Checks: 2}}},
+	} {
+		if got := tc.scope.LayoutStats(); !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("scope %s counted %v; want %v", tc.name, got, tc.want)
+		}
+	}
+	if got := (*Scope)(nil).LayoutStats(); len(got) != 0 {
+		t.Errorf("nil scope counted %v; want nothing", got)
+	}
+}
+
+func TestScopeNoGrad(t *testing.T) {
+	sc := NewScope()
+	if !sc.GradEnabled() {
+		t.Fatal("a new scope has recording off")
+	}
+	err := sc.NoGrad(func() error {
+		return sc.NoGrad(func() error {
+			if sc.GradEnabled() {
+				t.Error("recording on inside nested NoGrad")
+			}
+			return nil
+		})
+	})
+	if err != nil || !sc.GradEnabled() {
+		t.Errorf("after NoGrad: err %v, GradEnabled %v; want nil, true", err, sc.GradEnabled())
 	}
 }
 
@@ -367,7 +419,7 @@ func TestRNGStateRoundTrip(t *testing.T) {
 }
 
 func BenchmarkLayoutValidation(b *testing.B) {
-	x := newContiguous([]int{64, 3, 32, 32})
+	x := newContiguous(nil, []int{64, 3, 32, 32})
 	tr, _ := x.Transpose(1, 3)
 	b.Run("contiguous", func(b *testing.B) {
 		for b.Loop() {
@@ -388,8 +440,8 @@ func BenchmarkLayoutValidation(b *testing.B) {
 }
 
 func BenchmarkAddBroadcast(b *testing.B) {
-	x := newContiguous([]int{256, 256})
-	y := newContiguous([]int{256})
+	x := newContiguous(nil, []int{256, 256})
+	y := newContiguous(nil, []int{256})
 	for b.Loop() {
 		_, _ = Add(x, y)
 	}

@@ -135,7 +135,7 @@ func (t *Tensor) Reshape(shape ...int) (*Tensor, error) {
 	if st := viewStrides(t.shape, t.strides, ns); st != nil {
 		return t.view(ns, st, t.offset), nil
 	}
-	return fromData(t.copyData(), ns), nil
+	return fromData(t.Scope(), t.copyData(), ns), nil
 }
 
 // Transpose returns a view with dimensions d0 and d1 swapped.
@@ -419,7 +419,7 @@ func (t *Tensor) Contiguous() (*Tensor, error) {
 	if t.IsContiguous() {
 		return t, nil
 	}
-	return fromData(t.copyData(), t.shape), nil
+	return fromData(t.Scope(), t.copyData(), t.shape), nil
 }
 
 // Clone returns a contiguous copy of t with its own storage.
@@ -427,5 +427,5 @@ func (t *Tensor) Clone() (*Tensor, error) {
 	if err := check(statClone, t); err != nil {
 		return nil, err
 	}
-	return fromData(t.ToSlice(), t.shape), nil
+	return fromData(t.Scope(), t.ToSlice(), t.shape), nil
 }

@@ -68,17 +68,20 @@ var ErrInterrupted = errors.New("interrupted")
 // run's summary is written on every exit path: success, error, panic
 // (persisted, then re-raised) and cancellation (the current step finishes,
 // a checkpoint is taken, the status is interrupted).
+//
+// The run's engine state (layout counters, grad mode) lives in a
+// tensor.Scope of its own, so runs in one process do not share it.
 func Run(ctx context.Context, spec *Spec, sink Sink, opts Options) (res Result, err error) {
 	res.RunID = sink.RunID()
-	tensor.ResetLayoutStats()
+	scope := tensor.NewScope()
 	status := experiment.StatusFailed
 	defer func() {
 		if r := recover(); r != nil {
-			sink.SetLayout(tensor.LayoutStats())
+			sink.SetLayout(scope.LayoutStats())
 			_ = sink.Finish(ctx, experiment.StatusFailed, fmt.Errorf("panic: %v", r))
 			panic(r)
 		}
-		sink.SetLayout(tensor.LayoutStats())
+		sink.SetLayout(scope.LayoutStats())
 		if ferr := sink.Finish(ctx, status, err); err == nil && ferr != nil {
 			err = ferr
 		}
@@ -86,7 +89,7 @@ func Run(ctx context.Context, spec *Spec, sink Sink, opts Options) (res Result, 
 	if err := spec.Validate(); err != nil {
 		return res, err
 	}
-	t, err := newTrainer(spec, sink, opts)
+	t, err := newTrainer(spec, sink, opts, scope)
 	if err != nil {
 		return res, err
 	}
@@ -115,7 +118,8 @@ type trainer struct {
 	opt     optim.Optimizer
 	sched   optim.Scheduler
 	loader  *data.Loader
-	rng     *tensor.RNG // dropout
+	rng     *tensor.RNG   // dropout
+	scope   *tensor.Scope // the run's engine state
 	total   int
 	step    int
 	started time.Time
@@ -128,8 +132,8 @@ type trainer struct {
 	lastLoss          float64 // of the latest step
 }
 
-func newTrainer(spec *Spec, sink Sink, opts Options) (*trainer, error) {
-	t := &trainer{spec: spec, sink: sink, opts: opts, evalStep: -1}
+func newTrainer(spec *Spec, sink Sink, opts Options, scope *tensor.Scope) (*trainer, error) {
+	t := &trainer{spec: spec, sink: sink, opts: opts, scope: scope, evalStep: -1}
 	var err error
 	if t.trainDS, t.testDS, err = datasets(spec); err != nil {
 		return nil, err
@@ -139,6 +143,7 @@ func newTrainer(spec *Spec, sink Sink, opts Options) (*trainer, error) {
 	if t.model, err = buildModel(spec, t.trainDS, classes, tensor.NewRNG(spec.Seed), t.rng); err != nil {
 		return nil, err
 	}
+	nn.SetScope(t.model, scope)
 	if t.opt, err = buildOptimizer(spec, t.model.Parameters()); err != nil {
 		return nil, errs.Wrap(errs.Config, "spec", err, "optimizer")
 	}
@@ -282,6 +287,7 @@ func (t *trainer) tracedStep(ctx context.Context) error {
 func (t *trainer) trainStep() error {
 	stepTimer := t.sink.Timer("step")
 	x, y := t.loader.Batch()
+	t.scope.Adopt(x, y)
 	ft := t.sink.Timer("forward")
 	out, err := t.model.Forward(autograd.Const(x))
 	if err != nil {
@@ -379,7 +385,8 @@ func (t *trainer) evaluate() error {
 }
 
 // Evaluate returns the mean cross-entropy and the accuracy of model on ds,
-// in batches, without recording a graph.
+// in batches, without recording a graph when model's parameters belong to
+// a tensor.Scope (as in Run).
 func Evaluate(model nn.Module, ds *data.TensorDataset, batch int) (loss, acc float64, err error) {
 	n := ds.Len()
 	if n == 0 {
@@ -390,7 +397,8 @@ func Evaluate(model nn.Module, ds *data.TensorDataset, batch int) (loss, acc flo
 	}
 	var correct int
 	var lossSum float64
-	err = autograd.NoGrad(func() error {
+	scope := nn.Scope(model)
+	err = scope.NoGrad(func() error {
 		idx := make([]int, 0, batch)
 		for start := 0; start < n; start += batch {
 			idx = idx[:0]
@@ -401,6 +409,7 @@ func Evaluate(model nn.Module, ds *data.TensorDataset, batch int) (loss, acc flo
 			if err != nil {
 				return err
 			}
+			scope.Adopt(x, y)
 			out, err := model.Forward(autograd.Const(x))
 			if err != nil {
 				return err

@@ -7,11 +7,14 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/gorch/gorch/pkg/errs"
 	"github.com/gorch/gorch/pkg/experiment"
+	"github.com/gorch/gorch/pkg/tensor"
 )
 
 func newSink(t testing.TB, spec *Spec) (experiment.Store, *RecordSink) {
@@ -361,3 +364,58 @@ func TestMissingDatasetIsDataError(t *testing.T) {
 }
 
 func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }
+
+// scopeSink keeps the layout counters a run reports and, at step meet,
+// waits for every run sharing its barrier, so concurrent runs overlap.
+type scopeSink struct {
+	*RecordSink
+	layout  map[string]tensor.OpStats
+	meet    int64
+	barrier *sync.WaitGroup
+}
+
+func (s *scopeSink) SetLayout(m map[string]tensor.OpStats) { s.layout = m }
+
+func (s *scopeSink) Log(step int64, name string, v float64) error {
+	if step == s.meet && name == "train/loss" {
+		s.barrier.Done()
+		s.barrier.Wait()
+	}
+	return s.RecordSink.Log(step, name, v)
+}
+
+// TestConcurrentRunsKeepTheirOwnLayoutCounters trains two different runs
+// alone, then both at once in this process, meeting mid-run; each must
+// report the same layout counters as when it ran alone.
+func TestConcurrentRunsKeepTheirOwnLayoutCounters(t *testing.T) {
+	small := blobSpec(20)
+	small.Model.Hidden = []int{8}
+	specs := []*Spec{blobSpec(20), small}
+	train := func(specs []*Spec) []map[string]tensor.OpStats {
+		var barrier, done sync.WaitGroup
+		barrier.Add(len(specs))
+		sinks := make([]*scopeSink, len(specs))
+		errs := make([]error, len(specs))
+		for i, spec := range specs {
+			_, rs := newSink(t, spec)
+			sinks[i] = &scopeSink{RecordSink: rs, meet: 5, barrier: &barrier}
+			done.Go(func() { _, errs[i] = Run(context.Background(), spec, sinks[i], Options{}) })
+		}
+		done.Wait()
+		out := make([]map[string]tensor.OpStats, len(specs))
+		for i, s := range sinks {
+			if errs[i] != nil {
+				t.Fatalf("run %d: %v", i, errs[i])
+			}
+			out[i] = s.layout
+		}
+		return out
+	}
+	alone := [][]map[string]tensor.OpStats{train(specs[:1]), train(specs[1:])}
+	together := train(specs)
+	for i := range specs {
+		if got, want := together[i], alone[i][0]; !reflect.DeepEqual(got, want) || len(want) == 0 {
+			t.Errorf("run %d trained beside another reported %v; want its own counters %v", i, got, want)
+		}
+	}
+}
