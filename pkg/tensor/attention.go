@@ -50,7 +50,7 @@ func softmaxGrad(s *opStat, g, y *Tensor, dim int, line func(dst, gd, yd []float
 	if err != nil {
 		return nil, err
 	}
-	gd, yd, out := values(g), values(y), newContiguous(y.shape)
+	gd, yd, out := values(g), values(y), newContiguous(scopeOf(g, y), y.shape)
 	od := out.storage.data
 	forLines(asRank1(out).shape, d, func(base, n, stride int) {
 		var gy, gs float64
@@ -92,7 +92,7 @@ func MaskedFill(t, mask *Tensor, value float32) (*Tensor, error) {
 	if shape, err := broadcastShape(s.name, t.shape, mask.shape); err != nil || !EqualShape(shape, t.shape) {
 		return nil, errs.New(errs.Shape, s.name, "mask of shape %v cannot be broadcast to input shape %v", mask.shape, t.shape)
 	}
-	out := newContiguous(t.shape)
+	out := newContiguous(scopeOf(t, mask), t.shape)
 	dst, src, ms := out.storage.data, t.storage.data, mask.storage.data
 	p := newRowPlan(t.shape, out.strides, t.strides, broadcastStrides(mask.shape, mask.strides, t.shape))
 	p.each([]int{0, t.offset, mask.offset}, func(offs []int) {
@@ -132,7 +132,7 @@ func triangle(s *opStat, t *Tensor, keep func(r, c int) bool) (*Tensor, error) {
 	if n < 2 {
 		return nil, errs.New(errs.Shape, s.name, "input of shape %v needs at least 2 dimensions", t.shape)
 	}
-	out := fromData(values(t), t.shape)
+	out := fromData(t.Scope(), values(t), t.shape)
 	rows, cols := t.shape[n-2], t.shape[n-1]
 	d := out.storage.data
 	for base := 0; base < len(d); base += rows * cols {
@@ -224,7 +224,7 @@ func ScaledDotProductAttention(q, k, v *Tensor, opt AttentionOptions) (out, lse 
 	if err != nil {
 		return nil, nil, err
 	}
-	lse = newContiguous(append(append([]int(nil), a.batch...), a.l))
+	lse = newContiguous(scopeOf(q, k, v), append(append([]int(nil), a.batch...), a.l))
 	pd, ld := p.storage.data, lse.storage.data
 	parallelRows(a.nb*a.l, a.s, func(r int) {
 		row := pd[r*a.s : (r+1)*a.s]

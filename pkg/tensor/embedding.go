@@ -26,7 +26,7 @@ func Embedding(weight, indices *Tensor) (*Tensor, error) {
 		return nil, err
 	}
 	d := weight.shape[1]
-	out := newContiguous(append(indices.Shape(), d))
+	out := newContiguous(scopeOf(weight, indices), append(indices.Shape(), d))
 	if d == 0 {
 		return out, nil
 	}
@@ -73,5 +73,5 @@ func EmbeddingBackward(g, indices *Tensor, numWeights, paddingIdx int) (*Tensor,
 			dst[c] += float64(v)
 		}
 	}
-	return fromData(toF32(acc, 1), []int{numWeights, d}), nil
+	return fromData(scopeOf(g, indices), toF32(acc, 1), []int{numWeights, d}), nil
 }

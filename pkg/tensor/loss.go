@@ -99,16 +99,18 @@ func NLLLoss(x, target, weight *Tensor, red Reduction, ignoreIndex int) (loss, t
 		sum += per[i]
 		total += w
 	}
-	totalWeight = Scalar(float32(total))
+	sc := scopeOf(x, target, weight)
+	scalar := func(v float64) *Tensor { return fromData(sc, []float32{float32(v)}, nil) }
+	totalWeight = scalar(total)
 	switch {
 	case red == ReduceNone && l.batched:
-		return fromData(toF32(per, 1), []int{l.n}), Scalar(0), nil
+		return fromData(sc, toF32(per, 1), []int{l.n}), scalar(0), nil
 	case red == ReduceNone:
-		return Scalar(float32(per[0])), Scalar(0), nil
+		return scalar(per[0]), scalar(0), nil
 	case red == ReduceMean:
-		return Scalar(float32(sum / total)), totalWeight, nil
+		return scalar(sum / total), totalWeight, nil
 	}
-	return Scalar(float32(sum)), totalWeight, nil
+	return scalar(sum), totalWeight, nil
 }
 
 // NLLLossBackward returns the gradient of NLLLoss with respect to x for the
@@ -136,7 +138,7 @@ func NLLLossBackward(g, x, target, weight *Tensor, red Reduction, ignoreIndex in
 	if red == ReduceMean {
 		scale = 1 / float64(values(totalWeight)[0])
 	}
-	out := newContiguous(x.shape)
+	out := newContiguous(scopeOf(g, x, target), x.shape)
 	od := out.storage.data
 	for i, k := range l.target {
 		if k == ignoreIndex {

@@ -77,7 +77,8 @@ func LayerNorm(x *Tensor, normalized []int, w, b *Tensor, eps float32) (out, mea
 		return nil, nil, nil, err
 	}
 	xd := values(x)
-	out, mean, rstd = newContiguous(x.shape), newContiguous(statShape), newContiguous(statShape)
+	sc := scopeOf(x, w, b)
+	out, mean, rstd = newContiguous(sc, x.shape), newContiguous(sc, statShape), newContiguous(sc, statShape)
 	od, md, rd := out.storage.data, mean.storage.data, rstd.storage.data
 	parallelRows(m, n, func(i int) {
 		row := xd[i*n : (i+1)*n]
@@ -143,7 +144,7 @@ func LayerNormBackward(g, x *Tensor, normalized []int, mean, rstd, w *Tensor, wa
 	}
 	xd, gd, md, rd := values(x), values(g), values(mean), values(rstd)
 	if want[0] {
-		gx = newContiguous(x.shape)
+		gx = newContiguous(scopeOf(g, x, w), x.shape)
 		layerNormInputGrad(gx.storage.data, gd, xd, md, rd, wd, m, n)
 	}
 	if want[1] || want[2] {
@@ -157,10 +158,10 @@ func LayerNormBackward(g, x *Tensor, normalized []int, mean, rstd, w *Tensor, wa
 			}
 		}
 		if want[1] {
-			gw = fromData(toF32(sw, 1), normalized)
+			gw = fromData(scopeOf(g, x, w), toF32(sw, 1), normalized)
 		}
 		if want[2] {
-			gb = fromData(toF32(sb, 1), normalized)
+			gb = fromData(scopeOf(g, x, w), toF32(sb, 1), normalized)
 		}
 	}
 	return gx, gw, gb, nil
