@@ -3,11 +3,16 @@
 
     ~/.cache/gorch/torch-venv-2.15.0/bin/python scripts/torch_fixtures.py
 
-(bench/run.sh installs that venv.) It writes pkg/tensor/testdata/torch_ops.json:
-one case per ATen op that a transformer's forward and backward graphs use,
-with float32 inputs drawn from a fixed seed and the outputs of the ATen op
-computed by PyTorch in float64 from those inputs. An input marked "t" is
-handed to the Go op as a transposed (non-contiguous) view.
+(bench/run.sh installs that venv.) It writes
+
+  pkg/tensor/testdata/torch_ops.json: one case per ATen op that a
+  transformer's forward and backward graphs use, with float32 inputs drawn
+  from a fixed seed and the outputs of the ATen op computed by PyTorch in
+  float64 from those inputs. An input marked "t" is handed to the Go op as a
+  transposed (non-contiguous) view.
+  pkg/nn/testdata/torch_gpt.json: a small GPT (the layout of nn.GPT, with the
+  same parameter names) with random float32 weights, a batch of tokens, and
+  the logits, cross-entropy loss and every parameter's gradient.
 """
 import json
 import os
@@ -127,14 +132,95 @@ def cases():
     return out
 
 
-def main():
-    path = os.path.join(ROOT, "pkg", "tensor", "testdata", "torch_ops.json")
+class Attention(torch.nn.Module):
+    def __init__(self, d, heads):
+        super().__init__()
+        self.heads = heads
+        self.c_attn = torch.nn.Linear(d, 3 * d)
+        self.c_proj = torch.nn.Linear(d, d)
+
+    def forward(self, x):
+        b, t, d = x.shape
+        q, k, v = (h.view(b, t, self.heads, d // self.heads).transpose(1, 2) for h in self.c_attn(x).split(d, dim=2))
+        y = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+        return self.c_proj(y.transpose(1, 2).reshape(b, t, d))
+
+
+class MLP(torch.nn.Module):
+    def __init__(self, d):
+        super().__init__()
+        self.c_fc = torch.nn.Linear(d, 4 * d)
+        self.c_proj = torch.nn.Linear(4 * d, d)
+
+    def forward(self, x):
+        return self.c_proj(torch.nn.functional.gelu(self.c_fc(x)))
+
+
+class Block(torch.nn.Module):
+    def __init__(self, d, heads):
+        super().__init__()
+        self.ln_1 = torch.nn.LayerNorm(d)
+        self.attn = Attention(d, heads)
+        self.ln_2 = torch.nn.LayerNorm(d)
+        self.mlp = MLP(d)
+
+    def forward(self, x):
+        x = x + self.attn(self.ln_1(x))
+        return x + self.mlp(self.ln_2(x))
+
+
+class GPT(torch.nn.Module):
+    def __init__(self, vocab, context, layers, d, heads):
+        super().__init__()
+        self.wte = torch.nn.Embedding(vocab, d)
+        self.wpe = torch.nn.Embedding(context, d)
+        self.h = torch.nn.ModuleList(Block(d, heads) for _ in range(layers))
+        self.ln_f = torch.nn.LayerNorm(d)
+        self.lm_head = torch.nn.Linear(d, vocab, bias=False)
+
+    def forward(self, idx):
+        x = self.wte(idx) + self.wpe(torch.arange(idx.shape[1]))
+        for b in self.h:
+            x = b(x)
+        return self.lm_head(self.ln_f(x))
+
+
+def gpt_case():
+    cfg = {"vocab": 11, "context": 8, "layers": 2, "dim": 8, "heads": 2}
+    torch.manual_seed(7)
+    m = GPT(cfg["vocab"], cfg["context"], cfg["layers"], cfg["dim"], cfg["heads"])
+    g = torch.Generator().manual_seed(8)
+    with torch.no_grad():
+        for name, p in m.named_parameters():
+            base = 1.0 if name.endswith(("ln_1.weight", "ln_2.weight", "ln_f.weight")) else 0.0
+            p.copy_(base + 0.3 * torch.randn(p.shape, generator=g))
+    weights = {k: enc(v.float()) for k, v in m.state_dict().items()}
+    m = m.double()
+    idx = torch.randint(0, cfg["vocab"], (2, 6), generator=g)
+    tgt = torch.randint(0, cfg["vocab"], (2, 6), generator=g)
+    logits = m(idx)
+    loss = torch.nn.functional.cross_entropy(logits.view(-1, cfg["vocab"]), tgt.view(-1))
+    loss.backward()
+    return {"generator": "scripts/torch_fixtures.py", "torch": torch.__version__.split("+")[0], "config": cfg,
+            "names": list(weights), "weights": weights, "tokens": enc(idx), "targets": enc(tgt),
+            "logits": enc(logits), "loss": loss.item(),
+            "grads": {k: enc(p.grad) for k, p in m.named_parameters()}}
+
+
+def write(rel, doc):
+    path = os.path.join(ROOT, rel)
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    doc = {"generator": "scripts/torch_fixtures.py", "torch": torch.__version__.split("+")[0], "cases": cases()}
     with open(path, "w") as f:
         json.dump(doc, f, separators=(",", ":"))
         f.write("\n")
-    print("wrote", path, file=sys.stderr)
+    print("wrote", rel, file=sys.stderr)
+
+
+def main():
+    torch.set_num_threads(1)
+    write("pkg/tensor/testdata/torch_ops.json",
+          {"generator": "scripts/torch_fixtures.py", "torch": torch.__version__.split("+")[0], "cases": cases()})
+    write("pkg/nn/testdata/torch_gpt.json", gpt_case())
 
 
 if __name__ == "__main__":

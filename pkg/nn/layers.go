@@ -194,11 +194,20 @@ type ReLU struct{ noParams }
 // Forward applies ReLU.
 func (ReLU) Forward(x *autograd.Variable) (*autograd.Variable, error) { return autograd.Relu(x) }
 
-// GELU is the Gaussian error linear unit.
-type GELU struct{ noParams }
+// GELU is the Gaussian error linear unit, exact (erf) by default; Tanh
+// selects its tanh approximation, torch's approximate="tanh".
+type GELU struct {
+	noParams
+	Tanh bool
+}
 
 // Forward applies GELU.
-func (GELU) Forward(x *autograd.Variable) (*autograd.Variable, error) { return autograd.Gelu(x) }
+func (g GELU) Forward(x *autograd.Variable) (*autograd.Variable, error) {
+	if g.Tanh {
+		return autograd.GeluTanh(x)
+	}
+	return autograd.Gelu(x)
+}
 
 // Tanh is the hyperbolic tangent.
 type Tanh struct{ noParams }
