@@ -38,6 +38,7 @@ checkpoints) under --data-dir. Flags override the fields of --config.
 SIGINT or SIGTERM finishes the current step, checkpoints and marks the run
 interrupted; --resume RUN_ID continues it from its newest valid checkpoint.`,
 		Example: `  gorch train --model mlp --dataset fashion-mnist --epochs 2
+  gorch train --model gpt --steps 300 --lr 3e-3
   gorch train --config spec.yaml --seed 3
   gorch train --resume 20261129T130000123456Z-9f86d081`,
 		Args: cobra.NoArgs,
@@ -47,8 +48,8 @@ interrupted; --resume RUN_ID continues it from its newest valid checkpoint.`,
 	fl.StringVarP(&f.config, "config", "f", "", "run spec file (YAML or JSON)")
 	fl.StringVar(&f.resume, "resume", "", "resume the run with this ID from its newest valid checkpoint")
 	fl.StringVar(&f.name, "name", "", "run name")
-	fl.StringVar(&f.model, "model", "mlp", "model: mlp (784-256-10) or cnn (LeNet-style)")
-	fl.StringVar(&f.dataset, "dataset", "fashion-mnist", "dataset: fashion-mnist, blobs, moons or spirals")
+	fl.StringVar(&f.model, "model", "mlp", "model: mlp (784-256-10), cnn (LeNet-style) or gpt (transformer language model)")
+	fl.StringVar(&f.dataset, "dataset", "fashion-mnist", "dataset: fashion-mnist, blobs, moons, spirals or grammar (text; the default for gpt)")
 	fl.StringVar(&f.datasetDir, "dataset-dir", "", "directory of the Fashion-MNIST IDX files (default /usr/share/datasets/fashion-mnist)")
 	fl.StringVar(&f.opt, "optimizer", "adam", "optimizer: sgd, adam or adamw")
 	fl.Float64Var(&f.lr, "lr", 1e-3, "learning rate")
@@ -84,6 +85,9 @@ func buildSpec(cmd *cobra.Command, f *trainFlags) (*train.Spec, error) {
 	}
 	if set("dataset") {
 		s.Dataset.Name = f.dataset
+	}
+	if s.Model.Name == "gpt" && !cmd.Flags().Changed("dataset") && (f.config == "" || s.Dataset.Name == "") {
+		s.Dataset.Name = "grammar" // the text the language model trains on
 	}
 	if set("dataset-dir") {
 		s.Dataset.Dir = f.datasetDir

@@ -10,6 +10,11 @@
 // files such as (Fashion-)MNIST ([ReadIDX], [LoadMNIST]). Classification
 // labels are float32 class indices, since tensors are float32 only.
 //
+// Text for language models is character-level: [GrammarText] generates a
+// seeded English-like corpus, a [CharVocab] maps its characters to token
+// ids, and [NextTokenDataset] cuts the ids into windows whose targets are
+// the next tokens.
+//
 // # Loading batches
 //
 // A [Loader] cuts a [Dataset] into batches. It is driven one epoch at a

@@ -1,7 +1,8 @@
 // Package nn provides neural-network modules built on gorch's autograd:
-// layers (Linear, Conv2d, pooling, activations, Dropout, Flatten), the
-// Sequential container, model constructors (MLP, LeNet) and state-dict
-// helpers for checkpointing.
+// layers (Linear, Conv2d, pooling, activations, Dropout, Flatten,
+// LayerNorm, Embedding), transformer parts (CausalSelfAttention,
+// FeedForward, the pre-norm Block), the Sequential container, model
+// constructors (MLP, LeNet, GPT) and state-dict helpers for checkpointing.
 //
 // # Modules
 //

@@ -43,6 +43,10 @@ func datasets(s *Spec) (trainDS, testDS *data.TensorDataset, err error) {
 				return nil, nil, err
 			}
 		}
+	case "grammar":
+		if trainDS, testDS, err = grammarSplits(s); err != nil {
+			return nil, nil, err
+		}
 	default:
 		n := s.Dataset.Size
 		if n == 0 {
@@ -81,6 +85,32 @@ func datasets(s *Spec) (trainDS, testDS *data.TensorDataset, err error) {
 	return trainDS, testDS, nil
 }
 
+// grammarSplits generates the grammar text for Size training windows of
+// the model's context plus a quarter as many held-out windows, which are
+// the text that follows the training text.
+func grammarSplits(s *Spec) (trainDS, testDS *data.TensorDataset, err error) {
+	n, t := s.Dataset.Size, s.Model.Context
+	if n == 0 {
+		n = 2048
+	}
+	nTest := max(n/4, 1)
+	text, err := data.GrammarText((n+nTest)*t+2, s.Seed)
+	if err != nil {
+		return nil, nil, err
+	}
+	ids, err := data.GrammarVocab().Encode(text)
+	if err != nil {
+		return nil, nil, err
+	}
+	if trainDS, err = data.NextTokenDataset(ids[:n*t+1], t); err != nil {
+		return nil, nil, err
+	}
+	if testDS, err = data.NextTokenDataset(ids[n*t+1:], t); err != nil {
+		return nil, nil, err
+	}
+	return trainDS, testDS, nil
+}
+
 // numClasses returns 1 + the largest label of ds.
 func numClasses(ds *data.TensorDataset) int {
 	c := 0
@@ -92,9 +122,12 @@ func numClasses(ds *data.TensorDataset) int {
 
 // buildModel makes the spec's model for samples shaped like ds's. init
 // seeds the weights; dropout draws from rng.
-func buildModel(s *Spec, ds *data.TensorDataset, classes int, init, rng *tensor.RNG) (*nn.Sequential, error) {
-	if s.Model.Name == "cnn" {
+func buildModel(s *Spec, ds *data.TensorDataset, classes int, init, rng *tensor.RNG) (nn.Module, error) {
+	switch s.Model.Name {
+	case "cnn":
 		return nn.LeNet(init)
+	case "gpt":
+		return buildGPT(s, init, rng)
 	}
 	xs, _ := ds.SampleShapes()
 	in := 1
@@ -123,6 +156,14 @@ func buildModel(s *Spec, ds *data.TensorDataset, classes int, init, rng *tensor.
 		return nil, err
 	}
 	return nn.NewSequential(append(mods, out)...)
+}
+
+// buildGPT makes the spec's GPT over the grammar vocabulary (or a larger
+// model.vocab, e.g. to match another model's).
+func buildGPT(s *Spec, init, rng *tensor.RNG) (nn.Module, error) {
+	m := s.Model
+	vocab := max(data.GrammarVocab().Size(), m.Vocab) // Validate checked m.Vocab
+	return nn.NewGPT(nn.GPTConfig{Vocab: vocab, Context: m.Context, Layers: m.Layers, Dim: m.DModel, Heads: m.Heads, Dropout: m.Dropout}, init, rng)
 }
 
 func buildOptimizer(s *Spec, params []nn.NamedParameter) (optim.Optimizer, error) {

@@ -114,7 +114,7 @@ type trainer struct {
 	opts    Options
 	trainDS *data.TensorDataset
 	testDS  *data.TensorDataset
-	model   *nn.Sequential
+	model   nn.Module
 	opt     optim.Optimizer
 	sched   optim.Scheduler
 	loader  *data.Loader
@@ -293,7 +293,7 @@ func (t *trainer) trainStep() error {
 	if err != nil {
 		return err
 	}
-	loss, err := autograd.CrossEntropy(out, y)
+	loss, err := crossEntropy(out, y)
 	ft.Stop()
 	if err != nil {
 		return err
@@ -395,7 +395,7 @@ func Evaluate(model nn.Module, ds *data.TensorDataset, batch int) (loss, acc flo
 	if batch <= 0 {
 		return 0, 0, errs.New(errs.Argument, "evaluate", "batch size must be positive, got %d", batch)
 	}
-	var correct int
+	var correct, total int
 	var lossSum float64
 	scope := nn.Scope(model)
 	err = scope.NoGrad(func() error {
@@ -414,6 +414,9 @@ func Evaluate(model nn.Module, ds *data.TensorDataset, batch int) (loss, acc flo
 			if err != nil {
 				return err
 			}
+			if out, y, err = flattenTokens(out, y); err != nil {
+				return err
+			}
 			l, err := autograd.CrossEntropy(out, y)
 			if err != nil {
 				return err
@@ -430,11 +433,41 @@ func Evaluate(model nn.Module, ds *data.TensorDataset, batch int) (loss, acc flo
 					correct++
 				}
 			}
+			total += len(yd)
 		}
 		return nil
 	})
 	if err != nil {
 		return 0, 0, err
 	}
-	return lossSum / float64(n), float64(correct) / float64(n), nil
+	return lossSum / float64(n), float64(correct) / float64(total), nil
+}
+
+// crossEntropy is the mean cross-entropy of out against class targets y,
+// per sample ([N, C] logits) or per token ([N, T, V] logits of a language
+// model against [N, T] next tokens).
+func crossEntropy(out *autograd.Variable, y *tensor.Tensor) (*autograd.Variable, error) {
+	out, y, err := flattenTokens(out, y)
+	if err != nil {
+		return nil, err
+	}
+	return autograd.CrossEntropy(out, y)
+}
+
+// flattenTokens turns a language model's [N, T, V] logits and [N, T]
+// targets into [N·T, V] and [N·T], so tokens are scored as samples; other
+// shapes pass through.
+func flattenTokens(out *autograd.Variable, y *tensor.Tensor) (*autograd.Variable, *tensor.Tensor, error) {
+	if out.Data.Dim() != 3 {
+		return out, y, nil
+	}
+	v := out.Data.Shape()[2]
+	out, err := autograd.Reshape(out, -1, v)
+	if err != nil {
+		return nil, nil, err
+	}
+	if y, err = y.Reshape(-1); err != nil {
+		return nil, nil, err
+	}
+	return out, y, nil
 }

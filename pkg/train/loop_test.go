@@ -141,16 +141,29 @@ func TestRunPanicPersistsThenReraises(t *testing.T) {
 // resume + N/2, give bit-identical parameters and optimizer state and the
 // same metric values.
 func TestExactResume(t *testing.T) {
-	const n = 60
+	t.Run("mlp", func(t *testing.T) { checkExactResume(t, 60, blobSpec) })
+	t.Run("gpt dropout", func(t *testing.T) { checkExactResume(t, 20, gptSpec) })
+}
+
+// gptSpec is a tiny GPT with dropout on the grammar text for n steps.
+func gptSpec(n int) *Spec {
+	return &Spec{Model: ModelSpec{Name: "gpt", Layers: 1, DModel: 16, Heads: 2, Context: 16, Dropout: 0.1},
+		Dataset: DatasetSpec{Name: "grammar", Size: 64}, Optimizer: OptimizerSpec{Name: "adamw", LR: 3e-3},
+		Steps: n, BatchSize: 8, Seed: 5, LogEvery: 1, EvalEvery: 5, CkptEvery: 5}
+}
+
+// checkExactResume runs spec(n) straight and interrupted at n/2 then
+// resumed, and requires bit-identical checkpoints and metrics.
+func checkExactResume(t *testing.T, n int, mk func(int) *Spec) {
 	ctx := context.Background()
-	spec := blobSpec(n)
+	spec := mk(n)
 	spec.CkptEvery = 0 // only the interrupt and the end checkpoint
 	storeA, sinkA := newSink(t, spec)
 	if _, err := Run(ctx, spec, sinkA, Options{}); err != nil {
 		t.Fatal(err)
 	}
 
-	spec2 := blobSpec(n)
+	spec2 := mk(n)
 	spec2.CkptEvery = 0
 	storeB, sinkB := newSink(t, spec2)
 	cctx, cancel := context.WithCancel(ctx)
@@ -179,7 +192,7 @@ func TestExactResume(t *testing.T) {
 	}
 
 	ckA, ckB := lastCheckpoint(t, storeA, sinkA.RunID()), lastCheckpoint(t, storeB, sinkB.RunID())
-	if ckA.Train.Step != n || ckB.Train.Step != n {
+	if ckA.Train.Step != int64(n) || ckB.Train.Step != int64(n) {
 		t.Fatalf("final checkpoints at steps %d and %d", ckA.Train.Step, ckB.Train.Step)
 	}
 	if len(ckA.Tensors) != len(ckB.Tensors) {
@@ -333,6 +346,11 @@ seed: 3
 		{"model: {name: mlp}\ndataset: {name: blobs}\noptimizer: {name: sgd, lr: 0.1}\nsteps: 5\n", `field "batch_size"`},
 		{"model: {name: mlp}\ndataset: {name: imagenet}\noptimizer: {name: sgd, lr: 0.1}\nsteps: 5\nbatch_size: 1\n", `field "dataset.name"`},
 		{"model: {name: mlp}\ndataset: {name: blobs}\noptimizer: {name: sgd, lr: 0.1}\nsteps: 5\nepochs: 1\nbatch_size: 1\n", `field "steps"`},
+		{"model: {name: gpt, d_model: 30, heads: 4}\ndataset: {name: grammar}\noptimizer: {name: adam, lr: 0.1}\nsteps: 5\nbatch_size: 1\n", `field "model.heads"`},
+		{"model: {name: gpt}\ndataset: {name: blobs}\noptimizer: {name: adam, lr: 0.1}\nsteps: 5\nbatch_size: 1\n", `needs a text dataset`},
+		{"model: {name: mlp}\ndataset: {name: grammar}\noptimizer: {name: adam, lr: 0.1}\nsteps: 5\nbatch_size: 1\n", `field "dataset.name"`},
+		{"model: {name: gpt, vocab: 3}\ndataset: {name: grammar}\noptimizer: {name: adam, lr: 0.1}\nsteps: 5\nbatch_size: 1\n", `field "model.vocab"`},
+		{"model: {name: gpt, context: -1}\ndataset: {name: grammar}\noptimizer: {name: adam, lr: 0.1}\nsteps: 5\nbatch_size: 1\n", `field "model.context"`},
 		{"model: [", "did not find expected node content"},
 		{"", "empty spec"},
 	}

@@ -12,6 +12,7 @@ import (
 
 	"sigs.k8s.io/yaml"
 
+	"github.com/gorch/gorch/pkg/data"
 	"github.com/gorch/gorch/pkg/errs"
 )
 
@@ -39,16 +40,50 @@ type Spec struct {
 
 // ModelSpec selects and sizes the model.
 type ModelSpec struct {
-	Name    string  `json:"name"`              // "mlp" or "cnn"
+	Name    string  `json:"name"`              // "mlp", "cnn" or "gpt"
 	Hidden  []int   `json:"hidden,omitempty"`  // mlp hidden sizes; default [256]
-	Dropout float32 `json:"dropout,omitempty"` // mlp dropout after each hidden layer
+	Dropout float32 `json:"dropout,omitempty"` // mlp: after each hidden layer; gpt: embeddings and residuals
+	// gpt: a decoder-only transformer language model (nn.GPT).
+	Layers  int `json:"layers,omitempty"`  // transformer blocks; default 2
+	DModel  int `json:"d_model,omitempty"` // width; default 64
+	Heads   int `json:"heads,omitempty"`   // attention heads; default 4, must divide d_model
+	Context int `json:"context,omitempty"` // tokens per sample; default 64
+	Vocab   int `json:"vocab,omitempty"`   // tokens; default (0) the dataset's vocabulary
+}
+
+// gptDefaults fills in and checks the gpt fields.
+func (m *ModelSpec) gptDefaults() error {
+	for _, f := range []struct {
+		v   *int
+		def int
+	}{{&m.Layers, 2}, {&m.DModel, 64}, {&m.Heads, 4}, {&m.Context, 64}} {
+		if *f.v == 0 {
+			*f.v = f.def
+		}
+	}
+	for field, v := range map[string]int{"model.layers": m.Layers, "model.d_model": m.DModel, "model.heads": m.Heads,
+		"model.context": m.Context} {
+		if v < 0 {
+			return specErr(field, "must be positive, got %d", v)
+		}
+	}
+	if v := data.GrammarVocab().Size(); m.Vocab != 0 && m.Vocab < v {
+		return specErr("model.vocab", "%d is smaller than the dataset's %d tokens", m.Vocab, v)
+	}
+	if m.DModel%m.Heads != 0 {
+		return specErr("model.heads", "%d heads do not divide d_model %d", m.Heads, m.DModel)
+	}
+	if !(m.Dropout >= 0 && m.Dropout < 1) {
+		return specErr("model.dropout", "must be in [0, 1), got %v", m.Dropout)
+	}
+	return nil
 }
 
 // DatasetSpec selects the data.
 type DatasetSpec struct {
-	Name string `json:"name"`           // fashion-mnist, blobs, moons, spirals
+	Name string `json:"name"`           // fashion-mnist, blobs, moons, spirals, grammar (text)
 	Dir  string `json:"dir,omitempty"`  // fashion-mnist: directory of the IDX files
-	Size int    `json:"size,omitempty"` // synthetic: training samples (default 2048)
+	Size int    `json:"size,omitempty"` // synthetic and grammar: training samples (default 2048)
 }
 
 // OptimizerSpec selects the optimizer.
@@ -148,17 +183,28 @@ func (s *Spec) Validate() error {
 		if s.Dataset.Name != "" && s.Dataset.Name != "fashion-mnist" {
 			return specErr("model.name", "cnn needs 28x28 images (dataset fashion-mnist), not %q", s.Dataset.Name)
 		}
+	case "gpt":
+		if s.Dataset.Name != "" && s.Dataset.Name != "grammar" {
+			return specErr("model.name", "gpt is a language model and needs a text dataset (grammar), not %q", s.Dataset.Name)
+		}
+		if err := s.Model.gptDefaults(); err != nil {
+			return err
+		}
 	case "":
-		return specErr("model.name", "missing (want mlp or cnn)")
+		return specErr("model.name", "missing (want mlp, cnn or gpt)")
 	default:
-		return specErr("model.name", "unknown model %q (want mlp or cnn)", s.Model.Name)
+		return specErr("model.name", "unknown model %q (want mlp, cnn or gpt)", s.Model.Name)
 	}
 	switch s.Dataset.Name {
 	case "fashion-mnist", "blobs", "moons", "spirals":
+	case "grammar":
+		if s.Model.Name != "gpt" {
+			return specErr("dataset.name", "grammar is text for a language model (model gpt), not %q", s.Model.Name)
+		}
 	case "":
-		return specErr("dataset.name", "missing (want fashion-mnist, blobs, moons or spirals)")
+		return specErr("dataset.name", "missing (want fashion-mnist, blobs, moons, spirals or grammar)")
 	default:
-		return specErr("dataset.name", "unknown dataset %q (want fashion-mnist, blobs, moons or spirals)", s.Dataset.Name)
+		return specErr("dataset.name", "unknown dataset %q (want fashion-mnist, blobs, moons, spirals or grammar)", s.Dataset.Name)
 	}
 	if s.Dataset.Size < 0 {
 		return specErr("dataset.size", "must not be negative, got %d", s.Dataset.Size)
