@@ -35,12 +35,14 @@ type packedBackend struct {
 	// of packing B when op(B) = B and m is small (see directBMaxM).
 	kernelS func(k int, a, b *float32, ldb int, c *float32, ldc int, alpha float32)
 	// packT packs one full nr-column panel of op(B) = Bᵀ, 8·k8 steps deep
-	// (dst[p*nr + c] = b[c*ldb + p]); requires nr == 16.
+	// (dst[p*nr + c] = b[c*ldb + p]).
 	packT func(k8 int, b *float32, ldb int, dst *float32)
-	// packA6 packs one full 6-row sliver of op(A) = A, 8·k8 steps deep
-	// (dst[p*6 + r] = a[r*lda + p]), writing 2 floats past the end;
-	// requires mr == 6.
-	packA6 func(k8 int, a *float32, lda int, dst *float32)
+	// packA packs one full mr-row sliver of op(A) = A, 8·k8 steps deep
+	// (dst[p*mr + r] = a[r*lda + p]), writing up to 4 floats past the end.
+	packA func(k8 int, a *float32, lda int, dst *float32)
+	// packRows packs one full nr-column panel of op(B) = B, k steps deep
+	// (dst[p*nr + c] = b[p*ldb + c]).
+	packRows func(k int, b *float32, ldb int, dst *float32)
 }
 
 // directBMaxM is the largest m for which B (not transposed) is read in place
@@ -113,7 +115,8 @@ func (be *packedBackend) Sgemm(transA, transB bool, m, n, k int, alpha float32, 
 	if !legacyGemm.Load() {
 		p.direct = be.kernelS != nil && !transB && m <= directBMaxM
 		p.packT = be.packT
-		p.packA6 = be.packA6
+		p.packAFull = be.packA
+		p.packRows = be.packRows
 	}
 	p.run(workers)
 }
@@ -127,7 +130,8 @@ type packedGemm struct {
 	lda, ldb, ldc  int
 	direct         bool // B read in place by be.kernelS (no packB)
 	packT          func(k8 int, b *float32, ldb int, dst *float32)
-	packA6         func(k8 int, a *float32, lda int, dst *float32)
+	packAFull      func(k8 int, a *float32, lda int, dst *float32)
+	packRows       func(k int, b *float32, ldb int, dst *float32)
 }
 
 // Scratch buffers (*[]float32), one pool per use so that the small A-sliver
@@ -155,7 +159,7 @@ func (g *packedGemm) run(workers int) {
 	mr, nr := be.mr, be.nr
 	slivers := (g.m + mr - 1) / mr
 	var pbBuf *[]float32
-	paLen := be.kc*mr + 8 // + slack for packA6's spare lanes
+	paLen := be.kc*mr + 8 // + slack for packAFull's spare lanes
 	aPool := &slivPool
 	if legacyGemm.Load() {
 		aPool = &packedPool
@@ -302,12 +306,12 @@ func (g *packedGemm) packA(pa []float32, i0, rows, p0, kk int) {
 		}
 		return
 	}
-	if g.packA6 != nil && rows == mr {
+	if g.packAFull != nil && rows == mr {
 		k8 := kk / 8
 		if k8 > 0 {
 			_ = a[(i0+mr-1)*lda+p0+8*k8-1]
-			_ = pa[:48*k8+2] // room for the spare lanes
-			g.packA6(k8, &a[i0*lda+p0], lda, &pa[0])
+			_ = pa[:8*mr*k8+4] // room for the spare lanes
+			g.packAFull(k8, &a[i0*lda+p0], lda, &pa[0])
 		}
 		for p := 8 * k8; p < kk; p++ {
 			for r := 0; r < mr; r++ {
@@ -368,6 +372,11 @@ func (g *packedGemm) packBRange(step []float32, j0, nn, q0, q1, p0, kk int) {
 		jb := j0 + q*nr
 		cols := min(nr, j0+nn-jb)
 		if !g.transB {
+			if g.packRows != nil && cols == nr {
+				_ = b[(p0+kk-1)*ldb+jb+nr-1]
+				g.packRows(kk, &b[p0*ldb+jb], ldb, &dst[0])
+				continue
+			}
 			for p := 0; p < kk; p++ {
 				d := dst[p*nr : p*nr+nr]
 				src := b[(p0+p)*ldb+jb : (p0+p)*ldb+jb+cols]

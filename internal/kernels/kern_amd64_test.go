@@ -33,13 +33,18 @@ func BenchmarkKernel(b *testing.B) {
 }
 
 // TestFastPathsBitIdentical checks that the driver's fast paths (B read in
-// place by kernelS, assembly transposing pack) give exactly the bits of the
-// legacy packing path, on the training shapes and odd ones.
+// place by kernelS, assembly packing) give exactly the bits of the legacy
+// packing path, on the training shapes and odd ones, for every assembly
+// backend this CPU runs.
 func TestFastPathsBitIdentical(t *testing.T) {
-	be := avx2Backend
-	if _, err := ByName("avx2"); err != nil {
-		t.Skip("no AVX2")
+	for _, be := range []*packedBackend{avx512Backend, avx2Backend} {
+		if _, err := ByName(be.name); err == nil {
+			t.Run(be.name, func(t *testing.T) { testFastPaths(t, be) })
+		}
 	}
+}
+
+func testFastPaths(t *testing.T, be *packedBackend) {
 	shapes := [][3]int{{64, 256, 784}, {256, 256, 784}, {64, 10, 256}, {256, 784, 64}, {64, 784, 256},
 		{16, 25, 576}, {32, 400, 64}, {25, 576, 16}, {400, 64, 32}, {7, 33, 9}, {13, 17, 300}, {6, 16, 8}, {600, 70, 21}, {1, 1, 1}}
 	for _, sh := range shapes {

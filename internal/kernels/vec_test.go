@@ -36,33 +36,42 @@ func sameBits(a, b float32) bool {
 	return math.Float32bits(a) == math.Float32bits(b)
 }
 
-func needVec(t *testing.T) {
-	if !vecCPU() {
-		t.Skip("no AVX2 on this machine: only the Go path exists")
+// vsGo runs f on every vector path this machine runs and calls check with
+// each assembly path's result and the pure-Go reference's.
+func vsGo[T any](t *testing.T, f func() T, check func(path string, got, want T)) {
+	t.Helper()
+	res := map[string]T{}
+	for _, p := range VecPaths() {
+		prev, err := SetVecPath(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res[p] = f()
+		SetVecPath(prev)
+	}
+	for p, got := range res {
+		if p != "go" {
+			check(p, got, res["go"])
+		}
 	}
 }
 
-// withVec runs f with the vector path on and off and returns both results.
-func withVec[T any](f func() T) (on, off T) {
-	prev := SetVecAccel(true)
-	on = f()
-	SetVecAccel(false)
-	off = f()
-	SetVecAccel(prev)
-	return on, off
+// vsGoSlice is vsGo for results compared element by element.
+func vsGoSlice(t *testing.T, what string, n int, f func() []float32) {
+	t.Helper()
+	vsGo(t, f, func(path string, got, want []float32) { compare(t, what+"/"+path, n, got, want) })
 }
 
 func compare(t *testing.T, what string, n int, on, off []float32) {
 	t.Helper()
 	for i := range on {
 		if !sameBits(on[i], off[i]) {
-			t.Fatalf("%s n=%d: element %d: vector %v (%#x), Go %v (%#x)", what, n, i, on[i], math.Float32bits(on[i]), off[i], math.Float32bits(off[i]))
+			t.Fatalf("%s n=%d: element %d: got %v (%#x); want %v (%#x) as the Go reference", what, n, i, on[i], math.Float32bits(on[i]), off[i], math.Float32bits(off[i]))
 		}
 	}
 }
 
 func TestVecElementwiseMatchesGo(t *testing.T) {
-	needVec(t)
 	r := rand.New(rand.NewPCG(1, 2))
 	for _, n := range vecLens {
 		x, y := randVec(r, n, true), randVec(r, n, true)
@@ -70,30 +79,26 @@ func TestVecElementwiseMatchesGo(t *testing.T) {
 		bin := map[string]func(d, x, y []float32){"add": VecAdd, "sub": VecSub, "mul": VecMul,
 			"relu_backward": VecReluBackward}
 		for name, f := range bin {
-			on, off := withVec(func() []float32 { d := make([]float32, n); f(d, x, y); return d })
-			compare(t, name, n, on, off)
+			vsGoSlice(t, name, n, func() []float32 { d := make([]float32, n); f(d, x, y); return d })
 		}
 		sc := map[string]func(d, x []float32, c float32){"add_scalar": VecAddScalar, "sub_scalar": VecSubScalar,
 			"scalar_sub": VecScalarSub, "mul_scalar": VecMulScalar}
 		for name, f := range sc {
 			for _, c := range []float32{c, 0, float32(math.Inf(1)), float32(math.NaN())} {
-				on, off := withVec(func() []float32 { d := make([]float32, n); f(d, x, c); return d })
-				compare(t, name, n, on, off)
+				vsGoSlice(t, name, n, func() []float32 { d := make([]float32, n); f(d, x, c); return d })
 			}
 		}
-		on, off := withVec(func() []float32 { d := make([]float32, n); VecRelu(d, x); return d })
-		compare(t, "relu", n, on, off)
+		vsGoSlice(t, "relu", n, func() []float32 { d := make([]float32, n); VecRelu(d, x); return d })
 		// In place (dst aliases x) works too.
-		on, off = withVec(func() []float32 { d := append([]float32(nil), x...); VecMul(d, d, y); return d })
-		compare(t, "mul in place", n, on, off)
+		vsGoSlice(t, "mul in place", n, func() []float32 { d := append([]float32(nil), x...); VecMul(d, d, y); return d })
 	}
 }
 
 func TestVecReluSemantics(t *testing.T) {
 	x := []float32{-1, float32(math.Copysign(0, -1)), 0, 2, float32(math.NaN()), float32(math.Inf(-1)), float32(math.Inf(1)), 1e-40, -1e-40}
 	x = append(x, x...) // 18: vector body and tail
-	for _, on := range []bool{true, false} {
-		prev := SetVecAccel(on)
+	for _, path := range VecPaths() {
+		prev, _ := SetVecPath(path)
 		d := make([]float32, len(x))
 		VecRelu(d, x)
 		g := make([]float32, len(x))
@@ -102,18 +107,18 @@ func TestVecReluSemantics(t *testing.T) {
 		}
 		gb := make([]float32, len(x))
 		VecReluBackward(gb, g, x)
-		SetVecAccel(prev)
+		SetVecPath(prev)
 		for i, v := range x {
 			want := max(v, 0)
 			if !sameBits(d[i], want) {
-				t.Errorf("vec=%v relu(%v) = %v, want %v", on, v, d[i], want)
+				t.Errorf("%s: relu(%v) = %v; want %v", path, v, d[i], want)
 			}
 			wantG := float32(0)
 			if v > 0 {
 				wantG = g[i]
 			}
 			if math.Float32bits(gb[i]) != math.Float32bits(wantG) {
-				t.Errorf("vec=%v relu_backward(x=%v) = %v, want %v", on, v, gb[i], wantG)
+				t.Errorf("%s: relu_backward(x=%v) = %v; want %v", path, v, gb[i], wantG)
 			}
 		}
 	}
@@ -127,28 +132,29 @@ func TestVecSums(t *testing.T) {
 		for i := range acc0 {
 			acc0[i] = r.NormFloat64()
 		}
-		on, off := withVec(func() []float64 { a := append([]float64(nil), acc0...); VecAccumF64(a, x); return a })
-		for i := range on {
-			if on[i] != off[i] || on[i] != acc0[i]+float64(x[i]) {
-				t.Fatalf("accum n=%d i=%d: %v %v", n, i, on[i], off[i])
+		vsGo(t, func() []float64 { a := append([]float64(nil), acc0...); VecAccumF64(a, x); return a }, func(path string, got, want []float64) {
+			for i := range got {
+				if got[i] != want[i] || got[i] != acc0[i]+float64(x[i]) {
+					t.Fatalf("accum/%s n=%d i=%d: got %v; want %v", path, n, i, got[i], want[i])
+				}
 			}
-		}
-		s1, s2 := withVec(func() float64 { return VecSumF64(x) })
-		if math.Float64bits(s1) != math.Float64bits(s2) {
-			t.Fatalf("sum n=%d: vector %v, Go %v", n, s1, s2)
-		}
+		})
+		vsGo(t, func() float64 { return VecSumF64(x) }, func(path string, got, want float64) {
+			if math.Float64bits(got) != math.Float64bits(want) {
+				t.Fatalf("sum/%s n=%d: got %v; want %v as the Go reference", path, n, got, want)
+			}
+		})
 		var ref float64
 		for _, v := range x {
 			ref += float64(v)
 		}
-		if math.Abs(s1-ref) > 1e-9*(1+math.Abs(ref))*float64(n+1) {
-			t.Fatalf("sum n=%d: %v, sequential %v", n, s1, ref)
+		if s := VecSumF64(x); math.Abs(s-ref) > 1e-9*(1+math.Abs(ref))*float64(n+1) {
+			t.Fatalf("sum n=%d: %v, sequential %v", n, s, ref)
 		}
 	}
 }
 
 func TestAdamUpdateMatchesGo(t *testing.T) {
-	needVec(t)
 	r := rand.New(rand.NewPCG(5, 6))
 	for _, beta1 := range []float64{0.9, 0.3} { // both torch.lerp branches
 		for _, n := range vecLens {
@@ -162,46 +168,48 @@ func TestAdamUpdateMatchesGo(t *testing.T) {
 			a := AdamParams{W1: float32(1 - beta1), B2: 0.999, W2: float32(1 - 0.999), Eps: 1e-8,
 				BC2Sqrt: float32(math.Sqrt(1 - math.Pow(0.999, 3))), StepSize: float32(1e-3 / (1 - math.Pow(beta1, 3)))}
 			type st struct{ p, m, v []float32 }
-			on, off := withVec(func() st {
+			vsGo(t, func() st {
 				s := st{append([]float32(nil), p0...), append([]float32(nil), m0...), append([]float32(nil), v0...)}
 				AdamUpdate(s.p, g, s.m, s.v, a)
 				return s
+			}, func(path string, got, want st) {
+				compare(t, "adam p/"+path, n, got.p, want.p)
+				compare(t, "adam m/"+path, n, got.m, want.m)
+				compare(t, "adam v/"+path, n, got.v, want.v)
 			})
-			compare(t, "adam p", n, on.p, off.p)
-			compare(t, "adam m", n, on.m, off.m)
-			compare(t, "adam v", n, on.v, off.v)
 		}
 	}
 }
 
 func TestSGDUpdateMatchesGo(t *testing.T) {
-	needVec(t)
 	r := rand.New(rand.NewPCG(7, 8))
 	for _, s := range []SGDParams{{LR: 0.1}, {LR: 0.1, WeightDecay: 1e-2}, {LR: 0.05, Momentum: 0.9, Damp: 1},
 		{LR: 0.05, Momentum: 0.9, Damp: 0.5, WeightDecay: 1e-3}, {LR: 0.05, Momentum: 0.9, Damp: 1, Nesterov: true, WeightDecay: 1e-4}} {
 		for _, n := range vecLens {
 			p0, g, b0 := randVec(r, n, true), randVec(r, n, true), randVec(r, n, true)
 			type st struct{ p, b []float32 }
-			on, off := withVec(func() st {
+			vsGo(t, func() st {
 				x := st{append([]float32(nil), p0...), append([]float32(nil), b0...)}
 				SGDUpdate(x.p, g, x.b, s)
 				return x
+			}, func(path string, got, want st) {
+				compare(t, "sgd p/"+path, n, got.p, want.p)
+				compare(t, "sgd buf/"+path, n, got.b, want.b)
 			})
-			compare(t, "sgd p", n, on.p, off.p)
-			compare(t, "sgd buf", n, on.b, off.b)
 		}
 	}
 }
 
-func TestSetVecAccel(t *testing.T) {
-	prev := SetVecAccel(true)
-	defer SetVecAccel(prev)
-	if VecAccel() != vecCPU() {
-		t.Errorf("VecAccel() = %v after SetVecAccel(true), CPU support %v", VecAccel(), vecCPU())
+func TestSetVecPath(t *testing.T) {
+	for _, p := range VecPaths() {
+		prev, err := SetVecPath(p)
+		if err != nil || VecPath() != p {
+			t.Errorf("SetVecPath(%q) = %v, path now %q", p, err, VecPath())
+		}
+		SetVecPath(prev)
 	}
-	SetVecAccel(false)
-	if VecAccel() {
-		t.Error("VecAccel() true after SetVecAccel(false)")
+	if _, err := SetVecPath("sse9"); err == nil {
+		t.Error(`SetVecPath("sse9") succeeded`)
 	}
 }
 
@@ -211,12 +219,8 @@ func BenchmarkVec(b *testing.B) {
 	x, y, d := randVec(r, n, false), randVec(r, n, false), make([]float32, n)
 	m, v := make([]float32, n), make([]float32, n)
 	a := AdamParams{W1: 0.1, B2: 0.999, W2: 0.001, Eps: 1e-8, BC2Sqrt: 0.5, StepSize: 1e-3}
-	for _, on := range []bool{false, true} {
-		if on && !vecCPU() {
-			continue
-		}
-		name := map[bool]string{false: "go", true: "avx2"}[on]
-		prev := SetVecAccel(on)
+	for _, name := range VecPaths() {
+		prev, _ := SetVecPath(name)
 		b.Run("add/"+name, func(b *testing.B) {
 			for b.Loop() {
 				VecAdd(d, x, y)
@@ -241,6 +245,6 @@ func BenchmarkVec(b *testing.B) {
 			}
 			b.SetBytes(28 * n)
 		})
-		SetVecAccel(prev)
+		SetVecPath(prev)
 	}
 }

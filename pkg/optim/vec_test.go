@@ -108,8 +108,8 @@ func sameF32(a, b []float32) (int, bool) {
 // compare equal whatever their payload).
 func TestAdamKernelBitIdentical(t *testing.T) {
 	sizes := []int{1, 7, 8, 9, 31, 33, 100, 1001}
-	for _, vec := range []bool{true, false} {
-		prev := kernels.SetVecAccel(vec)
+	for _, path := range kernels.VecPaths() {
+		prev, _ := kernels.SetVecPath(path)
 		for _, tc := range []struct {
 			name      string
 			cfg       AdamConfig
@@ -120,7 +120,7 @@ func TestAdamKernelBitIdentical(t *testing.T) {
 			{"adamw", DefaultAdamWConfig(1e-3), true},
 			{"lerp-hi", AdamConfig{LR: 3e-3, Beta1: 0.2, Beta2: 0.5, Eps: 1e-6}, false},
 		} {
-			t.Run(fmt.Sprintf("%s/vec=%v", tc.name, kernels.VecAccel()), func(t *testing.T) {
+			t.Run(tc.name+"/"+path, func(t *testing.T) {
 				r := rand.New(rand.NewPCG(uint64(len(tc.name)), 9))
 				var params []nn.NamedParameter
 				var refP, refM, refV [][]float32
@@ -161,18 +161,18 @@ func TestAdamKernelBitIdentical(t *testing.T) {
 				}
 			})
 		}
-		kernels.SetVecAccel(prev)
+		kernels.SetVecPath(prev)
 	}
 }
 
 // TestSGDKernelBitIdentical is TestAdamKernelBitIdentical for SGD.
 func TestSGDKernelBitIdentical(t *testing.T) {
 	sizes := []int{1, 7, 9, 33, 1001}
-	for _, vec := range []bool{true, false} {
-		prev := kernels.SetVecAccel(vec)
+	for _, path := range kernels.VecPaths() {
+		prev, _ := kernels.SetVecPath(path)
 		for i, cfg := range []SGDConfig{{LR: 0.1}, {LR: 0.1, WeightDecay: 0.01}, {LR: 0.05, Momentum: 0.9},
 			{LR: 0.05, Momentum: 0.9, Dampening: 0.3, WeightDecay: 1e-3}, {LR: 0.05, Momentum: 0.8, Nesterov: true, WeightDecay: 1e-4}} {
-			t.Run(fmt.Sprintf("%d/vec=%v", i, kernels.VecAccel()), func(t *testing.T) {
+			t.Run(fmt.Sprintf("%d/%s", i, path), func(t *testing.T) {
 				r := rand.New(rand.NewPCG(uint64(i), 10))
 				var params []nn.NamedParameter
 				var refP, refB [][]float32
@@ -208,20 +208,16 @@ func TestSGDKernelBitIdentical(t *testing.T) {
 				}
 			})
 		}
-		kernels.SetVecAccel(prev)
+		kernels.SetVecPath(prev)
 	}
 }
 
 // BenchmarkAdamStep is one Adam step over the 784-256-10 MLP's 203,530
-// parameters, with the vector path off (go) and on (avx2).
+// parameters, on every vector path this machine runs.
 func BenchmarkAdamStep(b *testing.B) {
-	for _, vec := range []bool{false, true} {
-		prev := kernels.SetVecAccel(vec)
-		if vec && !kernels.VecAccel() {
-			kernels.SetVecAccel(prev)
-			continue
-		}
-		b.Run(map[bool]string{false: "go", true: "avx2"}[vec], func(b *testing.B) {
+	for _, path := range kernels.VecPaths() {
+		prev, _ := kernels.SetVecPath(path)
+		b.Run(path, func(b *testing.B) {
 			r := rand.New(rand.NewPCG(1, 2))
 			var params []nn.NamedParameter
 			for k, n := range []int{784 * 256, 256, 256 * 10, 10} {
@@ -247,6 +243,6 @@ func BenchmarkAdamStep(b *testing.B) {
 			}
 			b.ReportMetric(203530*float64(b.N)/b.Elapsed().Seconds()/1e6, "Mparams/s")
 		})
-		kernels.SetVecAccel(prev)
+		kernels.SetVecPath(prev)
 	}
 }

@@ -77,15 +77,20 @@ func TestVecFastPathsMatchScalar(t *testing.T) {
 			{"sum transposed", func() (*Tensor, error) { return Sum(xT, []int{0}, true) }},
 		}
 		for _, k := range cases {
-			prev := kernels.SetVecAccel(true)
-			on, err := k.f()
-			kernels.SetVecAccel(false)
-			off, err2 := k.f()
-			kernels.SetVecAccel(prev)
-			if err != nil || err2 != nil {
-				t.Fatalf("%s %v: %v, %v", k.name, sz, err, err2)
+			prev, _ := kernels.SetVecPath("go")
+			want, err := k.f()
+			if err != nil {
+				t.Fatalf("%s %v on the Go path: %v", k.name, sz, err)
 			}
-			sameTensor(t, k.name, on, off)
+			for _, path := range kernels.VecPaths() {
+				kernels.SetVecPath(path)
+				got, err := k.f()
+				if err != nil {
+					t.Fatalf("%s %v on %s: %v", k.name, sz, path, err)
+				}
+				sameTensor(t, k.name+"/"+path, got, want)
+			}
+			kernels.SetVecPath(prev)
 		}
 		// The generic per-element functions agree with the fast paths.
 		sameTensor(t, "add generic", coreMust(Add(x, y)), coreMust(x.mapWith(stat("t"), func(v float32) float32 { return v })).mustZip(y, func(a, b float32) float32 { return a + b }))
@@ -108,21 +113,21 @@ func TestReluBackward(t *testing.T) {
 	x := coreMust(New([]float32{-1, 0, float32(math.Copysign(0, -1)), 2, float32(math.NaN()), 1e-40, float32(math.Inf(1)), -3, 4}, 3, 3))
 	g := coreMust(New([]float32{1, 2, 3, 4, 5, 6, 7, 8, 9}, 3, 3))
 	want := []float32{0, 0, 0, 4, 0, 6, 7, 0, 9}
-	for _, vec := range []bool{true, false} {
-		prev := kernels.SetVecAccel(vec)
+	for _, path := range kernels.VecPaths() {
+		prev, _ := kernels.SetVecPath(path)
 		got := coreMust(ReluBackward(g, x)).ToSlice()
 		// Transposed operands: the same elementwise result, transposed.
 		gotT := coreMust(ReluBackward(coreMust(g.T()), coreMust(x.T())))
-		kernels.SetVecAccel(prev)
+		kernels.SetVecPath(prev)
 		for i := range want {
 			if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
-				t.Errorf("vec=%v: element %d = %v, want %v", vec, i, got[i], want[i])
+				t.Errorf("%s: element %d = %v, want %v", path, i, got[i], want[i])
 			}
 		}
 		for i := range 3 {
 			for j := range 3 {
 				if v, err := gotT.At(j, i); err != nil || v != want[i*3+j] {
-					t.Errorf("vec=%v transposed (%d,%d) = %v, want %v", vec, j, i, v, want[i*3+j])
+					t.Errorf("%s: transposed (%d,%d) = %v; want %v", path, j, i, v, want[i*3+j])
 				}
 			}
 		}
