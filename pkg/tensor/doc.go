@@ -28,4 +28,31 @@
 // Binary elementwise operations broadcast as NumPy and PyTorch do: shapes are
 // aligned at their last dimension, and a dimension of size 1 stretches to
 // match the other operand.
+//
+// # ATen operators
+//
+// The ATen graphs that torch.compile's AOTAutograd produces for an MLP, a
+// LeNet CNN and a pre-norm transformer language model, forward and
+// backward (listed by scripts/aten_ops.py), use these operators; each has a
+// function here with the operator's semantics (integer tensors, such as
+// indices and class targets, are passed as float32 holding integers; bool
+// masks as 0/1):
+//
+//	addmm, mm, bmm                       [Addmm], [Matmul], [Bmm]
+//	t, transpose, view, _unsafe_view     [Tensor.T], [Tensor.Transpose], [Tensor.View], [Tensor.Reshape]
+//	expand, clone, split, cat, arange    [Tensor.Expand], [Tensor.Clone], [Tensor.Narrow], [Concat], [Arange]
+//	add, mul, sum.dim_IntList, eq        [Add], [Mul], [Sum], [Eq]
+//	relu, threshold_backward             [Relu], [ReluBackward]
+//	convolution(_backward)               [Conv2d], [Conv2dBackward]
+//	max_pool2d_with_indices(_backward)   [MaxPool2d], [MaxPool2dBackward]
+//	native_layer_norm(_backward)         [LayerNorm], [LayerNormBackward]
+//	gelu, gelu_backward                  [Gelu], [GeluTanh], [GeluBackward]
+//	embedding, embedding_dense_backward  [Embedding], [EmbeddingBackward]
+//	_softmax, _softmax_backward_data     [Softmax], [SoftmaxBackward]
+//	_log_softmax(_backward_data)         [LogSoftmax], [LogSoftmaxBackward]
+//	nll_loss_forward, nll_loss_backward  [NLLLoss], [NLLLossBackward]
+//	masked_fill, tril, triu, rsqrt       [MaskedFill], [Tril], [Triu], [Rsqrt]
+//	native_dropout(_backward)            [Dropout], [DropoutBackward]
+//	_scaled_dot_product_flash_attention_for_cpu(_backward)
+//	                                     [ScaledDotProductAttention], [ScaledDotProductAttentionBackward]
 package tensor

@@ -126,7 +126,7 @@ func benchSteps(b *testing.B, model nn.Module, opt optim.Optimizer, x, y *tensor
 		if err != nil {
 			b.Fatal(err)
 		}
-		loss, err := autograd.CrossEntropy(out, y)
+		loss, err := crossEntropy(out, y)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -7,6 +7,9 @@ import (
 
 	"github.com/gorch/gorch/pkg/data"
 	"github.com/gorch/gorch/pkg/experiment"
+	"github.com/gorch/gorch/pkg/nn"
+	"github.com/gorch/gorch/pkg/optim"
+	"github.com/gorch/gorch/pkg/tensor"
 )
 
 // unigramEntropy returns the entropy (nats) of the token frequencies of ds's
@@ -54,4 +57,24 @@ func TestGPTTrainsOnGrammar(t *testing.T) {
 	if sum := summary(t, store, res.RunID); sum.Status != experiment.StatusSucceeded {
 		t.Errorf("summary status %v; want succeeded", sum.Status)
 	}
+}
+
+// BenchmarkGPTStep measures training steps per second of a small GPT (2
+// layers, d_model 64, 4 heads, context 64, vocab 32) with AdamW at batch 16.
+func BenchmarkGPTStep(b *testing.B) {
+	rng := tensor.NewRNG(1)
+	model, err := nn.NewGPT(nn.GPTConfig{Vocab: 32, Context: 64, Layers: 2, Dim: 64, Heads: 4}, rng, rng)
+	if err != nil {
+		b.Fatal(err)
+	}
+	opt, err := optim.NewAdamW(model.Parameters(), optim.DefaultAdamWConfig(1e-3))
+	if err != nil {
+		b.Fatal(err)
+	}
+	x, _ := tensor.Zeros(16, 64)
+	y, _ := tensor.Zeros(16, 64)
+	for i, xd, yd := 0, x.Data(), y.Data(); i < len(xd); i++ {
+		xd[i], yd[i] = float32(i%32), float32((i+1)%32)
+	}
+	benchSteps(b, model, opt, x, y)
 }
