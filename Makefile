@@ -12,7 +12,10 @@ bench-cluster:  # dispatch and metrics-ingest throughput on an embedded NATS (-q
 	go run ./bench/cmd/clusterbench
 gobench:        # Go micro-benchmarks only
 	go test -run '^$$' -bench . -benchtime 1s ./pkg/... ./internal/...
-fuzz:
-	go test -run '^$$' -fuzz FuzzDecodeCheckpoint -fuzztime 60s -fuzzminimizetime 1x ./pkg/experiment/
+FUZZTIME ?= 60s
+fuzz:           # every decoder's fuzz target, $(FUZZTIME) each (crashers land in the package's testdata/fuzz)
+	go test -run '^$$' -fuzz '^FuzzDecodeCheckpoint$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 1x ./pkg/experiment/
+	go test -run '^$$' -fuzz '^FuzzWireDecode$$' -fuzztime $(FUZZTIME) ./internal/cluster/
+	go test -run '^$$' -fuzz '^FuzzKVValues$$' -fuzztime $(FUZZTIME) ./internal/cluster/
 test-faults:    # fault-injection + cluster integration tests (real NATS, versitygw, gorch processes)
 	go test -count=1 -v -run 'Fault|Cluster' ./tests/integration/

@@ -19,7 +19,7 @@ import (
 // withClient connects, runs f with a coordinator client and closes the
 // connection.
 func (o *natsOptions) withClient(ctx context.Context, f func(context.Context, *coordinator.Client) error) error {
-	nc, err := o.connectNATS("gorch-cli")
+	nc, err := o.connectNATS(ctx, "gorch-cli")
 	if err != nil {
 		return err
 	}

@@ -9,7 +9,6 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
-	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/gorch/gorch/internal/cluster"
 	"github.com/gorch/gorch/pkg/errs"
@@ -33,7 +32,7 @@ until interrupted.`,
 	nf := natsFlags(cmd)
 	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "follow the run's metrics until it ends")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		nc, err := nf.connectNATS("gorch-logs")
+		nc, err := nf.connectNATS(cmd.Context(), "gorch-logs")
 		if err != nil {
 			return err
 		}
@@ -97,7 +96,7 @@ func printLogs(ctx context.Context, js jetstream.JetStream, run string, follow b
 					continue
 				}
 				var s cluster.RunState
-				if msgpack.Unmarshal(e.Value(), &s) == nil && cluster.Terminal(s.Status) {
+				if cluster.Unmarshal(e.Value(), &s) == nil && cluster.Terminal(s.Status) {
 					close(terminal)
 					return
 				}

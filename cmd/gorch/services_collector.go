@@ -5,6 +5,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/gorch/gorch/internal/auth"
+
 	"github.com/gorch/gorch/services/collector"
 )
 
@@ -41,7 +43,7 @@ artifacts.json, run_summary.json) to the store: --data-dir, or S3 with
 			return err
 		}
 		defer svc.close()
-		nc, err := nf.connectNATS("gorch-collector")
+		nc, err := nf.connectService(ctx, log, "gorch-collector", auth.RoleCollector, "")
 		if err != nil {
 			return err
 		}

@@ -6,6 +6,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
+	"github.com/gorch/gorch/internal/auth"
 	"github.com/gorch/gorch/internal/health"
 
 	"github.com/gorch/gorch/services/coordinator"
@@ -36,7 +37,7 @@ requests. Logs go to stderr.`,
 			return err
 		}
 		defer svc.close()
-		nc, err := nf.connectNATS("gorch-coordinator")
+		nc, err := nf.connectService(cmd.Context(), log, "gorch-coordinator", auth.RoleCoordinator, "")
 		if err != nil {
 			return err
 		}
@@ -54,7 +55,6 @@ requests. Logs go to stderr.`,
 		}
 		svc.metrics(health.NewClusterGauges(js, 0).Metrics)
 		svc.ready.SetUp()
-		log.Info("connected", "nats", nc.ConnectedUrlRedacted())
 		return c.Run(cmd.Context())
 	}
 	return cmd

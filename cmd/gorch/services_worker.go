@@ -6,6 +6,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/gorch/gorch/internal/auth"
+
 	"github.com/gorch/gorch/services/worker"
 )
 
@@ -33,9 +35,11 @@ to the queue for another worker to resume.`,
 	fl.IntVar(&opts.BatchSize, "batch-size", 256, "metric points per published batch")
 	fl.DurationVar(&opts.PublishEvery, "publish-every", time.Second, "longest a metric waits before it is published")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		if err := nf.check(); err != nil {
+		id, err := nf.workerID(opts.ID)
+		if err != nil {
 			return err
 		}
+		opts.ID = id
 		store, err := openStoreFromFlags(cmd.Context())
 		if err != nil {
 			return err
@@ -46,7 +50,7 @@ to the queue for another worker to resume.`,
 			return err
 		}
 		defer svc.close()
-		nc, err := nf.connectNATS("gorch-worker")
+		nc, err := nf.connectService(cmd.Context(), opts.Logger, "gorch-worker", auth.RoleWorker, opts.ID)
 		if err != nil {
 			return err
 		}

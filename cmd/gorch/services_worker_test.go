@@ -22,7 +22,6 @@ func TestWorkerBadInput(t *testing.T) {
 		args []string
 		want []string
 	}{
-		{[]string{"worker", "--nats", "nats://127.0.0.1:1", "--data-dir", dir}, []string{"connecting to NATS at nats://127.0.0.1:1"}},
 		{[]string{"worker", "--s3-endpoint", "127.0.0.1:1", "--data-dir", dir}, []string{"--s3-bucket"}},
 		{[]string{"worker", "--s3-bucket", "b", "--data-dir", dir}, []string{"--s3-endpoint"}},
 		{[]string{"worker", "--tls-cert", "c.pem", "--data-dir", dir}, []string{"--tls-key"}},

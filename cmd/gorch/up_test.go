@@ -1,10 +1,8 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -12,7 +10,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -142,52 +139,6 @@ func sizeOf(t *testing.T, path string) string {
 	return strconv.FormatInt(fi.Size(), 10)
 }
 
-// TestNATSCommand starts the built `gorch nats` on a free port, connects
-// to the URL of its ready line and stops it with SIGINT.
-func TestNATSCommand(t *testing.T) {
-	bin := buildGorch(t)
-	cmd := exec.Command(bin, "nats", "--port", "0", "--store", t.TempDir())
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
-	urlc := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			if m := regexp.MustCompile(`msg=ready nats=(\S+)`).FindStringSubmatch(sc.Text()); m != nil {
-				urlc <- m[1]
-				break
-			}
-		}
-		_, _ = io.Copy(io.Discard, stderr)
-	}()
-	var url string
-	select {
-	case url = <-urlc:
-	case <-time.After(30 * time.Second):
-		t.Fatal("gorch nats logged no ready line within 30s")
-	}
-	nc, err := cluster.Connect(url, cluster.ConnectOptions{Name: "test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := nc.RTT(); err != nil {
-		t.Errorf("round trip to %s: %v", url, err)
-	}
-	nc.Close()
-	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Wait(); err != nil {
-		t.Errorf("gorch nats after SIGINT: %v; want exit 0", err)
-	}
-}
-
 func TestUpBadInput(t *testing.T) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -201,8 +152,7 @@ func TestUpBadInput(t *testing.T) {
 		want string
 	}{
 		{[]string{"up", "--workers", "0", "--data-dir", dir}, "--workers and --slots must be at least 1"},
-		{[]string{"up", "--nats-port", port, "--data-dir", dir}, "port " + port + " on 127.0.0.1 is taken"},
-		{[]string{"nats", "--port", port, "--store", dir}, "pick another with --port"},
+		{[]string{"up", "--nats-port", port, "--data-dir", dir}, "127.0.0.1:" + port + " is taken"},
 		{[]string{"up", "--nats-port", "-1", "--data-dir", dir}, "--nats-port -1"},
 	}
 	for _, c := range cases {

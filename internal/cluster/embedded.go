@@ -1,11 +1,13 @@
 package cluster
 
 import (
+	"context"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
+	"github.com/gorch/gorch/internal/natsconn"
 	"github.com/gorch/gorch/pkg/errs"
 )
 
@@ -19,9 +21,7 @@ type EmbeddedOptions struct {
 // StartEmbedded starts a NATS server with JetStream in this process. The
 // caller shuts it down with Shutdown and WaitForShutdown.
 func StartEmbedded(o EmbeddedOptions) (*server.Server, error) {
-	const op = "cluster.StartEmbedded"
-	opts := &server.Options{ServerName: "gorch-embedded", JetStream: true, StoreDir: o.StoreDir,
-		Host: o.Host, Port: o.Port, NoLog: true, NoSigs: true}
+	opts := &server.Options{JetStream: true, StoreDir: o.StoreDir, Host: o.Host, Port: o.Port, NoLog: true}
 	if opts.Host == "" {
 		opts.Host = "127.0.0.1"
 	}
@@ -31,9 +31,24 @@ func StartEmbedded(o EmbeddedOptions) (*server.Server, error) {
 	case -1:
 		opts.DontListen = true
 	}
+	return StartServer(opts, nil)
+}
+
+// StartServer starts a NATS server with opts in this process (signals are
+// left to the caller) and waits until it accepts connections. A non-nil
+// logger gets the server's log.
+func StartServer(opts *server.Options, logger server.Logger) (*server.Server, error) {
+	const op = "cluster.StartEmbedded"
+	opts.NoSigs = true
+	if opts.ServerName == "" {
+		opts.ServerName = "gorch-embedded"
+	}
 	ns, err := server.NewServer(opts)
 	if err != nil {
 		return nil, errs.Wrap(errs.Cluster, op, err, "")
+	}
+	if logger != nil {
+		ns.SetLoggerV2(logger, opts.Debug, opts.Trace, false)
 	}
 	go ns.Start()
 	if !ns.ReadyForConnections(10 * time.Second) {
@@ -43,34 +58,10 @@ func StartEmbedded(o EmbeddedOptions) (*server.Server, error) {
 	return ns, nil
 }
 
-// ConnectOptions configures Connect.
-type ConnectOptions struct {
-	Name      string
-	CredsFile string // NATS credentials file, if any
-	TLSCA     string // CA certificate for TLS, if any
-	TLSCert   string // client certificate and key, if any
-	TLSKey    string
-	InProcess *server.Server // connect in-process instead of over TCP
-}
+// ConnectOptions configures Connect: see natsconn.Options.
+type ConnectOptions = natsconn.Options
 
 // Connect dials url (or an in-process server) with reconnects enabled.
 func Connect(url string, o ConnectOptions) (*nats.Conn, error) {
-	opts := []nats.Option{nats.Name(o.Name), nats.MaxReconnects(-1), nats.ReconnectWait(250 * time.Millisecond)}
-	if o.InProcess != nil {
-		opts = append(opts, nats.InProcessServer(o.InProcess))
-	}
-	if o.CredsFile != "" {
-		opts = append(opts, nats.UserCredentials(o.CredsFile))
-	}
-	if o.TLSCA != "" {
-		opts = append(opts, nats.RootCAs(o.TLSCA))
-	}
-	if o.TLSCert != "" {
-		opts = append(opts, nats.ClientCert(o.TLSCert, o.TLSKey))
-	}
-	nc, err := nats.Connect(url, opts...)
-	if err != nil {
-		return nil, errs.Wrap(errs.Cluster, "cluster.Connect", err, "connecting to NATS at %s", url)
-	}
-	return nc, nil
+	return natsconn.Dial(context.Background(), url, o)
 }

@@ -35,7 +35,7 @@ func GetState(ctx context.Context, kv jetstream.KeyValue, runID string) (RunStat
 	case err != nil:
 		return st, 0, errs.Wrap(errs.Cluster, op, err, "reading run %s", runID)
 	}
-	if err := msgpack.Unmarshal(e.Value(), &st); err != nil {
+	if err := Unmarshal(e.Value(), &st); err != nil {
 		return st, 0, errs.Wrap(errs.Cluster, op, err, "run %s: malformed state", runID)
 	}
 	return st, e.Revision(), nil
@@ -118,7 +118,7 @@ func ListStates(ctx context.Context, kv jetstream.KeyValue) ([]RunState, error) 
 				return out, nil
 			}
 			var st RunState
-			if err := msgpack.Unmarshal(e.Value(), &st); err != nil {
+			if err := Unmarshal(e.Value(), &st); err != nil {
 				// One bad value must not hide every other run.
 				st = RunState{RunID: strings.TrimPrefix(e.Key(), "run."), Status: "unknown", Error: "malformed state: " + err.Error()}
 			}

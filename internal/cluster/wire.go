@@ -49,7 +49,7 @@ func Encode(typ string, v any) ([]byte, error) {
 func Decode(b []byte, want string, v any) error {
 	const op = "wire.Decode"
 	var env Envelope
-	if err := msgpack.Unmarshal(b, &env); err != nil {
+	if err := Unmarshal(b, &env); err != nil {
 		return errs.Wrap(errs.Cluster, op, err, "malformed envelope")
 	}
 	if env.V != WireVersion {
@@ -58,7 +58,7 @@ func Decode(b []byte, want string, v any) error {
 	if env.Type != want {
 		return errs.New(errs.Cluster, op, "message type %q, want %q", env.Type, want)
 	}
-	if err := msgpack.Unmarshal(env.Body, v); err != nil {
+	if err := Unmarshal(env.Body, v); err != nil {
 		return errs.Wrap(errs.Cluster, op, err, "malformed %s body", want)
 	}
 	return nil
