@@ -42,10 +42,29 @@ func GeluTanh(t *Tensor) (*Tensor, error) { return opGeluTanh.apply(t) }
 // tanh selects the derivative of the tanh approximation instead of the
 // exact (erf) GELU. g and x broadcast together.
 func GeluBackward(g, x *Tensor, tanh bool) (*Tensor, error) {
+	op, grad := opGeluBackward, geluGrad
 	if tanh {
-		return opGeluTanhBackward.apply(g, x)
+		op, grad = opGeluTanhBackward, geluTanhGrad
 	}
-	return opGeluBackward.apply(g, x)
+	if g == nil || x == nil || !g.IsContiguous() || !x.IsContiguous() || !EqualShape(g.shape, x.shape) {
+		return op.apply(g, x)
+	}
+	// The common case (a [tokens, hidden] activation), element by element
+	// in chunks over the cores: erf and exp make this op as costly as a
+	// small GEMM.
+	if err := check(op.stat, g, x); err != nil {
+		return nil, err
+	}
+	out := newContiguous(scopeOf(g, x), x.shape)
+	n := len(out.storage.data)
+	dst, gd, xd := out.storage.data, g.storage.data[g.offset:g.offset+n], x.storage.data[x.offset:x.offset+n]
+	const chunk = 1 << 14
+	parallelRows((n+chunk-1)/chunk, chunk, func(c int) {
+		for i := c * chunk; i < min(n, (c+1)*chunk); i++ {
+			dst[i] = gd[i] * grad(xd[i])
+		}
+	})
+	return out, nil
 }
 
 // Rsqrt returns 1/√t elementwise.

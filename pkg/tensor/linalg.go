@@ -1,6 +1,7 @@
 package tensor
 
 import (
+	"github.com/gorch/gorch/internal/kernels"
 	"github.com/gorch/gorch/pkg/errs"
 )
 
@@ -30,17 +31,34 @@ func Addmm(input, m1, m2 *Tensor, beta, alpha float32) (*Tensor, error) {
 			return nil, err
 		}
 	}
-	prod, err := Matmul(m1, m2)
-	if err != nil || beta == 0 {
-		return prod, err
+	out := newContiguous(scopeOf(input, m1, m2), []int{n, m})
+	if n == 0 || m == 0 {
+		return out, nil
 	}
-	if beta != 1 {
-		if input, err = MulScalar(input, beta); err != nil {
-			return nil, err
+	// Like Linear: the output starts as beta·input and the GEMM adds into
+	// it, so the sum costs no extra pass.
+	c := out.storage.data
+	var gemmBeta float32
+	if beta != 0 {
+		moveInto(c, 0, out.strides, input.storage.data, out.shape, broadcastStrides(input.shape, input.strides, out.shape), input.offset, false)
+		if beta != 1 {
+			for i := range c {
+				c[i] *= beta
+			}
 		}
+		gemmBeta = 1
 	}
-	opAdd.into(prod, prod, input)
-	return prod, nil
+	if m1.shape[1] == 0 {
+		return out, nil
+	}
+	if !gemmable(m1) {
+		m1 = fromData(nil, m1.copyData(), m1.shape)
+	}
+	if !gemmable(m2) {
+		m2 = fromData(nil, m2.copyData(), m2.shape)
+	}
+	gemm2(kernels.Default(), m1, m2, c, m, gemmBeta)
+	return out, nil
 }
 
 // Bmm multiplies two stacks of matrices, a [B, n, k] and b [B, k, m], as
