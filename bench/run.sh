@@ -17,51 +17,10 @@ GORCH_CACHE=${GORCH_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/gorch}
 VENV=${BENCH_VENV:-$GORCH_CACHE/torch-venv-$TORCH_VERSION}
 PY=$VENV/bin/python
 
-torch_ok() {
-	[ -x "$PY" ] && "$PY" - "$TORCH_VERSION" <<'PYEOF' >/dev/null 2>&1
-import sys, torch
-assert torch.__version__.split("+")[0] == sys.argv[1]
-a = torch.ones(8, 8)
-assert float(torch.mm(a, a)[0, 0]) == 8.0
-PYEOF
-}
-
-# pip's resolver complains that torch's full dependency set is not installed:
-# expected here, so those lines are dropped.
-quiet_resolver() { grep -v -e "dependency resolver" -e "dependency conflicts" -e "^torch .* requires" >&2 || true; }
-
+. scripts/torch-venv.sh
+torch_ok() { torch_venv_ok "$VENV" "$TORCH_VERSION"; }
 install_torch() {
-	echo "bench: installing torch $TORCH_VERSION (CPU use) into $VENV ..." >&2
-	[ -x "$PY" ] || python3 -m venv "$VENV"
-	local pip=("$PY" -m pip install -q --disable-pip-version-check)
-	# The torch wheel alone; its full dependency set (triton, cuda-bindings,
-	# every CUDA library) is ~2.9 GB, so only what `import torch` loads is added.
-	"${pip[@]}" --no-deps "torch==$TORCH_VERSION"
-	"${pip[@]}" numpy filelock typing-extensions sympy networkx jinja2 fsspec 2> >(quiet_resolver)
-	# The x86-64 Linux wheel links the CUDA runtime libraries at load time
-	# (libtorch_cuda.so, libtorch_global_deps.so), so those must be present
-	# even for CPU work. Take the exact pins from torch's own metadata, minus
-	# what import never loads: triton, cuda-bindings, cusolver, nvtx.
-	mapfile -t cuda_reqs < <("$PY" - <<'PYEOF'
-import importlib.metadata as md, re
-for r in md.requires("torch"):
-    spec, _, marker = r.partition(";")
-    spec = spec.strip()
-    if "extra ==" in marker:
-        continue
-    name = re.split(r"[\[<>=~! ]", spec, maxsplit=1)[0].lower()
-    if name == "cuda-toolkit":
-        m = re.match(r"cuda-toolkit\[([^\]]*)\](.*)", spec)
-        extras = [e for e in m.group(1).split(",") if e.strip() not in ("cusolver", "nvtx")]
-        print(f"cuda-toolkit[{','.join(extras)}]{m.group(2)}")
-    elif name.startswith("nvidia-"):
-        print(spec)
-PYEOF
-)
-	if [ "${#cuda_reqs[@]}" -gt 0 ]; then
-		"${pip[@]}" "${cuda_reqs[@]}" 2> >(quiet_resolver)
-	fi
-	torch_ok || { echo "bench: torch $TORCH_VERSION installed but 'import torch; torch.mm' fails" >&2; "$PY" bench/torch_bench.py --check; exit 1; }
+	torch_venv_install "$VENV" "$TORCH_VERSION" || { "$PY" bench/torch_bench.py --check; exit 1; }
 }
 
 args=()

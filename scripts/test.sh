@@ -15,3 +15,20 @@ echo "== go test"
 go test -count=1 -timeout 30m ./...
 echo "== go test -race (autograd scheduler, kernels)"
 go test -count=1 -race -timeout 20m ./pkg/autograd/ ./internal/...
+echo "== python (pytest, against a GOEXPERIMENT=cgocheck2 build of libgorch)"
+# The venv lives outside the clone, keyed by python/requirements-test.txt
+# (scripts/py-venv.sh; torch from PyPI for CPU use, as bench/run.sh installs it).
+. scripts/py-venv.sh
+PYVENV=$(py_venv_ensure)
+mkdir -p .cache
+lib=$PWD/.cache/libgorch-cgocheck2.so
+GOEXPERIMENT=cgocheck2 go build -buildmode=c-shared -o "$lib" ./cmd/libgorch
+go version -m "$lib" | grep -q 'GOEXPERIMENT=cgocheck2' || { echo "libgorch was not built with cgocheck2"; exit 1; }
+go build -o .cache/gorch ./cmd/gorch
+rc=0
+GORCH_LIB=$lib GORCH_BIN=$PWD/.cache/gorch "$PYVENV/bin/python" -m pytest -q -p no:cacheprovider python/tests || rc=$?
+case $rc in
+0) ;;
+5) echo "pytest: no Python tests were collected" ;; # exit status 5: nothing to run is not a failure
+*) exit "$rc" ;;
+esac

@@ -210,12 +210,8 @@ step, or a corrupt object, is a one-line error and exit status 1.`,
 		}
 		b, err := train.NewCheckpoints(store, run, 1).Pull(ctx, step)
 		if experiment.IsNotFound(err) {
-			where := dataDir()
-			if storeFlagValues.endpoint != "" || os.Getenv("GORCH_S3_ENDPOINT") != "" {
-				where = "the S3 store"
-			}
 			if _, rerr := experiment.NewReader(store).GetRun(ctx, run); experiment.IsNotFound(rerr) {
-				return fmt.Errorf("run %s not found in %s", run, where)
+				return fmt.Errorf("run %s not found in %s", run, storeName())
 			}
 			if step >= 0 {
 				return fmt.Errorf("run %s has no checkpoint at step %d", run, step)

@@ -17,15 +17,19 @@ import (
 func newRunsCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "runs",
-		Short: "List, show, compare and plot the runs in --data-dir",
-		Long: `Read the run records under --data-dir (runs/<id>/...).
+		Short: "List, show, compare and plot the runs in --data-dir or S3",
+		Long: `Read the run records under --data-dir (runs/<id>/...), or, with
+--s3-endpoint and --s3-bucket, in an S3 bucket, without syncing it first.
 
 Wherever a command takes a run ID, a unique prefix of it will do, as with
 git commit hashes.`,
 		Args: cobra.NoArgs, // an unknown subcommand is an error, not help
 		RunE: helpRunE,
 	}
-	cmd.AddCommand(newRunsListCmd(), newRunsShowCmd(), newRunsCompareCmd(), newRunsPlotCmd())
+	for _, sub := range []*cobra.Command{newRunsListCmd(), newRunsShowCmd(), newRunsCompareCmd(), newRunsPlotCmd()} {
+		addStoreFlags(sub)
+		cmd.AddCommand(sub)
+	}
 	return cmd
 }
 
@@ -76,7 +80,7 @@ logs. Metric columns show the last value logged; pick them with --metrics.`,
 		Aliases: []string{"ls"},
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			store, err := openStore()
+			store, err := openReadStoreFromFlags(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -94,7 +98,7 @@ logs. Metric columns show the last value logged; pick them with --metrics.`,
 				return nil
 			}
 			if len(sums) == 0 {
-				fmt.Fprintf(cmd.ErrOrStderr(), "no runs in %s\n", dataDir())
+				fmt.Fprintf(cmd.ErrOrStderr(), "no runs in %s\n", storeName())
 				return nil
 			}
 			if len(metrics) == 0 {
@@ -157,7 +161,7 @@ func resolveRun(ctx context.Context, store experiment.Store, arg string) (string
 	}
 	switch len(match) {
 	case 0:
-		return "", fmt.Errorf("run %s not found in %s", arg, dataDir())
+		return "", fmt.Errorf("run %s not found in %s", arg, storeName())
 	case 1:
 		return match[0], nil
 	}
@@ -203,7 +207,7 @@ func loadSummary(ctx context.Context, rd *experiment.Reader, id string) (experim
 
 // openRuns opens the store and resolves and loads the summaries of args.
 func openRuns(ctx context.Context, args []string) (*experiment.Reader, []experiment.Summary, error) {
-	store, err := openStore()
+	store, err := openReadStoreFromFlags(ctx)
 	if err != nil {
 		return nil, nil, err
 	}

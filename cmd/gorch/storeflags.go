@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 
 	"github.com/spf13/cobra"
@@ -79,4 +80,13 @@ func openReadStoreFromFlags(ctx context.Context) (experiment.Store, error) {
 		return openStore()
 	}
 	return openStoreFromFlags(ctx)
+}
+
+// storeName names the store the flags select, for messages: the S3
+// bucket and endpoint, or --data-dir.
+func storeName() string {
+	if e := orEnv(storeFlagValues.endpoint, "GORCH_S3_ENDPOINT"); e != "" {
+		return fmt.Sprintf("s3://%s at %s", orEnv(storeFlagValues.bucket, "GORCH_S3_BUCKET"), e)
+	}
+	return dataDir()
 }

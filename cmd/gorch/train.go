@@ -18,7 +18,7 @@ import (
 
 // trainFlags are gorch train's flags; each overrides the spec file's field.
 type trainFlags struct {
-	config, resume                  string
+	config, resume, init            string
 	model, dataset, datasetDir, opt string
 	name                            string
 	epochs, steps, batch, ckptEvery int
@@ -36,17 +36,21 @@ func newTrainCmd() *cobra.Command {
 		Long: `Train a model and record the run (run.json, metrics, telemetry, summary,
 checkpoints) under --data-dir. Flags override the fields of --config.
 SIGINT or SIGTERM finishes the current step, checkpoints and marks the run
-interrupted; --resume RUN_ID continues it from its newest valid checkpoint.`,
+interrupted; --resume RUN_ID continues it from its newest valid checkpoint.
+--init FILE starts a new run from a checkpoint's parameters (names and
+shapes must match the model; the optimizer starts fresh).`,
 		Example: `  gorch train --model mlp --dataset fashion-mnist --epochs 2
   gorch train --model gpt --steps 300 --lr 3e-3
   gorch train --config spec.yaml --seed 3
-  gorch train --resume 20261129T130000123456Z-9f86d081`,
+  gorch train --resume 20261129T130000123456Z-9f86d081
+  gorch train --model mlp --init weights.rtch --steps 500`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runTrain(cmd, &f) },
 	}
 	fl := cmd.Flags()
 	fl.StringVarP(&f.config, "config", "f", "", "run spec file (YAML or JSON)")
 	fl.StringVar(&f.resume, "resume", "", "resume the run with this ID from its newest valid checkpoint")
+	fl.StringVar(&f.init, "init", "", "start from the parameters of this RTCH checkpoint (e.g. written by gorch.save_checkpoint in Python)")
 	fl.StringVar(&f.name, "name", "", "run name")
 	fl.StringVar(&f.model, "model", "mlp", "model: mlp (784-256-10), cnn (LeNet-style) or gpt (transformer language model)")
 	fl.StringVar(&f.dataset, "dataset", "fashion-mnist", "dataset: fashion-mnist, blobs, moons, spirals or grammar (text; the default for gpt)")
@@ -142,6 +146,15 @@ func runTrain(cmd *cobra.Command, f *trainFlags) error {
 	}
 	var spec *train.Spec
 	var sink *train.RecordSink
+	var init *experiment.Checkpoint
+	if f.init != "" {
+		if f.resume != "" {
+			return errs.New(errs.Config, "train", "--init starts a new run; --resume continues one: give one of them")
+		}
+		if init, err = experiment.LoadCheckpointFile(f.init); err != nil {
+			return err
+		}
+	}
 	if f.resume != "" {
 		for _, name := range []string{"config", "model", "dataset", "epochs", "steps", "batch-size", "lr", "optimizer", "seed"} {
 			if cmd.Flags().Changed(name) {
@@ -165,7 +178,7 @@ func runTrain(cmd *cobra.Command, f *trainFlags) error {
 	stderr := cmd.ErrOrStderr()
 	fmt.Fprintf(stderr, "run %s: training %s on %s\n", sink.RunID(), spec.Model.Name, spec.Dataset.Name)
 	bar := newProgressPrinter(stderr)
-	res, err := train.Run(ctx, spec, sink, train.Options{Progress: bar.update})
+	res, err := train.Run(ctx, spec, sink, train.Options{Progress: bar.update, Init: init})
 	bar.done()
 	if err != nil {
 		if errors.Is(err, train.ErrInterrupted) {

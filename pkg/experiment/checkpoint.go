@@ -136,6 +136,11 @@ type CheckpointInfo struct {
 	Train        TrainState
 	ModelConfig  json.RawMessage
 	Metadata     map[string]string
+	// DataOffset is the file offset of the data section: tensor i's bytes
+	// are at DataOffset+Tensors[i].Offset (the Python reader maps them).
+	DataOffset int64
+	// Header is the validated JSON header, verbatim.
+	Header json.RawMessage
 }
 
 // TensorInfo describes one tensor of a checkpoint.
@@ -448,7 +453,8 @@ func VerifyCheckpoint(r io.ReaderAt, size int64) (*CheckpointInfo, error) {
 	}
 	h := &l.hdr
 	info := &CheckpointInfo{Major: l.pre.major, Minor: l.pre.minor, Size: size, HeaderBytes: int64(l.pre.headerLen),
-		DataBytes: int64(l.pre.dataLen), Writer: h.Writer, Train: h.Train, ModelConfig: h.ModelConfig, Metadata: h.Metadata}
+		DataBytes: int64(l.pre.dataLen), Writer: h.Writer, Train: h.Train, ModelConfig: h.ModelConfig, Metadata: h.Metadata,
+		DataOffset: int64(l.pre.dataOff), Header: json.RawMessage(l.header)}
 	if h.Optimizer != nil {
 		info.Optimizer = h.Optimizer.Type
 	}

@@ -86,8 +86,8 @@ func (c *Checkpoints) SaveGuarded(ctx context.Context, step int64, ck *experimen
 	return key, size, c.prune(ctx, key)
 }
 
-// keys lists the run's checkpoint objects, oldest first.
-func (c *Checkpoints) keys(ctx context.Context) ([]string, error) {
+// Keys lists the run's checkpoint objects, oldest first.
+func (c *Checkpoints) Keys(ctx context.Context) ([]string, error) {
 	keys, err := c.store.List(ctx, c.Prefix())
 	if err != nil {
 		return nil, err
@@ -104,7 +104,7 @@ func (c *Checkpoints) keys(ctx context.Context) ([]string, error) {
 
 // prune keeps the newest keepLast checkpoints and never deletes keep.
 func (c *Checkpoints) prune(ctx context.Context, keep string) error {
-	keys, err := c.keys(ctx)
+	keys, err := c.Keys(ctx)
 	if err != nil {
 		return err
 	}
@@ -136,7 +136,7 @@ func (c *Checkpoints) latestKey(ctx context.Context) string {
 // invalid, the newest checkpoint that decodes and verifies; nil if the run
 // has no checkpoint.
 func (c *Checkpoints) Load(ctx context.Context) (*experiment.Checkpoint, error) {
-	keys, err := c.keys(ctx)
+	keys, err := c.Keys(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -171,7 +171,7 @@ func (c *Checkpoints) Pull(ctx context.Context, step int64) ([]byte, error) {
 	if step >= 0 {
 		key = c.Key(step)
 	} else if key = c.latestKey(ctx); key == "" {
-		keys, err := c.keys(ctx)
+		keys, err := c.Keys(ctx)
 		if err != nil {
 			return nil, err
 		}

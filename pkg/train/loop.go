@@ -43,6 +43,12 @@ type Options struct {
 	// go to OpenTelemetry's global tracer provider; Run sets none up, so
 	// without one (gorch train) they cost nothing.
 	TraceSteps int
+	// Init, if not nil, is a checkpoint whose parameters a new run starts
+	// from (`gorch train --init`): its names and shapes must match the
+	// model's exactly. Only the parameters are used; the optimizer, data
+	// order and step start fresh. A run that resumes from its own
+	// checkpoint ignores it.
+	Init *experiment.Checkpoint
 }
 
 // tracer is pkg/train's OpenTelemetry tracer, from the global provider.
@@ -163,8 +169,17 @@ func newTrainer(spec *Spec, sink Sink, opts Options, scope *tensor.Scope) (*trai
 // restore loads the sink's newest checkpoint, if any, into every piece of state.
 func (t *trainer) restore(ctx context.Context) error {
 	ck, err := t.sink.LoadCheckpoint(ctx)
-	if err != nil || ck == nil {
+	if err != nil {
 		return err
+	}
+	if ck == nil {
+		if t.opts.Init == nil {
+			return nil
+		}
+		if err := ApplyCheckpoint(t.opts.Init, t.model, nil); err != nil {
+			return errs.Wrap(errs.KindOf(err), "init", err, "initial weights")
+		}
+		return nil
 	}
 	if ck.Optimizer == nil {
 		return errs.New(errs.Checkpoint, "resume", "checkpoint has no optimizer state")

@@ -1,0 +1,38 @@
+"""gorch for Python: checkpoints, run records and the cluster client.
+
+Three uses, one library (``libgorch.so``, gorch's Go code behind a small
+C ABI):
+
+* **Checkpoints** — :func:`load_checkpoint` reads and validates RTCH files
+  (``.params`` are numpy views of the mapped file; ``.to_torch()`` gives a
+  PyTorch state dict); :func:`save_checkpoint` writes one from a torch or
+  numpy state dict, for ``gorch train --init``.
+* **Records** — :class:`Store` over a local ``--data-dir`` or an S3
+  bucket: ``store.runs()`` (one row per run, like ``mlflow.search_runs``),
+  ``store.run(id).metrics()`` (indexed by step), telemetry, checkpoints.
+* **Cluster** — :class:`Client`: submit, sweep, status, wait, cancel,
+  follow.
+
+Every error is a :class:`GorchError` subclass named after its kind.
+
+The Go runtime inside does not survive ``fork()``: in a forked child every
+call raises :class:`ForkError`; use the ``spawn`` or ``forkserver`` start
+method for worker processes.
+"""
+
+from ._lib import version
+from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from .client import Client, ClusterRun
+from .errors import (ArgumentError, CheckpointError, ClusterError, ConfigError, CorruptCheckpointError, DataError,
+                     ExperimentError, ForkError, GorchError, InternalError, LayoutError, NotFoundError, ShapeError,
+                     StorageError, TrainingError, WaitTimeout)
+from .records import Run, Store
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "version", "Checkpoint", "load_checkpoint", "save_checkpoint", "Store", "Run", "Client", "ClusterRun",
+    "GorchError", "ArgumentError", "CheckpointError", "ClusterError", "ConfigError", "CorruptCheckpointError",
+    "DataError", "ExperimentError", "ForkError", "InternalError", "LayoutError", "NotFoundError", "ShapeError",
+    "StorageError", "TrainingError", "WaitTimeout",
+]
