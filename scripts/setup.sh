@@ -43,6 +43,13 @@ if [ ! -f "$FMNIST_DIR/t10k-labels-idx1-ubyte.gz" ]; then
   apt_install dataset-fashion-mnist
 fi
 
+# cgo (go test -race, the c-shared libgorch.so for Python) needs a C
+# compiler; the Python tests need venv and pip.
+if [ "${GORCH_SETUP_TEST_TOOLS:-}" = 1 ]; then
+  command -v gcc >/dev/null 2>&1 || apt_install gcc libc6-dev
+  python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || apt_install python3 python3-venv python3-pip
+fi
+
 # Test tools (GORCH_SETUP_TEST_TOOLS=1): servers the integration tests run
 # against. Each is built once into $GORCH_CACHE/<tool>-<version>/ (default
 # ~/.cache/gorch, outside the clone, so every fresh clone on the machine
