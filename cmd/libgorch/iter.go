@@ -90,16 +90,9 @@ func gorch_metrics_open(h C.uint64_t, run, names *C.char, it *C.uint64_t, errOut
 		if err := needOut(op, unsafe.Pointer(it)); err != nil {
 			return err
 		}
-		rs, err := lookup[*recordStore](op, h)
-		if err != nil {
-			return err
-		}
-		id, err := goString(op, "run", run)
-		if err != nil {
-			return err
-		}
 		ctx := context.Background()
-		if _, err := rs.rd.GetRun(ctx, id); err != nil {
+		rs, id, err := storeRun(ctx, op, h, run)
+		if err != nil {
 			return err
 		}
 		m := &metricIter{pullIter: newPullIter(rs.rd.ReadMetrics(ctx, id)), index: map[string]int32{}}
@@ -174,16 +167,9 @@ func gorch_telemetry_open(h C.uint64_t, run *C.char, it *C.uint64_t, errOut **C.
 		if err := needOut(op, unsafe.Pointer(it)); err != nil {
 			return err
 		}
-		rs, err := lookup[*recordStore](op, h)
-		if err != nil {
-			return err
-		}
-		id, err := goString(op, "run", run)
-		if err != nil {
-			return err
-		}
 		ctx := context.Background()
-		if _, err := rs.rd.GetRun(ctx, id); err != nil {
+		rs, id, err := storeRun(ctx, op, h, run)
+		if err != nil {
 			return err
 		}
 		*it = newHandle(jsonPager(newPullIter(rs.rd.ReadTelemetry(ctx, id))))

@@ -158,6 +158,23 @@ func gorch_store_run(h C.uint64_t, run *C.char, out, errOut **C.char) C.int {
 	})
 }
 
+// storeRun resolves a store handle and a run id argument, and checks that
+// the run exists (a missing run is a not-found error, not an empty result).
+func storeRun(ctx context.Context, op string, h C.uint64_t, run *C.char) (*recordStore, string, error) {
+	rs, err := lookup[*recordStore](op, h)
+	if err != nil {
+		return nil, "", err
+	}
+	id, err := goString(op, "run", run)
+	if err != nil {
+		return nil, "", err
+	}
+	if _, err := rs.rd.GetRun(ctx, id); err != nil {
+		return nil, "", err
+	}
+	return rs, id, nil
+}
+
 // ckptEntry is one checkpoint object of a run.
 type ckptEntry struct {
 	Step int64  `json:"step"`
@@ -192,16 +209,9 @@ func gorch_store_checkpoint(h C.uint64_t, run *C.char, step C.int64_t, ck *C.uin
 		if err := needOut(op, unsafe.Pointer(ck), unsafe.Pointer(info), unsafe.Pointer(data), unsafe.Pointer(size)); err != nil {
 			return err
 		}
-		rs, err := lookup[*recordStore](op, h)
-		if err != nil {
-			return err
-		}
-		id, err := goString(op, "run", run)
-		if err != nil {
-			return err
-		}
 		ctx := context.Background()
-		if _, err := rs.rd.GetRun(ctx, id); err != nil {
+		rs, id, err := storeRun(ctx, op, h, run)
+		if err != nil {
 			return err
 		}
 		c := train.NewCheckpoints(rs.store, id, 1)
