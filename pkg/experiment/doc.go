@@ -1,6 +1,9 @@
 // Package experiment owns every run-record file format of gorch and the
-// stores they live in. Both `gorch train` and, later, the cluster collector
-// write through it, so there is one code path for every file a user reads.
+// stores they live in. Both `gorch train` ([Recorder]) and the cluster
+// collector ([Ingest]) write through it, and every reader (the CLI, the
+// Python package) reads through [Reader], so there is one code path for
+// every file a user reads. It links no engine package: RTCH checkpoints
+// have their own tensor and state types (pkg/train converts).
 //
 // # Layout
 //
@@ -41,6 +44,15 @@
 // counted as dropped too; Flush and Close return the first I/O error.
 // Metric lines are encoded by hand (strconv.AppendFloat/AppendInt into a
 // reused buffer), not with encoding/json per record.
+//
+// # Attempts
+//
+// A run resumed from a checkpoint has several attempts, listed in run.json
+// with the step each resumed from ([Attempt]). Values an earlier attempt
+// logged past a later attempt's resume step are superseded: they stay
+// stored ([Reader.ReadStoredMetrics]), but [Reader.ReadMetrics] returns
+// one value per (step, name), the latest attempt's, and the summary's
+// rollups count each step once and the rest as superseded.
 //
 // # Summaries
 //

@@ -2,9 +2,11 @@ package experiment
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"iter"
+	"slices"
 	"strings"
 
 	"github.com/gorch/gorch/pkg/errs"
@@ -97,10 +99,65 @@ func (rd *Reader) ListRuns(ctx context.Context) ([]Summary, error) {
 	return out, nil
 }
 
-// ReadMetrics yields every metric of the run, reading its segments in
-// order. A run with no metrics yields nothing; iteration stops after the
-// first error.
+// ReadMetrics yields the run's metric values in force: one value per
+// (step, name). Values that a later attempt superseded (see [Attempt]) are
+// left out; [Reader.ReadStoredMetrics] yields them too. The values of a
+// run with one attempt stream in store order; a resumed run is read whole
+// and its values come in step order (in store order within a step). A run
+// with no metrics yields nothing; iteration stops after the first error.
 func (rd *Reader) ReadMetrics(ctx context.Context, runID string) iter.Seq2[Metric, error] {
+	return func(yield func(Metric, error) bool) {
+		run, err := rd.GetRun(ctx, runID)
+		if err != nil && !IsNotFound(err) { // segments without run.json read as stored
+			yield(Metric{}, err)
+			return
+		}
+		sp := newSupersession(run.Attempts)
+		if !sp.active() {
+			for m, err := range rd.ReadStoredMetrics(ctx, runID) {
+				if !yield(m, err) || err != nil {
+					return
+				}
+			}
+			return
+		}
+		type key struct {
+			step int64
+			name string
+		}
+		var ms []Metric
+		at := map[key]int{} // at a resume step: the latest attempt's value per name
+		for m, err := range rd.ReadStoredMetrics(ctx, runID) {
+			switch {
+			case err != nil:
+				yield(m, err)
+				return
+			case sp.superseded(m.Attempt, m.Step):
+				continue
+			case sp.bound(m.Step):
+				k := key{m.Step, m.Name}
+				if i, ok := at[k]; ok {
+					if m.Attempt >= ms[i].Attempt {
+						ms[i] = m
+					}
+					continue
+				}
+				at[k] = len(ms)
+			}
+			ms = append(ms, m)
+		}
+		slices.SortStableFunc(ms, func(a, b Metric) int { return cmp.Compare(a.Step, b.Step) })
+		for _, m := range ms {
+			if !yield(m, nil) {
+				return
+			}
+		}
+	}
+}
+
+// ReadStoredMetrics yields every metric value stored for the run,
+// superseded ones included, in store order.
+func (rd *Reader) ReadStoredMetrics(ctx context.Context, runID string) iter.Seq2[Metric, error] {
 	return flatten(rd.metricBatches(ctx, runID))
 }
 

@@ -28,8 +28,9 @@ type Recorder struct {
 }
 
 // Create starts a new run. Empty fields of run are filled in: ID (a
-// [NewRunID]), Created, Started, Host, Attempt (1); the status becomes
-// running. run.json is written before Create returns.
+// [NewRunID]), Created, Started, Host, Attempt (1), and the first attempt's
+// entry in Attempts (from scratch); the status becomes running. run.json is
+// written before Create returns.
 func Create(ctx context.Context, store Store, run Run, opts LogOptions) (*Recorder, error) {
 	const op = "experiment.Create"
 	now := time.Now().UTC()
@@ -47,43 +48,84 @@ func Create(ctx context.Context, store Store, run Run, opts LogOptions) (*Record
 	if run.Created.IsZero() {
 		run.Created = now
 	}
-	run.Started, run.Status = now, StatusRunning
+	if run.Started.IsZero() {
+		run.Started = now
+	}
+	run.Status = StatusRunning
 	if run.Host == "" {
 		run.Host, _ = os.Hostname()
 	}
 	if run.Attempt == 0 {
 		run.Attempt = 1
 	}
-	return start(ctx, store, run, nil, 0, opts)
+	if run.Attempt == 1 && len(run.Attempts) == 0 {
+		run.attemptEntry(1).Started = run.Started
+	}
+	return start(ctx, store, run, nil, 0, opts, nil)
 }
 
 // Resume starts a new attempt of an existing run: the attempt number goes
 // up by one, the status becomes running, the error is cleared, and the
 // summary keeps rolling up the earlier attempts' records (read back from
-// their segments) and their dropped count.
+// their segments) and their dropped count. Once the attempt knows the
+// checkpoint it resumes from, call [Recorder.SetResume].
 func Resume(ctx context.Context, store Store, runID string, opts LogOptions) (*Recorder, error) {
+	return openAttempt(ctx, store, runID, -1, opts, nil, nil)
+}
+
+// openAttempt opens attempt of an existing run for writing; -1 is the
+// attempt after the recorded one (Resume).
+//
+//   - attempt equal to the run's recorded attempt opens that attempt again
+//     as it is (status, times and error kept), e.g. after the writer
+//     restarted; new segments continue the numbering.
+//   - a greater attempt starts that attempt: status running, error and
+//     finish time cleared, Started now.
+//   - a smaller attempt is an errs.Experiment error: the run has moved on.
+//
+// edit, if not nil, may change the run record before run.json is written;
+// ID and Attempt are restored afterwards. onEvents sees the stored
+// telemetry as it is read.
+func openAttempt(ctx context.Context, store Store, runID string, attempt int, opts LogOptions,
+	edit func(*Run), onEvents func([]TelemetryEvent)) (*Recorder, error) {
+	const op = "experiment.openAttempt"
 	rd := NewReader(store)
 	run, err := rd.GetRun(ctx, runID)
 	if err != nil {
 		return nil, err
 	}
+	if attempt < 0 {
+		attempt = run.Attempt + 1
+	}
+	switch {
+	case attempt < run.Attempt:
+		return nil, errs.New(errs.Experiment, op, "run %s: attempt %d is older than the recorded attempt %d", runID, attempt, run.Attempt)
+	case attempt > run.Attempt:
+		run.Attempt = attempt
+		run.Status, run.Error, run.Started, run.Finished = StatusRunning, "", time.Now().UTC(), time.Time{}
+	}
+	if edit != nil {
+		id, a := run.ID, run.Attempt
+		edit(&run)
+		run.ID, run.Attempt = id, a
+	}
 	arts, err := rd.Artifacts(ctx, runID)
 	if err != nil {
 		return nil, err
 	}
-	var dropped uint64
+	var lost uint64
 	if s, err := rd.GetSummary(ctx, runID); err == nil {
-		dropped = s.Dropped
+		lost = s.Dropped - min(s.Missing, s.Dropped) // Missing is recomputed from what is stored
 	} else if !IsNotFound(err) {
 		return nil, err
 	}
-	run.Attempt++
-	run.Status, run.Error, run.Started, run.Finished = StatusRunning, "", time.Now().UTC(), time.Time{}
-	return start(ctx, store, run, arts, dropped, opts)
+	return start(ctx, store, run, arts, lost, opts, onEvents)
 }
 
-func start(ctx context.Context, store Store, run Run, arts []Artifact, dropped uint64, opts LogOptions) (*Recorder, error) {
+func start(ctx context.Context, store Store, run Run, arts []Artifact, dropped uint64, opts LogOptions,
+	onEvents func([]TelemetryEvent)) (*Recorder, error) {
 	r := &Recorder{store: store, rollup: NewRollup(), run: run, artifacts: arts, prevDrops: dropped}
+	r.rollup.SetAttempts(run.Attempts)
 	rd := NewReader(store)
 	for batch, err := range rd.metricBatches(ctx, run.ID) {
 		if err != nil {
@@ -96,6 +138,9 @@ func start(ctx context.Context, store Store, run Run, arts []Artifact, dropped u
 			return nil, err
 		}
 		r.rollup.AddEvents(batch)
+		if onEvents != nil {
+			onEvents(batch)
+		}
 	}
 	if err := r.putJSON(ctx, runKey(run.ID), run); err != nil {
 		return nil, err
@@ -143,6 +188,21 @@ func (r *Recorder) Log(step int64, name string, value float64) error {
 // Start starts a scoped telemetry timer; see [TelemetryRecorder.Start].
 func (r *Recorder) Start(name string, tags ...string) *Timer { return r.telemetry.Start(name, tags...) }
 
+// SetResume records that this attempt resumed from the checkpoint taken
+// after step (0: it started from scratch) and writes run.json at once.
+// From then on readers and the summary treat what earlier attempts logged
+// after step as superseded (see [Attempt]); call it before the attempt
+// logs anything.
+func (r *Recorder) SetResume(ctx context.Context, step int64) error {
+	r.mu.Lock()
+	e := r.run.attemptEntry(r.run.Attempt)
+	e.ResumeStep, e.Started = step, r.run.Started
+	run := r.run
+	r.mu.Unlock()
+	r.rollup.SetAttempts(run.Attempts)
+	return r.putJSON(ctx, runKey(run.ID), run)
+}
+
 // SetLayout records a snapshot of the layout-validation counters (from
 // a run's tensor.Scope) for the summary.
 func (r *Recorder) SetLayout(stats map[string]OpStats) {
@@ -151,16 +211,38 @@ func (r *Recorder) SetLayout(stats map[string]OpStats) {
 	r.layout = stats
 }
 
-func (r *Recorder) dropped() uint64 {
-	return r.prevDrops + r.metrics.Dropped() + r.telemetry.Dropped()
+// missing counts the metric values that producers reported publishing
+// (Attempt.Published) and the store lacks; r.mu is held.
+func (r *Recorder) missing() uint64 {
+	var n int64
+	for _, a := range r.run.Attempts {
+		n += max(0, a.Published-r.rollup.Stored(a.Attempt))
+	}
+	return uint64(n)
 }
 
 func (r *Recorder) summary() Summary {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	s := summarize(r.run, r.rollup, r.dropped(), r.finished)
-	s.Layout = r.layout
+	missing := r.missing()
+	dropped := r.prevDrops + r.metrics.Dropped() + r.telemetry.Dropped() + missing
+	s := summarize(r.run, r.rollup, dropped, r.finished)
+	s.Missing, s.Layout = missing, r.layout
 	return s
+}
+
+// Flush writes every queued metric and telemetry event and returns the
+// first I/O error either log has met. Unlike [Recorder.WriteSummary] it
+// writes no summary.
+func (r *Recorder) Flush() error {
+	return firstErr(r.metrics.Flush(), r.telemetry.Flush())
+}
+
+// Artifacts returns a copy of the run's artifact list.
+func (r *Recorder) Artifacts() []Artifact {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]Artifact(nil), r.artifacts...)
 }
 
 // WriteSummary flushes the logs and writes run_summary.json as of now, with
@@ -181,6 +263,17 @@ func (r *Recorder) Finish(ctx context.Context, status Status, runErr error) erro
 	if !status.Terminal() {
 		return errs.New(errs.Argument, op, "status %q is not terminal", status)
 	}
+	return r.finish(ctx, func(run *Run) {
+		run.Status, run.Finished = status, time.Now().UTC()
+		if runErr != nil {
+			run.Error = runErr.Error()
+		}
+	})
+}
+
+// finish closes the logs, applies end to the run record, and writes
+// run.json and the final summary. Later calls do nothing.
+func (r *Recorder) finish(ctx context.Context, end func(*Run)) error {
 	r.mu.Lock()
 	if r.finished {
 		r.mu.Unlock()
@@ -191,11 +284,8 @@ func (r *Recorder) Finish(ctx context.Context, status Status, runErr error) erro
 	err2 := r.telemetry.Close()
 	r.mu.Lock()
 	r.finished = true
-	r.run.Status = status
-	r.run.Finished = time.Now().UTC()
-	if runErr != nil {
-		r.run.Error = runErr.Error()
-	}
+	end(&r.run)
+	r.endAttemptLocked()
 	run := r.run
 	r.mu.Unlock()
 	err3 := r.putJSON(ctx, runKey(run.ID), run)
@@ -205,6 +295,18 @@ func (r *Recorder) Finish(ctx context.Context, status Status, runErr error) erro
 	}
 	err4 := r.putJSON(ctx, summaryKey(run.ID), s)
 	return firstErr(err1, err2, err3, err4)
+}
+
+// endAttemptLocked copies the attempt's outcome into its Attempts entry,
+// if it has one; r.mu is held.
+func (r *Recorder) endAttemptLocked() {
+	for i := range r.run.Attempts {
+		if r.run.Attempts[i].Attempt == r.run.Attempt {
+			e := r.run.attemptEntry(r.run.Attempt)
+			e.Started, e.Finished, e.Status = r.run.Started, r.run.Finished, r.run.Status
+			return
+		}
+	}
 }
 
 func firstErr(errors ...error) error {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"time"
 
@@ -74,6 +75,51 @@ type Run struct {
 	Attempt int `json:"attempt"`
 	// Error is the failure message of a failed or interrupted run.
 	Error string `json:"error,omitempty"`
+	// Attempts has an entry for each attempt that began training, oldest
+	// first. Started and Finished above are the current attempt's.
+	Attempts []Attempt `json:"attempts,omitempty"`
+}
+
+// Attempt is one attempt of a run. ResumeStep is what makes records
+// exact across attempts: an attempt that resumed from the checkpoint
+// taken after step S supersedes every value earlier attempts logged after
+// S (they trained the same steps again, or abandoned them), and readers
+// return one value per (step, name): see [Reader.ReadMetrics].
+type Attempt struct {
+	Attempt int `json:"attempt"`
+	// ResumeStep is the step of the checkpoint the attempt resumed from;
+	// 0 for an attempt that started from scratch.
+	ResumeStep int64     `json:"resume_step"`
+	Started    time.Time `json:"started,omitzero"`
+	Finished   time.Time `json:"finished,omitzero"`
+	Status     Status    `json:"status,omitempty"` // its outcome, once it finished
+	// Published is the number of metric values the attempt's producer
+	// reported publishing (cluster runs); values it published that the
+	// store lacks count as dropped.
+	Published int64 `json:"published,omitempty"`
+}
+
+// Duration is Finished-Started for a finished attempt, zero otherwise.
+func (a *Attempt) Duration() time.Duration {
+	if a.Started.IsZero() || a.Finished.IsZero() {
+		return 0
+	}
+	return a.Finished.Sub(a.Started)
+}
+
+// attemptEntry returns the entry of attempt a, adding it (in attempt
+// order) if r has none.
+func (r *Run) attemptEntry(a int) *Attempt {
+	i := 0
+	for i < len(r.Attempts) && r.Attempts[i].Attempt < a {
+		i++
+	}
+	if i == len(r.Attempts) || r.Attempts[i].Attempt != a {
+		r.Attempts = slices.Insert(slices.Clone(r.Attempts), i, Attempt{Attempt: a})
+	} else {
+		r.Attempts = slices.Clone(r.Attempts) // copies of a Run share nothing
+	}
+	return &r.Attempts[i]
 }
 
 // Duration is Finished-Started for a finished run, zero otherwise.
@@ -157,19 +203,22 @@ type TelemetryEvent struct {
 	Tags     map[string]string `json:"tags,omitempty"`
 }
 
-// MetricSummary rolls up every value of one metric. Non-finite values (NaN,
-// ±Inf) are counted in NonFinite and left out of every other statistic.
-// P50 and P95 are exact nearest-rank percentiles (see [Rollup]).
+// MetricSummary rolls up one metric, one value per step: values a later
+// attempt superseded (see [Attempt]) are left out and counted in
+// Superseded. Non-finite values (NaN, ±Inf) are counted in NonFinite and
+// left out of every other statistic. P50 and P95 are exact nearest-rank
+// percentiles (see [Rollup]).
 type MetricSummary struct {
-	Count     int64   `json:"count"`
-	NonFinite int64   `json:"nonfinite,omitempty"`
-	Min       float64 `json:"min"`
-	Max       float64 `json:"max"`
-	Mean      float64 `json:"mean"`
-	P50       float64 `json:"p50"`
-	P95       float64 `json:"p95"`
-	Last      float64 `json:"last"`      // the last finite value logged
-	LastStep  int64   `json:"last_step"` // its step
+	Count      int64   `json:"count"`
+	Superseded int64   `json:"superseded,omitempty"`
+	NonFinite  int64   `json:"nonfinite,omitempty"`
+	Min        float64 `json:"min"`
+	Max        float64 `json:"max"`
+	Mean       float64 `json:"mean"`
+	P50        float64 `json:"p50"`
+	P95        float64 `json:"p95"`
+	Last       float64 `json:"last"`      // the last finite value logged
+	LastStep   int64   `json:"last_step"` // its step
 }
 
 // EventSummary rolls up the durations of one telemetry event, in seconds.
@@ -191,8 +240,12 @@ type Summary struct {
 	Status Status `json:"status"`
 	// Complete is true only when the run finished (succeeded) and every
 	// record logged reached the store.
-	Complete  bool                     `json:"complete"`
-	Dropped   uint64                   `json:"dropped"`
+	Complete bool   `json:"complete"`
+	Dropped  uint64 `json:"dropped"`
+	// Missing is the part of Dropped that producers reported publishing
+	// (Attempt.Published) and the store lacks; the rest was lost by the
+	// writer itself.
+	Missing   uint64                   `json:"missing,omitempty"`
 	Metrics   map[string]MetricSummary `json:"metrics"`
 	Telemetry map[string]EventSummary  `json:"telemetry"`
 	Layout    map[string]OpStats       `json:"layout,omitempty"`

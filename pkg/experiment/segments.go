@@ -26,6 +26,12 @@ type LogOptions struct {
 	// 2s). Each write is one new segment object, so a short interval on a
 	// slow run makes many small objects.
 	FlushInterval time.Duration
+	// Manual writes segments only in Flush and Close, in the calling
+	// goroutine, with every record logged since the last one: for a
+	// writer that must know which records are stored (the cluster
+	// collector acknowledges a message only after that). QueueSize,
+	// FlushRecords and FlushInterval do not apply, and Log never blocks.
+	Manual bool
 }
 
 func (o LogOptions) withDefaults() LogOptions {
@@ -114,6 +120,10 @@ func startSegWriter[T any](ctx context.Context, op string, store Store, prefix s
 			w.seq = n
 		}
 	}
+	if opts.Manual {
+		close(w.done) // no writer goroutine
+		return w, nil
+	}
 	go w.run()
 	return w, nil
 }
@@ -188,7 +198,7 @@ func (w *segWriter[T]) log(v T) error {
 	}
 	w.appendLocked(&v)
 	c := w.cur
-	if c.n < w.chunkRecs {
+	if c.n < w.chunkRecs || w.opts.Manual {
 		w.mu.Unlock()
 		return nil
 	}
@@ -197,6 +207,19 @@ func (w *segWriter[T]) log(v T) error {
 	w.mu.Unlock()
 	w.ch <- c // blocks while the queue is full
 	w.inflight.Done()
+	return nil
+}
+
+// logAll appends vs to the pending segment of a manual writer.
+func (w *segWriter[T]) logAll(vs []T) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return w.closedErr()
+	}
+	for i := range vs {
+		w.appendLocked(&vs[i])
+	}
 	return nil
 }
 
@@ -210,7 +233,7 @@ func (w *segWriter[T]) tryLog(v T) bool {
 	}
 	undo := w.appendLocked(&v)
 	c := w.cur
-	if c.n < w.chunkRecs {
+	if c.n < w.chunkRecs || w.opts.Manual {
 		return true
 	}
 	select {
@@ -233,6 +256,9 @@ func (w *segWriter[T]) tryLog(v T) bool {
 // flush writes everything queued before the call and returns the first
 // I/O error so far.
 func (w *segWriter[T]) flush() error {
+	if w.opts.Manual {
+		return w.writeManual(false)
+	}
 	w.mu.Lock()
 	if w.closed {
 		w.mu.Unlock()
@@ -253,6 +279,9 @@ func (w *segWriter[T]) flush() error {
 // close writes everything queued, stops the writer and returns the first
 // I/O error. Later calls return the same error.
 func (w *segWriter[T]) close() error {
+	if w.opts.Manual {
+		return w.writeManual(true)
+	}
 	w.mu.Lock()
 	if w.closed {
 		w.mu.Unlock()
@@ -323,6 +352,26 @@ func (w *segWriter[T]) run() {
 	}
 }
 
+// writeManual stores what a manual writer has pending as one segment, and
+// closes the writer if last.
+func (w *segWriter[T]) writeManual(last bool) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return w.err()
+	}
+	if c := w.cur; c.n > 0 {
+		w.put(c.b, c.recs, c.n)
+		clear(c.recs) // drop string references
+		c.b, c.recs, c.n = c.b[:0], c.recs[:0], 0
+		if cap(c.b) > 4<<20 {
+			c.b, c.recs = nil, nil
+		}
+	}
+	w.closed = last
+	return w.err()
+}
+
 // add appends a chunk to the pending segment, writing the segment once it
 // holds FlushRecords records.
 func (w *segWriter[T]) add(c *segChunk[T]) {
@@ -356,26 +405,32 @@ func (w *segWriter[T]) write() {
 	if w.n == 0 {
 		return
 	}
-	key := segmentKey(w.prefix, w.seq+1)
-	if err := w.store.Put(context.Background(), key, w.buf); err != nil {
-		w.dropped.Add(uint64(w.n))
-		w.errMu.Lock()
-		if w.firstErr == nil {
-			w.firstErr = err
-		}
-		w.errMu.Unlock()
-	} else {
-		w.seq++
-		w.written.Add(uint64(w.n))
-		if w.observe != nil {
-			w.observe(w.batch)
-		}
-	}
+	w.put(w.buf, w.batch, w.n)
 	clear(w.batch) // drop string references
 	w.batch = w.batch[:0]
 	w.buf = w.buf[:0]
 	w.n = 0
 	if cap(w.buf) > 64<<20 {
 		w.buf = nil
+	}
+}
+
+// put writes n records, encoded in buf, as the next segment; batch
+// holds them if observe is set.
+func (w *segWriter[T]) put(buf []byte, batch []T, n int) {
+	key := segmentKey(w.prefix, w.seq+1)
+	if err := w.store.Put(context.Background(), key, buf); err != nil {
+		w.dropped.Add(uint64(n))
+		w.errMu.Lock()
+		if w.firstErr == nil {
+			w.firstErr = err
+		}
+		w.errMu.Unlock()
+		return
+	}
+	w.seq++
+	w.written.Add(uint64(n))
+	if w.observe != nil {
+		w.observe(batch)
 	}
 }

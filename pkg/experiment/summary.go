@@ -7,32 +7,36 @@ import (
 )
 
 // Rollup computes run summaries as records stream past: per metric count,
-// min, max, mean, last, and per telemetry event count, total, mean, max,
-// in O(1) per record.
+// min, max, mean, last, and per telemetry event count, total, mean, max.
+// Metric values are kept as they arrive (step, attempt and value: 20 bytes
+// each) and summarised when asked, one value per step: values that a later
+// attempt superseded are counted apart (see [Attempt] and
+// [Rollup.SetAttempts]).
 //
 // # Percentiles
 //
 // P50 and P95 are exact nearest-rank percentiles, not sketch estimates:
-// the p-th percentile of n values is the ⌈p·n⌉-th smallest. The rollup keeps
-// every finite value (8 bytes per point) and finds the two ranks with
+// the p-th percentile of n values is the ⌈p·n⌉-th smallest, found with
 // quickselect, O(n) expected time, so 1 million points roll up in a few
 // milliseconds (BenchmarkSummaryRollup1M; target ≤ 100 ms). The price is
-// memory: a metric logged 10 million times holds 80 MB until the summary is
-// written.
+// memory: a metric logged 10 million times holds 200 MB until the summary
+// is written.
 //
 // A Rollup is safe for concurrent use.
 type Rollup struct {
-	mu      sync.Mutex
-	metrics map[string]*metricAcc
-	events  map[string]*eventAcc
+	mu       sync.Mutex
+	metrics  map[string]*metricAcc
+	events   map[string]*eventAcc
+	attempts []Attempt
+	stored   map[int]int64 // metric values stored per attempt
+	scratch  []float64
 }
 
+// metricAcc holds one metric's values in arrival order.
 type metricAcc struct {
-	count, nonfinite int64
-	min, max, sum    float64
-	last             float64
-	lastStep         int64
-	vals             []float64
+	steps    []int64
+	attempts []int32
+	vals     []float64
 }
 
 type eventAcc struct {
@@ -43,7 +47,15 @@ type eventAcc struct {
 
 // NewRollup returns an empty rollup.
 func NewRollup() *Rollup {
-	return &Rollup{metrics: map[string]*metricAcc{}, events: map[string]*eventAcc{}}
+	return &Rollup{metrics: map[string]*metricAcc{}, events: map[string]*eventAcc{}, stored: map[int]int64{}}
+}
+
+// SetAttempts tells the rollup the run's attempts, whose resume steps
+// decide which values are superseded.
+func (r *Rollup) SetAttempts(attempts []Attempt) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.attempts = append(r.attempts[:0], attempts...)
 }
 
 // AddMetrics adds values in log order.
@@ -52,28 +64,47 @@ func (r *Rollup) AddMetrics(ms []Metric) {
 	defer r.mu.Unlock()
 	var name string
 	var a *metricAcc
+	lastAttempt, n := 0, int64(0)
 	for i := range ms {
 		m := &ms[i]
 		if a == nil || m.Name != name {
 			name = m.Name
 			a = r.metrics[name]
 			if a == nil {
-				a = &metricAcc{min: math.Inf(1), max: math.Inf(-1)}
+				a = &metricAcc{}
 				r.metrics[name] = a
 			}
 		}
-		a.count++
-		v := m.Value
-		if math.IsNaN(v) || math.IsInf(v, 0) {
-			a.nonfinite++
-			continue
+		a.steps = append(a.steps, m.Step)
+		a.attempts = append(a.attempts, int32(min(m.Attempt, math.MaxInt32)))
+		a.vals = append(a.vals, m.Value)
+		if m.Attempt != lastAttempt {
+			r.stored[lastAttempt] += n
+			lastAttempt, n = m.Attempt, 0
 		}
-		a.min = min(a.min, v)
-		a.max = max(a.max, v)
-		a.sum += v
-		a.last, a.lastStep = v, m.Step
-		a.vals = append(a.vals, v)
+		n++
 	}
+	r.stored[lastAttempt] += n
+	delete(r.stored, 0)
+}
+
+// eachPoint calls f with every metric value's name, attempt and step.
+func (r *Rollup) eachPoint(f func(name string, attempt int, step int64)) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for name, a := range r.metrics {
+		for i, s := range a.steps {
+			f(name, int(a.attempts[i]), s)
+		}
+	}
+}
+
+// Stored returns the number of metric values stored for attempt,
+// superseded ones included.
+func (r *Rollup) Stored(attempt int) int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.stored[attempt]
 }
 
 // AddEvents adds telemetry events.
@@ -98,16 +129,74 @@ func (r *Rollup) AddEvents(es []TelemetryEvent) {
 func (r *Rollup) Metrics() map[string]MetricSummary {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	sp := newSupersession(r.attempts)
 	out := make(map[string]MetricSummary, len(r.metrics))
 	for name, a := range r.metrics {
-		s := MetricSummary{Count: a.count, NonFinite: a.nonfinite, Last: a.last, LastStep: a.lastStep}
-		if n := len(a.vals); n > 0 {
-			s.Min, s.Max, s.Mean = a.min, a.max, a.sum/float64(n)
-			s.P50, s.P95 = percentiles(a.vals)
-		}
-		out[name] = s
+		out[name] = r.summarizeMetric(a, sp)
 	}
 	return out
+}
+
+// summarizeMetric rolls up the values of a in force; r.mu is held.
+func (r *Rollup) summarizeMetric(a *metricAcc, sp *supersession) MetricSummary {
+	var s MetricSummary
+	vals := r.scratch[:0]
+	lastStep := int64(math.MinInt64)
+	s.Min, s.Max = math.Inf(1), math.Inf(-1)
+	var sum float64
+	add := func(step int64, v float64) {
+		s.Count++
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			s.NonFinite++
+			return
+		}
+		s.Min, s.Max = min(s.Min, v), max(s.Max, v)
+		sum += v
+		if step >= lastStep {
+			s.Last, lastStep = v, step
+		}
+		vals = append(vals, v)
+	}
+	// At a later attempt's resume step the latest attempt's value wins.
+	type best struct {
+		attempt int32
+		v       float64
+	}
+	var atBound map[int64]best
+	for i, step := range a.steps {
+		at := a.attempts[i]
+		switch {
+		case !sp.active():
+		case sp.superseded(int(at), step):
+			s.Superseded++
+			continue
+		case sp.bound(step):
+			if atBound == nil {
+				atBound = map[int64]best{}
+			}
+			if b, ok := atBound[step]; ok {
+				s.Superseded++
+				if at < b.attempt {
+					continue
+				}
+			}
+			atBound[step] = best{at, a.vals[i]}
+			continue
+		}
+		add(step, a.vals[i])
+	}
+	for step, b := range atBound {
+		add(step, b.v)
+	}
+	if n := len(vals); n > 0 {
+		s.Mean = sum / float64(n)
+		s.P50, s.P95 = percentiles(vals)
+		s.LastStep = lastStep
+	} else {
+		s.Min, s.Max = 0, 0
+	}
+	r.scratch = vals[:0]
+	return s
 }
 
 // Events returns the summary of every telemetry event.

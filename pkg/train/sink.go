@@ -122,7 +122,19 @@ func (s *RecordSink) SaveCheckpoint(ctx context.Context, step int64, ck *experim
 }
 
 // LoadCheckpoint returns the checkpoint LATEST points to, or, if that is
-// missing or invalid, the newest checkpoint that decodes and verifies.
+// missing or invalid, the newest checkpoint that decodes and verifies, and
+// records the attempt's resume step (what earlier attempts logged after it
+// is superseded).
 func (s *RecordSink) LoadCheckpoint(ctx context.Context) (*experiment.Checkpoint, error) {
-	return s.ckpts.Load(ctx)
+	ck, err := s.ckpts.Load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var step int64
+	if ck != nil {
+		step = ck.Train.Step
+	} else if s.rec.Run().Attempt == 1 {
+		return nil, nil // a new run: Create recorded its start
+	}
+	return ck, s.rec.SetResume(ctx, step)
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -20,16 +21,22 @@ import (
 	"github.com/gorch/gorch/pkg/experiment"
 )
 
-// Options configures a Collector. Zero durations take the defaults.
+// Options configures a Collector. Zero values take the defaults.
 type Options struct {
 	// Store is where run records are written (required).
 	Store experiment.Store
-	// FlushEvery bounds how long a fetched message waits before its
-	// records are written and it is acked (default 1s).
+	// FlushEvery bounds how long a fetch request waits for messages
+	// (default 1s, at most 500ms is used), and so how long Run takes to
+	// notice cancellation. Messages are written as soon as their writer is
+	// free: under load a message waits for the write in progress.
 	FlushEvery time.Duration
 	// SummaryEvery is how often run_summary.json is rewritten for runs
 	// with new records (default 2s).
 	SummaryEvery time.Duration
+	// Writers is how many runs are written at once (default 4): each run
+	// belongs to one writer, which stores its records and acks its
+	// messages, so a slow store write holds up only that writer's runs.
+	Writers int
 	// Logger receives the collector's log; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -44,9 +51,10 @@ const (
 const DLQReason = "collector"
 
 const (
-	maxBatch     = 256                    // messages written and acked together
+	fetchBatch   = 1024                   // messages requested per pull
+	writerQueue  = 1024                   // messages waiting for a writer
+	maxWrite     = 4096                   // messages written and acked together, at most
 	maxFetchWait = 500 * time.Millisecond // bounds how long Run takes to notice cancellation
-	maxFinished  = 10000                  // finished runs remembered before falling back to the store
 )
 
 // Collector writes the records of every run published on the EVENTS
@@ -56,12 +64,8 @@ type Collector struct {
 	js    jetstream.JetStream
 	cons  jetstream.Consumer
 	store experiment.Store
-	rd    *experiment.Reader
 	opts  Options
 	log   *slog.Logger
-
-	runs     map[string]*runState // open runs
-	finished map[string]int       // run -> attempt whose "finished" was applied
 
 	records  atomic.Int64 // metric points and telemetry events written
 	messages atomic.Int64 // messages acked
@@ -103,6 +107,9 @@ func New(nc *nats.Conn, opts Options) (*Collector, error) {
 	if opts.SummaryEvery <= 0 {
 		opts.SummaryEvery = 2 * time.Second
 	}
+	if opts.Writers <= 0 {
+		opts.Writers = 4
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
@@ -119,33 +126,39 @@ func New(nc *nats.Conn, opts Options) (*Collector, error) {
 	if err != nil {
 		return nil, errs.Wrap(errs.Cluster, op, err, "consumer %s of stream %s", cluster.ConsumerCollect, cluster.StreamEvents)
 	}
-	return &Collector{
-		js: js, cons: cons, store: opts.Store, rd: experiment.NewReader(opts.Store), opts: opts,
-		log:  opts.Logger.With("service", "collector"),
-		runs: map[string]*runState{}, finished: map[string]int{},
-	}, nil
+	return &Collector{js: js, cons: cons, store: opts.Store, opts: opts, log: opts.Logger.With("service", "collector")}, nil
 }
 
-// Run serves until ctx is cancelled, then returns nil. A batch being
-// written when ctx is cancelled is finished; fetched messages not yet
-// written are Nak'ed so that the next collector gets them at once. Open
-// runs get their summary written and their logs closed, but are not
-// finished: a later collector reopens them. Storage and NATS errors are
-// logged and retried, never returned.
+// Run serves until ctx is cancelled, then returns nil. Writes in progress
+// when ctx is cancelled are finished; fetched messages not yet written are
+// Nak'ed so that the next collector gets them at once. Open runs get their
+// summary written and their logs closed, but are not finished: a later
+// collector reopens them. Storage and NATS errors are logged and retried,
+// never returned.
 func (c *Collector) Run(ctx context.Context) error {
-	wctx := context.WithoutCancel(ctx) // a started batch completes
-	var pending []jetstream.Msg
-	var deadline time.Time
-	lastSummary := time.Now()
-	backoff := 100 * time.Millisecond     // after a failed fetch
-	failBackoff := 100 * time.Millisecond // after a failed write
+	wctx := context.WithoutCancel(ctx) // a started write completes
+	ws := make([]*writer, c.opts.Writers)
+	var wg sync.WaitGroup
+	for i := range ws {
+		ws[i] = &writer{c: c, in: make(chan jetstream.Msg, writerQueue),
+			ing: experiment.NewIngest(c.store, c.log)}
+		wg.Go(func() { ws[i].run(ctx, wctx) })
+	}
+	c.fetch(ctx, ws)
+	for _, w := range ws {
+		close(w.in)
+	}
+	wg.Wait()
+	return nil
+}
+
+// fetch pulls messages and hands each to its run's writer until ctx is
+// cancelled. Messages of one run go to one writer, in stream order.
+func (c *Collector) fetch(ctx context.Context, ws []*writer) {
+	backoff := 100 * time.Millisecond
+	wait := min(c.opts.FlushEvery, maxFetchWait)
 	for ctx.Err() == nil {
-		wait := c.opts.FlushEvery
-		if len(pending) > 0 {
-			wait = time.Until(deadline)
-		}
-		wait = min(max(wait, 10*time.Millisecond), maxFetchWait)
-		batch, err := c.cons.Fetch(maxBatch-len(pending), jetstream.FetchMaxWait(wait))
+		batch, err := c.cons.Fetch(fetchBatch, jetstream.FetchMaxWait(wait))
 		if err != nil {
 			c.log.Warn("fetch failed; retrying", "err", err, "retry_in", backoff)
 			select {
@@ -156,66 +169,113 @@ func (c *Collector) Run(ctx context.Context) error {
 			continue
 		}
 		for m := range batch.Messages() {
-			if len(pending) == 0 {
-				deadline = time.Now().Add(c.opts.FlushEvery)
+			w := ws[shard(cluster.RunIDFromSubject(m.Subject()), len(ws))]
+			select {
+			case w.in <- m:
+			case <-ctx.Done():
+				c.nak(m)
 			}
-			pending = append(pending, m)
 		}
 		if err := batch.Error(); err != nil {
 			c.log.Warn("fetch ended early", "err", err)
 		} else {
 			backoff = 100 * time.Millisecond
 		}
-		if ctx.Err() != nil {
-			break
-		}
-		if len(pending) >= maxBatch || len(pending) > 0 && !time.Now().Before(deadline) {
-			failed := c.process(wctx, pending)
-			pending = nil
-			if failed {
-				// The Nak'ed messages come back first; give the store a moment.
-				select {
-				case <-ctx.Done():
-				case <-time.After(failBackoff):
+	}
+}
+
+// shard picks the writer of a run (FNV-1a).
+func shard(run string, n int) int {
+	h := uint32(2166136261)
+	for i := 0; i < len(run); i++ {
+		h = (h ^ uint32(run[i])) * 16777619
+	}
+	return int(h % uint32(n))
+}
+
+// writer stores the records of its runs: it takes every message waiting
+// for it, writes them run by run, and acks a run's messages once its
+// records are stored.
+type writer struct {
+	c   *Collector
+	in  chan jetstream.Msg
+	ing *experiment.Ingest
+	dec batchDecoder
+}
+
+func (w *writer) run(ctx, wctx context.Context) {
+	c := w.c
+	tick := time.NewTicker(c.opts.SummaryEvery)
+	defer tick.Stop()
+	lastSummary := time.Now()
+	failBackoff := 100 * time.Millisecond // after a failed write
+	for {
+		select {
+		case m, ok := <-w.in:
+			if !ok {
+				if err := w.ing.Close(wctx); err != nil {
+					c.log.Warn("closing run logs", "err", err)
 				}
-				failBackoff = min(2*failBackoff, 5*time.Second)
-			} else {
-				failBackoff = 100 * time.Millisecond
+				return
 			}
+			msgs := w.take(m)
+			if ctx.Err() != nil {
+				for _, m := range msgs {
+					c.nak(m) // fetched, not written
+				}
+				continue
+			}
+			if !c.process(wctx, w, msgs) {
+				failBackoff = 100 * time.Millisecond
+				break
+			}
+			// The Nak'ed messages come back first; give the store a moment.
+			select {
+			case <-ctx.Done():
+			case <-time.After(failBackoff):
+			}
+			failBackoff = min(2*failBackoff, 5*time.Second)
+		case <-tick.C:
 		}
 		if time.Since(lastSummary) >= c.opts.SummaryEvery {
-			c.writeSummaries(wctx)
+			w.writeSummaries(wctx)
 			lastSummary = time.Now()
 		}
 	}
-	for _, m := range pending {
-		c.nak(m)
-	}
-	c.writeSummaries(wctx)
-	for id, st := range c.runs {
-		if err := st.close(); err != nil {
-			c.log.Warn("closing run logs", "run", id, "err", err)
+}
+
+// take returns m and every message already waiting, up to maxWrite.
+func (w *writer) take(m jetstream.Msg) []jetstream.Msg {
+	msgs := []jetstream.Msg{m}
+	for len(msgs) < maxWrite {
+		select {
+		case m, ok := <-w.in:
+			if !ok {
+				return msgs
+			}
+			msgs = append(msgs, m)
+		default:
+			return msgs
 		}
-		delete(c.runs, id)
 	}
-	return nil
+	return msgs
 }
 
 // item is a decoded message.
 type item struct {
 	msg jetstream.Msg
 	run string
-	v   any // *cluster.MetricBatch, *cluster.TelemetryBatch, *cluster.CheckpointEvent or *cluster.RunEvent
+	v   any // *metricBatch, *cluster.TelemetryBatch, *cluster.CheckpointEvent or *cluster.RunEvent
 }
 
 // process decodes msgs, dead-letters what does not decode, and applies
 // the rest run by run, acking a run's messages only after its records are
 // stored. It reports whether a write failed.
-func (c *Collector) process(ctx context.Context, msgs []jetstream.Msg) (failed bool) {
+func (c *Collector) process(ctx context.Context, w *writer, msgs []jetstream.Msg) (failed bool) {
 	var order []string
 	groups := map[string][]item{}
 	for _, m := range msgs {
-		it, reason := decode(m)
+		it, reason := w.decode(m)
 		if reason != "" {
 			c.deadLetter(ctx, m, reason)
 			continue
@@ -227,9 +287,9 @@ func (c *Collector) process(ctx context.Context, msgs []jetstream.Msg) (failed b
 	}
 	for _, id := range order {
 		items := groups[id]
-		if err := c.writeGroup(ctx, id, items); err != nil {
+		if err := c.writeGroup(ctx, w, id, items); err != nil {
 			c.log.Warn("writing run records failed; messages will be redelivered", "run", id, "messages", len(items), "err", err)
-			c.abandon(id)
+			w.ing.Forget(id)
 			for _, it := range items {
 				c.nak(it.msg)
 			}
@@ -255,8 +315,8 @@ func (c *Collector) process(ctx context.Context, msgs []jetstream.Msg) (failed b
 // records counts the metric points and telemetry events of a message.
 func records(v any) int64 {
 	switch b := v.(type) {
-	case *cluster.MetricBatch:
-		return int64(len(b.Points))
+	case *metricBatch:
+		return int64(len(b.points))
 	case *cluster.TelemetryBatch:
 		return int64(len(b.Events))
 	}
@@ -266,7 +326,7 @@ func records(v any) int64 {
 // writeGroup applies one run's messages inside a "collector.write" span:
 // a child of the trace context the first message carries (the worker's
 // run span), linked to the contexts of the others when they differ.
-func (c *Collector) writeGroup(ctx context.Context, id string, items []item) error {
+func (c *Collector) writeGroup(ctx context.Context, w *writer, id string, items []item) error {
 	var parent context.Context
 	var links []trace.Link
 	seen := map[trace.SpanID]bool{}
@@ -294,7 +354,7 @@ func (c *Collector) writeGroup(ctx context.Context, id string, items []item) err
 	wctx, span := tracing.Tracer().Start(parent, "collector.write", trace.WithSpanKind(trace.SpanKindConsumer),
 		trace.WithAttributes(attrs...), trace.WithLinks(links...))
 	defer span.End()
-	err := c.applyGroup(wctx, id, items)
+	err := w.apply(wctx, id, items)
 	if err != nil {
 		span.SetStatus(codes.Error, err.Error())
 	}
@@ -308,7 +368,7 @@ func (c *Collector) nak(m jetstream.Msg) {
 }
 
 // decode returns the message's content, or the reason it cannot be used.
-func decode(m jetstream.Msg) (item, string) {
+func (w *writer) decode(m jetstream.Msg) (item, string) {
 	subj := m.Subject()
 	run := cluster.RunIDFromSubject(subj)
 	it := item{msg: m, run: run}
@@ -319,8 +379,10 @@ func decode(m jetstream.Msg) (item, string) {
 	)
 	switch {
 	case strings.HasPrefix(subj, "ev.metrics."):
-		var b cluster.MetricBatch
-		err, runID, attempt, it.v = cluster.Decode(m.Data(), cluster.TypeMetricBatch, &b), b.RunID, b.Attempt, &b
+		var b *metricBatch
+		if b, err = w.dec.decodeMetricBatch(m.Data()); err == nil {
+			runID, attempt, it.v = b.runID, b.attempt, b
+		}
 	case strings.HasPrefix(subj, "ev.telemetry."):
 		var b cluster.TelemetryBatch
 		err, runID, attempt, it.v = cluster.Decode(m.Data(), cluster.TypeTelemetryBatch, &b), b.RunID, b.Attempt, &b
@@ -389,36 +451,10 @@ func (c *Collector) deadLetter(ctx context.Context, m jetstream.Msg, reason stri
 	}
 }
 
-// writeSummaries rewrites run_summary.json of every open run with new
-// records since the last one. A run reopened while run.json says its
-// attempt finished and its summary does not yet (a "finished" event that
-// failed half-way and comes again) is skipped: only that event writes its
-// final summary.
-func (c *Collector) writeSummaries(ctx context.Context) {
-	for id, st := range c.runs {
-		if !st.dirty || st.rec.Run().Status.Terminal() {
-			continue
-		}
-		if err := st.rec.WriteSummary(ctx); err != nil {
-			c.log.Warn("writing run summary failed; will retry", "run", id, "err", err)
-			continue
-		}
-		st.dirty = false
+// writeSummaries rewrites run_summary.json of the writer's open runs
+// with new records.
+func (w *writer) writeSummaries(ctx context.Context) {
+	for id, err := range w.ing.WriteSummaries(ctx) {
+		w.c.log.Warn("writing run summary failed; will retry", "run", id, "err", err)
 	}
-}
-
-// abandon drops a run's in-memory state after a failed write; the next
-// message for the run reopens it from the store.
-func (c *Collector) abandon(id string) {
-	if st := c.runs[id]; st != nil {
-		_ = st.close() // its error is the one being handled
-		delete(c.runs, id)
-	}
-}
-
-func (c *Collector) markFinished(id string, attempt int) {
-	if len(c.finished) >= maxFinished {
-		clear(c.finished) // forgotten runs are looked up in the store
-	}
-	c.finished[id] = attempt
 }

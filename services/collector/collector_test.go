@@ -19,7 +19,6 @@ import (
 	"github.com/gorch/gorch/internal/testutil"
 	"github.com/gorch/gorch/pkg/errs"
 	"github.com/gorch/gorch/pkg/experiment"
-	"github.com/gorch/gorch/pkg/tensor"
 )
 
 // env is an embedded NATS server with the cluster layout, in-process.
@@ -97,25 +96,31 @@ func (e *env) pub(t *testing.T, subj, typ string, v any, id string) {
 
 var t0 = time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
 
-// worker publishes one hand-made attempt; idSuffix makes new Msg-Ids for
-// a republication.
+// worker publishes one hand-made attempt, resumed from step resume;
+// idSuffix makes new Msg-Ids for a republication.
 type worker struct {
 	e        *env
 	run      string
 	attempt  int
+	resume   int64
 	idSuffix string
 }
+
+// startedAt is when attempt a started and finishedAt when it ended, on
+// the worker's clock.
+func startedAt(a int) time.Time  { return t0.Add(time.Duration(a) * time.Hour) }
+func finishedAt(a int) time.Time { return startedAt(a).Add(90 * time.Second) }
 
 func (w worker) started(t *testing.T) {
 	w.e.pub(t, cluster.RunEventSubject(w.run), cluster.TypeRunEvent, &cluster.RunEvent{
 		RunID: w.run, Attempt: w.attempt, Kind: "started", Name: "mlp-lr0.1", Spec: []byte(`{"model":"mlp"}`),
-		Worker: "w1", Host: "host-a", Seed: 7, Time: t0,
+		Worker: "w1", Host: "host-a", Seed: 7, Time: t0, Resume: w.resume, Started: startedAt(w.attempt), Version: "v-test",
 	}, cluster.MsgID(w.run, w.attempt, "started"+w.idSuffix, 0))
 }
 
 // metrics publishes steps [from, to] of "loss" and "acc" as batch seq.
 func (w worker) metrics(t *testing.T, seq, from, to int64) {
-	b := &cluster.MetricBatch{RunID: w.run, Attempt: w.attempt, Seq: seq}
+	b := &cluster.MetricBatch{RunID: w.run, Attempt: w.attempt, Seq: seq, Resume: w.resume}
 	for s := from; s <= to; s++ {
 		at := t0.Add(time.Duration(s) * time.Millisecond)
 		b.Points = append(b.Points,
@@ -145,10 +150,11 @@ func (w worker) checkpoint(t *testing.T, step int64) {
 }
 
 func (w worker) finished(t *testing.T, status string, metrics, lastStep int64, errMsg string) {
-	layout, _ := json.Marshal(map[string]tensor.OpStats{"matmul": {}})
+	layout, _ := json.Marshal(map[string]experiment.OpStats{"matmul": {}})
 	w.e.pub(t, cluster.RunEventSubject(w.run), cluster.TypeRunEvent, &cluster.RunEvent{
 		RunID: w.run, Attempt: w.attempt, Kind: "finished", Status: status, Error: errMsg,
 		Metrics: metrics, LastStep: lastStep, Layout: layout, Time: t0.Add(time.Minute),
+		Resume: w.resume, Started: startedAt(w.attempt), Finished: finishedAt(w.attempt), Version: "v-test",
 	}, cluster.MsgID(w.run, w.attempt, "finished"+w.idSuffix, 0))
 }
 
@@ -182,11 +188,18 @@ func waitSummary(t *testing.T, st experiment.Store, run string, attempt int) exp
 	}
 }
 
-// metricCounts reads a run's metrics and counts each (attempt, step, name).
+type metricKey struct {
+	attempt int
+	step    int64
+	name    string
+}
+
+// metricCounts reads a run's stored metrics, superseded ones included,
+// and counts each (attempt, step, name).
 func metricCounts(t *testing.T, st experiment.Store, run string) map[metricKey]int {
 	t.Helper()
 	out := map[metricKey]int{}
-	for m, err := range experiment.NewReader(st).ReadMetrics(context.Background(), run) {
+	for m, err := range experiment.NewReader(st).ReadStoredMetrics(context.Background(), run) {
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -195,8 +208,8 @@ func metricCounts(t *testing.T, st experiment.Store, run string) map[metricKey]i
 	return out
 }
 
-// checkMetrics checks that the run holds exactly the steps [from, to] of
-// each attempt given, each (attempt, step, name) once.
+// checkMetrics checks that the run stores exactly the steps [from, to]
+// of each attempt given, each (attempt, step, name) once.
 func checkMetrics(t *testing.T, st experiment.Store, run string, want map[int][2]int64) {
 	t.Helper()
 	got := metricCounts(t, st, run)
@@ -213,6 +226,35 @@ func checkMetrics(t *testing.T, st experiment.Store, run string, want map[int][2
 	}
 	if len(got) != n {
 		t.Errorf("stored %d distinct metrics; want %d", len(got), n)
+	}
+}
+
+// checkInForce checks that ReadMetrics returns exactly the steps [from,
+// to] of each attempt given: one value per (step, name).
+func checkInForce(t *testing.T, st experiment.Store, run string, want map[int][2]int64) {
+	t.Helper()
+	got := map[metricKey]int{}
+	perStep := map[string]int{}
+	for m, err := range experiment.NewReader(st).ReadMetrics(context.Background(), run) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		got[metricKey{m.Attempt, m.Step, m.Name}]++
+		perStep[fmt.Sprint(m.Step, m.Name)]++
+	}
+	n := 0
+	for attempt, r := range want {
+		for s := r[0]; s <= r[1]; s++ {
+			for _, name := range []string{"loss", "acc"} {
+				n++
+				if c := got[metricKey{attempt, s, name}]; c != 1 {
+					t.Errorf("ReadMetrics: (attempt %d, step %d, %s) %d times; want once", attempt, s, name, c)
+				}
+			}
+		}
+	}
+	if len(perStep) != n || len(got) != n {
+		t.Errorf("ReadMetrics: %d values at %d (step, name) pairs; want %d, one each", len(got), len(perStep), n)
 	}
 }
 
@@ -239,8 +281,11 @@ func checkRecords(t *testing.T, st experiment.Store, run string) {
 		t.Fatal(err)
 	}
 	if r.ID != run || r.Name != "mlp-lr0.1" || r.Status != experiment.StatusSucceeded || r.Host != "host-a" ||
-		r.Seed != 7 || r.Tags["worker"] != "w1" || string(r.Config) != `{"model":"mlp"}` {
-		t.Errorf("run.json = %+v; want id %s, name mlp-lr0.1, succeeded, host-a, seed 7, worker w1, the spec", r, run)
+		r.Seed != 7 || r.Tags["worker"] != "w1" || string(r.Config) != `{"model":"mlp"}` || r.GorchVersion != "v-test" {
+		t.Errorf("run.json = %+v; want id %s, name mlp-lr0.1, succeeded, host-a, seed 7, worker w1, the spec, version v-test", r, run)
+	}
+	if a := r.Attempt; !r.Started.Equal(startedAt(a)) || !r.Finished.Equal(finishedAt(a)) || r.Duration() != 90*time.Second {
+		t.Errorf("run.json times %v – %v (%v); want the worker's, %v – %v", r.Started, r.Finished, r.Duration(), startedAt(a), finishedAt(a))
 	}
 	arts, err := rd.Artifacts(ctx, run)
 	if err != nil {
@@ -304,7 +349,6 @@ func TestCollectorDeduplicates(t *testing.T) {
 	again.metrics(t, 2, 11, 20)
 	again.telemetry(t, 1, 3)
 	w.metrics(t, 3, 21, 30)
-	again.metrics(t, 4, 15, 30) // another seq, overlapping steps
 	w.checkpoint(t, 30)
 	again.checkpoint(t, 30)
 	w.finished(t, "succeeded", 60, 30, "")
@@ -325,7 +369,7 @@ func TestCollectorResumedAttempt(t *testing.T) {
 	a1.checkpoint(t, 10)
 	a1.metrics(t, 2, 11, 20)
 	a1.finished(t, "interrupted", 40, 20, "worker stopped")
-	a2 := worker{e: e, run: "run-resume", attempt: 2}
+	a2 := worker{e: e, run: "run-resume", attempt: 2, resume: 10}
 	a2.started(t) // resumes from the checkpoint at step 10
 	a2.metrics(t, 1, 11, 20)
 	a2.telemetry(t, 1, 2)
@@ -337,10 +381,11 @@ func TestCollectorResumedAttempt(t *testing.T) {
 	if s.Status != experiment.StatusSucceeded || !s.Complete || s.Run.Error != "" {
 		t.Errorf("summary: status %s complete %v error %q; want succeeded, true, none", s.Status, s.Complete, s.Run.Error)
 	}
-	if got := s.Metrics["loss"].Count; got != 40 {
-		t.Errorf("summary loss count = %d; want 40 (20 per attempt)", got)
+	if l := s.Metrics["loss"]; l.Count != 30 || l.Superseded != 10 || l.LastStep != 30 {
+		t.Errorf("summary loss count %d, superseded %d, last step %d; want 30, 10 (attempt 1's steps 11–20), 30", l.Count, l.Superseded, l.LastStep)
 	}
 	checkMetrics(t, st, "run-resume", map[int][2]int64{1: {1, 20}, 2: {11, 30}})
+	checkInForce(t, st, "run-resume", map[int][2]int64{1: {1, 10}, 2: {11, 30}})
 	arts, err := experiment.NewReader(st).Artifacts(context.Background(), "run-resume")
 	if err != nil {
 		t.Fatal(err)
@@ -490,7 +535,7 @@ func TestCollectorKilledAttempt(t *testing.T) {
 	a1.metrics(t, 1, 1, 10)
 	a1.checkpoint(t, 10)
 	a1.metrics(t, 2, 11, 15)
-	a2 := worker{e: e, run: "run-killed", attempt: 2}
+	a2 := worker{e: e, run: "run-killed", attempt: 2, resume: 10}
 	a2.started(t)
 	a2.metrics(t, 1, 11, 30)
 	a2.finished(t, "succeeded", 40, 30, "")
@@ -499,6 +544,10 @@ func TestCollectorKilledAttempt(t *testing.T) {
 		t.Errorf("summary: status %s complete %v; want succeeded true", s.Status, s.Complete)
 	}
 	checkMetrics(t, st, "run-killed", map[int][2]int64{1: {1, 15}, 2: {11, 30}})
+	checkInForce(t, st, "run-killed", map[int][2]int64{1: {1, 10}, 2: {11, 30}})
+	if l := s.Metrics["loss"]; l.Count != 30 || l.Superseded != 5 {
+		t.Errorf("summary loss count %d, superseded %d; want 30, 5", l.Count, l.Superseded)
+	}
 }
 
 // TestCollectorReportsMissingMetrics: a worker that published more values
@@ -578,8 +627,8 @@ func TestCollectorLateMetricsAfterFinished(t *testing.T) {
 	if !s.Complete || s.Status != experiment.StatusSucceeded {
 		t.Errorf("summary after the late batches: complete %v status %s; want true succeeded", s.Complete, s.Status)
 	}
-	if _, ok := s.Run.Tags[tagMissing]; ok {
-		t.Errorf("summary run tags = %v; want no %s once nothing is missing", s.Run.Tags, tagMissing)
+	if s.Missing != 0 {
+		t.Errorf("summary missing = %d; want 0 once every value arrived", s.Missing)
 	}
 	if got := s.Metrics["loss"].Count; got != 30 {
 		t.Errorf("summary loss count = %d; want 30", got)

@@ -1,87 +1,57 @@
 // Package collector is gorch's record writer for the cluster: it consumes
 // the EVENTS stream (metric and telemetry batches, checkpoint and run
 // events published by workers) through the durable pull consumer
-// "collector" and writes each run's records through [experiment] — the
-// same run.json, metric and telemetry segments, artifacts.json and
-// run_summary.json that `gorch train` writes.
+// "collector" and writes each run's records through
+// [experiment.Ingest] — the same run.json, metric and telemetry segments,
+// artifacts.json and run_summary.json that `gorch train` writes. What the
+// records mean (attempts, resume steps, deduplication, values that arrive
+// late) is the Ingest's business; this package moves messages.
 //
 // # Delivery
 //
-// Messages are fetched in batches (up to 256, or what arrived within
-// [Options].FlushEvery). Every message is decoded first; one that does not
-// decode, or names an invalid run or attempt, is copied to
-// dlq.collector with its reason in the Gorch-Reason header and terminated,
-// and the rest of the batch goes on. The decoded messages are grouped by
-// run and applied in stream order; a run's group is acknowledged only
-// after the segments it produced are in the store (the loggers' Flush
-// returned nil). When a write fails, the group is Nak'ed (redelivered at
-// once, ahead of newer messages) and the run's in-memory state is dropped,
-// so the redelivery reopens the run from what the store really holds. A
+// One goroutine pulls messages (up to 1024 per request) and hands each to
+// the writer of its run ([Options].Writers of them; a run always goes to
+// the same one, so its messages stay in stream order). A writer takes
+// every message waiting for it (up to 4096), decodes them — one that does
+// not decode, or names an invalid run or attempt, is copied to
+// dlq.collector with its reason in the Gorch-Reason header and
+// terminated — and applies them run by run; a run's messages are
+// acknowledged only after the segments they produced are in the store
+// ([experiment.Ingest.Flush] returned nil). When a write fails, the run's
+// messages are Nak'ed (redelivered at once) and the Ingest forgets the
+// run, so the redelivery reopens it from what the store really holds. A
 // message is therefore acked only after what it carries is durable, and a
-// failure never stops the collector.
+// failure never stops the collector. Writers work side by side, so one
+// run's slow write does not hold up the others', and under load each
+// write carries many messages: the fewer, larger segment writes are what
+// keeps up with JetStream.
+//
+// Metric batches, most of the traffic, are decoded by a msgpack reader
+// written for their layout (no reflection); anything it does not
+// recognise goes through cluster.Decode, which has the last word.
 //
 // # Attempts and duplicates
 //
-// A run's first "started" event creates the run with the worker's run ID;
-// a later attempt reopens it at that attempt number ([experiment.Reopen]).
-// Records of a run whose start this process has not seen — after a
-// collector restart or a failed write — reopen the run's current attempt
-// from the store, without bumping it. Redeliveries are dropped by the
-// batch (run, attempt, seq) and by content: metrics by (run, attempt,
-// step, name), telemetry spans by (run, name, start, duration); when a run
-// is reopened these sets are rebuilt from its stored segments, so a
-// restart neither loses nor duplicates records. Metric values keep the
-// attempt that produced them: after a resume, steps past the checkpoint
-// appear once per attempt. Records of an older attempt that arrive while a
-// newer one is open are kept with their own attempt number.
-//
-// # Late records of a finished attempt
-//
-// Stream order puts an attempt's records before its "finished" event, but
-// redelivery does not keep it: records a killed collector had fetched and
-// not acked come back only after AckWait, behind a "finished" event the
-// next collector got at once. The collector does not hold "finished"
-// back waiting for them (that would keep the event unacked for an
-// AckWait it would have to guess, and delay every final summary); it
-// applies it, and records that arrive later are stored anyway:
-//
-//   - On "finished", the values the worker reported publishing
-//     (RunEvent.Metrics) but the store lacks are counted as dropped, and
-//     the gap — attempt, published, counted — is kept in the run tag
-//     gorch.collector.missing, so it is written in run_summary.json in one
-//     piece with the dropped count it is part of.
-//   - A record for a finished attempt whose summary shows a gap reopens
-//     that attempt from the store ([experiment.Reopen] with the same
-//     attempt: status, error and finish time kept), is deduplicated
-//     against the stored segments and appended; once the group is durable
-//     the gap is recomputed as max(0, published - stored), the dropped
-//     count goes down by what arrived (never counted twice), and run.json
-//     and the final summary are written again ([experiment.Recorder.Refinish])
-//     with the same status and layout. The summary becomes complete=true
-//     when every published value is stored (and nothing else was dropped),
-//     and the tag is removed. The messages are acked only after that.
-//   - Because the gap lives in the store, a collector restarted between
-//     "finished" and the late records settles it the same way. A finished
-//     attempt without a gap is remembered (up to 10000 runs, then looked
-//     up in the store), and its redeliveries are acked and ignored: every
-//     value it published is already stored.
-//
-// So a summary may say complete=false for up to an AckWait after a
-// collector crash before the redelivered records complete it.
+// Batches are identified by (run, attempt, kind, seq) and applied once;
+// after a restart, values already stored are also matched one by one. A
+// "started" event creates the run or starts a new attempt with the
+// worker's resume step, clock and version; a "finished" event ends it
+// with the worker's status and times, and values the worker reported
+// publishing that are not stored count as dropped until they arrive
+// (redelivered records of a killed collector may come after the event):
+// the finished attempt is then reopened, they are stored and its final
+// summary is rewritten. Values of earlier attempts past a later attempt's
+// resume step are kept and counted as superseded: see [experiment.Attempt].
 //
 // # Summaries
 //
-// run_summary.json is rewritten every [Options].SummaryEvery for runs with
-// new records and finally on the "finished" event, which carries the
-// status, error and layout counters. If the worker reports more metric
-// values than reached the store for that attempt, the difference is
-// counted as dropped and the summary says complete=false until they
-// arrive (see above).
+// Each writer rewrites run_summary.json of its runs with new records every
+// [Options].SummaryEvery, and finally on the "finished" event.
 //
 // # Tracing and stats
 //
-// Each run's share of a written batch is a consumer span "collector.write",
-// a child of the trace context its first message carries (the worker's run
+// Each run's share of a write is a consumer span "collector.write", a
+// child of the trace context its first message carries (the worker's run
 // span), linked to the others' when they differ. [Collector.Stats] counts
 // records and acked messages and keeps the publish time and publish-to-ack
 // lag of the last acked one, for /metrics.

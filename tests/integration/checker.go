@@ -34,7 +34,8 @@ type Observed struct {
 	Final map[string]cluster.RunState
 	// CkptEvents are the checkpoint events the EVENTS stream acknowledged.
 	CkptEvents []cluster.CheckpointEvent
-	// Metrics are the metric records of every run in the store.
+	// Metrics are the metric records of every run in the store,
+	// superseded ones included (ReadStoredMetrics).
 	Metrics []experiment.Metric
 	// Summaries are the run_summary.json objects in the store, by run.
 	Summaries map[string]experiment.Summary
@@ -312,7 +313,7 @@ func Gather(ctx context.Context, js jetstream.JetStream, store experiment.Store,
 			}
 			obs.Summaries[id] = sum
 		}
-		for m, err := range rd.ReadMetrics(ctx, id) {
+		for m, err := range rd.ReadStoredMetrics(ctx, id) {
 			if err != nil {
 				return nil, err
 			}
@@ -449,4 +450,23 @@ func (l *StateLog) Snapshot(final map[string]cluster.RunState, timeout time.Dura
 		l.mu.Unlock()
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// Pivot arranges metric values as a table, step by name, as pandas'
+// df.pivot(index="step", columns="name", values="value") does, and fails
+// as it does on a second value for a (step, name).
+func Pivot(ms []experiment.Metric) (map[int64]map[string]float64, error) {
+	out := map[int64]map[string]float64{}
+	for _, m := range ms {
+		row := out[m.Step]
+		if row == nil {
+			row = map[string]float64{}
+			out[m.Step] = row
+		}
+		if _, dup := row[m.Name]; dup {
+			return nil, fmt.Errorf("index contains duplicate entries, cannot reshape: step %d, %s (attempt %d)", m.Step, m.Name, m.Attempt)
+		}
+		row[m.Name] = m.Value
+	}
+	return out, nil
 }

@@ -98,3 +98,16 @@ func TestCheckerFindsViolations(t *testing.T) {
 		})
 	}
 }
+
+// TestPivotRejectsDuplicates: Pivot fails, as pandas does, on a second
+// value at a (step, name), and tables one value per cell otherwise.
+func TestPivotRejectsDuplicates(t *testing.T) {
+	ms := []experiment.Metric{{Step: 1, Name: "loss", Value: 2}, {Step: 1, Name: "lr", Value: 0.1}, {Step: 2, Name: "loss", Value: 1}}
+	p, err := Pivot(ms)
+	if err != nil || len(p) != 2 || p[1]["lr"] != 0.1 || p[2]["loss"] != 1 {
+		t.Errorf("Pivot = %v, %v; want 2 steps", p, err)
+	}
+	if _, err := Pivot(append(ms, experiment.Metric{Step: 2, Name: "loss", Attempt: 2})); err == nil {
+		t.Error("Pivot accepted two values of loss at step 2")
+	}
+}

@@ -259,6 +259,7 @@ func TestWorkerSIGKILL(t *testing.T) {
 		}
 		t.Logf("seed %d: killed %s at state step %d; attempt 1 recorded steps %d..%d; attempt 2 on %s resumed from checkpoint %d",
 			seed, killed.Worker, killed.Step, first(steps[1]), last(steps[1]), st.Worker, resumed)
+		c.checkExactRecords(v.id, int64(longSpec.Steps), resumed)
 	}
 	if r := c.check(); r.Succeeded != seeds {
 		t.Errorf("checker: %d succeeded, want %d", r.Succeeded, seeds)

@@ -488,11 +488,11 @@ func (c *testCluster) check() *Report {
 }
 
 // attemptSteps returns the train/loss steps each attempt of run id
-// recorded in the store, in step order.
+// stored, superseded ones included, in step order.
 func (c *testCluster) attemptSteps(id string) map[int][]int64 {
 	c.t.Helper()
 	out := map[int][]int64{}
-	for m, err := range experiment.NewReader(c.store).ReadMetrics(context.Background(), id) {
+	for m, err := range experiment.NewReader(c.store).ReadStoredMetrics(context.Background(), id) {
 		if err != nil {
 			c.t.Fatal(err)
 		}
@@ -504,4 +504,74 @@ func (c *testCluster) attemptSteps(id string) map[int][]int64 {
 		slices.Sort(s)
 	}
 	return out
+}
+
+// checkExactRecords checks the records of a run that succeeded after its
+// final attempt resumed from step resumed: through ReadMetrics one value
+// per (step, name) — a pandas-style pivot of them works — with every step
+// of train/loss and train/lr; the summary counts each step once and what
+// earlier attempts logged past the resume step as superseded; run.json
+// says where the attempt resumed, carries the gorch version, and its
+// duration (the worker's clock) is within 10 % of the training time the
+// worker's own metric timestamps span.
+func (c *testCluster) checkExactRecords(id string, steps, resumed int64) {
+	c.t.Helper()
+	ctx := context.Background()
+	rd := experiment.NewReader(c.store)
+	var ms []experiment.Metric
+	for m, err := range rd.ReadMetrics(ctx, id) {
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		ms = append(ms, m)
+	}
+	table, err := Pivot(ms)
+	if err != nil {
+		c.t.Errorf("run %s: pivot of ReadMetrics: %v", id, err)
+	}
+	for s := int64(1); s <= steps; s++ {
+		if _, ok := table[s]["train/loss"]; !ok {
+			c.t.Errorf("run %s: no train/loss at step %d", id, s)
+			break
+		}
+	}
+	sum, err := rd.GetSummary(ctx, id)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	run := sum.Run
+	superseded := int64(0)
+	for m, err := range rd.ReadStoredMetrics(ctx, id) {
+		if err == nil && m.Name == "train/loss" && m.Attempt < run.Attempt && m.Step > resumed {
+			superseded++
+		}
+	}
+	for _, name := range []string{"train/loss", "train/lr"} {
+		if m := sum.Metrics[name]; m.Count != steps || m.Superseded != superseded || m.LastStep != steps {
+			c.t.Errorf("run %s: summary %s count %d, superseded %d, last step %d; want %d, %d, %d",
+				id, name, m.Count, m.Superseded, m.LastStep, steps, superseded, steps)
+		}
+	}
+	last := run.Attempts[len(run.Attempts)-1]
+	if last.Attempt != run.Attempt || last.ResumeStep != resumed || run.GorchVersion == "" {
+		c.t.Errorf("run %s: last attempt entry %+v of %d, version %q; want attempt %d resumed from %d, a version",
+			id, last, len(run.Attempts), run.GorchVersion, run.Attempt, resumed)
+	}
+	var first, end time.Time
+	for _, m := range ms {
+		if m.Attempt != run.Attempt {
+			continue
+		}
+		if first.IsZero() || m.Time.Before(first) {
+			first = m.Time
+		}
+		if m.Time.After(end) {
+			end = m.Time
+		}
+	}
+	trained, dur := end.Sub(first), run.Duration()
+	if d := dur - trained; d < -trained/10 || d > trained/10 {
+		c.t.Errorf("run %s: run.json duration %v, the attempt's metrics span %v: not within 10 %%", id, dur, trained)
+	}
+	c.t.Logf("run %s: %d values in force, %d train/loss superseded; duration %v, metrics span %v", id, len(ms), superseded, dur, trained)
 }

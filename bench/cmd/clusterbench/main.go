@@ -36,6 +36,7 @@ import (
 	"math"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -63,6 +64,8 @@ type config struct {
 	batches    int // ingest: batches per publisher
 	points     int // ingest: points per batch
 	out        string
+	only       string // "ingest": measure raw and ingest only
+	cpuProfile string // write a CPU profile of the measured repetitions here
 	log        io.Writer
 }
 
@@ -77,6 +80,8 @@ func main() {
 	flag.IntVar(&cfg.batches, "batches", 1000, "ingest: batches per publisher per repetition (quick mode: 20)")
 	flag.IntVar(&cfg.points, "points", 256, "ingest: metric points per batch")
 	flag.StringVar(&cfg.out, "o", "bench/cluster-results.json", "where to write the JSON results; empty: nowhere")
+	flag.StringVar(&cfg.only, "only", "", `"ingest": skip dispatch (for profiling the collector)`)
+	flag.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write a CPU profile of the measured repetitions (not the warm-up) to this file")
 	flag.Parse()
 	if cfg.quick {
 		cfg.reps = 1
@@ -567,11 +572,20 @@ func run(cfg config) (map[string]any, error) {
 	if _, err := ingest(e, wcfg); err != nil {
 		return nil, fmt.Errorf("warm-up: %w", err)
 	}
-	var sub, started, dp50, dp99, rawR, ing, lp50, lp99, ratio []float64
-	for rep := range cfg.reps {
-		d, err := dispatch(e, cfg)
+	if cfg.cpuProfile != "" {
+		stop, err := startProfile(cfg.cpuProfile)
 		if err != nil {
 			return nil, err
+		}
+		defer stop()
+	}
+	var sub, started, dp50, dp99, rawR, ing, lp50, lp99, ratio []float64
+	for rep := range cfg.reps {
+		var d dispatchResult
+		if cfg.only != "ingest" {
+			if d, err = dispatch(e, cfg); err != nil {
+				return nil, err
+			}
 		}
 		rw, err := raw(e, cfg)
 		if err != nil {
@@ -633,6 +647,19 @@ func run(cfg config) (map[string]any, error) {
 		}
 	}
 	return res, nil
+}
+
+// startProfile starts a CPU profile into path and returns its stop.
+func startProfile(path string) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
 
 func batchBytes(cfg config) int {
