@@ -80,6 +80,11 @@ type segWriter[T any] struct {
 	batch []T    // its records, kept only if observe is set
 	n     int    // records in the pending segment
 
+	// A manual writer's pending segment, guarded by mu.
+	mbuf     []byte // encoded records
+	mpending [][]T  // the slices logAll took, if observe is set
+	mn       int    // records
+
 	written atomic.Uint64 // records in segments that reached the store
 	dropped atomic.Uint64 // records TryLog dropped or whose segment failed
 
@@ -191,6 +196,9 @@ func (w *segWriter[T]) appendLocked(v *T) int {
 
 // log encodes v and blocks until it is queued.
 func (w *segWriter[T]) log(v T) error {
+	if w.opts.Manual {
+		return w.logAll([]T{v})
+	}
 	w.mu.Lock()
 	if w.closed {
 		w.mu.Unlock()
@@ -198,7 +206,7 @@ func (w *segWriter[T]) log(v T) error {
 	}
 	w.appendLocked(&v)
 	c := w.cur
-	if c.n < w.chunkRecs || w.opts.Manual {
+	if c.n < w.chunkRecs {
 		w.mu.Unlock()
 		return nil
 	}
@@ -210,21 +218,32 @@ func (w *segWriter[T]) log(v T) error {
 	return nil
 }
 
-// logAll appends vs to the pending segment of a manual writer.
+// logAll appends vs to the pending segment of a manual writer. It keeps
+// vs until the segment is written: the caller must not change it.
 func (w *segWriter[T]) logAll(vs []T) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.closed {
 		return w.closedErr()
 	}
-	for i := range vs {
-		w.appendLocked(&vs[i])
+	if w.mbuf == nil {
+		w.mbuf = getSegmentBuffer()
 	}
+	for i := range vs {
+		w.mbuf = append(w.encode(w.mbuf, vs[i]), '\n')
+	}
+	if w.observe != nil {
+		w.mpending = append(w.mpending, vs)
+	}
+	w.mn += len(vs)
 	return nil
 }
 
 // tryLog queues v if there is room and counts it as dropped otherwise.
 func (w *segWriter[T]) tryLog(v T) bool {
+	if w.opts.Manual {
+		return w.logAll([]T{v}) == nil
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.closed {
@@ -233,7 +252,7 @@ func (w *segWriter[T]) tryLog(v T) bool {
 	}
 	undo := w.appendLocked(&v)
 	c := w.cur
-	if c.n < w.chunkRecs || w.opts.Manual {
+	if c.n < w.chunkRecs {
 		return true
 	}
 	select {
@@ -360,16 +379,40 @@ func (w *segWriter[T]) writeManual(last bool) error {
 	if w.closed {
 		return w.err()
 	}
-	if c := w.cur; c.n > 0 {
-		w.put(c.b, c.recs, c.n)
-		clear(c.recs) // drop string references
-		c.b, c.recs, c.n = c.b[:0], c.recs[:0], 0
-		if cap(c.b) > 4<<20 {
-			c.b, c.recs = nil, nil
+	if w.mn > 0 && w.put(w.mbuf, w.mn) && w.observe != nil {
+		for _, vs := range w.mpending {
+			w.observe(vs)
 		}
 	}
+	putSegmentBuffer(w.mbuf)
+	clear(w.mpending) // drop references
+	w.mbuf, w.mpending, w.mn = nil, w.mpending[:0], 0
 	w.closed = last
 	return w.err()
+}
+
+// segmentBuffers recycles the encoded segments of manual writers, which
+// grow to megabytes under load: a few buffers for the writers at work,
+// not one per run. (A sync.Pool loses them at every garbage collection.)
+var segmentBuffers = make(chan []byte, 8)
+
+func getSegmentBuffer() []byte {
+	select {
+	case b := <-segmentBuffers:
+		return b[:0]
+	default:
+		return make([]byte, 0, 64<<10)
+	}
+}
+
+func putSegmentBuffer(b []byte) {
+	if b == nil || cap(b) > 32<<20 {
+		return
+	}
+	select {
+	case segmentBuffers <- b:
+	default:
+	}
 }
 
 // add appends a chunk to the pending segment, writing the segment once it
@@ -405,7 +448,9 @@ func (w *segWriter[T]) write() {
 	if w.n == 0 {
 		return
 	}
-	w.put(w.buf, w.batch, w.n)
+	if w.put(w.buf, w.n) && w.observe != nil {
+		w.observe(w.batch)
+	}
 	clear(w.batch) // drop string references
 	w.batch = w.batch[:0]
 	w.buf = w.buf[:0]
@@ -415,9 +460,9 @@ func (w *segWriter[T]) write() {
 	}
 }
 
-// put writes n records, encoded in buf, as the next segment; batch
-// holds them if observe is set.
-func (w *segWriter[T]) put(buf []byte, batch []T, n int) {
+// put writes n records, encoded in buf, as the next segment, and reports
+// whether they reached the store.
+func (w *segWriter[T]) put(buf []byte, n int) bool {
 	key := segmentKey(w.prefix, w.seq+1)
 	if err := w.store.Put(context.Background(), key, buf); err != nil {
 		w.dropped.Add(uint64(n))
@@ -426,11 +471,9 @@ func (w *segWriter[T]) put(buf []byte, batch []T, n int) {
 			w.firstErr = err
 		}
 		w.errMu.Unlock()
-		return
+		return false
 	}
 	w.seq++
 	w.written.Add(uint64(n))
-	if w.observe != nil {
-		w.observe(batch)
-	}
+	return true
 }

@@ -62,18 +62,28 @@ func (r *Rollup) SetAttempts(attempts []Attempt) {
 func (r *Rollup) AddMetrics(ms []Metric) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	var name string
-	var a *metricAcc
+	// A run logs a few names in turn: remember the last few accumulators.
+	var recent [4]struct {
+		name string
+		acc  *metricAcc
+	}
 	lastAttempt, n := 0, int64(0)
 	for i := range ms {
 		m := &ms[i]
-		if a == nil || m.Name != name {
-			name = m.Name
-			a = r.metrics[name]
-			if a == nil {
-				a = &metricAcc{}
-				r.metrics[name] = a
+		var a *metricAcc
+		for j := range recent {
+			if recent[j].acc != nil && recent[j].name == m.Name {
+				a = recent[j].acc
+				break
 			}
+		}
+		if a == nil {
+			if a = r.metrics[m.Name]; a == nil {
+				a = &metricAcc{}
+				r.metrics[m.Name] = a
+			}
+			copy(recent[1:], recent[:len(recent)-1])
+			recent[0].name, recent[0].acc = m.Name, a
 		}
 		a.steps = append(a.steps, m.Step)
 		a.attempts = append(a.attempts, int32(min(m.Attempt, math.MaxInt32)))

@@ -58,36 +58,32 @@ func (d *batchDecoder) decodeMetricBatch(b []byte) (*metricBatch, error) {
 // fast decodes the envelope and body as cluster.Encode writes them.
 func (d *batchDecoder) fast(b []byte) (*metricBatch, error) {
 	r := mpReader{b: b}
-	n := r.mapLen()
-	var body []byte
+	var mb *metricBatch
 	var version int64
 	var typ []byte
-	for range n {
+	for range r.mapLen() {
 		switch string(r.str()) {
 		case "v":
 			version = r.int()
 		case "t":
 			typ = r.str()
 		case "b":
-			start := r.off
-			r.skip()
-			body = r.b[start:r.off]
+			if version != cluster.WireVersion || string(typ) != cluster.TypeMetricBatch {
+				return nil, errSlowPath // the envelope is written v, t, b
+			}
+			mb = d.body(&r)
 		default:
 			r.skip()
 		}
 	}
-	if r.err != nil || r.off != len(b) || version != cluster.WireVersion || string(typ) != cluster.TypeMetricBatch || body == nil {
-		return nil, errSlowPath
-	}
-	mb, err := d.body(body)
-	if err != nil {
+	if r.err != nil || r.off != len(b) || version != cluster.WireVersion || string(typ) != cluster.TypeMetricBatch || mb == nil {
 		return nil, errSlowPath
 	}
 	return mb, nil
 }
 
-func (d *batchDecoder) body(b []byte) (*metricBatch, error) {
-	r := mpReader{b: b}
+// body reads the MetricBatch map at r.
+func (d *batchDecoder) body(r *mpReader) *metricBatch {
 	mb := &metricBatch{}
 	for range r.mapLen() {
 		switch string(r.str()) {
@@ -105,21 +101,19 @@ func (d *batchDecoder) body(b []byte) (*metricBatch, error) {
 				continue
 			}
 			n := r.arrayLen()
-			if r.err != nil || n > len(b) { // each point takes at least a byte
-				return nil, errSlowPath
+			if r.err != nil || n > len(r.b)-r.off { // each point takes at least a byte
+				r.fail()
+				return nil
 			}
 			mb.points = make([]experiment.Metric, n)
 			for i := range mb.points {
-				d.point(&r, &mb.points[i])
+				d.point(r, &mb.points[i])
 			}
 		default:
 			r.skip()
 		}
 	}
-	if r.err != nil || r.off != len(b) {
-		return nil, errSlowPath
-	}
-	return mb, nil
+	return mb
 }
 
 func (d *batchDecoder) point(r *mpReader, m *experiment.Metric) {

@@ -15,6 +15,10 @@
 //	jetstream_raw_points_per_s   the same bytes, same publishers, to a stream without a
 //	                             consumer; from the first publish to the last PubAck (the ceiling)
 //	ingest_vs_raw_ratio          ingest_points_per_s / jetstream_raw_points_per_s
+//	raw_cpu_ns_per_point         CPU time (user+sys) of this process per point, raw phase
+//	ingest_cpu_ns_per_point      the same for the ingest phase (NATS server, publishers and
+//	                             collector are all in this process); on a shared machine CPU
+//	                             time varies less than wall time
 //
 // Each figure is measured -reps times, alternating (dispatch, raw, ingest,
 // dispatch, raw, ingest, ...); the medians are reported.
@@ -42,6 +46,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -417,27 +422,42 @@ func publishAll(e *env, ids []string, msgs [][][]byte, subject func(run string) 
 	return <-errc
 }
 
+type rawResult struct {
+	pointsPerS, cpuNsPerPoint float64
+}
+
 // raw publishes the same bytes to a stream nobody consumes.
-func raw(e *env, cfg config) (float64, error) {
+func raw(e *env, cfg config) (rawResult, error) {
 	ids, msgs, err := encodeBatches(cfg)
 	if err != nil {
-		return 0, err
+		return rawResult{}, err
 	}
-	start := time.Now()
+	cpu0, start := cpuTime(), time.Now()
 	if err := publishAll(e, ids, msgs, func(run string) string { return "rawbench." + run }); err != nil {
-		return 0, err
+		return rawResult{}, err
 	}
-	el := time.Since(start)
+	el, cpu := time.Since(start), cpuTime()-cpu0
 	if s, err := e.js.Stream(context.Background(), rawStream); err == nil {
 		_ = s.Purge(context.Background())
 	}
-	return float64(cfg.publishers*cfg.batches*cfg.points) / el.Seconds(), nil
+	n := float64(cfg.publishers * cfg.batches * cfg.points)
+	return rawResult{pointsPerS: n / el.Seconds(), cpuNsPerPoint: float64(cpu) / n}, nil
+}
+
+// cpuTime is the user and system CPU time this process has used.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 type ingestResult struct {
-	pointsPerS float64
-	p50, p99   time.Duration
-	lagSamples int
+	pointsPerS    float64
+	cpuNsPerPoint float64
+	p50, p99      time.Duration
+	lagSamples    int
 }
 
 // ackTime returns the stream timestamp encoded in a JetStream ack subject
@@ -486,7 +506,7 @@ func ingest(e *env, cfg config) (ingestResult, error) {
 	}
 	_ = sub.SetPendingLimits(-1, -1)
 	_ = e.nc.Flush()
-	start := time.Now()
+	cpu0, start := cpuTime(), time.Now()
 	perr := make(chan error, 1)
 	go func() { perr <- publishAll(e, ids, msgs, cluster.MetricsSubject) }()
 	deadline := start.Add(5 * time.Minute)
@@ -497,7 +517,7 @@ func ingest(e *env, cfg config) (ingestResult, error) {
 		}
 		time.Sleep(time.Millisecond)
 	}
-	el := time.Since(start)
+	el, cpu := time.Since(start), cpuTime()-cpu0
 	if err := <-perr; err != nil {
 		_ = sub.Unsubscribe()
 		return ingestResult{}, err
@@ -507,7 +527,8 @@ func ingest(e *env, cfg config) (ingestResult, error) {
 	_ = sub.Unsubscribe()
 	mu.Lock()
 	defer mu.Unlock()
-	r := ingestResult{pointsPerS: float64(cfg.publishers*cfg.batches*cfg.points) / el.Seconds(), lagSamples: len(lags)}
+	n := float64(cfg.publishers * cfg.batches * cfg.points)
+	r := ingestResult{pointsPerS: n / el.Seconds(), cpuNsPerPoint: float64(cpu) / n, lagSamples: len(lags)}
 	if len(lags) == 0 {
 		// No ack copies seen: fall back to the collector's own last lag.
 		l := e.coll.Stats().IngestLag
@@ -579,7 +600,7 @@ func run(cfg config) (map[string]any, error) {
 		}
 		defer stop()
 	}
-	var sub, started, dp50, dp99, rawR, ing, lp50, lp99, ratio []float64
+	var sub, started, dp50, dp99, rawR, ing, lp50, lp99, ratio, rawCPU, ingCPU []float64
 	for rep := range cfg.reps {
 		var d dispatchResult
 		if cfg.only != "ingest" {
@@ -597,11 +618,13 @@ func run(cfg config) (map[string]any, error) {
 		}
 		sub, started = append(sub, d.submittedPerS), append(started, d.startedPerS)
 		dp50, dp99 = append(dp50, ms(d.p50)), append(dp99, ms(d.p99))
-		rawR, ing = append(rawR, rw), append(ing, in.pointsPerS)
+		rawR, ing = append(rawR, rw.pointsPerS), append(ing, in.pointsPerS)
+		rawCPU, ingCPU = append(rawCPU, rw.cpuNsPerPoint), append(ingCPU, in.cpuNsPerPoint)
 		lp50, lp99 = append(lp50, ms(in.p50)), append(lp99, ms(in.p99))
-		ratio = append(ratio, in.pointsPerS/rw)
-		fmt.Fprintf(cfg.log, "rep %d: dispatch %.0f submitted/s %.0f started/s p50 %.1f ms p99 %.1f ms | raw %.0f points/s | ingest %.0f points/s (%.2f of raw) lag p50 %.1f ms p99 %.1f ms (%d acks)\n",
-			rep+1, d.submittedPerS, d.startedPerS, ms(d.p50), ms(d.p99), rw, in.pointsPerS, in.pointsPerS/rw, ms(in.p50), ms(in.p99), in.lagSamples)
+		ratio = append(ratio, in.pointsPerS/rw.pointsPerS)
+		fmt.Fprintf(cfg.log, "rep %d: dispatch %.0f submitted/s %.0f started/s p50 %.1f ms p99 %.1f ms | raw %.0f points/s (%.0f ns CPU/point) | ingest %.0f points/s (%.2f of raw, %.0f ns CPU/point) lag p50 %.1f ms p99 %.1f ms (%d acks)\n",
+			rep+1, d.submittedPerS, d.startedPerS, ms(d.p50), ms(d.p99), rw.pointsPerS, rw.cpuNsPerPoint, in.pointsPerS, in.pointsPerS/rw.pointsPerS,
+			in.cpuNsPerPoint, ms(in.p50), ms(in.p99), in.lagSamples)
 	}
 	res := map[string]any{
 		"dispatch_submitted_per_s":   round3(median(sub)),
@@ -613,9 +636,12 @@ func run(cfg config) (map[string]any, error) {
 		"ingest_lag_p99_ms":          round3(median(lp99)),
 		"jetstream_raw_points_per_s": round3(median(rawR)),
 		"ingest_vs_raw_ratio":        math.Round(median(ratio)*1e6) / 1e6,
+		"raw_cpu_ns_per_point":       round3(median(rawCPU)),
+		"ingest_cpu_ns_per_point":    round3(median(ingCPU)),
 	}
 	res["meta"] = map[string]any{
 		"date":          time.Now().UTC().Format(time.RFC3339),
+		"cpu":           cpuModel(),
 		"duration_s":    int(time.Since(began).Seconds()),
 		"go_version":    runtime.Version(),
 		"goos":          runtime.GOOS,
@@ -672,6 +698,20 @@ func batchBytes(cfg config) int {
 	return len(m[0][0])
 }
 
+// cpuModel is the first "model name" of /proc/cpuinfo.
+func cpuModel() string {
+	b, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return ""
+	}
+	for line := range strings.Lines(string(b)) {
+		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
+}
+
 func loadavg() string {
 	b, err := os.ReadFile("/proc/loadavg")
 	if err != nil {
@@ -697,6 +737,8 @@ func printTable(w io.Writer, res map[string]any) {
 		{"ingest / raw", fmt.Sprintf("%.2f", f("ingest_vs_raw_ratio")), "ratio", "target ≥ 0.50"},
 		{"ingest lag p50", fmt.Sprintf("%.1f", f("ingest_lag_p50_ms")), "ms", ""},
 		{"ingest lag p99", fmt.Sprintf("%.1f", f("ingest_lag_p99_ms")), "ms", "target ≤ 1000"},
+		{"CPU per point, raw", fmt.Sprintf("%.0f", f("raw_cpu_ns_per_point")), "ns", "whole process"},
+		{"CPU per point, ingest", fmt.Sprintf("%.0f", f("ingest_cpu_ns_per_point")), "ns", fmt.Sprintf("%.1fx of raw", f("ingest_cpu_ns_per_point")/f("raw_cpu_ns_per_point"))},
 	}
 	fmt.Fprintf(w, "%-38s %14s  %-9s %s\n", "figure", "value", "unit", "ratio/target")
 	for _, r := range rows {

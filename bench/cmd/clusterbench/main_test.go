@@ -30,6 +30,7 @@ func TestQuickRun(t *testing.T) {
 	for _, k := range []string{
 		"dispatch_runs_per_s", "dispatch_submitted_per_s", "dispatch_latency_p50_ms", "dispatch_latency_p99_ms",
 		"ingest_points_per_s", "ingest_lag_p50_ms", "ingest_lag_p99_ms", "jetstream_raw_points_per_s", "ingest_vs_raw_ratio",
+		"raw_cpu_ns_per_point", "ingest_cpu_ns_per_point",
 	} {
 		v, ok := got[k].(float64)
 		if !ok {
@@ -44,7 +45,7 @@ func TestQuickRun(t *testing.T) {
 	if !ok {
 		t.Fatalf("meta missing: %v", got["meta"])
 	}
-	for _, k := range []string{"date", "go_version", "reps", "loadavg_start", "quick"} {
+	for _, k := range []string{"date", "cpu", "go_version", "reps", "loadavg_start", "quick"} {
 		if _, ok := meta[k]; !ok {
 			t.Errorf("meta.%s missing", k)
 		}
