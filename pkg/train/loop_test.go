@@ -223,10 +223,10 @@ func checkExactResume(t *testing.T, n int, mk func(int) *Spec) {
 	// Every metric at every step has the same value, and the summary
 	// counts each step once.
 	sa, sb := summary(t, storeA, sinkA.RunID()), summary(t, storeB, sinkB.RunID())
-	if a, b := sa.Metrics["train/loss"], sb.Metrics["train/loss"]; a.Count != n || b.Count != n || b.Superseded != 0 {
+	if a, b := sa.Metrics["train/loss"], sb.Metrics["train/loss"]; a.Count != int64(n) || b.Count != int64(n) || b.Superseded != 0 {
 		t.Errorf("summary train/loss count %d straight, %d (superseded %d) with resume; want %d, %d, 0", a.Count, b.Count, b.Superseded, n, n)
 	}
-	if at := sb.Run.Attempts; len(at) != 2 || at[0].ResumeStep != 0 || at[1].ResumeStep != n/2 || at[1].Status != experiment.StatusSucceeded {
+	if at := sb.Run.Attempts; len(at) != 2 || at[0].ResumeStep != 0 || at[1].ResumeStep != int64(n/2) || at[1].Status != experiment.StatusSucceeded {
 		t.Errorf("attempts = %+v; want from scratch, then resumed from step %d and succeeded", at, n/2)
 	}
 	ma, mb := metricValues(t, storeA, sinkA.RunID()), metricValues(t, storeB, sinkB.RunID())

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"iter"
 	"log/slog"
 	"strings"
 	"sync"
@@ -194,37 +195,33 @@ type metricKey struct {
 	name    string
 }
 
-// metricCounts reads a run's stored metrics, superseded ones included,
-// and counts each (attempt, step, name).
-func metricCounts(t *testing.T, st experiment.Store, run string) map[metricKey]int {
+// metricCounts reads a run's metrics through read and counts each
+// (attempt, step, name) and each (step, name).
+func metricCounts(t *testing.T, read func(context.Context, string) iter.Seq2[experiment.Metric, error], run string) (map[metricKey]int, map[string]int) {
 	t.Helper()
-	out := map[metricKey]int{}
-	for m, err := range experiment.NewReader(st).ReadStoredMetrics(context.Background(), run) {
+	out, perStep := map[metricKey]int{}, map[string]int{}
+	for m, err := range read(context.Background(), run) {
 		if err != nil {
 			t.Fatal(err)
 		}
 		out[metricKey{m.Attempt, m.Step, m.Name}]++
+		perStep[fmt.Sprint(m.Step, m.Name)]++
 	}
-	return out
+	return out, perStep
+}
+
+// storedCount is how many distinct (attempt, step, name) the run stores.
+func storedCount(t *testing.T, st experiment.Store, run string) int {
+	got, _ := metricCounts(t, experiment.NewReader(st).ReadStoredMetrics, run)
+	return len(got)
 }
 
 // checkMetrics checks that the run stores exactly the steps [from, to]
 // of each attempt given, each (attempt, step, name) once.
 func checkMetrics(t *testing.T, st experiment.Store, run string, want map[int][2]int64) {
 	t.Helper()
-	got := metricCounts(t, st, run)
-	n := 0
-	for attempt, r := range want {
-		for s := r[0]; s <= r[1]; s++ {
-			for _, name := range []string{"loss", "acc"} {
-				n++
-				if c := got[metricKey{attempt, s, name}]; c != 1 {
-					t.Errorf("metric (attempt %d, step %d, %s) stored %d times; want once", attempt, s, name, c)
-				}
-			}
-		}
-	}
-	if len(got) != n {
+	got, _ := metricCounts(t, experiment.NewReader(st).ReadStoredMetrics, run)
+	if n := checkEach(t, "stored", got, want); len(got) != n {
 		t.Errorf("stored %d distinct metrics; want %d", len(got), n)
 	}
 }
@@ -233,29 +230,28 @@ func checkMetrics(t *testing.T, st experiment.Store, run string, want map[int][2
 // to] of each attempt given: one value per (step, name).
 func checkInForce(t *testing.T, st experiment.Store, run string, want map[int][2]int64) {
 	t.Helper()
-	got := map[metricKey]int{}
-	perStep := map[string]int{}
-	for m, err := range experiment.NewReader(st).ReadMetrics(context.Background(), run) {
-		if err != nil {
-			t.Fatal(err)
-		}
-		got[metricKey{m.Attempt, m.Step, m.Name}]++
-		perStep[fmt.Sprint(m.Step, m.Name)]++
+	got, perStep := metricCounts(t, experiment.NewReader(st).ReadMetrics, run)
+	if n := checkEach(t, "in force", got, want); len(perStep) != n || len(got) != n {
+		t.Errorf("ReadMetrics: %d values at %d (step, name) pairs; want %d, one each", len(got), len(perStep), n)
 	}
+}
+
+// checkEach checks that got holds each (attempt, step, name) of want's
+// ranges once, and returns how many that is.
+func checkEach(t *testing.T, what string, got map[metricKey]int, want map[int][2]int64) int {
+	t.Helper()
 	n := 0
 	for attempt, r := range want {
 		for s := r[0]; s <= r[1]; s++ {
 			for _, name := range []string{"loss", "acc"} {
 				n++
 				if c := got[metricKey{attempt, s, name}]; c != 1 {
-					t.Errorf("ReadMetrics: (attempt %d, step %d, %s) %d times; want once", attempt, s, name, c)
+					t.Errorf("%s: (attempt %d, step %d, %s) %d times; want once", what, attempt, s, name, c)
 				}
 			}
 		}
 	}
-	if len(perStep) != n || len(got) != n {
-		t.Errorf("ReadMetrics: %d values at %d (step, name) pairs; want %d, one each", len(got), len(perStep), n)
-	}
+	return n
 }
 
 func checkComplete(t *testing.T, st experiment.Store, run string, attempt int, loss int64) {
@@ -440,7 +436,7 @@ func TestCollectorRestart(t *testing.T) {
 	w.metrics(t, 1, 1, 10)
 	w.telemetry(t, 1, 3)
 	deadline := time.Now().Add(10 * time.Second)
-	for len(metricCounts(t, st, "run-restart")) < 20 {
+	for storedCount(t, st, "run-restart") < 20 {
 		if time.Now().After(deadline) {
 			t.Fatal("batch 1 not stored within 10s")
 		}
@@ -510,7 +506,7 @@ func TestCollectorAcksAfterWrite(t *testing.T) {
 		t.Errorf("while the store fails: ack floor %d, redelivered %d; want the metric batch (seq 2) unacked and redelivered",
 			info.AckFloor.Stream, info.NumRedelivered)
 	}
-	if n := len(metricCounts(t, st, "run-flaky")); n != 0 {
+	if n := storedCount(t, st, "run-flaky"); n != 0 {
 		t.Errorf("%d metrics stored while every metric write fails; want 0", n)
 	}
 	st.failing.Store(false)

@@ -44,6 +44,11 @@ func (d *batchDecoder) decodeMetricBatch(b []byte) (*metricBatch, error) {
 	if mb, err := d.fast(b); err == nil {
 		return mb, nil
 	}
+	return slowDecode(b)
+}
+
+// slowDecode decodes with cluster.Decode.
+func slowDecode(b []byte) (*metricBatch, error) {
 	var wb cluster.MetricBatch
 	if err := cluster.Decode(b, cluster.TypeMetricBatch, &wb); err != nil {
 		return nil, err

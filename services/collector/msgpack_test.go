@@ -10,21 +10,7 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/gorch/gorch/internal/cluster"
-	"github.com/gorch/gorch/pkg/experiment"
 )
-
-// slowDecode is what cluster.Decode makes of b, as the collector stores it.
-func slowDecode(b []byte) (*metricBatch, error) {
-	var wb cluster.MetricBatch
-	if err := cluster.Decode(b, cluster.TypeMetricBatch, &wb); err != nil {
-		return nil, err
-	}
-	mb := &metricBatch{runID: wb.RunID, attempt: wb.Attempt, seq: wb.Seq, resume: wb.Resume, points: make([]experiment.Metric, len(wb.Points))}
-	for i, p := range wb.Points {
-		mb.points[i] = experiment.Metric{Step: p.Step, Name: p.Name, Value: p.Value, Time: p.Time}
-	}
-	return mb, nil
-}
 
 // sameBatch compares two decoded batches, times as instants and values bit
 // for bit.
