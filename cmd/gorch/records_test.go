@@ -197,6 +197,50 @@ func TestRunsListJSON(t *testing.T) {
 	}
 }
 
+// TestRunsShowResumed: a run resumed from step 2 after its first attempt
+// logged steps 1–4 shows where it resumed, counts each step once and the
+// rest as superseded, and plots one value per step.
+func TestRunsShowResumed(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	st, err := experiment.NewLocalStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := experiment.Create(ctx, st, experiment.Run{ID: "resumed"}, experiment.LogOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for s := int64(1); s <= 4; s++ {
+		_ = rec.Log(s, "loss", 1/float64(s))
+	}
+	if err := rec.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if rec, err = experiment.Resume(ctx, st, "resumed", experiment.LogOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := rec.SetResume(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	for s := int64(3); s <= 6; s++ {
+		_ = rec.Log(s, "loss", 1/float64(s))
+	}
+	if err := rec.Finish(ctx, experiment.StatusSucceeded, nil); err != nil {
+		t.Fatal(err)
+	}
+	out := mustRun(t, "runs", "show", "--data-dir", dir, "resumed")
+	for _, want := range []string{"Resumed:", "attempt 2 from step 2", "6 (+2 superseded)"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("runs show output lacks %q:\n%s", want, out)
+		}
+	}
+	pts, _, err := metricPoints(ctx, experiment.NewReader(st), "resumed", "loss")
+	if err != nil || len(pts) != 6 {
+		t.Errorf("plot points = %v, %v; want steps 1–6 once each", pts, err)
+	}
+}
+
 func TestRunsShow(t *testing.T) {
 	dir := fixtureStore(t)
 	out := mustRun(t, "runs", "show", "--data-dir", dir, "20260102") // a unique prefix of runC

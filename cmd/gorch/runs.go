@@ -276,6 +276,13 @@ func printRun(w io.Writer, s experiment.Summary, arts []experiment.Artifact) err
 		field("Error", strings.ReplaceAll(r.Error, "\n", " "))
 	}
 	field("Attempt", fmt.Sprint(r.Attempt))
+	if len(r.Attempts) > 1 {
+		var rs []string
+		for _, a := range r.Attempts[1:] {
+			rs = append(rs, fmt.Sprintf("attempt %d from step %d", a.Attempt, a.ResumeStep))
+		}
+		field("Resumed", strings.Join(rs, ", "))
+	}
 	field("Created", fmtTime(r.Created))
 	field("Started", fmtTime(r.Started))
 	field("Finished", fmtTime(r.Finished))
@@ -318,6 +325,9 @@ func printRun(w io.Writer, s experiment.Summary, arts []experiment.Artifact) err
 			count := fmt.Sprint(m.Count)
 			if m.NonFinite > 0 {
 				count += fmt.Sprintf(" (%d non-finite)", m.NonFinite)
+			}
+			if m.Superseded > 0 {
+				count += fmt.Sprintf(" (+%d superseded)", m.Superseded)
 			}
 			if m.Count == m.NonFinite {
 				row(tw, "  "+k, count, "-", "-", "-", "-", "-", "-", "-")
