@@ -107,3 +107,119 @@ if [ "${GORCH_SETUP_TEST_TOOLS:-}" = 1 ]; then
   fi
   export PATH="$d:$PATH"
 fi
+
+# Kubernetes test tools (GORCH_SETUP_TEST_TOOLS=1): what tests/k8s renders,
+# checks and runs the deploy/k8s manifests with. Nothing here can be
+# downloaded as a release binary, so each is built from its Go module (or
+# installed from PyPI / Debian) once into $GORCH_CACHE/<tool>-<version>.
+KUBE_VERSION=v1.32.13       # kube-apiserver, kube-controller-manager, kube-scheduler, kubectl
+ETCD_VERSION=v3.5.21
+HELM_VERSION=v4.3.2
+KWOK_VERSION=v0.7.0
+KUBECONFORM_VERSION=v0.7.0
+KUBERNETES_VALIDATE_VERSION=1.37.0   # PyPI: JSON schemas of the Kubernetes API, offline
+KEDA_VERSION=v2.16.1                 # its CRDs (ScaledObject), from the Go module
+PROMETHEUS_OPERATOR_VERSION=v0.80.1  # its ServiceMonitor CRD, from the Go module
+
+# go_tool NAME VERSION PKG@VERSION: go install one tool into its cache folder.
+go_tool() {
+  local d; d=$(tool_dir "$1" "$2")
+  if [ ! -x "$d/$1" ]; then
+    echo "setup: building $1 $2 into $d (once)" >&2
+    rm -rf "$d.tmp"; mkdir -p "$d.tmp"
+    GOBIN="$d.tmp" go install -trimpath "$3"
+    rm -rf "$d"; mv "$d.tmp" "$d"
+  fi
+  export PATH="$d:$PATH"
+}
+
+# mod_dir MODULE@VERSION prints the module's folder in the module cache.
+mod_dir() { go mod download -json "$1" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p'; }
+
+# build_kube DIR builds the Kubernetes binaries into DIR from the
+# k8s.io/kubernetes module. Its zip has no staging/ folder, so the
+# k8s.io/* replaces pointing there are pointed at the published modules of
+# the same release (v0.32.x) instead; endpointslice and cri-api are served
+# only up to v0.32.12; the sample-* modules are not served at all (unused).
+build_kube() {
+  local d=$1 src=$1.src staging=${KUBE_VERSION/v1./v0.} minor=${KUBE_VERSION#v1.}
+  minor=${minor%%.*}
+  rm -rf "$src" "$d.tmp"; cp -r "$(mod_dir "k8s.io/kubernetes@$KUBE_VERSION")" "$src"; chmod -R u+w "$src"
+  (cd "$src" && rm -rf vendor go.work go.work.sum &&
+    sed -i -E -e '/^[[:space:]]*k8s\.io\/sample-/d' \
+      -e "s#^([[:space:]]*)(k8s\.io/[a-z0-9-]+) => \./staging/src/k8s\.io/[a-z0-9-]+\$#\1\2 => \2 $staging#" \
+      -e "s#^([[:space:]]*)(k8s\.io/(endpointslice|cri-api)) => .*\$#\1\2 => \2 v0.32.12#" go.mod &&
+    GOFLAGS=-mod=mod go build -trimpath -o "$d.tmp/" -ldflags "-s -w \
+      -X k8s.io/component-base/version.gitVersion=$KUBE_VERSION -X k8s.io/component-base/version.gitMajor=1 \
+      -X k8s.io/component-base/version.gitMinor=$minor -X k8s.io/client-go/pkg/version.gitVersion=$KUBE_VERSION" \
+      ./cmd/kube-apiserver ./cmd/kube-controller-manager ./cmd/kube-scheduler ./cmd/kubectl)
+  rm -rf "$src" "$d"; mv "$d.tmp" "$d"
+}
+
+# build_etcd DIR builds etcd's server (go install cannot: its go.mod has
+# replace directives) through a three-line main in its own module.
+build_etcd() {
+  local d=$1 mod=$1.mod
+  rm -rf "$mod" "$d.tmp"; mkdir -p "$mod" "$d.tmp"
+  printf 'package main\n\nimport (\n\t"os"\n\n\t"go.etcd.io/etcd/server/v3/etcdmain"\n)\n\nfunc main() { etcdmain.Main(os.Args) }\n' >"$mod/main.go"
+  (cd "$mod" && go mod init gorch.local/etcdtool >/dev/null 2>&1 && go get "go.etcd.io/etcd/server/v3@$ETCD_VERSION" >/dev/null 2>&1 &&
+    go mod tidy >/dev/null 2>&1 && go build -trimpath -ldflags "-s -w" -o "$d.tmp/etcd" .)
+  rm -rf "$mod" "$d"; mv "$d.tmp" "$d"
+}
+
+# build_schemas DIR: kubeconform's schema folder, offline. The Kubernetes
+# schemas come from PyPI kubernetes-validate (its v$KUBE_VERSION tree,
+# rewritten to kubeconform's layout by tests/k8s/schemas.py); the CRDs'
+# schemas (ScaledObject, ServiceMonitor) from the CRDs themselves.
+build_schemas() {
+  local d=$1 venv; venv=$(tool_dir kubernetes-validate "$KUBERNETES_VALIDATE_VERSION")
+  if [ ! -x "$venv/bin/kubernetes-validate" ]; then
+    rm -rf "$venv"; python3 -m venv "$venv"
+    "$venv/bin/pip" install -q "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION" pyyaml
+  fi
+  rm -rf "$d.tmp"; mkdir -p "$d.tmp"
+  "$venv/bin/python" "$GORCH_ROOT/tests/k8s/schemas.py" --kube "${KUBE_VERSION#v}" \
+    --crds "$GORCH_K8S_CRDS" --out "$d.tmp"
+  rm -rf "$d"; mv "$d.tmp" "$d"
+}
+
+if [ "${GORCH_SETUP_TEST_TOOLS:-}" = 1 ]; then
+  GORCH_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+  d=$(tool_dir kube "$KUBE_VERSION")
+  if [ ! -x "$d/kube-apiserver" ]; then
+    echo "setup: building kube-apiserver, kube-controller-manager, kube-scheduler and kubectl $KUBE_VERSION into $d (about 10 minutes, 2 GB RAM, once)" >&2
+    build_kube "$d"
+  fi
+  export PATH="$d:$PATH"
+  d=$(tool_dir etcd "$ETCD_VERSION")
+  if [ ! -x "$d/etcd" ]; then
+    echo "setup: building etcd $ETCD_VERSION into $d (a minute, once)" >&2
+    build_etcd "$d"
+  fi
+  export PATH="$d:$PATH"
+  go_tool helm "$HELM_VERSION" "helm.sh/helm/v4/cmd/helm@$HELM_VERSION"
+  go_tool kwok "$KWOK_VERSION" "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
+  go_tool kubeconform "$KUBECONFORM_VERSION" "github.com/yannh/kubeconform/cmd/kubeconform@$KUBECONFORM_VERSION"
+  # The CRDs of the kinds the chart renders besides Kubernetes' own (the tests install
+  # them in the API server and make kubeconform schemas of them).
+  d=$(tool_dir k8s-crds "keda-$KEDA_VERSION-promop-$PROMETHEUS_OPERATOR_VERSION")
+  if [ ! -f "$d/monitoring.coreos.com_servicemonitors.yaml" ]; then
+    rm -rf "$d.tmp"; mkdir -p "$d.tmp"
+    cp "$(mod_dir "github.com/kedacore/keda/v2@$KEDA_VERSION")"/config/crd/bases/keda.sh_*.yaml "$d.tmp/"
+    cp "$(mod_dir "github.com/prometheus-operator/prometheus-operator@$PROMETHEUS_OPERATOR_VERSION")"/example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml "$d.tmp/"
+    chmod u+w "$d.tmp"/*; rm -rf "$d"; mv "$d.tmp" "$d"
+  fi
+  export GORCH_K8S_CRDS=$d
+  d=$(tool_dir kubeconform-schemas "$KUBE_VERSION-$(basename "$GORCH_K8S_CRDS")")
+  if [ ! -f "$d/done" ]; then
+    echo "setup: writing kubeconform schemas for Kubernetes $KUBE_VERSION and the CRDs into $d (once)" >&2
+    build_schemas "$d"
+  fi
+  export GORCH_KUBECONFORM_SCHEMAS=$d
+  # podman (with runc; crun fails on these machines) runs the image in the
+  # image test; nothing is pulled, the image is built FROM scratch.
+  if ! command -v podman >/dev/null 2>&1 || ! command -v runc >/dev/null 2>&1; then
+    echo "setup: installing podman, runc and catatonit" >&2
+    apt_install podman runc catatonit
+  fi
+fi
