@@ -32,3 +32,5 @@ case $rc in
 5) echo "pytest: no Python tests were collected" ;; # exit status 5: nothing to run is not a failure
 *) exit "$rc" ;;
 esac
+echo "== go test -tags k8s (deploy/k8s: helm, kustomize, kubeconform, a real API server, the manifests as processes, the image)"
+go test -tags k8s -count=1 -timeout 30m -v ./tests/k8s/

@@ -43,11 +43,16 @@ import (
 //   - probes: readiness is the readinessProbe's httpGet answering 200.
 //
 // Images are mapped to binaries: the gorch image's /gorch to a gorch built from this
-// repository, nats-server to the nats-server scripts/setup.sh built.
+// repository, nats-server to the nats-server scripts/setup.sh built. Containers that
+// inImage names run in the image itself instead, under podman: host network (their ports
+// rewritten as above), the pod's volumes bind-mounted at their mount paths, a read-only
+// root filesystem, the image's non-root user, no capabilities, the env passed by name.
 type launcher struct {
 	t       *testing.T
 	dir     string
 	bins    map[string]string // command (as the manifest names it) → binary here
+	podman  *podman           // nil: no container runs in the image
+	inImage map[string]bool   // names of the containers that run in the image
 	config  map[string]map[string]string
 	secrets map[string]map[string]string
 	pods    []*pod
@@ -66,6 +71,7 @@ type pod struct {
 	ports             map[int]int    // container port → 127.0.0.1 port
 	named             map[string]int // port name → container port
 	mounts            map[string]string
+	inImage           bool // its containers run in the image (podman): mounts are real
 	procs             []*process
 }
 
@@ -352,6 +358,9 @@ func (l *launcher) rewrite(p *pod, s string) string {
 		}
 		return fmt.Sprintf("127.0.0.1:%d", h)
 	})
+	if p.inImage {
+		return s
+	}
 	mounts := slices.Collect(maps.Keys(p.mounts))
 	slices.SortFunc(mounts, func(a, b string) int { return len(b) - len(a) })
 	for _, m := range mounts {
@@ -364,10 +373,16 @@ func (l *launcher) rewrite(p *pod, s string) string {
 
 // prepare makes the pod's volumes and resolves each container's process.
 func (l *launcher) prepare(p *pod) {
+	for _, c := range p.spec.Containers {
+		p.inImage = p.inImage || l.inImage[c.Name]
+	}
 	vols := map[string]string{}
 	for _, v := range p.spec.Volumes {
 		d := filepath.Join(p.dir, "volumes", v.Name)
 		if err := os.MkdirAll(d, 0o755); err != nil {
+			l.t.Fatal(err)
+		}
+		if err := os.Chmod(d, 0o777); err != nil { // any user in the image may write
 			l.t.Fatal(err)
 		}
 		vols[v.Name] = d
@@ -430,7 +445,7 @@ func (l *launcher) writeKeys(p *pod, d string, from map[string]map[string]string
 		if err := os.MkdirAll(filepath.Dir(f), 0o755); err != nil {
 			l.t.Fatal(err)
 		}
-		if err := os.WriteFile(f, []byte(l.rewrite(p, v)), 0o600); err != nil {
+		if err := os.WriteFile(f, []byte(l.rewrite(p, v)), 0o644); err != nil {
 			l.t.Fatal(err)
 		}
 	}
@@ -549,12 +564,35 @@ func (l *launcher) argv(p *pod, c container, env map[string]string) []string {
 	for _, a := range append(slices.Clone(cmd), c.Args...) {
 		argv = append(argv, l.rewrite(p, expand(a, env)))
 	}
+	if p.inImage {
+		return l.podmanArgv(p, c, env, argv)
+	}
 	bin, ok := l.bins[cmd[0]]
 	if !ok {
 		l.t.Fatalf("pod %s container %s runs %q: no binary for it here", p.name, c.Name, cmd[0])
 	}
 	argv[0] = bin
 	return argv
+}
+
+// podmanArgv runs argv in the container's image: `podman run` with the pod's mounts and
+// the restricted security context; env values stay out of argv (-e NAME takes each from
+// podman's own environment).
+func (l *launcher) podmanArgv(p *pod, c container, env map[string]string, argv []string) []string {
+	args := []string{"run", "--rm", "--name", p.name + "-" + c.Name, "--network", "host", "--read-only",
+		"--user", "65532:65532", "--cap-drop", "ALL", "--security-opt", "no-new-privileges"}
+	for _, m := range c.VolumeMounts {
+		args = append(args, "-v", p.mounts[m.MountPath]+":"+m.MountPath)
+	}
+	for _, k := range slices.Sorted(maps.Keys(env)) {
+		args = append(args, "-e", k)
+	}
+	image := c.Image
+	if repo, _, _ := strings.Cut(path.Base(image), ":"); repo == "gorch" {
+		image = imageName // what scripts/image.sh built and the test loaded
+	}
+	args = append(args, "--entrypoint", argv[0], image)
+	return l.podman.command(append(args, argv[1:]...)...)
 }
 
 // imageEntrypoint is the ENTRYPOINT of the images the manifests use without a command.
@@ -589,6 +627,9 @@ func (l *launcher) supervise(pr *process, argv []string, env map[string]string) 
 	var envList []string
 	for _, k := range slices.Sorted(maps.Keys(env)) {
 		envList = append(envList, k+"="+env[k])
+	}
+	if pr.pod.inImage {
+		envList = append(envList, l.podman.env...)
 	}
 	backoff := time.Second
 	for {

@@ -85,7 +85,8 @@ grid:
 )
 
 // TestLauncher runs the chart's prod render (3 NATS servers, 2 coordinators, 2 workers
-// from the ScaledObject's minimum, the collector) as processes against versitygw, submits
+// from the ScaledObject's minimum, the collector) as processes against versitygw (the
+// workers in the image itself, under podman, as Pod Security "restricted" has them), submits
 // a 4-run sweep with `gorch sweep` through the NATS Service, and checks with the
 // integration checker that every run succeeded and nothing was lost. Then every pod gets
 // SIGTERM and must exit cleanly within its terminationGracePeriodSeconds.
@@ -103,6 +104,9 @@ func TestLauncher(t *testing.T) {
 		"--set", "s3.endpoint="+s3.Endpoint, "--set", "s3.bucket="+bucket,
 		"--set", "s3.insecure=true", "--set", "s3.createBucket=true"))
 	l := newLauncher(t, objs, map[string]string{"/gorch": gorch, "nats-server": natsBin})
+	l.podman, l.inImage = newPodman(t), map[string]bool{"worker": true}
+	l.podman.load(buildImage(t))
+	t.Cleanup(func() { l.podman.run("rm", "--force", "--all") })
 	l.start()
 	stopped := false
 	defer func() {

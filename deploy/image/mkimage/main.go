@@ -232,7 +232,7 @@ func layerTar(files []entry, mtime time.Time) (gz []byte, diffID string, err err
 		return nil, "", err
 	}
 	var out bytes.Buffer
-	zw, err := gzip.NewWriterLevel(&out, gzip.BestCompression)
+	zw, err := gzip.NewWriterLevel(&out, gzip.DefaultCompression)
 	if err != nil {
 		return nil, "", err
 	}
