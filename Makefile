@@ -1,5 +1,5 @@
 # Convenience targets; the README's two commands work without make.
-.PHONY: demo test bench bench-cluster gobench build fuzz test-faults
+.PHONY: demo test bench bench-cluster gobench build fuzz test-faults image test-k8s
 build:
 	go build -o bin/gorch ./cmd/gorch
 demo:
@@ -19,3 +19,7 @@ fuzz:           # every decoder's fuzz target, $(FUZZTIME) each (crashers land i
 	go test -run '^$$' -fuzz '^FuzzKVValues$$' -fuzztime $(FUZZTIME) ./internal/cluster/
 test-faults:    # fault-injection + cluster integration tests (real NATS, versitygw, gorch processes)
 	go test -count=1 -v -run 'Fault|Cluster' ./tests/integration/
+image:         # the gorch image as an OCI archive, without Docker: bin/gorch-image.tar (reproducible)
+	./scripts/image.sh
+test-k8s:      # deploy/k8s: helm, kustomize, kubeconform, a real API server, the manifests as processes, the image
+	bash -c 'GORCH_SETUP_TEST_TOOLS=1 . scripts/setup.sh && go test -tags k8s -count=1 -v ./tests/k8s/'

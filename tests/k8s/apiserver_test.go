@@ -149,8 +149,7 @@ func (c *controlPlane) schedule() {
 	t := c.t
 	c.start("kube-controller-manager", tool(t, "kube-controller-manager", "kube", kubeVersion),
 		"--kubeconfig", c.kubeconfig, "--leader-elect=false", "--bind-address", "127.0.0.1", "--secure-port", "0",
-		"--service-account-private-key-file", filepath.Join(c.dir, "sa.key"), "--use-service-account-credentials=false",
-		"--controllers", "*,-nodeipam,-nodelifecycle,-cloud-node-lifecycle")
+		"--service-account-private-key-file", filepath.Join(c.dir, "sa.key"), "--use-service-account-credentials=false")
 	c.start("kube-scheduler", tool(t, "kube-scheduler", "kube", kubeVersion),
 		"--kubeconfig", c.kubeconfig, "--leader-elect=false", "--bind-address", "127.0.0.1", "--secure-port", "0")
 	c.start("kwok", tool(t, "kwok", "kwok", kwokVersion), "--kubeconfig", c.kubeconfig,

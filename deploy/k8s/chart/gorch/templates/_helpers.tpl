@@ -55,14 +55,14 @@ nats://{{ include "gorch.fullname" . }}-nats:4222
 {{/* gorch.podAnnotations: (list . withMetrics). */}}
 {{- define "gorch.podAnnotations" -}}
 {{- $ := index . 0 -}}
-{{- if and $.Values.metrics.podAnnotations (index . 1) }}
-prometheus.io/scrape: "true"
-prometheus.io/port: {{ $.Values.http.port | quote }}
-prometheus.io/path: /metrics
-{{- end }}
-{{- with $.Values.podAnnotations }}
-{{ toYaml . }}
-{{- end }}
+{{- $a := dict -}}
+{{- if and $.Values.metrics.podAnnotations (index . 1) -}}
+{{- $_ := set $a "prometheus.io/scrape" "true" -}}
+{{- $_ := set $a "prometheus.io/port" (toString $.Values.http.port) -}}
+{{- $_ := set $a "prometheus.io/path" "/metrics" -}}
+{{- end -}}
+{{- $a = merge $a $.Values.podAnnotations -}}
+{{- if $a }}{{ toYaml $a }}{{ end -}}
 {{- end -}}
 
 {{/* The pod-level part of a gorch pod spec shared by every role. */}}
