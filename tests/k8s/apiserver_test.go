@@ -154,7 +154,7 @@ func (c *controlPlane) schedule() {
 		"--kubeconfig", c.kubeconfig, "--leader-elect=false", "--bind-address", "127.0.0.1", "--secure-port", "0")
 	c.start("kwok", tool(t, "kwok", "kwok", kwokVersion), "--kubeconfig", c.kubeconfig,
 		"--manage-all-nodes=false", "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
-		"--cidr=10.0.0.1/16", "--node-ip=10.0.0.1", "--server-address=127.0.0.1:0")
+		"--cidr=10.0.0.1/16", "--node-ip=10.0.0.1")
 	c.must([]byte(fakeNode), "apply", "-f", "-")
 }
 
