@@ -194,10 +194,19 @@ func TestAPIServer(t *testing.T) {
 		}
 	}()
 	t.Logf("CRDs (KEDA, prometheus-operator):\n%s", c.must(nil, "apply", "--server-side", "-f", crds))
-	c.must(nil, "wait", "--for", "condition=established", "--timeout=60s", "crd/scaledobjects.keda.sh", "crd/servicemonitors.monitoring.coreos.com")
+	for _, crd := range []string{"scaledobjects.keda.sh", "servicemonitors.monitoring.coreos.com"} {
+		// kubectl wait fails on a CRD that has no status yet; ask until it is established.
+		eventually(t, time.Minute, crd+" established", func() error {
+			out, _, err := c.kubectl(nil, "get", "crd", crd, "-o", `jsonpath={.status.conditions[?(@.type=="Established")].status}`)
+			if err != nil || out != "True" {
+				return fmt.Errorf("established %q, %v", out, err)
+			}
+			return nil
+		}, func() string { return "" })
+	}
 	c.schedule()
 	// NATS's volume claims bind to these (no provisioner here).
-	for i := range 8 {
+	for i := range 12 {
 		c.must(fmt.Appendf(nil, `apiVersion: v1
 kind: PersistentVolume
 metadata: {name: pv-%d}

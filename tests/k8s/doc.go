@@ -8,7 +8,8 @@
 //	go test -tags k8s -count=1 ./tests/k8s/
 //
 // The renders (see renders): helm-default and helm-prod (the chart with values.yaml and
-// values-prod.yaml), kustomize-dev and kustomize-prod (the overlays).
+// values-prod.yaml), helm-auth (prod with per-role NATS credentials), kustomize-dev and
+// kustomize-prod (the overlays).
 //
 //	TestHelmLint          helm lint, default and prod values.
 //	TestKubeconform       every render against the Kubernetes 1.32 schemas (PyPI

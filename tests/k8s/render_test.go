@@ -75,17 +75,21 @@ func run(t testing.TB, name string, args ...string) []byte {
 }
 
 // renders are the manifests a user applies: the chart with its default and prod values,
-// and the two Kustomize overlays.
-var renders = []string{"helm-default", "helm-prod", "kustomize-dev", "kustomize-prod"}
+// the prod values with per-role NATS credentials (features.auth: workers as a
+// StatefulSet), and the two Kustomize overlays.
+var renders = []string{"helm-default", "helm-prod", "helm-auth", "kustomize-dev", "kustomize-prod"}
 
 // render returns one of renders as YAML; extra are more helm flags.
 func render(t testing.TB, name string, extra ...string) []byte {
 	t.Helper()
 	switch name {
-	case "helm-default", "helm-prod":
+	case "helm-default", "helm-prod", "helm-auth":
 		args := []string{"template", "gorch", chartDir, "--namespace", namespace}
-		if name == "helm-prod" {
+		if name != "helm-default" {
 			args = append(args, "-f", filepath.Join(chartDir, "values-prod.yaml"))
+		}
+		if name == "helm-auth" {
+			args = append(args, "--set", "features.auth=true")
 		}
 		return run(t, helm(t), append(args, extra...)...)
 	case "kustomize-dev", "kustomize-prod":

@@ -69,7 +69,7 @@ func TestNoPlainSecrets(t *testing.T) {
 	}
 	auth := sentinel(t)
 	values = append(values, auth)
-	helmArgs = append(helmArgs, "--set", "secrets.nats.serverAuth="+auth)
+	helmArgs = append(helmArgs, "--set", "secrets.nats.serverConfig="+auth)
 
 	for name, objs := range map[string][]*object{
 		"kustomize-prod": parse(t, prodWithSecrets(t, access, secret)),
