@@ -9,6 +9,8 @@ Requests (gorchbench sends them; thread counts via torch.set_num_threads):
     {"fig": "matmul", "n": 1024, "threads": 1, "min_time": 0.5, "min_iters": 3}   -> GFLOP/s
     {"fig": "mlp", "batch": 64, "threads": 1, ...}   -> training steps/s (784-256-10, Adam)
     {"fig": "cnn", "batch": 64, "threads": 1, ...}   -> training steps/s (LeNet-style, Adam)
+    {"fig": "mlp", "batch": 64, "backend": "inductor", ...}   -> the same step with the model
+        under torch.compile (inductor, CPU); "eager" (the default) is plain PyTorch
 Replies: {"value": x} or {"error": "..."}.
 
 Each figure's state (tensors, model, optimizer) is built once and reused across
@@ -42,7 +44,8 @@ _state = {}
 
 def prepare(req):
     fig = req["fig"]
-    key = (fig, req.get("n"), req.get("batch"))
+    backend = req.get("backend", "eager")
+    key = (fig, req.get("n"), req.get("batch"), backend)
     if key in _state:
         return _state[key]
     g = torch.Generator().manual_seed(1)
@@ -63,9 +66,12 @@ def prepare(req):
         x = torch.randn(*shape, generator=g)
         y = torch.arange(batch) % 10
         opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+        # torch.compile compiles forward and backward (AOTAutograd) on the
+        # first call; the optimizer step stays eager, as in the eager figure.
+        fwd = model if backend == "eager" else torch.compile(model, backend=backend)
 
         def step():
-            loss = F.cross_entropy(model(x), y)
+            loss = F.cross_entropy(fwd(x), y)
             opt.zero_grad()
             loss.backward()
             opt.step()

@@ -14,6 +14,13 @@
 //	matmul_{N}_t{1,2}_gflops         C = A·B, N×N float32, N in 256..2048
 //	mlp_b{64,256}_steps_per_s        784-256-10 MLP, Adam, cross-entropy
 //	cnn_b64_steps_per_s              nn.LeNet, Adam, cross-entropy
+//	compile_{mlp,cnn}_{B}_{eager,inductor}_steps_per_s
+//	                                 the same PyTorch steps, eager and with
+//	                                 torch.compile (inductor, CPU), alternating
+//	instructions_{mlp_b64,mlp_b256,cnn_b64}_per_step
+//	                                 gorch's instructions per training step
+//	                                 (perf stat where the CPU counters are
+//	                                 readable, else callgrind; -instructions)
 //
 // Usage (from the repository root; bench/run.sh does this for make bench):
 //
@@ -28,6 +35,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"os"
 	"os/exec"
@@ -57,6 +65,8 @@ type config struct {
 	sizes        []int
 	threads      []int
 	only         string // comma-separated key prefixes to run; "" runs all
+	compile      bool   // torch.compile figures (torch only)
+	instructions bool   // instruction counts of the training steps
 	log          io.Writer
 }
 
@@ -73,7 +83,16 @@ func main() {
 	flag.StringVar(&sizes, "sizes", "256,512,1024,2048", "matmul sizes (quick mode: 256)")
 	flag.StringVar(&threads, "threads", "1,2", "matmul and FMA-peak thread counts")
 	flag.StringVar(&cfg.only, "only", "", "run only figures whose key starts with one of these comma-separated prefixes")
+	flag.BoolVar(&cfg.compile, "compile", true, "measure torch.compile (inductor) training steps next to eager (torch only)")
+	flag.BoolVar(&cfg.instructions, "instructions", true, "count instructions per training step (perf stat, else callgrind)")
+	steps := flag.String("run-steps", "", "internal: run model_batch:n training steps and exit (the instruction counts' child)")
 	flag.Parse()
+	if *steps != "" {
+		if err := runSteps(*steps); err != nil {
+			fatal(err)
+		}
+		return
+	}
 	var err error
 	if cfg.sizes, err = parseInts(sizes); err != nil {
 		fatal(fmt.Errorf("-sizes: %w", err))
@@ -84,6 +103,8 @@ func main() {
 	if cfg.quick {
 		cfg.reps = 1
 		cfg.minTime = 50 * time.Millisecond
+		cfg.compile = cfg.compile && flagSet("compile")
+		cfg.instructions = cfg.instructions && flagSet("instructions")
 		if !flagSet("sizes") {
 			cfg.sizes = []int{256}
 		}
@@ -131,13 +152,16 @@ func parseInts(s string) ([]int, error) {
 // figure is one measured quantity. prepare builds the gorch side's state
 // (tensors, model, optimizer) once; the returned step runs one unit of work
 // worth `work` units (flops or steps). req is the same work for torch.
+// A figure without prepare is torch's alone: its variants (e.g. eager and
+// inductor) are measured alternating, each under base_<variant>_<unit>.
 type figure struct {
-	base    string // e.g. matmul_1024_t1
-	unit    string // gflops or steps_per_s
-	threads int
-	prepare func() (step func() error, work float64, err error)
-	req     map[string]any // nil: gorch only
-	scale   float64        // value = work·rate·scale
+	base     string // e.g. matmul_1024_t1
+	unit     string // gflops or steps_per_s
+	threads  int
+	prepare  func() (step func() error, work float64, err error)
+	req      map[string]any // nil: gorch only
+	variants []string       // torch-only figures: values of req["backend"]
+	scale    float64        // value = work·rate·scale
 }
 
 func (f figure) key() string      { return f.base + "_" + f.unit }
@@ -201,6 +225,18 @@ func figures(cfg config) []figure {
 		prepare: trainPrep("cnn", 64),
 		req:     map[string]any{"fig": "cnn", "batch": 64, "threads": tt},
 	})
+	if cfg.compile {
+		for _, mb := range []struct {
+			model string
+			batch int
+		}{{"mlp", 64}, {"mlp", 256}, {"cnn", 64}} {
+			fs = append(fs, figure{
+				base: fmt.Sprintf("compile_%s_%d", mb.model, mb.batch), unit: "steps_per_s", threads: tt,
+				req:      map[string]any{"fig": mb.model, "batch": mb.batch, "threads": tt},
+				variants: []string{"eager", "inductor"},
+			})
+		}
+	}
 	if cfg.only != "" {
 		var keep []figure
 		for _, f := range fs {
@@ -395,36 +431,13 @@ func run(cfg config) (*results, error) {
 	if cfg.log == nil {
 		cfg.log = io.Discard
 	}
-	if cfg.reps < 1 {
-		cfg.reps = 1
-	}
-	if cfg.trainThreads < 1 {
-		cfg.trainThreads = 1
-	}
+	cfg.reps = max(cfg.reps, 1)
+	cfg.trainThreads = max(cfg.trainThreads, 1)
 	if cfg.warmTime == 0 {
 		cfg.warmTime = cfg.minTime / 2
 	}
-	// Each measurement runs for at least minTime; one iteration suffices
-	// for the slow figures (a 2048 matmul is ~0.1–1 s).
-	const minIters = 1
 	started := time.Now()
-	res := &results{Figures: map[string]float64{}, Samples: map[string][]float64{}, Meta: map[string]any{}}
-	res.Meta["date"] = started.UTC().Format(time.RFC3339)
-	res.Meta["cpu_model"] = cpuModel()
-	res.Meta["num_cpu"] = runtime.NumCPU()
-	res.Meta["go_version"] = runtime.Version()
-	res.Meta["goarch"] = runtime.GOARCH
-	res.Meta["kernel_path"] = kernels.Default().Name()
-	res.Meta["kernels_available"] = kernels.Available()
-	res.Meta["fma_peak_width"] = kernels.FMAPeakWidth()
-	res.Meta["threads"] = cfg.threads
-	res.Meta["train_threads"] = cfg.trainThreads
-	res.Meta["reps"] = cfg.reps
-	res.Meta["min_time_s"] = cfg.minTime.Seconds()
-	res.Meta["quick"] = cfg.quick
-	res.Meta["statistic"] = "median"
-	res.Meta["loadavg_start"] = loadAvg()
-
+	res := &results{Figures: map[string]float64{}, Samples: map[string][]float64{}, Meta: meta(cfg, started)}
 	var torch *torchProc
 	if cfg.python != "" {
 		var err error
@@ -442,79 +455,19 @@ func run(cfg config) (*results, error) {
 	} else {
 		res.Meta["torch_version"] = nil
 	}
-
-	fs := figures(cfg)
-	for _, f := range fs {
-		var step func() error
-		var work float64
-		gorchOnce := func(d time.Duration) (float64, error) {
-			var v float64
-			err := withThreads(f.threads, func() error {
-				if strings.HasPrefix(f.base, "fma_peak") {
-					v = kernels.FMAPeak(d, f.threads)
-					return nil
-				}
-				r, err := timeIt(step, d, minIters)
-				v = r * work * f.scale
-				return err
-			})
-			return v, err
+	for _, f := range figures(cfg) {
+		if f.prepare == nil && torch == nil {
+			continue // torch's alone, and no torch
 		}
-		if err := withThreads(f.threads, func() error {
-			var err error
-			step, work, err = f.prepare()
-			return err
-		}); err != nil {
-			return nil, fmt.Errorf("%s: %w", f.key(), err)
-		}
-		// Warm-up: both sides, untimed.
-		if _, err := gorchOnce(cfg.warmTime); err != nil {
-			return nil, fmt.Errorf("%s: %w", f.key(), err)
-		}
-		useTorch := torch != nil && f.req != nil
-		if useTorch {
-			if _, err := torch.measure(f.req, cfg.warmTime, 1); err != nil {
-				return nil, err
-			}
-		}
-		for rep := 1; rep <= cfg.reps; rep++ {
-			g, err := gorchOnce(cfg.minTime)
-			if err != nil {
-				return nil, fmt.Errorf("%s: %w", f.key(), err)
-			}
-			res.Samples[f.key()] = append(res.Samples[f.key()], g)
-			line := fmt.Sprintf("%-16s rep %d/%d: gorch %9.2f", f.base, rep, cfg.reps, g)
-			if useTorch {
-				t, err := torch.measure(f.req, cfg.minTime, minIters)
-				if err != nil {
-					return nil, err
-				}
-				res.Samples[f.torchKey()] = append(res.Samples[f.torchKey()], t)
-				line += fmt.Sprintf("  torch %9.2f", t)
-			}
-			fmt.Fprintf(cfg.log, "%s %s\n", line, f.unit)
-		}
-		res.Figures[f.key()] = median(res.Samples[f.key()])
-		if useTorch {
-			res.Figures[f.torchKey()] = median(res.Samples[f.torchKey()])
-			if t := res.Figures[f.torchKey()]; t > 0 {
-				res.Figures[f.base+"_ratio"] = res.Figures[f.key()] / t
-			}
+		if err := measure(cfg, res, torch, f); err != nil {
+			return nil, err
 		}
 		res.order = append(res.order, f)
 	}
-	// Matmul as a share of the FMA peak at the same thread count.
-	for _, f := range res.order {
-		if !strings.HasPrefix(f.base, "matmul_") {
-			continue
-		}
-		peak := res.Figures[fmt.Sprintf("fma_peak_t%d_gflops", f.threads)]
-		if peak <= 0 {
-			continue
-		}
-		res.Figures[f.base+"_pct_fma_peak"] = 100 * res.Figures[f.key()] / peak
-		if t, ok := res.Figures[f.torchKey()]; ok {
-			res.Figures[f.base+"_torch_pct_fma_peak"] = 100 * t / peak
+	peakShares(res)
+	if cfg.instructions {
+		if err := countInstructions(cfg, res); err != nil {
+			return nil, err
 		}
 	}
 	res.Meta["loadavg_end"] = loadAvg()
@@ -529,6 +482,125 @@ func run(cfg config) (*results, error) {
 		}
 	}
 	return res, nil
+}
+
+// meta describes the run: machine, kernel paths, settings.
+func meta(cfg config, started time.Time) map[string]any {
+	return map[string]any{
+		"date":              started.UTC().Format(time.RFC3339),
+		"cpu_model":         cpuModel(),
+		"cpu_features":      cpuFeatures(),
+		"num_cpu":           runtime.NumCPU(),
+		"go_version":        runtime.Version(),
+		"goarch":            runtime.GOARCH,
+		"kernel_path":       kernels.Default().Name(),
+		"kernels_available": kernels.Available(),
+		"vec_path":          kernels.VecPath(),
+		"fma_peak_width":    kernels.FMAPeakWidth(),
+		"threads":           cfg.threads,
+		"train_threads":     cfg.trainThreads,
+		"reps":              cfg.reps,
+		"min_time_s":        cfg.minTime.Seconds(),
+		"quick":             cfg.quick,
+		"statistic":         "median",
+		"loadavg_start":     loadAvg(),
+	}
+}
+
+// minIters: each measurement runs for at least minTime; one iteration
+// suffices for the slow figures (a 2048 matmul is ~0.1–1 s).
+const minIters = 1
+
+// measure runs one figure: warm-up on each side, then cfg.reps rounds of
+// gorch, torch (or torch's variants in turn), and records the medians.
+func measure(cfg config, res *results, torch *torchProc, f figure) error {
+	var step func() error
+	var work float64
+	gorchOnce := func(d time.Duration) (float64, error) {
+		var v float64
+		err := withThreads(f.threads, func() error {
+			if strings.HasPrefix(f.base, "fma_peak") {
+				v = kernels.FMAPeak(d, f.threads)
+				return nil
+			}
+			r, err := timeIt(step, d, minIters)
+			v = r * work * f.scale
+			return err
+		})
+		return v, err
+	}
+	// One side after the other: gorch (if any), then torch's requests.
+	type side struct {
+		key  string
+		name string
+		once func(time.Duration) (float64, error)
+	}
+	var sides []side
+	if f.prepare != nil {
+		if err := withThreads(f.threads, func() error {
+			var err error
+			step, work, err = f.prepare()
+			return err
+		}); err != nil {
+			return fmt.Errorf("%s: %w", f.key(), err)
+		}
+		sides = append(sides, side{f.key(), "gorch", gorchOnce})
+	}
+	if torch != nil && f.req != nil {
+		torchSide := func(key, name string, req map[string]any) side {
+			return side{key, name, func(d time.Duration) (float64, error) { return torch.measure(req, d, minIters) }}
+		}
+		if len(f.variants) == 0 {
+			sides = append(sides, torchSide(f.torchKey(), "torch", f.req))
+		}
+		for _, v := range f.variants {
+			req := maps.Clone(f.req)
+			req["backend"] = v
+			sides = append(sides, torchSide(f.base+"_"+v+"_"+f.unit, v, req))
+		}
+	}
+	for _, sd := range sides { // warm-up (and compilation), untimed
+		if _, err := sd.once(cfg.warmTime); err != nil {
+			return fmt.Errorf("%s: %w", sd.key, err)
+		}
+	}
+	for rep := 1; rep <= cfg.reps; rep++ {
+		line := fmt.Sprintf("%-18s rep %d/%d:", f.base, rep, cfg.reps)
+		for _, sd := range sides {
+			v, err := sd.once(cfg.minTime)
+			if err != nil {
+				return fmt.Errorf("%s: %w", sd.key, err)
+			}
+			res.Samples[sd.key] = append(res.Samples[sd.key], v)
+			line += fmt.Sprintf("  %s %9.2f", sd.name, v)
+		}
+		fmt.Fprintf(cfg.log, "%s %s\n", line, f.unit)
+	}
+	for _, sd := range sides {
+		res.Figures[sd.key] = median(res.Samples[sd.key])
+	}
+	if t := res.Figures[f.torchKey()]; t > 0 && f.prepare != nil {
+		res.Figures[f.base+"_ratio"] = res.Figures[f.key()] / t
+	}
+	return nil
+}
+
+// peakShares adds each matmul figure as a share of the FMA peak at the same
+// thread count.
+func peakShares(res *results) {
+	for _, f := range res.order {
+		if !strings.HasPrefix(f.base, "matmul_") {
+			continue
+		}
+		peak := res.Figures[fmt.Sprintf("fma_peak_t%d_gflops", f.threads)]
+		if peak <= 0 {
+			continue
+		}
+		res.Figures[f.base+"_pct_fma_peak"] = 100 * res.Figures[f.key()] / peak
+		if t, ok := res.Figures[f.torchKey()]; ok {
+			res.Figures[f.base+"_torch_pct_fma_peak"] = 100 * t / peak
+		}
+	}
 }
 
 func median(v []float64) float64 {
@@ -574,6 +646,12 @@ func printTable(w io.Writer, cfg config, r *results) {
 		m["cpu_model"], m["num_cpu"], m["kernel_path"], m["fma_peak_width"], orDash(m["torch_version"]), cfg.trainThreads, m["loadavg_start"], m["loadavg_end"])
 	fmt.Fprintf(w, "%-18s %-12s %10s %10s %12s %12s %12s\n", "figure", "unit", "gorch", "torch", "gorch/torch", "gorch %peak", "torch %peak")
 	for _, f := range r.order {
+		if f.prepare == nil {
+			for _, v := range f.variants {
+				fmt.Fprintf(w, "%-18s %-12s %10s %10.1f\n", f.base+"_"+v, f.unit, "-", r.Figures[f.base+"_"+v+"_"+f.unit])
+			}
+			continue
+		}
 		g := r.Figures[f.key()]
 		ts, ratio, gp, tp := "-", "-", "-", "-"
 		if t, ok := r.Figures[f.torchKey()]; ok {
@@ -589,6 +667,12 @@ func printTable(w io.Writer, cfg config, r *results) {
 			tp = fmt.Sprintf("%.0f %%", v)
 		}
 		fmt.Fprintf(w, "%-18s %-12s %10.1f %10s %12s %12s %12s\n", f.base, f.unit, g, ts, ratio, gp, tp)
+	}
+	for _, wl := range instrWorkloads {
+		model, batch, _ := strings.Cut(wl, "_")
+		if v, ok := r.Figures[fmt.Sprintf("instructions_%s_b%s_per_step", model, batch)]; ok {
+			fmt.Fprintf(w, "%s b%s: %.4g instructions per step (%v, %v path)\n", model, batch, v, m["instructions_tool"], m["instructions_kernel"])
+		}
 	}
 	for _, n := range cfg.sizes {
 		t1, ok1 := r.Figures[fmt.Sprintf("matmul_%d_t1_gflops", n)]

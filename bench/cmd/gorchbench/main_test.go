@@ -77,3 +77,16 @@ func TestQuickRun(t *testing.T) {
 		t.Error("empty table")
 	}
 }
+
+// TestRunSteps checks the instruction counts' child mode: it trains and
+// names the kernel path, and rejects a malformed spec.
+func TestRunSteps(t *testing.T) {
+	if err := runSteps("mlp_8:1"); err != nil {
+		t.Errorf("runSteps(mlp_8:1) = %v; want nil", err)
+	}
+	for _, bad := range []string{"mlp", "mlp_8", "mlp_x:1", "rnn_8:1", "mlp_8:-1"} {
+		if err := runSteps(bad); err == nil {
+			t.Errorf("runSteps(%q) = nil; want an error", bad)
+		}
+	}
+}
