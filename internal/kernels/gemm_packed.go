@@ -43,6 +43,11 @@ type packedBackend struct {
 	// packRows packs one full nr-column panel of op(B) = B, k steps deep
 	// (dst[p*nr + c] = b[p*ldb + c]).
 	packRows func(k int, b *float32, ldb int, dst *float32)
+	// packATab is packA with row r at base + offs[r] bytes (conv.go).
+	packATab func(k8 int, base *float32, offs *int, dst *float32)
+	// conv holds the direct-convolution tiles (conv.go), widest first
+	// within each height; nil: convolutions take the im2col path.
+	conv []convTile
 }
 
 // directBMaxM is the largest m for which B (not transposed) is read in place

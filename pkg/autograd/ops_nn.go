@@ -113,7 +113,7 @@ func Conv2d(x, w, b *Variable, opt tensor.Conv2dOptions) (*Variable, error) {
 		return nil, err
 	}
 	return record(op, out, vs, func(g *tensor.Tensor) ([]*tensor.Tensor, error) {
-		gx, gw, gb, err := tensor.Conv2dBackward(ts[0], ts[1], g, opt)
+		gx, gw, gb, err := tensor.Conv2dBackward(ts[0], ts[1], g, opt, [3]bool{needs(vs, 0), needs(vs, 1), len(vs) == 3 && needs(vs, 2)})
 		if err != nil {
 			return nil, err
 		}

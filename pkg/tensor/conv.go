@@ -245,8 +245,11 @@ func gemmBackend(chunks int) kernels.Backend {
 }
 
 // Conv2d convolves x [N, C, H, W] with w [O, C, KH, KW], adding b [O] (or nil).
-// It lowers each sample to an im2col matrix and one GEMM; samples run in
-// parallel. Results do not depend on GOMAXPROCS.
+// Stride-1, unpadded convolutions whose output rows are a multiple of 8
+// wide run on the backend's direct-convolution kernels (no im2col matrix,
+// see kernels.ConvForward); others lower each sample to an im2col matrix
+// and one GEMM. Samples run in parallel; results do not depend on
+// GOMAXPROCS.
 func Conv2d(x, w, b *Tensor, opt Conv2dOptions) (*Tensor, error) {
 	var err error
 	if b != nil {
@@ -274,6 +277,10 @@ func Conv2d(x, w, b *Tensor, opt Conv2dOptions) (*Tensor, error) {
 	var bias []float32
 	if b != nil {
 		bias = dataOf(b)
+	}
+	if s, be, ok := g.direct(o); ok {
+		kernels.ConvForward(be, s, xd, wd, bias, od)
+		return out, nil
 	}
 	chunks := min(g.n, runtime.GOMAXPROCS(0))
 	per := (g.n + chunks - 1) / chunks
@@ -377,8 +384,24 @@ func putScratch(p *[]float32) {
 // conv2d GEMM (in float32s, 16 MiB).
 const convGroupFloats = 1 << 22
 
+// direct returns the shape for the backend's direct-convolution kernels
+// when the window is stride 1 and unpadded and they can run it.
+func (g *window) direct(o int) (kernels.ConvShape, kernels.Backend, bool) {
+	s := kernels.ConvShape{N: g.n, C: g.c, H: g.h, W: g.w, O: o, KH: g.kh, KW: g.kw}
+	be := kernels.Default()
+	ok := g.sh == 1 && g.sw == 1 && g.ph == 0 && g.pw == 0 && !kernels.LegacyGemm() && kernels.ConvFast(be, s)
+	return s, be, ok
+}
+
 // Conv2dBackward returns the gradients of conv2d's input, weight and bias
-// given the gradient of its output.
+// given the gradient of its output; want selects which are computed (the
+// others are nil), like ATen's output_mask: a network's first layer needs
+// no input gradient.
+//
+// Stride-1, unpadded convolutions the backend has direct kernels for (see
+// Conv2d) add the input gradient straight from Wᵀ·gradOut tiles (no col2im
+// matrix) and compute the weight gradient as one GEMM over every sample's
+// positions. Otherwise:
 //
 // The weight gradient is accumulated per fixed chunk of samples (the chunks
 // do not depend on GOMAXPROCS) and the chunk partials are summed in order,
@@ -388,7 +411,7 @@ const convGroupFloats = 1 << 22
 // GEMMs, as in the forward pass, instead of two small ones per sample
 // (kernels.SetLegacyGemm or GORCH_GEMM_LEGACY=1 restores the per-sample
 // GEMMs for A/B benchmarks; their gw rounds differently).
-func Conv2dBackward(x, w, gradOut *Tensor, opt Conv2dOptions) (gx, gw, gb *Tensor, err error) {
+func Conv2dBackward(x, w, gradOut *Tensor, opt Conv2dOptions, want [3]bool) (gx, gw, gb *Tensor, err error) {
 	if err := check(statConv2dBackward, x, w, gradOut); err != nil {
 		return nil, nil, nil, err
 	}
@@ -397,32 +420,31 @@ func Conv2dBackward(x, w, gradOut *Tensor, opt Conv2dOptions) (gx, gw, gb *Tenso
 		return nil, nil, nil, err
 	}
 	o := w.shape[0]
-	want := []int{g.n, o, g.oh, g.ow}
-	if !EqualShape(gradOut.shape, want) {
+	if outShape := []int{g.n, o, g.oh, g.ow}; !EqualShape(gradOut.shape, outShape) {
 		return nil, nil, nil, errs.New(errs.Shape, "conv2d_backward", "gradient of shape %v does not match output shape %v of input %v and weight %v",
-			gradOut.shape, want, x.shape, w.shape)
+			gradOut.shape, outShape, x.shape, w.shape)
 	}
 	sc := scopeOf(x, w, gradOut)
 	gx, gw, gb = newContiguous(sc, x.shape), newContiguous(sc, w.shape), newContiguous(sc, []int{o})
 	K, L := g.c*g.kh*g.kw, g.oh*g.ow
 	if g.n == 0 || o == 0 || L == 0 {
-		return gx, gw, gb, nil
+		return pick(want, gx, gw, gb)
 	}
 	xd, wd, gd := dataOf(x), dataOf(w), dataOf(gradOut)
-
-	// Bias: sum over N, OH, OW in float64, fixed order.
-	gbd := gb.storage.data
-	for oc := 0; oc < o; oc++ {
-		var s float64
-		for n := 0; n < g.n; n++ {
-			for _, v := range gd[(n*o+oc)*L : (n*o+oc+1)*L] {
-				s += float64(v)
-			}
-		}
-		gbd[oc] = float32(s)
+	if want[2] {
+		biasGrad(gd, gb.storage.data, g.n, o, L)
 	}
-	if K == 0 {
-		return gx, gw, gb, nil
+	if K == 0 || !want[0] && !want[1] {
+		return pick(want, gx, gw, gb)
+	}
+	if s, be, ok := g.direct(o); ok {
+		if want[0] {
+			kernels.ConvBackwardData(be, s, wd, gd, gx.storage.data)
+		}
+		if want[1] {
+			kernels.ConvBackwardWeight(be, s, xd, gd, gw.storage.data)
+		}
+		return pick(want, gx, gw, gb)
 	}
 
 	const maxChunks = 8
@@ -508,7 +530,32 @@ func Conv2dBackward(x, w, gradOut *Tensor, opt Conv2dOptions) (gx, gw, gb *Tenso
 			gwd[i] += v
 		}
 	}
-	return gx, gw, gb, nil
+	return pick(want, gx, gw, gb)
+}
+
+// biasGrad sets gb[o] to the sum of gd [N, O, L] over N and L, in float64
+// in a fixed order.
+func biasGrad(gd, gb []float32, n, o, l int) {
+	for oc := range o {
+		var s float64
+		for i := range n {
+			for _, v := range gd[(i*o+oc)*l : (i*o+oc+1)*l] {
+				s += float64(v)
+			}
+		}
+		gb[oc] = float32(s)
+	}
+}
+
+// pick returns the gradients want selects, nil for the others.
+func pick(want [3]bool, gx, gw, gb *Tensor) (*Tensor, *Tensor, *Tensor, error) {
+	g := [3]*Tensor{gx, gw, gb}
+	for i, w := range want {
+		if !w {
+			g[i] = nil
+		}
+	}
+	return g[0], g[1], g[2], nil
 }
 
 func poolWindow(op string, shape []int, opt Pool2dOptions) (window, error) {
@@ -572,6 +619,12 @@ func MaxPool2d(x *Tensor, opt Pool2dOptions) (out, indices *Tensor, err error) {
 	}
 	xd, od, id := dataOf(x), out.storage.data, indices.storage.data
 	hw, ohw := g.h*g.w, g.oh*g.ow
+	if g.kh == 2 && g.kw == 2 && g.sh == 2 && g.sw == 2 && g.ph == 0 && g.pw == 0 {
+		g.planes(func(p int) {
+			kernels.MaxPool2x2(xd[p*hw:(p+1)*hw], g.h, g.w, od[p*ohw:(p+1)*ohw], id[p*ohw:(p+1)*ohw])
+		})
+		return out, indices, nil
+	}
 	g.planes(func(p int) {
 		src := xd[p*hw : (p+1)*hw]
 		dst, dix := od[p*ohw:(p+1)*ohw], id[p*ohw:(p+1)*ohw]

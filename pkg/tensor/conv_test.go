@@ -103,7 +103,7 @@ func TestConv2dForwardBackward(t *testing.T) {
 		}
 		out := must(t)(Conv2d(x, w, nil, c.opt()))
 		gout := randn(t, r, out.Shape()...)
-		gx, gw, gb, err := Conv2dBackward(x, w, gout, c.opt())
+		gx, gw, gb, err := Conv2dBackward(x, w, gout, c.opt(), all3)
 		if err != nil {
 			t.Fatalf("%s backward: %v", name, err)
 		}
@@ -125,7 +125,7 @@ func TestConv2dBackwardPerSample(t *testing.T) {
 		x, w := randn(t, r, c.x...), randn(t, r, c.w...)
 		out := must(t)(Conv2d(x, w, nil, c.opt()))
 		gout := randn(t, r, out.Shape()...)
-		gx, gw, _, err := Conv2dBackward(x, w, gout, c.opt())
+		gx, gw, _, err := Conv2dBackward(x, w, gout, c.opt(), all3)
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
@@ -145,7 +145,7 @@ func TestConv2dStridedInputs(t *testing.T) {
 	want, _, _, _, os := refConv(ref64(x), ref64(w), ref64(b), nil, x.Shape(), w.Shape(), 1, 1, 1, 1)
 	assertClose(t, "strided conv", got, want, os, 1e-4)
 	gout := must(t)(randn(t, r, 2, 4, 8, 8).Transpose(2, 3))
-	gx, gw, gb, err := Conv2dBackward(x, w, gout, Conv2dOptions{Padding: [2]int{1, 1}})
+	gx, gw, gb, err := Conv2dBackward(x, w, gout, Conv2dOptions{Padding: [2]int{1, 1}}, all3)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,7 +163,7 @@ func TestConv2dFiniteDifference(t *testing.T) {
 	opt := Conv2dOptions{Stride: [2]int{2, 1}, Padding: [2]int{1, 2}}
 	x, w := randn(t, r, 2, 2, 5, 6), randn(t, r, 3, 2, 3, 2)
 	gout := randn(t, r, must(t)(Conv2d(x, w, nil, opt)).Shape()...)
-	gx, gw, _, err := Conv2dBackward(x, w, gout, opt)
+	gx, gw, _, err := Conv2dBackward(x, w, gout, opt, all3)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,7 +207,7 @@ func TestConv2dDeterministic(t *testing.T) {
 		prev := runtime.GOMAXPROCS(procs)
 		defer runtime.GOMAXPROCS(prev)
 		out := must(t)(Conv2d(x, w, nil, opt))
-		gx, gw, gb, err := Conv2dBackward(x, w, gout, opt)
+		gx, gw, gb, err := Conv2dBackward(x, w, gout, opt, all3)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -362,7 +362,10 @@ func TestConvPoolErrors(t *testing.T) {
 	add("conv2d", errs.Argument, c(x, randn(t, r, 3, 2, 0, 3), nil, Conv2dOptions{}))
 	add("conv2d", errs.Shape, c(x, randn(t, r, 3, 2, 6, 3), nil, Conv2dOptions{}))
 	add("conv2d", errs.Argument, c(x, w, nil, Conv2dOptions{Padding: [2]int{math.MaxInt / 2, 0}}))
-	cb := func(x, w, g *Tensor) error { _, _, _, err := Conv2dBackward(x, w, g, Conv2dOptions{}); return err }
+	cb := func(x, w, g *Tensor) error {
+		_, _, _, err := Conv2dBackward(x, w, g, Conv2dOptions{}, all3)
+		return err
+	}
 	add("conv2d_backward", errs.Shape, cb(x, w, randn(t, r, 1, 3, 4, 3)))
 	add("conv2d_backward", errs.Argument, cb(x, w, nil))
 	add("conv2d_backward", errs.Shape, cb(x, randn(t, r, 3, 3, 3, 3), randn(t, r, 1, 3, 3, 3)))
@@ -434,7 +437,7 @@ func BenchmarkConv2dLeNet(b *testing.B) {
 				prev := kernels.SetLegacyGemm(mode != "grouped")
 				defer kernels.SetLegacyGemm(prev)
 				for range b.N {
-					if _, _, _, err := Conv2dBackward(x, w, gout, Conv2dOptions{}); err != nil {
+					if _, _, _, err := Conv2dBackward(x, w, gout, Conv2dOptions{}, all3); err != nil {
 						b.Fatal(err)
 					}
 				}
@@ -457,7 +460,7 @@ func TestEmptyOperands(t *testing.T) {
 	assertClose(t, "linear in=0", got, []float64{1, 1, 1, 1, 1, 1}, []int{2, 3}, 0)
 	got = must(t)(Conv2d(empty(2, 0, 3, 3), empty(4, 0, 2, 2), nil, Conv2dOptions{}))
 	assertClose(t, "conv2d C=0", got, make([]float64, 2*4*2*2), []int{2, 4, 2, 2}, 0)
-	gx, gw, gb, err := Conv2dBackward(empty(2, 0, 3, 3), empty(4, 0, 2, 2), randn(t, r, 2, 4, 2, 2), Conv2dOptions{})
+	gx, gw, gb, err := Conv2dBackward(empty(2, 0, 3, 3), empty(4, 0, 2, 2), randn(t, r, 2, 4, 2, 2), Conv2dOptions{}, all3)
 	if err != nil || gx.Numel() != 0 || gw.Numel() != 0 || gb.Numel() != 4 {
 		t.Fatalf("conv2d_backward C=0: %v %v %v %v", gx, gw, gb, err)
 	}
@@ -472,5 +475,38 @@ func TestEmptyOperands(t *testing.T) {
 	g := must(t)(MaxPool2dBackward(empty(0, 2, 2, 2), empty(0, 2, 2, 2), []int{0, 2, 4, 4}))
 	if g.Numel() != 0 {
 		t.Fatal("max_pool2d_backward N=0")
+	}
+}
+
+// all3 asks Conv2dBackward for every gradient.
+var all3 = [3]bool{true, true, true}
+
+// TestConv2dDirectMatchesIm2col checks the direct-convolution path (LeNet's
+// layers: stride 1, no padding, output rows a multiple of 8 wide) against
+// the im2col path (kernels.SetLegacyGemm turns the direct path off).
+func TestConv2dDirectMatchesIm2col(t *testing.T) {
+	r := NewRNG(11)
+	for _, sh := range [][2][]int{{{4, 1, 28, 28}, {16, 1, 5, 5}}, {{4, 16, 12, 12}, {32, 16, 5, 5}}} {
+		x, w, b := randn(t, r, sh[0]...), randn(t, r, sh[1]...), randn(t, r, sh[1][0])
+		var outs [2][4]*Tensor
+		for i, legacy := range []bool{true, false} {
+			prev := kernels.SetLegacyGemm(legacy)
+			out := coreMust(Conv2d(x, w, b, Conv2dOptions{}))
+			gout := coreMust(MulScalar(out, 0.5))
+			gx, gw, gb, err := Conv2dBackward(x, w, gout, Conv2dOptions{}, all3)
+			kernels.SetLegacyGemm(prev)
+			if err != nil {
+				t.Fatal(err)
+			}
+			outs[i] = [4]*Tensor{out, gx, gw, gb}
+		}
+		for k, what := range []string{"output", "input gradient", "weight gradient", "bias gradient"} {
+			a, d := outs[0][k].Data(), outs[1][k].Data()
+			for i := range a {
+				if diff := math.Abs(float64(a[i] - d[i])); diff > 1e-3*(1+math.Abs(float64(a[i]))) {
+					t.Fatalf("%v: %s element %d: direct %v; want %v (im2col)", sh, what, i, d[i], a[i])
+				}
+			}
+		}
 	}
 }

@@ -161,13 +161,13 @@ loop{lab}t:""")
 
 def tr8(rows, dst_off, stride):
     """Transpose 8 rows of 8 floats (rows: memory operands, None for a zero
-    row) with ymm instructions and store row p of the result (8 floats) at
-    dst_off + p*stride from DI, in increasing p."""
+    row, "" for a row already in Y<i>) with ymm instructions and store row p
+    of the result (8 floats) at dst_off + p*stride from DI, in increasing p."""
     s = []
     for i, m in enumerate(rows):
         if m is None:
             s.append(f"\tVXORPS Y{i}, Y{i}, Y{i}")
-        else:
+        elif m:
             s.append(f"\tVMOVUPS {m}, Y{i}")
     for i in range(0, 8, 2):
         s.append(f"\tVUNPCKLPS Y{i+1}, Y{i}, Y{8+i}")
@@ -287,6 +287,41 @@ done{lab}:
 """)
 
 
+def pack_a_table(name, mr):
+    """packATab<mr><name>: dst[p*mr + r] = base[offs[r]/4 + p], 8·k8 steps:
+    packA with each row found through a table of byte offsets."""
+    lab = f"pat{mr}{name.lower()}"
+    spill = 8 * ((mr + 7) // 8) - mr
+    w(f"""// func packATab{mr}{name}(k8 int, base *float32, offs *int, dst *float32)
+//
+// dst[p*{mr} + r] = base[offs[r]/4 + p] for r < {mr}, p < 8·k8 (offs: byte
+// offsets): packA{mr}{name} with each row found through a table, for slivers
+// gathered from an image tap by tap. It writes {spill} floats past
+// dst[{8*mr}·k8-1], which must exist.
+TEXT ·packATab{mr}{name}(SB), NOSPLIT, $0-32
+	MOVQ k8+0(FP), CX
+	MOVQ base+8(FP), SI
+	MOVQ offs+16(FP), BX
+	MOVQ dst+24(FP), DI
+	TESTQ CX, CX
+	JZ   done{lab}
+loop{lab}:""")
+    groups = [list(range(i, min(i + 8, mr))) for i in range(0, mr, 8)]
+    for gi in reversed(range(len(groups))):  # spill into the next step, as packA
+        for i, r in enumerate(groups[gi]):
+            w(f"\tMOVQ {8*r}(BX), AX")
+            w(f"\tVMOVUPS (SI)(AX*1), Y{i}")
+        out.extend(tr8([""] * len(groups[gi]) + [None] * (8 - len(groups[gi])), 32 * gi, 4 * mr))
+    w(f"""	ADDQ $32, SI
+	ADDQ ${32*mr}, DI
+	DECQ CX
+	JNZ  loop{lab}
+done{lab}:
+	VZEROUPPER
+	RET
+""")
+
+
 def pack_b_rows(name, isa):
     """packBRows<name>: dst[p*nr + c] = b[p*ldb + c], k rows of nr floats."""
     R, vb, vecs = isa["reg"], isa["vb"], isa["vecs"]
@@ -324,7 +359,192 @@ for name, isa in ISA.items():
     kernel_strided(name, isa)
     pack_b_trans(name, nr_of(isa))
     pack_a(name, isa["mr"])
+    pack_a_table(name, isa["mr"])
     pack_b_rows(name, isa)
+
+# ---------- direct convolution (stride 1, no padding), ymm ----------
+# A conv tile is mr output channels (or input-gradient rows) by nb vectors
+# of 8 consecutive output positions within one output row. B is read from
+# the image through a table of per-k byte offsets, so there is no im2col.
+# The AVX-512 variants use the same ymm instructions with 32 registers
+# (EVEX encoding, AVX-512VL), hence larger tiles.
+CONV = {  # tile heights mr, each with 1 .. max vectors nb
+    "AVX2": {4: 3, 6: 2, 12: 1},
+    "AVX512": {8: 3, 12: 2, 16: 1},
+}
+
+
+def conv_regs(nb, mr, nregs):
+    acc = lambda r, v: nb * r + v
+    breg = nb * mr
+    bc0 = breg + nb
+    nbc = nregs - bc0
+    assert nbc >= 1, (nb, mr)
+    return acc, breg, bc0, nbc
+
+
+def conv_fwd(isa, nb, mr, nregs):
+    name = f"convFwd{isa}_{nb}x{mr}"
+    acc, breg, bc0, nbc = conv_regs(nb, mr, nregs)
+    bases = ["R10", "R11", "R12"]
+    w(f"""// func {name}(k int, a *float32, boff *int, b0, b1, b2, c *float32, ldc int)
+//
+// C[r, 8v:8v+8] += Σ_p a[p*{mr} + r] · b_v[boff[p]/4 : +8] for r < {mr}, v < {nb}
+// (boff: byte offsets; C rows at stride ldc elements).
+TEXT ·{name}(SB), NOSPLIT, $0-64
+	MOVQ k+0(FP), CX
+	MOVQ a+8(FP), SI
+	MOVQ boff+16(FP), DI
+	MOVQ b0+24(FP), R10
+	MOVQ b1+32(FP), R11
+	MOVQ b2+40(FP), R12
+	MOVQ c+48(FP), DX
+	MOVQ ldc+56(FP), R8
+	SHLQ $2, R8""")
+    for i in range(nb * mr):
+        w(f"\tVXORPS Y{i}, Y{i}, Y{i}")
+    w(f"""	TESTQ CX, CX
+	JZ   store
+loop:
+	MOVQ (DI), AX""")
+    for v in range(nb):
+        w(f"\tVMOVUPS ({bases[v]})(AX*1), Y{breg+v}")
+    for r in range(mr):
+        bc = bc0 + r % nbc
+        w(f"\tVBROADCASTSS {4*r}(SI), Y{bc}")
+        for v in range(nb):
+            w(f"\tVFMADD231PS Y{breg+v}, Y{bc}, Y{acc(r, v)}")
+    w(f"""	ADDQ $8, DI
+	ADDQ ${4*mr}, SI
+	DECQ CX
+	JNZ  loop
+store:""")
+    for r in range(mr):
+        for v in range(nb):
+            w(f"\tVADDPS {32*v}(DX), Y{acc(r, v)}, Y{acc(r, v)}")
+            w(f"\tVMOVUPS Y{acc(r, v)}, {32*v}(DX)")
+        if r < mr - 1:
+            w("\tADDQ R8, DX")
+    w("\tVZEROUPPER\n\tRET\n")
+
+
+def conv_bwd_data(isa, nb, mr, nregs):
+    name = f"convBwdData{isa}_{nb}x{mr}"
+    acc, breg, bc0, nbc = conv_regs(nb, mr, nregs)
+    bases = ["R10", "R11", "R12"]
+    w(f"""// func {name}(k int, a, b *float32, ldb int, coff *int, c0, c1, c2 *float32)
+//
+// c_v[coff[r]/4 : +8] += Σ_p a[p*{mr} + r] · b[p*ldb + 8v : +8] for r < {mr},
+// v < {nb}: a tile of Wᵀ·gout added straight into the input gradient
+// (col2im without the column matrix; coff: byte offsets).
+TEXT ·{name}(SB), NOSPLIT, $0-64
+	MOVQ k+0(FP), CX
+	MOVQ a+8(FP), SI
+	MOVQ b+16(FP), DI
+	MOVQ ldb+24(FP), R9
+	SHLQ $2, R9
+	MOVQ coff+32(FP), DX
+	MOVQ c0+40(FP), R10
+	MOVQ c1+48(FP), R11
+	MOVQ c2+56(FP), R12""")
+    for i in range(nb * mr):
+        w(f"\tVXORPS Y{i}, Y{i}, Y{i}")
+    w("""	TESTQ CX, CX
+	JZ   store
+loop:""")
+    for v in range(nb):
+        w(f"\tVMOVUPS {32*v if v else ''}(DI), Y{breg+v}")
+    for r in range(mr):
+        bc = bc0 + r % nbc
+        w(f"\tVBROADCASTSS {4*r}(SI), Y{bc}")
+        for v in range(nb):
+            w(f"\tVFMADD231PS Y{breg+v}, Y{bc}, Y{acc(r, v)}")
+    w(f"""	ADDQ R9, DI
+	ADDQ ${4*mr}, SI
+	DECQ CX
+	JNZ  loop
+store:""")
+    for r in range(mr):
+        w(f"\tMOVQ {8*r}(DX), AX")
+        for v in range(nb):
+            w(f"\tVADDPS ({bases[v]})(AX*1), Y{acc(r, v)}, Y{acc(r, v)}")
+            w(f"\tVMOVUPS Y{acc(r, v)}, ({bases[v]})(AX*1)")
+    w("\tVZEROUPPER\n\tRET\n")
+
+
+for isa, tiles in CONV.items():
+    nregs = 32 if isa == "AVX512" else 16
+    for mr, maxnb in tiles.items():
+        for nb in range(1, maxnb + 1):
+            conv_fwd(isa, nb, mr, nregs)
+            conv_bwd_data(isa, nb, mr, nregs)
+
+# ---------- 2x2, stride-2 max pooling ----------
+w("""// func maxPool2x2AVX2(n int, x *float32, s1, rowb, adv int, out, idx *float32, i0 *[8]float32, k *[3]float32)
+//
+// n iterations of 8 outputs of a 2x2, stride-2 max pool: outputs 0-3 from
+// the input pairs at x, 4-7 from those s1 bytes further; the second input
+// row of each is rowb bytes below. The window's maximum and the float32
+// flat index of its first maximum in row-major order (a NaN always wins)
+// go to out and idx, as the scalar loop in pkg/tensor: best = top-left,
+// then top-right, bottom-left and bottom-right each replace it if greater
+// or NaN. i0 holds the index of each output's top-left input; k is
+// {1, input row width, adv/4}. Each iteration advances x by adv bytes and
+// i0 by adv/4.
+TEXT ·maxPool2x2AVX2(SB), NOSPLIT, $0-72
+	MOVQ n+0(FP), CX
+	MOVQ x+8(FP), SI
+	MOVQ s1+16(FP), R8
+	MOVQ rowb+24(FP), R9
+	MOVQ adv+32(FP), R10
+	MOVQ out+40(FP), DI
+	MOVQ idx+48(FP), DX
+	MOVQ i0+56(FP), AX
+	VMOVUPS (AX), Y12
+	MOVQ k+64(FP), AX
+	VBROADCASTSS 0(AX), Y15
+	VBROADCASTSS 4(AX), Y14
+	VBROADCASTSS 8(AX), Y13
+	TESTQ CX, CX
+	JZ   donemp
+loopmp:
+	LEAQ (SI)(R8*1), BX
+	VMOVUPS (SI), Y0
+	VMOVUPS (BX), Y1
+	VMOVUPS (SI)(R9*1), Y2
+	VMOVUPS (BX)(R9*1), Y3
+	VSHUFPS $0x88, Y1, Y0, Y4
+	VSHUFPS $0xDD, Y1, Y0, Y5
+	VSHUFPS $0x88, Y3, Y2, Y6
+	VSHUFPS $0xDD, Y3, Y2, Y7
+	VPERMPD $0xD8, Y4, Y8
+	VPERMPD $0xD8, Y5, Y5
+	VPERMPD $0xD8, Y6, Y6
+	VPERMPD $0xD8, Y7, Y7
+	VMOVAPS Y12, Y9""")
+# candidate v replaces (Y8, Y9) where v > best or v is NaN; its index is
+# i0 + the offset (Y15 = 1, Y14 = W, their sum)
+for v, off in ((5, ["Y15"]), (6, ["Y14"]), (7, ["Y14", "Y15"])):
+    w(f"\tVCMPPS $0x1e, Y8, Y{v}, Y10")
+    w(f"\tVCMPPS $3, Y{v}, Y{v}, Y11")
+    w("\tVORPS Y11, Y10, Y10")
+    w(f"\tVBLENDVPS Y10, Y{v}, Y8, Y8")
+    w(f"\tVADDPS {off[0]}, Y12, Y11")
+    if len(off) > 1:
+        w(f"\tVADDPS {off[1]}, Y11, Y11")
+    w("\tVBLENDVPS Y10, Y11, Y9, Y9")
+w("""	VMOVUPS Y8, (DI)
+	VMOVUPS Y9, (DX)
+	VADDPS Y13, Y12, Y12
+	ADDQ R10, SI
+	ADDQ $32, DI
+	ADDQ $32, DX
+	DECQ CX
+	JNZ  loopmp
+donemp:
+	VZEROUPPER
+	RET
+""")
 
 # ---------- FMA peak loops ----------
 for name, reg, n in (("fmaPeakAVX512", "Z", 24), ("fmaPeakAVX2", "Y", 12)):
