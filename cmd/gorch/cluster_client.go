@@ -165,13 +165,14 @@ list, one indented object for a run.`,
 				return nil
 			}
 			tw := newTable(out)
-			row(tw, "RUN", "NAME", "STATUS", "PRIORITY", "ATTEMPT", "STEP", "WORKER", "SUBMITTED")
+			row(tw, "RUN", "NAME", "STATUS", "PRIORITY", "ATTEMPT", "STEP", "WORKER", "RECORDS", "SUBMITTED")
 			for _, st := range states {
 				status := st.Status
 				if st.CancelRequested && !cluster.Terminal(status) {
 					status += " (cancelling)"
 				}
-				row(tw, st.RunID, orDash(st.Name), status, string(st.Priority), strconv.Itoa(st.Attempt), fmtStep(st), orDash(st.Worker), fmtTime(st.Submitted))
+				row(tw, st.RunID, orDash(st.Name), status, string(st.Priority), strconv.Itoa(st.Attempt), fmtStep(st), orDash(st.Worker),
+					fmtRecords(st), fmtTime(st.Submitted))
 			}
 			return tw.Flush()
 		})
@@ -201,13 +202,49 @@ func printRunState(w io.Writer, st cluster.RunState) {
 	if st.SweepID != "" {
 		row(tw, "sweep:", st.SweepID)
 	}
-	row(tw, "last checkpoint:", orDash(st.LastCheckpoint))
+	row(tw, "resume point:", fmtResume(st.Resume))
 	row(tw, "submitted:", fmtTime(st.Submitted))
 	row(tw, "updated:", fmtTime(st.Updated))
 	if st.Error != "" {
 		row(tw, "error:", st.Error)
 	}
+	if st.ErrorKind != "" {
+		row(tw, "error kind:", fmtErrorKind(st))
+	}
+	row(tw, "records:", fmtRecords(st))
 	_ = tw.Flush()
+}
+
+// fmtResume describes a resume point.
+func fmtResume(r *cluster.ResumePoint) string {
+	if r == nil {
+		return "-"
+	}
+	return fmt.Sprintf("step %d (attempt %d) %s", r.Step, r.Attempt, r.Key)
+}
+
+// fmtErrorKind says what kind of error ended (or retried) the run and
+// whether that kind is retried.
+func fmtErrorKind(st cluster.RunState) string {
+	switch {
+	case st.Retryable && cluster.Terminal(st.Status):
+		return st.ErrorKind + " (retried until the attempts ran out)"
+	case st.Retryable:
+		return st.ErrorKind + " (retried)"
+	}
+	return st.ErrorKind + " (not retried: the same run would fail the same way)"
+}
+
+// fmtRecords says whether the collector has written a run's final
+// records.
+func fmtRecords(st cluster.RunState) string {
+	switch {
+	case st.RecordsFinal:
+		return "final"
+	case cluster.Terminal(st.Status):
+		return "being written"
+	}
+	return "-"
 }
 
 func newCancelCmd() *cobra.Command {

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -26,6 +27,10 @@ func startCluster(t *testing.T, withCoord bool) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	out, err := runGorch(t, "setup", "--nats", ns.ClientURL())
+	if err != nil || !strings.Contains(out, "created stream EVENTS\n") || strings.Contains(out, "kept") {
+		t.Fatalf("gorch setup = %q, %v; want everything created", out, err)
+	}
 	if !withCoord {
 		return ns.ClientURL()
 	}
@@ -134,6 +139,16 @@ func TestClusterCommands(t *testing.T) {
 	if out, err = runGorch(t, "cancel", sweepIDs[0]); err != nil || !strings.Contains(out, "cancelled") {
 		t.Errorf("cancel = %q, %v", out, err)
 	}
+	if out, err = runGorch(t, "status", sweepIDs[0]); err != nil || !regexp.MustCompile(`(?m)^records: +final$`).MatchString(out) {
+		t.Errorf("status of a run cancelled while queued = %q, %v; want its records final", out, err)
+	}
+	if out, err = runGorch(t, "workers"); err != nil || strings.TrimSpace(out) != "WORKER  HOST  SLOTS  BUSY  MEMORY LIMIT  RUNS  LAST HEARTBEAT  VERSION" {
+		t.Errorf("workers on a cluster without workers = %q, %v; want the header only", out, err)
+	}
+	if out, err = runGorch(t, "setup", "--events-max-bytes", "1MiB"); err != nil || strings.Contains(out, "created") ||
+		!strings.Contains(out, "kept stream EVENTS (exists; its settings are left as they are)") {
+		t.Errorf("second gorch setup = %q, %v; want everything kept", out, err)
+	}
 
 	// Errors: one line each, of the right kind.
 	const unknown = "20990101T000000.000000Z-00000000"
@@ -150,6 +165,7 @@ func TestClusterCommands(t *testing.T) {
 		{[]string{"submit", "/nonexistent/spec.yaml"}, errs.Config, "no such file"},
 		{[]string{"sweep", writeFile(t, "s.yaml", "name: s\nbase: {}\ngrid: {optimizer.lrr: [1]}")}, errs.Config, `s.yaml: grid "optimizer.lrr"`},
 		{[]string{"status", "--nats", "nats://127.0.0.1:1"}, errs.Cluster, "connecting to NATS at nats://127.0.0.1:1"},
+		{[]string{"setup", "--replicas", "2"}, errs.Config, "replicas 2: want 1 or 3"},
 	}
 	for _, c := range cases {
 		_, err := runGorch(t, c.args...)

@@ -143,7 +143,7 @@ func runDemo(ctx context.Context, lc *localCluster, store experiment.Store, step
 			dur = fmtDuration(s.Run.Finished.Sub(s.Run.Created)) // from the first start: Started is the last attempt's
 		}
 		spec := runs[i].Spec
-		row(tw, st.RunID, orDash(st.Name), spec.Model.Name, fmtFloat(spec.Optimizer.LR), status, acc, dur, orDash(st.LastCheckpoint))
+		row(tw, st.RunID, orDash(st.Name), spec.Model.Name, fmtFloat(spec.Optimizer.LR), status, acc, dur, orDash(resumeKey(st)))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -153,6 +153,14 @@ func runDemo(ctx context.Context, lc *localCluster, store experiment.Store, step
 	}
 	fmt.Fprintf(out, "all %d runs succeeded; records and checkpoints are under %s (try 'gorch runs list --data-dir %s')\n", len(ids), dataDir(), dataDir())
 	return nil
+}
+
+// resumeKey is the key of a run's resume point, or "".
+func resumeKey(st cluster.RunState) string {
+	if st.Resume == nil {
+		return ""
+	}
+	return st.Resume.Key
 }
 
 // runProgress shows one line per run: redrawn in place on a terminal,

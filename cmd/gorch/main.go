@@ -64,6 +64,6 @@ func newRootCmd() *cobra.Command {
 	addDataDirFlag(root)
 	root.AddCommand(newRunsCmd(), newCkptCmd())
 	root.AddCommand(clusterClientCmds()...)
-	root.AddCommand(newCollectorCmd(), newWorkerCmd(), newUpCmd(), newNATSCmd(), newLogsCmd(), newAuthCmd())
+	root.AddCommand(newCollectorCmd(), newWorkerCmd(), newUpCmd(), newNATSCmd(), newLogsCmd(), newAuthCmd(), newSetupCmd(), newWorkersCmd())
 	return root
 }

@@ -195,7 +195,7 @@ func TestServiceWaitsForNATS(t *testing.T) {
 		t.Fatal(err)
 	}
 	js, _ := jetstream.New(nc)
-	if err := cluster.Setup(context.Background(), js); err != nil {
+	if _, err := cluster.Setup(context.Background(), js, cluster.SetupOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	nc.Close()

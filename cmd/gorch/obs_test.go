@@ -96,6 +96,9 @@ func TestCoordinatorHTTP(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
+	if _, err := runGorch(t, "setup", "--nats", ns.ClientURL()); err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var log lockedBuffer

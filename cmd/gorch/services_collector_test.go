@@ -19,6 +19,13 @@ func TestCollectorCmd(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
+	if _, err := runGorch(t, "collector", "--nats", ns.ClientURL(), "--data-dir", t.TempDir()); err == nil ||
+		err.Error() != "cluster.Bind: stream EVENTS not found: run 'gorch setup' against this NATS server" {
+		t.Errorf("gorch collector before gorch setup = %v; want one line naming the missing stream", err)
+	}
+	if _, err := runGorch(t, "setup", "--nats", ns.ClientURL()); err != nil {
+		t.Fatal(err)
+	}
 	dir := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -41,10 +48,17 @@ func TestCollectorCmd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := cluster.Setup(ctx, js); err != nil {
+	const run = "run-cli"
+	kv, err := js.KeyValue(ctx, cluster.BucketRuns)
+	if err != nil {
 		t.Fatal(err)
 	}
-	const run = "run-cli"
+	// The coordinator's record of the claim: the collector takes the
+	// events of attempt 1 from worker w1 only.
+	if _, err := cluster.CreateState(ctx, kv, cluster.RunState{RunID: run, Status: cluster.StateRunning, Attempt: 1, Worker: "w1",
+		Owners: []string{"w1"}}); err != nil {
+		t.Fatal(err)
+	}
 	pub := func(subj, typ string, v any, id string) {
 		b, err := cluster.Encode(typ, v)
 		if err != nil {
@@ -54,10 +68,10 @@ func TestCollectorCmd(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	pub(cluster.RunEventSubject(run), cluster.TypeRunEvent, &cluster.RunEvent{RunID: run, Attempt: 1, Kind: "started", Name: "cli"}, "s")
-	pub(cluster.MetricsSubject(run), cluster.TypeMetricBatch, &cluster.MetricBatch{RunID: run, Attempt: 1, Seq: 1,
+	pub(cluster.EventSubject("w1", cluster.KindRun, run), cluster.TypeRunEvent, &cluster.RunEvent{RunID: run, Attempt: 1, Kind: "started", Name: "cli"}, "s")
+	pub(cluster.EventSubject("w1", cluster.KindMetrics, run), cluster.TypeMetricBatch, &cluster.MetricBatch{RunID: run, Attempt: 1, Seq: 1,
 		Points: []cluster.MetricPoint{{Step: 1, Name: "loss", Value: 1}, {Step: 2, Name: "loss", Value: 0.5}}}, "m1")
-	pub(cluster.RunEventSubject(run), cluster.TypeRunEvent, &cluster.RunEvent{RunID: run, Attempt: 1, Kind: "finished", Status: "succeeded", Metrics: 2}, "f")
+	pub(cluster.EventSubject("w1", cluster.KindRun, run), cluster.TypeRunEvent, &cluster.RunEvent{RunID: run, Attempt: 1, Kind: "finished", Status: "succeeded", Metrics: 2}, "f")
 
 	st, err := experiment.NewLocalStore(dir)
 	if err != nil {

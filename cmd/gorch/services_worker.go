@@ -40,6 +40,9 @@ to the queue for another worker to resume.`,
 			return err
 		}
 		opts.ID = id
+		if opts.ID == "" {
+			opts.ID = worker.DefaultID() // before connecting: its inbox prefix names it
+		}
 		store, err := openStoreFromFlags(cmd.Context())
 		if err != nil {
 			return err

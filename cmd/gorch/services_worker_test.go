@@ -2,15 +2,15 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-	"github.com/vmihailenco/msgpack/v5"
-
 	"github.com/gorch/gorch/internal/cluster"
+	"github.com/gorch/gorch/internal/testutil"
 	"github.com/gorch/gorch/pkg/experiment"
-	"github.com/gorch/gorch/pkg/train"
 )
 
 func TestWorkerBadInput(t *testing.T) {
@@ -34,70 +34,60 @@ func TestWorkerBadInput(t *testing.T) {
 }
 
 // TestWorkerCommandTrainsARun runs `gorch worker` in-process against an
-// embedded NATS server: a queued run ends succeeded with its checkpoint
-// under --data-dir, and cancelling the command's context stops it cleanly.
+// embedded NATS server set up by `gorch setup`, with a coordinator: a
+// submitted run ends succeeded with its checkpoint under --data-dir, and
+// cancelling the command's context stops it cleanly.
 func TestWorkerCommandTrainsARun(t *testing.T) {
 	t.Setenv("GORCH_S3_ENDPOINT", "")
 	t.Setenv("GORCH_NATS", "")
-	ns, err := cluster.StartEmbedded(cluster.EmbeddedOptions{StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
+	url := startCluster(t, true)
 	dir := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	root := newRootCmd()
 	var stderr lockedBuffer
 	root.SetErr(&stderr)
-	root.SetArgs([]string{"worker", "--nats", ns.ClientURL(), "--data-dir", dir, "--slots", "1", "--id", "cli-w", "--publish-every", "100ms",
+	root.SetArgs([]string{"worker", "--nats", url, "--data-dir", dir, "--slots", "1", "--id", "cli-w", "--publish-every", "100ms",
 		"--http", "127.0.0.1:0"})
 	done := make(chan error, 1)
 	go func() { done <- root.ExecuteContext(ctx) }()
 	base := "http://" + waitHTTPAddr(t, &stderr)
 	waitReady(t, base)
 
-	nc, err := cluster.Connect(ns.ClientURL(), cluster.ConnectOptions{Name: "test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
-	if err := cluster.Setup(ctx, js); err != nil {
-		t.Fatal(err)
-	}
-	kv, err := js.KeyValue(ctx, cluster.BucketRuns)
-	if err != nil {
-		t.Fatal(err)
-	}
-	spec := []byte(`{"model":{"name":"mlp","hidden":[8]},"dataset":{"name":"blobs","size":128},"optimizer":{"name":"adam","lr":0.01},
+	spec := writeFile(t, "spec.yaml", `{"model":{"name":"mlp","hidden":[8]},"dataset":{"name":"blobs","size":128},"optimizer":{"name":"adam","lr":0.01},
 		"steps":20,"batch_size":16,"seed":1,"eval_every":20,"checkpoint_every":10}`)
-	st, _ := msgpack.Marshal(&cluster.RunState{RunID: "cli1", Status: cluster.StateQueued, Priority: cluster.PriorityHigh})
-	if _, err := kv.Create(ctx, cluster.RunKey("cli1"), st); err != nil {
+	out, err := runGorch(t, "submit", spec, "--nats", url)
+	if err != nil {
 		t.Fatal(err)
 	}
-	req, _ := cluster.Encode(cluster.TypeRunRequest, &cluster.RunRequest{RunID: "cli1", Spec: spec, Priority: cluster.PriorityHigh})
-	if _, err := js.Publish(ctx, cluster.DispatchSubject(cluster.PriorityHigh), req); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		var got cluster.RunState
-		if e, err := kv.Get(ctx, cluster.RunKey("cli1")); err == nil && msgpack.Unmarshal(e.Value(), &got) == nil && got.Status == cluster.StateSucceeded {
-			break
+	id := strings.TrimSpace(out)
+	var st cluster.RunState
+	testutil.Eventually(t, 60*time.Second, func() error {
+		out, err := runGorch(t, "status", id, "--json", "--nats", url)
+		if err == nil {
+			err = json.Unmarshal([]byte(out), &st)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("run did not succeed within 60s; worker log:\n%s", stderr.String())
+		if err == nil && st.Status != cluster.StateSucceeded {
+			err = fmt.Errorf("run %s", st.Status)
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		if err != nil {
+			return fmt.Errorf("%v; worker log:\n%s", err, stderr.String())
+		}
+		return nil
+	})
 	store, err := experiment.NewLocalStore(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := train.NewCheckpoints(store, "cli1", 3).Pull(ctx, -1)
-	if err != nil || len(b) == 0 {
-		t.Errorf("pulling the newest checkpoint: %d bytes, %v", len(b), err)
+	if st.Resume == nil || st.Resume.Step != 20 {
+		t.Fatalf("resume point %+v; want the checkpoint of step 20", st.Resume)
+	}
+	if b, err := store.Get(ctx, st.Resume.Key); err != nil || int64(len(b)) != st.Resume.Size {
+		t.Errorf("the resume point's object %s: %d bytes, %v; want %d", st.Resume.Key, len(b), err, st.Resume.Size)
+	}
+	out, err = runGorch(t, "workers", "--nats", url)
+	if err != nil || !strings.Contains(out, "cli-w") {
+		t.Errorf("gorch workers = %q, %v; want cli-w listed", out, err)
 	}
 	_, body := httpGet(t, base+"/metrics")
 	if n, ok := metricValue(body, "gorch_worker_checkpoints_total"); !ok || n < 2 {

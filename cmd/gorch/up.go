@@ -29,6 +29,7 @@ type upOptions struct {
 	http                     string
 	demo                     bool
 	demoSteps                int // hidden: steps per demo run (tests use few)
+	setup                    *setupFlags
 }
 
 func newUpCmd() *cobra.Command {
@@ -37,7 +38,9 @@ func newUpCmd() *cobra.Command {
 		Use:   "up",
 		Short: "Run a whole cluster in one process: NATS, coordinator, workers, collector",
 		Long: `Start an embedded NATS server (JetStream, file store under <data-dir>/nats,
-listening on 127.0.0.1), the coordinator, --workers workers with --slots
+listening on 127.0.0.1), create its streams and buckets as 'gorch setup'
+does (the setup flags apply the first time; an existing layout is kept as
+it is), then the coordinator, --workers workers with --slots
 slots each, and the collector, all keeping records and checkpoints in the
 store at --data-dir (or S3 with --s3-endpoint). When everything is up it
 logs a "ready" line with the NATS URL; 'gorch submit', 'gorch sweep',
@@ -64,6 +67,7 @@ prints a results table and exits: 0 if every run succeeded.`,
 	_ = fl.MarkHidden("demo-steps")
 	fl.StringVar(&o.http, "http", "", "serve /healthz, /readyz and Prometheus /metrics on this address (e.g. 127.0.0.1:9464; default off)")
 	addStoreFlags(cmd)
+	o.setup = addSetupFlags(cmd)
 	return cmd
 }
 
@@ -157,8 +161,12 @@ func startLocalCluster(ctx context.Context, store experiment.Store, o upOptions,
 			lc.stop(log)
 		}
 	}()
-	connect := func(name string) (*nats.Conn, error) {
-		nc, err := cluster.Connect(lc.url, cluster.ConnectOptions{Name: name, InProcess: ns})
+	connect := func(role, id string) (*nats.Conn, error) {
+		name := "gorch-" + role
+		if id != "" {
+			name += "-" + id
+		}
+		nc, err := cluster.Connect(lc.url, cluster.ConnectOptions{Name: name, InProcess: ns, InboxPrefix: cluster.InboxPrefix(role, id)})
 		if err == nil {
 			lc.conns = append(lc.conns, nc)
 		}
@@ -172,13 +180,20 @@ func startLocalCluster(ctx context.Context, store experiment.Store, o upOptions,
 		})
 	}
 
-	if lc.nc, err = connect("gorch-up"); err != nil {
+	if lc.nc, err = connect(cluster.RoleAdmin, ""); err != nil {
 		return lc, err
 	}
 	if lc.js, err = jetstream.New(lc.nc); err != nil {
 		return lc, errs.Wrap(errs.Cluster, "up", err, "")
 	}
-	nc, err := connect("gorch-coordinator")
+	var so cluster.SetupOptions // the defaults, unless flags say otherwise
+	if o.setup != nil {
+		so = o.setup.options()
+	}
+	if _, err := cluster.Setup(ctx, lc.js, so); err != nil {
+		return lc, err
+	}
+	nc, err := connect(cluster.RoleCoordinator, "")
 	if err != nil {
 		return lc, err
 	}
@@ -188,7 +203,7 @@ func startLocalCluster(ctx context.Context, store experiment.Store, o upOptions,
 	}
 	serve(&lc.rest, "coordinator", func() error { return coord.Run(rctx) })
 
-	if nc, err = connect("gorch-collector"); err != nil {
+	if nc, err = connect(cluster.RoleCollector, ""); err != nil {
 		return lc, err
 	}
 	coll, err := collector.New(nc, collector.Options{Store: store, Logger: log})
@@ -199,10 +214,11 @@ func startLocalCluster(ctx context.Context, store experiment.Store, o upOptions,
 	serve(&lc.rest, "collector", func() error { return coll.Run(rctx) })
 
 	for i := 1; i <= o.workers; i++ {
-		if nc, err = connect(fmt.Sprintf("gorch-worker-%d", i)); err != nil {
+		id := fmt.Sprintf("up-%d", i)
+		if nc, err = connect(cluster.RoleWorker, id); err != nil {
 			return lc, err
 		}
-		w, err := worker.New(nc, worker.Options{ID: fmt.Sprintf("up-%d", i), Slots: o.slots, Store: store, Logger: log, Version: version})
+		w, err := worker.New(nc, worker.Options{ID: id, Slots: o.slots, Store: store, Logger: log, Version: version})
 		if err != nil {
 			return lc, err
 		}

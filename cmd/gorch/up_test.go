@@ -112,7 +112,16 @@ func TestUpDemo(t *testing.T) {
 			wantOneLineErr(t, c.args, err, c.want)
 		}
 		// A corrupt object is refused and FILE is left alone.
-		key := train.NewCheckpoints(store, ids[1], 1).Key(30)
+		keys, err := store.List(ctx, "runs/"+ids[1]+"/checkpoints/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		key := ""
+		for _, k := range keys {
+			if strings.HasSuffix(k, "/step-000000000030.rtch") {
+				key = k
+			}
+		}
 		b, err := store.Get(ctx, key)
 		if err != nil {
 			t.Fatal(err)

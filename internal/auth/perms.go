@@ -8,28 +8,20 @@ import (
 )
 
 // Roles of the NATS identities (docs/cluster-v2.md, "Roles").
-// TODO(cluster-v2 contract "Roles"): use cluster.Role* once they are on main.
 const (
-	RoleAdmin       = "admin"
-	RoleCoordinator = "coordinator"
-	RoleWorker      = "worker"
-	RoleCollector   = "collector"
-	RoleClient      = "client"
+	RoleAdmin       = cluster.RoleAdmin
+	RoleCoordinator = cluster.RoleCoordinator
+	RoleWorker      = cluster.RoleWorker
+	RoleCollector   = cluster.RoleCollector
+	RoleClient      = cluster.RoleClient
 )
 
 // Roles lists every role, in the order the permission table shows them.
 var Roles = []string{RoleAdmin, RoleCoordinator, RoleWorker, RoleCollector, RoleClient}
 
-// InboxPrefix is the reply-inbox prefix of a role's connections,
-// _INBOX_<role>_<id> (_INBOX_<role> without an id).
-// TODO(cluster-v2 contract "Every role replies on its own inbox prefix"):
-// use cluster.InboxPrefix once it is on main.
-func InboxPrefix(role, id string) string {
-	if id == "" {
-		return "_INBOX_" + role
-	}
-	return "_INBOX_" + role + "_" + id
-}
+// InboxPrefix is the reply-inbox prefix of a role's connections
+// (cluster.InboxPrefix).
+func InboxPrefix(role, id string) string { return cluster.InboxPrefix(role, id) }
 
 // WorkerID stands for a worker's id in the worker role's permissions.
 // The NATS server replaces it with the name in the user's JWT (a

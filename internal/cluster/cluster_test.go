@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -56,8 +57,12 @@ func TestSetupIdempotentOnEmbeddedServer(t *testing.T) {
 	}
 	ctx := context.Background()
 	for i := 0; i < 2; i++ {
-		if err := Setup(ctx, js); err != nil {
+		res, err := Setup(ctx, js, SetupOptions{})
+		if err != nil {
 			t.Fatalf("Setup #%d: %v", i+1, err)
+		}
+		if created, kept := len(res.Created), len(res.Kept); i == 0 && (created != 9 || kept != 0) || i == 1 && (created != 0 || kept != 9) {
+			t.Errorf("Setup #%d created %v and kept %v; want all 9 created the first time, kept the second", i+1, res.Created, res.Kept)
 		}
 	}
 	for _, name := range []string{StreamRuns, StreamEvents, StreamDLQ} {
@@ -83,7 +88,7 @@ func TestSetupIdempotentOnEmbeddedServer(t *testing.T) {
 	}
 	// Dedup on the event stream.
 	for i := 0; i < 2; i++ {
-		if _, err := js.Publish(ctx, MetricsSubject("r"), []byte("x"), jetstream.WithMsgID(MsgID("r", 1, "metrics", 1))); err != nil {
+		if _, err := js.Publish(ctx, EventSubject("w", KindMetrics, "r"), []byte("x"), jetstream.WithMsgID(MsgID("r", 1, "metrics", 1))); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -100,4 +105,132 @@ func TestUsedAttemptsIgnoresHandBacks(t *testing.T) {
 			t.Errorf("RunState{Attempt: %d, HandBacks: %d}.UsedAttempts() = %d, want %d", c.attempt, c.handBacks, got, c.want)
 		}
 	}
+}
+
+// TestSetupKeepsOperatorEdits: Setup never changes a stream, consumer or
+// bucket that exists, so an operator's edits survive it; what is missing
+// it creates with its options.
+func TestSetupKeepsOperatorEdits(t *testing.T) {
+	js := embeddedJS(t)
+	ctx := context.Background()
+	if _, err := Setup(ctx, js, SetupOptions{EventsMaxBytes: 64 << 20, DLQMaxAge: time.Hour, FinishedTTL: 48 * time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	ev, err := js.Stream(ctx, StreamEvents)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := ev.CachedInfo().Config
+	if cfg.MaxBytes != 64<<20 || cfg.Discard != jetstream.DiscardNew || cfg.MaxAge != DefaultEventsMaxAge {
+		t.Errorf("EVENTS max bytes %d, discard %v, max age %v; want %d, new, %v", cfg.MaxBytes, cfg.Discard, cfg.MaxAge, 64<<20, DefaultEventsMaxAge)
+	}
+	cfg.MaxBytes = 1 << 30 // the operator's edit
+	if _, err := js.UpdateStream(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if err := js.DeleteConsumer(ctx, StreamRuns, DispatchConsumer(PriorityLow)); err != nil {
+		t.Fatal(err)
+	}
+	res, err := Setup(ctx, js, SetupOptions{EventsMaxBytes: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Created) != 1 || res.Created[0] != "consumer RUNS/disp-low" {
+		t.Errorf("second Setup created %v; want only the deleted consumer RUNS/disp-low", res.Created)
+	}
+	info, err := ev.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Config.MaxBytes != 1<<30 {
+		t.Errorf("EVENTS max bytes %d after a second Setup; want the operator's %d", info.Config.MaxBytes, 1<<30)
+	}
+	kv, err := js.KeyValue(ctx, BucketRuns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ttl, err := FinishedTTL(ctx, kv); err != nil || ttl != 48*time.Hour {
+		t.Errorf("FinishedTTL = %v, %v; want 48h", ttl, err)
+	}
+}
+
+// TestBindNamesWhatIsMissing: a service on a server nobody set up fails
+// with one line naming the missing stream, consumer or bucket.
+func TestBindNamesWhatIsMissing(t *testing.T) {
+	js := embeddedJS(t)
+	ctx := context.Background()
+	_, err := BindConsumer(ctx, js, StreamEvents, ConsumerCollect)
+	if err == nil || err.Error() != "cluster.Bind: stream EVENTS not found: run 'gorch setup' against this NATS server" {
+		t.Errorf("BindConsumer on an empty server = %v; want one line naming stream EVENTS", err)
+	}
+	if _, err := BindKV(ctx, js, BucketRuns); err == nil || !strings.Contains(err.Error(), "bucket runs not found: run 'gorch setup'") {
+		t.Errorf("BindKV on an empty server = %v; want one line naming bucket runs", err)
+	}
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: StreamEvents, Subjects: []string{"ev.>"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := BindConsumer(ctx, js, StreamEvents, ConsumerCollect); err == nil ||
+		!strings.Contains(err.Error(), "consumer collector of stream EVENTS not found") {
+		t.Errorf("BindConsumer without the consumer = %v; want one line naming it", err)
+	}
+}
+
+func TestSubjects(t *testing.T) {
+	for _, c := range []struct {
+		subj              string
+		worker, kind, run string
+		ok                bool
+	}{
+		{EventSubject("w1", KindMetrics, "r1"), "w1", "metrics", "r1", true},
+		{"ev.w1.run.old.style.id", "w1", "run", "old.style.id", true},
+		{"ev.w1.metrics", "", "", "", false},
+		{"ev..metrics.r", "", "", "", false},
+		{"dlq.x.y.z", "", "", "", false},
+	} {
+		w, k, r, ok := ParseEventSubject(c.subj)
+		if w != c.worker || k != c.kind || r != c.run || ok != c.ok {
+			t.Errorf("ParseEventSubject(%q) = %q, %q, %q, %v; want %q, %q, %q, %v", c.subj, w, k, r, ok, c.worker, c.kind, c.run, c.ok)
+		}
+	}
+	for _, c := range []struct {
+		subj, worker, op string
+		ok               bool
+	}{
+		{WorkerAPISubject("w1", WOpClaim), "w1", "claim", true},
+		{"wapi.w1.claim.extra", "", "", false},
+		{"api.w1.claim", "", "", false},
+	} {
+		w, op, ok := ParseWorkerAPISubject(c.subj)
+		if w != c.worker || op != c.op || ok != c.ok {
+			t.Errorf("ParseWorkerAPISubject(%q) = %q, %q, %v; want %q, %q, %v", c.subj, w, op, ok, c.worker, c.op, c.ok)
+		}
+	}
+	if got, want := InboxPrefix(RoleWorker, "w1"), "_INBOX_worker_w1"; got != want {
+		t.Errorf("InboxPrefix(worker, w1) = %q; want %q", got, want)
+	}
+	for id, want := range map[string]bool{"w-1_a": true, "": false, "w.1": false, "w*": false, "w 1": false} {
+		if ValidID(id) != want {
+			t.Errorf("ValidID(%q) = %v; want %v", id, !want, want)
+		}
+	}
+}
+
+// embeddedJS is JetStream on an in-process server with nothing set up.
+func embeddedJS(t *testing.T) jetstream.JetStream {
+	t.Helper()
+	ns, err := StartEmbedded(EmbeddedOptions{StoreDir: t.TempDir(), Port: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	nc, err := Connect("", ConnectOptions{Name: "test", InProcess: ns, InboxPrefix: InboxPrefix(RoleAdmin, "")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js
 }

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 
@@ -22,6 +23,11 @@ const CASRetries = 5
 // caller wants.
 var ErrStopUpdate = errors.New("cluster: no update needed")
 
+// ErrMalformed is wrapped by GetState's error for a value that does not
+// decode; the state it returns then has Status StateMalformed and the
+// decode error in Error.
+var ErrMalformed = errors.New("malformed run state")
+
 // GetState reads run.<id> from the runs bucket and returns the state and
 // its revision (for a later Update). A missing run is an errs.Experiment
 // error "run <id> not found".
@@ -35,10 +41,26 @@ func GetState(ctx context.Context, kv jetstream.KeyValue, runID string) (RunStat
 	case err != nil:
 		return st, 0, errs.Wrap(errs.Cluster, op, err, "reading run %s", runID)
 	}
-	if err := Unmarshal(e.Value(), &st); err != nil {
-		return st, 0, errs.Wrap(errs.Cluster, op, err, "run %s: malformed state", runID)
+	st, err = decodeState(runID, e.Value())
+	if err != nil {
+		return st, e.Revision(), errs.Wrap(errs.Cluster, op, err, "run %s", runID)
 	}
 	return st, e.Revision(), nil
+}
+
+// decodeState decodes a runs-bucket value. A value that does not decode,
+// or names another run, gives a StateMalformed state and an error
+// wrapping ErrMalformed.
+func decodeState(runID string, b []byte) (RunState, error) {
+	var st RunState
+	err := Unmarshal(b, &st)
+	if err == nil && st.RunID != runID {
+		err = errors.New("names run " + st.RunID)
+	}
+	if err != nil {
+		return RunState{RunID: runID, Status: StateMalformed, Error: "malformed state: " + err.Error()}, fmt.Errorf("%w: %w", ErrMalformed, err)
+	}
+	return st, nil
 }
 
 // CreateState writes the first state of a run; it fails if the run exists.
@@ -67,7 +89,7 @@ func UpdateState(ctx context.Context, kv jetstream.KeyValue, runID string, mutat
 	for try := 0; ; try++ {
 		st, rev, err := GetState(ctx, kv, runID)
 		if err != nil {
-			return st, 0, err
+			return st, rev, err // a malformed value's revision, for whoever repairs it
 		}
 		next := st
 		switch err := mutate(&next); {
@@ -117,11 +139,9 @@ func ListStates(ctx context.Context, kv jetstream.KeyValue) ([]RunState, error) 
 				})
 				return out, nil
 			}
-			var st RunState
-			if err := Unmarshal(e.Value(), &st); err != nil {
-				// One bad value must not hide every other run.
-				st = RunState{RunID: strings.TrimPrefix(e.Key(), "run."), Status: "unknown", Error: "malformed state: " + err.Error()}
-			}
+			// One bad value must not hide every other run: it is listed
+			// as malformed.
+			st, _ := decodeState(strings.TrimPrefix(e.Key(), "run."), e.Value())
 			out = append(out, st)
 		}
 	}

@@ -25,7 +25,7 @@ func TestStateHelpers(t *testing.T) {
 	defer nc.Close()
 	js, _ := jetstream.New(nc)
 	ctx := context.Background()
-	if err := Setup(ctx, js); err != nil {
+	if _, err := Setup(ctx, js, SetupOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	kv, _ := js.KeyValue(ctx, BucketRuns)
@@ -68,5 +68,20 @@ func TestStateHelpers(t *testing.T) {
 	states, err := ListStates(ctx, kv)
 	if err != nil || len(states) != 2 || states[0].RunID != "a" || states[1].RunID != "b" || states[0].Step != 7 {
 		t.Errorf("ListStates = %+v, %v", states, err)
+	}
+	// A value that does not decode: GetState and UpdateState say so (with
+	// its revision), ListStates lists it as malformed.
+	rev, err := kv.Put(ctx, RunKey("c"), []byte{0xc1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, r, err := GetState(ctx, kv, "c"); !errors.Is(err, ErrMalformed) || r != rev || st.Status != StateMalformed {
+		t.Errorf("GetState(malformed) = %+v, %d, %v; want StateMalformed at revision %d and ErrMalformed", st, r, err, rev)
+	}
+	if _, r, err := UpdateState(ctx, kv, "c", func(*RunState) error { return nil }); !errors.Is(err, ErrMalformed) || r != rev {
+		t.Errorf("UpdateState(malformed) = %d, %v; want revision %d and ErrMalformed", r, err, rev)
+	}
+	if states, err := ListStates(ctx, kv); err != nil || len(states) != 3 || states[0].Status != StateMalformed {
+		t.Errorf("ListStates with a malformed value = %+v, %v; want it listed first as malformed", states, err)
 	}
 }

@@ -1,15 +1,10 @@
 package cluster
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"strings"
 	"time"
-
-	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/gorch/gorch/pkg/errs"
 )
 
 // Names of streams, consumers and buckets.
@@ -27,31 +22,51 @@ const (
 	// MaxAttempts bounds how often a run is started before it ends failed.
 	MaxAttempts = 3
 	// AckWait is the default ack deadline of the dispatch consumers and the
-	// collector's consumer; workers extend it with InProgress every
-	// AckWait/3 while training. [EffectiveAckWait] is the one in force:
-	// GORCH_ACK_WAIT overrides it (tests).
+	// collector's consumer, set when [Setup] creates them; workers extend
+	// it with InProgress every AckWait/3 while training, reading the value
+	// in force from the consumer.
 	AckWait = 30 * time.Second
-	// WorkerTTL is how long a worker's heartbeat key lives.
+	// WorkerTTL is how long a worker's heartbeat key lives; a worker not
+	// heard from for this long is dead to the coordinator.
 	WorkerTTL = 15 * time.Second
+	// HeartbeatEvery is how often a worker refreshes its heartbeat key.
+	HeartbeatEvery = 5 * time.Second
 	// DedupWindow is the Nats-Msg-Id duplicate window of every stream.
 	DedupWindow = 10 * time.Minute
 )
 
-// AckWaitEnv names the environment variable that overrides [AckWait], as
-// a Go duration of at least one second ("5s"). It exists for tests that
-// wait for a lease to run out (the fault-injection suite). Every service
-// calls [Setup], which writes the consumers' AckWait, so every process of
-// a cluster must see the same value, or they flip the consumers' config
-// back and forth.
+// AckWaitEnv names the environment variable that sets the AckWait [Setup]
+// gives the consumers it creates, as a Go duration of at least one second
+// ("5s"). It exists for tests that wait for a lease to run out (the
+// fault-injection suite); operators pass `gorch setup --ack-wait`.
 const AckWaitEnv = "GORCH_ACK_WAIT"
 
-// EffectiveAckWait is the consumers' ack deadline: [AckWaitEnv] if it
-// holds a duration of at least a second, else [AckWait].
+// EffectiveAckWait is [AckWaitEnv] if it holds a duration of at least a
+// second, else [AckWait].
 func EffectiveAckWait() time.Duration {
 	if d, err := time.ParseDuration(os.Getenv(AckWaitEnv)); err == nil && d >= time.Second {
 		return d
 	}
 	return AckWait
+}
+
+// Roles of the NATS identities (see docs/cluster-v2.md).
+const (
+	RoleAdmin       = "admin"
+	RoleCoordinator = "coordinator"
+	RoleWorker      = "worker"
+	RoleCollector   = "collector"
+	RoleClient      = "client"
+)
+
+// InboxPrefix is the reply-inbox prefix of a role's connections,
+// _INBOX_<role>_<id> (or _INBOX_<role> without an id), so that a
+// permission per role keeps every role from reading another's replies.
+func InboxPrefix(role, id string) string {
+	if id == "" {
+		return "_INBOX_" + role
+	}
+	return "_INBOX_" + role + "_" + id
 }
 
 // DispatchSubject is the RUNS subject of a priority.
@@ -60,20 +75,75 @@ func DispatchSubject(p Priority) string { return "runs.dispatch." + string(p) }
 // DispatchConsumer is the durable consumer name of a priority.
 func DispatchConsumer(p Priority) string { return "disp-" + string(p) }
 
-// Event subjects of a run.
-func MetricsSubject(run string) string    { return "ev.metrics." + run }
-func TelemetrySubject(run string) string  { return "ev.telemetry." + run }
-func CheckpointSubject(run string) string { return "ev.ckpt." + run }
-func RunEventSubject(run string) string   { return "ev.run." + run }
+// Kinds of events, the third token of an event subject.
+const (
+	KindMetrics    = "metrics"
+	KindTelemetry  = "telemetry"
+	KindCheckpoint = "ckpt"
+	KindRun        = "run"
+)
+
+// EventSubject is the EVENTS subject of a worker's events of kind for a
+// run: ev.<worker>.<kind>.<run>. A worker may publish only under its own
+// id, so the subject names who sent the event.
+func EventSubject(worker, kind, run string) string {
+	return "ev." + worker + "." + kind + "." + run
+}
+
+// EventFilter matches a run's events of kind from every worker.
+func EventFilter(kind, run string) string { return "ev.*." + kind + "." + run }
+
+// ParseEventSubject splits ev.<worker>.<kind>.<run>. A run id may contain
+// dots (IDs made before NewRunID dropped them), so it is the rest of the
+// subject after the kind.
+func ParseEventSubject(subj string) (worker, kind, run string, ok bool) {
+	parts := strings.SplitN(subj, ".", 4)
+	if len(parts) != 4 || parts[0] != "ev" || parts[1] == "" || parts[2] == "" || parts[3] == "" {
+		return "", "", "", false
+	}
+	return parts[1], parts[2], parts[3], true
+}
+
+// Operations a worker asks the coordinator for, on wapi.<worker>.<op>.
+const (
+	WOpClaim      = "claim"      // queued|orphaned|expired lease → running{attempt+1, worker}
+	WOpProgress   = "progress"   // step and total of an owned attempt; renews nothing, answers the state
+	WOpCheckpoint = "checkpoint" // records the resume point of an owned attempt
+	WOpFinish     = "finish"     // the attempt's outcome
+	WOpHandBack   = "handback"   // a stopping worker gives an owned attempt back
+	WOpReject     = "reject"     // a run request the worker dead-lettered: the run fails
+)
+
+// WorkerOps lists the worker operations.
+var WorkerOps = []string{WOpClaim, WOpProgress, WOpCheckpoint, WOpFinish, WOpHandBack, WOpReject}
+
+// WorkerAPISubject is the subject a worker sends op requests on. The
+// coordinator takes the worker's id from the subject, never from the
+// body, so a permission on wapi.<worker>.> is the worker's identity.
+func WorkerAPISubject(worker, op string) string { return "wapi." + worker + "." + op }
+
+// ParseWorkerAPISubject splits wapi.<worker>.<op>.
+func ParseWorkerAPISubject(subj string) (worker, op string, ok bool) {
+	parts := strings.Split(subj, ".")
+	if len(parts) != 3 || parts[0] != "wapi" || parts[1] == "" || parts[2] == "" {
+		return "", "", false
+	}
+	return parts[1], parts[2], true
+}
 
 // DLQSubject is where undecodable messages go, by a short reason token.
 func DLQSubject(reason string) string { return "dlq." + reason }
 
-// APISubject is the coordinator's request subject for op.
+// APISubject is the coordinator's request subject for a client's op.
 func APISubject(op string) string { return "api." + op }
 
-// ControlSubject carries cancel notices for a run (core NATS).
-func ControlSubject(run string) string { return "control.run." + run }
+// CollectorFinalSubject is where the collector tells the coordinator that
+// a run's final records are written (core NATS request/reply).
+const CollectorFinalSubject = "capi.final"
+
+// ControlSubject carries cancel notices to a worker (core NATS):
+// ctl.<worker>.cancel with a [Control] body.
+func ControlSubject(worker string) string { return "ctl." + worker + ".cancel" }
 
 // RunKey and WorkerKey are KV keys.
 func RunKey(run string) string   { return "run." + run }
@@ -85,67 +155,16 @@ func MsgID(run string, attempt int, kind string, seq int64) string {
 	return fmt.Sprintf("%s/%d/%s/%d", run, attempt, kind, seq)
 }
 
-// RunIDFromSubject returns the run id of an event or control subject:
-// everything after its two-token prefix (ev.metrics., control.run., ...).
-// A run id may contain dots (IDs made before NewRunID dropped them), so it can
-// span several subject tokens.
-func RunIDFromSubject(subj string) string {
-	for range 2 {
-		i := strings.IndexByte(subj, '.')
-		if i < 0 {
-			break
-		}
-		subj = subj[i+1:]
+// ValidID reports whether id is usable as one subject token and key
+// part: letters, digits, '-' and '_'.
+func ValidID(id string) bool {
+	if id == "" {
+		return false
 	}
-	return subj
-}
-
-// Setup creates (or updates to this layout) every stream, consumer and
-// bucket. It is idempotent: every service calls it at start-up.
-func Setup(ctx context.Context, js jetstream.JetStream) error {
-	const op = "cluster.Setup"
-	ackWait := EffectiveAckWait()
-	var subjects []string
-	for _, p := range Priorities {
-		subjects = append(subjects, DispatchSubject(p))
-	}
-	runs, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name: StreamRuns, Subjects: subjects, Retention: jetstream.WorkQueuePolicy,
-		Storage: jetstream.FileStorage, Duplicates: DedupWindow,
-	})
-	if err != nil {
-		return errs.Wrap(errs.Cluster, op, err, "stream %s", StreamRuns)
-	}
-	for _, p := range Priorities {
-		if _, err := runs.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
-			Durable: DispatchConsumer(p), FilterSubject: DispatchSubject(p), AckPolicy: jetstream.AckExplicitPolicy,
-			AckWait: ackWait, MaxDeliver: -1, MaxAckPending: 1000,
-		}); err != nil {
-			return errs.Wrap(errs.Cluster, op, err, "consumer %s", DispatchConsumer(p))
+	for _, r := range id {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+			return false
 		}
 	}
-	events, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name: StreamEvents, Subjects: []string{"ev.>"}, Retention: jetstream.LimitsPolicy,
-		Storage: jetstream.FileStorage, Duplicates: DedupWindow, MaxAge: 7 * 24 * time.Hour,
-	})
-	if err != nil {
-		return errs.Wrap(errs.Cluster, op, err, "stream %s", StreamEvents)
-	}
-	if _, err := events.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
-		Durable: ConsumerCollect, AckPolicy: jetstream.AckExplicitPolicy, AckWait: ackWait, MaxAckPending: 10000,
-	}); err != nil {
-		return errs.Wrap(errs.Cluster, op, err, "consumer %s", ConsumerCollect)
-	}
-	if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name: StreamDLQ, Subjects: []string{"dlq.>"}, Retention: jetstream.LimitsPolicy, Storage: jetstream.FileStorage,
-	}); err != nil {
-		return errs.Wrap(errs.Cluster, op, err, "stream %s", StreamDLQ)
-	}
-	if _, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: BucketRuns, History: 5, Storage: jetstream.FileStorage}); err != nil {
-		return errs.Wrap(errs.Cluster, op, err, "bucket %s", BucketRuns)
-	}
-	if _, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: BucketWorkers, TTL: WorkerTTL, Storage: jetstream.FileStorage}); err != nil {
-		return errs.Wrap(errs.Cluster, op, err, "bucket %s", BucketWorkers)
-	}
-	return nil
+	return true
 }

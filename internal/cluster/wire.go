@@ -28,6 +28,10 @@ const (
 	TypeRunEvent       = "run_event"
 	TypeAPIRequest     = "api_request"
 	TypeAPIReply       = "api_reply"
+	TypeWorkerRequest  = "worker_request"
+	TypeWorkerReply    = "worker_reply"
+	TypeControl        = "control"
+	TypeFinalNotice    = "final_notice"
 )
 
 // Encode wraps v as an envelope of type typ.
@@ -103,9 +107,13 @@ type RunRequest struct {
 const (
 	StateQueued    = "queued"
 	StateRunning   = "running"
+	StateOrphaned  = "orphaned" // running on a worker whose heartbeat expired; requeued by the ack wait
 	StateSucceeded = "succeeded"
 	StateFailed    = "failed"
 	StateCancelled = "cancelled"
+	// StateMalformed is shown for a key whose value does not decode; the
+	// coordinator never writes it.
+	StateMalformed = "malformed"
 )
 
 // Terminal reports whether status is final.
@@ -113,27 +121,61 @@ func Terminal(status string) bool {
 	return status == StateSucceeded || status == StateFailed || status == StateCancelled
 }
 
-// RunState is the value of key run.<id> in the runs KV bucket.
+// RunState is the value of key run.<id> in the runs KV bucket. Only the
+// coordinator writes it, by compare-and-set.
 type RunState struct {
-	RunID           string    `msgpack:"run" json:"run"`
-	Name            string    `msgpack:"name,omitempty" json:"name,omitempty"`
-	SweepID         string    `msgpack:"sweep,omitempty" json:"sweep,omitempty"`
-	Priority        Priority  `msgpack:"prio" json:"priority"`
-	Status          string    `msgpack:"status" json:"status"`
-	Attempt         int       `msgpack:"attempt" json:"attempt"`                          // fencing token: 0 while queued, +1 per start
-	HandBacks       int       `msgpack:"handbacks,omitempty" json:"hand_backs,omitempty"` // attempts a stopping worker handed back
-	Worker          string    `msgpack:"worker,omitempty" json:"worker,omitempty"`
-	Step            int64     `msgpack:"step" json:"step"`
-	TotalSteps      int64     `msgpack:"total,omitempty" json:"total_steps,omitempty"`
-	LastCheckpoint  string    `msgpack:"ckpt,omitempty" json:"last_checkpoint,omitempty"` // store key
-	CancelRequested bool      `msgpack:"cancel,omitempty" json:"cancel_requested,omitempty"`
-	Error           string    `msgpack:"err,omitempty" json:"error,omitempty"`
-	Submitted       time.Time `msgpack:"submitted" json:"submitted"`
-	Updated         time.Time `msgpack:"updated" json:"updated"`
+	RunID     string   `msgpack:"run" json:"run"`
+	Name      string   `msgpack:"name,omitempty" json:"name,omitempty"`
+	SweepID   string   `msgpack:"sweep,omitempty" json:"sweep,omitempty"`
+	Priority  Priority `msgpack:"prio" json:"priority"`
+	Status    string   `msgpack:"status" json:"status"`
+	Attempt   int      `msgpack:"attempt" json:"attempt"`                          // fencing token: 0 while queued, +1 per start
+	HandBacks int      `msgpack:"handbacks,omitempty" json:"hand_backs,omitempty"` // attempts a stopping worker handed back
+	Worker    string   `msgpack:"worker,omitempty" json:"worker,omitempty"`
+	// Owners[a-1] is the worker that claimed attempt a: the collector
+	// accepts an attempt's events only from its owner.
+	Owners     []string `msgpack:"owners,omitempty" json:"owners,omitempty"`
+	Step       int64    `msgpack:"step" json:"step"`
+	TotalSteps int64    `msgpack:"total,omitempty" json:"total_steps,omitempty"`
+	// Resume is the checkpoint the next attempt starts from, recorded by
+	// the attempt that wrote it while it owned the run.
+	Resume          *ResumePoint `msgpack:"resume,omitempty" json:"resume,omitempty"`
+	CancelRequested bool         `msgpack:"cancel,omitempty" json:"cancel_requested,omitempty"`
+	Error           string       `msgpack:"err,omitempty" json:"error,omitempty"`
+	// ErrorKind is the errs.Kind name of Error ("training", "io", ...),
+	// and Retryable whether that kind of error is retried.
+	ErrorKind string `msgpack:"ekind,omitempty" json:"error_kind,omitempty"`
+	Retryable bool   `msgpack:"retry,omitempty" json:"retryable,omitempty"`
+	// MemoryEstimate is the coordinator's estimate of an attempt's memory
+	// in bytes, from the spec (admission).
+	MemoryEstimate int64 `msgpack:"mem,omitempty" json:"memory_estimate,omitempty"`
+	// RecordsFinal: the collector has written the final records of the
+	// run's terminal attempt.
+	RecordsFinal bool      `msgpack:"final,omitempty" json:"records_final,omitempty"`
+	Submitted    time.Time `msgpack:"submitted" json:"submitted"`
+	Updated      time.Time `msgpack:"updated" json:"updated"`
 	// TraceParent is the W3C traceparent of the submit span, so every
 	// attempt's spans join the run's one trace even when a RunRequest
 	// arrives without trace headers.
 	TraceParent string `msgpack:"tp,omitempty" json:"trace_parent,omitempty"`
+}
+
+// ResumePoint is a checkpoint object a resumed attempt loads: written
+// under its attempt's prefix, recorded in the run state by the owner.
+type ResumePoint struct {
+	Attempt int    `msgpack:"attempt" json:"attempt"`
+	Step    int64  `msgpack:"step" json:"step"`
+	Key     string `msgpack:"key" json:"key"`
+	Size    int64  `msgpack:"size" json:"size"`
+	CRC32C  uint32 `msgpack:"crc32c" json:"crc32c"`
+}
+
+// Owner returns the worker that claimed attempt a, or "".
+func (s RunState) Owner(a int) string {
+	if a < 1 || a > len(s.Owners) {
+		return ""
+	}
+	return s.Owners[a-1]
 }
 
 // UsedAttempts counts the attempts that count toward MaxAttempts: every
@@ -213,22 +255,28 @@ type RunEvent struct {
 
 // WorkerInfo is the value of key worker.<id> in the workers KV bucket.
 type WorkerInfo struct {
-	ID      string    `msgpack:"id" json:"id"`
-	Host    string    `msgpack:"host" json:"host"`
-	Slots   int       `msgpack:"slots" json:"slots"`
-	Busy    int       `msgpack:"busy" json:"busy"`
-	Runs    []string  `msgpack:"runs,omitempty" json:"runs,omitempty"`
-	Version string    `msgpack:"version" json:"version"`
-	Seen    time.Time `msgpack:"seen" json:"seen"`
+	ID    string `msgpack:"id" json:"id"`
+	Host  string `msgpack:"host" json:"host"`
+	Slots int    `msgpack:"slots" json:"slots"`
+	Busy  int    `msgpack:"busy" json:"busy"`
+	// MemoryLimit is the memory limit of each attempt, in bytes (0: none).
+	MemoryLimit int64     `msgpack:"mem,omitempty" json:"memory_limit,omitempty"`
+	Runs        []string  `msgpack:"runs,omitempty" json:"runs,omitempty"`
+	Version     string    `msgpack:"version" json:"version"`
+	Seen        time.Time `msgpack:"seen" json:"seen"`
+	// Alive is set by the coordinator in a workers reply: it heard from
+	// the worker within WorkerTTL.
+	Alive bool `msgpack:"alive,omitempty" json:"alive,omitempty"`
 }
 
 // API operations the coordinator serves on subject api.<op>.
 const (
-	OpSubmit = "submit"
-	OpSweep  = "sweep"
-	OpCancel = "cancel"
-	OpStatus = "status"
-	OpList   = "list"
+	OpSubmit  = "submit"
+	OpSweep   = "sweep"
+	OpCancel  = "cancel"
+	OpStatus  = "status"
+	OpList    = "list"
+	OpWorkers = "workers"
 )
 
 // APIRequest is a client's request to the coordinator.
@@ -242,8 +290,69 @@ type APIRequest struct {
 // APIReply is the coordinator's answer. Error is a one-line message and
 // Kind its errs.Kind name when the request failed.
 type APIReply struct {
-	Error  string     `msgpack:"err,omitempty"`
-	Kind   string     `msgpack:"kind,omitempty"`
-	RunIDs []string   `msgpack:"runs,omitempty"`   // submit, sweep: the accepted runs
-	States []RunState `msgpack:"states,omitempty"` // status, list
+	Error   string       `msgpack:"err,omitempty"`
+	Kind    string       `msgpack:"kind,omitempty"`
+	RunIDs  []string     `msgpack:"runs,omitempty"`    // submit, sweep: the accepted runs
+	States  []RunState   `msgpack:"states,omitempty"`  // status, list
+	Workers []WorkerInfo `msgpack:"workers,omitempty"` // workers
+}
+
+// WorkerRequest is a worker's request on wapi.<worker>.<op>. The worker
+// is named by the subject; Attempt is the token of an owned attempt.
+type WorkerRequest struct {
+	RunID   string `msgpack:"run"`
+	Attempt int    `msgpack:"attempt,omitempty"` // progress, checkpoint, finish, handback
+	// Step and Total: progress.
+	Step  int64 `msgpack:"step,omitempty"`
+	Total int64 `msgpack:"total,omitempty"`
+	// Resume: checkpoint.
+	Resume *ResumePoint `msgpack:"resume,omitempty"`
+	// Outcome: finish.
+	Outcome *Outcome `msgpack:"outcome,omitempty"`
+	// MemoryLimit: claim, the worker's per-attempt limit (bytes, 0: none).
+	MemoryLimit int64 `msgpack:"mem,omitempty"`
+	// Reason: reject, why the request was dead-lettered.
+	Reason string `msgpack:"reason,omitempty"`
+}
+
+// Outcome is how an attempt ended.
+type Outcome struct {
+	Status    string `msgpack:"status"` // succeeded, failed or cancelled
+	Error     string `msgpack:"err,omitempty"`
+	Kind      string `msgpack:"kind,omitempty"` // errs.Kind name
+	Retryable bool   `msgpack:"retry,omitempty"`
+	Step      int64  `msgpack:"step,omitempty"`
+}
+
+// What a worker does with the RUNS message after a reply (Action).
+const (
+	ActionTrain = "train" // claim granted: train the attempt
+	ActionAck   = "ack"   // the run is done with: ack the message
+	ActionTerm  = "term"  // the run failed for good: terminate the message
+	ActionNak   = "nak"   // the run goes back to the queue: nak the message
+	ActionLeave = "leave" // not this worker's: leave the message to its ack wait
+)
+
+// WorkerReply is the coordinator's answer to a WorkerRequest: the run's
+// state after the request, and what to do with the RUNS message.
+type WorkerReply struct {
+	Error    string   `msgpack:"err,omitempty"`
+	Kind     string   `msgpack:"kind,omitempty"`
+	NotOwner bool     `msgpack:"not_owner,omitempty"` // the attempt is not (or no longer) the worker's
+	Action   string   `msgpack:"action,omitempty"`
+	State    RunState `msgpack:"state"`
+}
+
+// Control is a coordinator's notice to a worker on ctl.<worker>.cancel.
+type Control struct {
+	RunID   string `msgpack:"run"`
+	Attempt int    `msgpack:"attempt"`
+}
+
+// FinalNotice is the collector's request on capi.final: the final records
+// of attempt Attempt, which ended Status, are written.
+type FinalNotice struct {
+	RunID   string `msgpack:"run"`
+	Attempt int    `msgpack:"attempt"`
+	Status  string `msgpack:"status"`
 }

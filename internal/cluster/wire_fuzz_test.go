@@ -30,6 +30,10 @@ var wireTypes = map[string]func() any{
 	TypeRunEvent:       func() any { return new(RunEvent) },
 	TypeAPIRequest:     func() any { return new(APIRequest) },
 	TypeAPIReply:       func() any { return new(APIReply) },
+	TypeWorkerRequest:  func() any { return new(WorkerRequest) },
+	TypeWorkerReply:    func() any { return new(WorkerReply) },
+	TypeControl:        func() any { return new(Control) },
+	TypeFinalNotice:    func() any { return new(FinalNotice) },
 }
 
 // sampleMessages are real messages of every type, as the services send
@@ -38,21 +42,28 @@ func sampleMessages() map[string]any {
 	at := time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC)
 	spec := []byte(`{"name":"fmnist-mlp","model":{"name":"mlp","hidden":[256]},"dataset":{"name":"fashion-mnist"},"steps":100}`)
 	st := RunState{RunID: "20261206T100000.000000Z-1a2b3c4d", Name: "lr-0", SweepID: "sw-1", Priority: PriorityNormal,
-		Status: StateRunning, Attempt: 2, HandBacks: 1, Worker: "gpu-1", Step: 40, TotalSteps: 100,
-		LastCheckpoint: "runs/r/checkpoints/step-000000000040.rtch", Submitted: at, Updated: at.Add(time.Minute),
-		TraceParent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}
+		Status: StateRunning, Attempt: 2, HandBacks: 1, Worker: "gpu-1", Owners: []string{"gpu-2", "gpu-1"}, Step: 40, TotalSteps: 100,
+		Resume: &ResumePoint{Attempt: 2, Step: 40, Key: "runs/r/checkpoints/a2/step-000000000040.rtch", Size: 813000, CRC32C: 0xdeadbeef},
+		Error:  "io error", ErrorKind: "io", Retryable: true, MemoryEstimate: 1 << 30,
+		Submitted: at, Updated: at.Add(time.Minute), TraceParent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}
 	return map[string]any{
 		TypeRunRequest: &RunRequest{RunID: st.RunID, Name: "lr-0", Spec: spec, Priority: PriorityHigh, SweepID: "sw-1", Submitted: at},
 		TypeMetricBatch: &MetricBatch{RunID: st.RunID, Attempt: 2, Seq: 7, Points: []MetricPoint{
 			{Step: 40, Name: "train/loss", Value: 0.4182, Time: at}, {Step: 40, Name: "train/lr", Value: 1e-3, Time: at}}},
 		TypeTelemetryBatch: &TelemetryBatch{RunID: st.RunID, Attempt: 2, Seq: 3, Events: []TelemetryPoint{
 			{Name: "step", Start: at, Duration: 12 * time.Millisecond, Tags: map[string]string{"phase": "train"}}}},
-		TypeCheckpoint: &CheckpointEvent{RunID: st.RunID, Attempt: 2, Step: 40, Key: st.LastCheckpoint, Size: 813000,
+		TypeCheckpoint: &CheckpointEvent{RunID: st.RunID, Attempt: 2, Step: 40, Key: st.Resume.Key, Size: 813000,
 			SHA256: strings.Repeat("ab", 32), Time: at},
 		TypeRunEvent: &RunEvent{RunID: st.RunID, Attempt: 2, Kind: "finished", Status: StateSucceeded, Name: "lr-0", Spec: spec,
 			Worker: "gpu-1", Host: "box", Seed: 7, Layout: []byte(`{"matmul":{"calls":3}}`), Time: at, Metrics: 200, LastStep: 100},
 		TypeAPIRequest: &APIRequest{Spec: spec, Priority: PriorityLow, RunID: st.RunID},
-		TypeAPIReply:   &APIReply{RunIDs: []string{st.RunID}, States: []RunState{st}, Error: "", Kind: ""},
+		TypeAPIReply: &APIReply{RunIDs: []string{st.RunID}, States: []RunState{st}, Error: "", Kind: "",
+			Workers: []WorkerInfo{{ID: "gpu-1", Host: "box", Slots: 2, Busy: 1, MemoryLimit: 4 << 30, Runs: []string{st.RunID}, Seen: at, Alive: true}}},
+		TypeWorkerRequest: &WorkerRequest{RunID: st.RunID, Attempt: 2, Step: 40, Total: 100, Resume: st.Resume,
+			Outcome: &Outcome{Status: StateFailed, Error: "loss is NaN at step 41", Kind: "training", Step: 41}, MemoryLimit: 4 << 30},
+		TypeWorkerReply: &WorkerReply{Action: ActionTrain, State: st},
+		TypeControl:     &Control{RunID: st.RunID, Attempt: 2},
+		TypeFinalNotice: &FinalNotice{RunID: st.RunID, Attempt: 2, Status: StateSucceeded},
 	}
 }
 
@@ -106,7 +117,7 @@ func roundTrip(t *testing.T, typ string, v any, newV func() any) {
 // state, worker heartbeats), which are not wrapped in an envelope.
 func FuzzKVValues(f *testing.F) {
 	reply := sampleMessages()[TypeAPIReply].(*APIReply)
-	for _, v := range []any{&reply.States[0], &WorkerInfo{ID: "gpu-1", Host: "box", Slots: 2, Busy: 1,
+	for _, v := range []any{&reply.States[0], &WorkerInfo{ID: "gpu-1", Host: "box", Slots: 2, Busy: 1, MemoryLimit: 4 << 30,
 		Runs: []string{reply.States[0].RunID}, Version: "dev", Seen: reply.States[0].Updated}} {
 		b, err := msgpack.Marshal(v)
 		if err != nil {

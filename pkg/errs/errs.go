@@ -24,18 +24,20 @@ type Kind uint8
 
 // The kinds of gorch errors. Test for them with errors.Is(err, errs.Shape).
 const (
-	Other      Kind = iota // unclassified
-	Layout                 // a tensor's shape, strides or offset do not describe valid memory
-	Shape                  // operand shapes are incompatible with the operation
-	Argument               // an argument is out of range or otherwise invalid
-	Checkpoint             // a checkpoint is corrupt, truncated or incompatible
-	Training               // training diverged or could not proceed
-	Experiment             // a run record is missing or inconsistent
-	Config                 // a flag or spec file is invalid
-	IO                     // reading or writing storage failed
-	Cluster                // messaging, scheduling or a remote service failed
-	Data                   // a dataset is missing, truncated or corrupt
-	Internal               // an invariant inside gorch was broken
+	Other       Kind = iota // unclassified
+	Layout                  // a tensor's shape, strides or offset do not describe valid memory
+	Shape                   // operand shapes are incompatible with the operation
+	Argument                // an argument is out of range or otherwise invalid
+	Checkpoint              // a checkpoint is corrupt, truncated or incompatible
+	Training                // training diverged or could not proceed
+	Experiment              // a run record is missing or inconsistent
+	Config                  // a flag or spec file is invalid
+	IO                      // reading or writing storage failed
+	Cluster                 // messaging, scheduling or a remote service failed
+	Data                    // a dataset is missing, truncated or corrupt
+	Internal                // an invariant inside gorch was broken
+	Memory                  // the work does not fit in the memory it may use
+	Unsupported             // a format, version or feature this build does not support
 	numKinds
 )
 
@@ -43,6 +45,37 @@ var kindNames = [numKinds]string{
 	Other: "other", Layout: "layout", Shape: "shape", Argument: "argument",
 	Checkpoint: "checkpoint", Training: "training", Experiment: "experiment",
 	Config: "config", IO: "io", Cluster: "cluster", Data: "data", Internal: "internal",
+	Memory: "memory", Unsupported: "unsupported",
+}
+
+// retryable says which kinds of failure another attempt of the same work
+// can get past. I/O and cluster errors are transient (a store or broker
+// outage, a lost lease); an error of no known kind is treated as
+// transient too. Every other kind is deterministic: the same spec fails
+// the same way again (a bad spec, a shape or layout error, a NaN loss,
+// out of memory, a corrupt checkpoint or dataset, a bug).
+var retryable = [numKinds]bool{Other: true, IO: true, Cluster: true, Experiment: true}
+
+// Retryable reports whether a retry of the work that failed with an error
+// of this kind can succeed (see [Retryable]).
+func (k Kind) Retryable() bool { return k < numKinds && retryable[k] }
+
+// Retryable reports whether another attempt could succeed where err
+// failed: the kind of the outermost *TorchError decides (I/O, cluster and
+// experiment errors and unclassified errors: yes; config, shape, layout,
+// argument, training, checkpoint, data, memory, unsupported, internal:
+// no). It is the one place the cluster decides whether to retry a run.
+func Retryable(err error) bool { return err != nil && KindOf(err).Retryable() }
+
+// ParseKind returns the Kind named name ("shape"), or Other for a name it
+// does not know.
+func ParseKind(name string) Kind {
+	for k, n := range kindNames {
+		if n == name {
+			return Kind(k)
+		}
+	}
+	return Other
 }
 
 // String returns the kind's lower-case name, e.g. "shape".

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"path"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/gorch/gorch/pkg/errs"
@@ -86,7 +87,9 @@ func (c *Checkpoints) SaveGuarded(ctx context.Context, step int64, ck *experimen
 	return key, size, c.prune(ctx, key)
 }
 
-// Keys lists the run's checkpoint objects, oldest first.
+// Keys lists the run's checkpoint objects, oldest first: those of a
+// cluster run's attempts (under a<N>/, see the worker) by attempt, then
+// by step.
 func (c *Checkpoints) Keys(ctx context.Context) ([]string, error) {
 	keys, err := c.store.List(ctx, c.Prefix())
 	if err != nil {
@@ -98,8 +101,23 @@ func (c *Checkpoints) Keys(ctx context.Context) ([]string, error) {
 			out = append(out, k)
 		}
 	}
-	sort.Strings(out) // zero-padded steps sort numerically
+	sort.Slice(out, func(i, j int) bool { // zero-padded steps sort numerically
+		if ai, aj := attemptOf(out[i]), attemptOf(out[j]); ai != aj {
+			return ai < aj
+		}
+		return out[i] < out[j]
+	})
 	return out, nil
+}
+
+// attemptOf is N of a checkpoint key under a<N>/, or 0.
+func attemptOf(key string) int {
+	dir := path.Base(path.Dir(key))
+	n, err := strconv.Atoi(strings.TrimPrefix(dir, "a"))
+	if !strings.HasPrefix(dir, "a") || err != nil {
+		return 0
+	}
+	return n
 }
 
 // prune keeps the newest keepLast checkpoints and never deletes keep.
@@ -163,13 +181,23 @@ func (c *Checkpoints) Load(ctx context.Context) (*experiment.Checkpoint, error) 
 }
 
 // Pull returns the encoded checkpoint taken after step (-1: the one LATEST
-// names, or the newest object if LATEST is missing), verified: a corrupt
+// names, or the newest object if LATEST is missing; for a cluster run, the
+// newest attempt's), verified: a corrupt
 // object is an errs.Checkpoint error, a missing one wraps fs.ErrNotExist.
 func (c *Checkpoints) Pull(ctx context.Context, step int64) ([]byte, error) {
 	const op = "checkpoints.Pull"
 	key := ""
 	if step >= 0 {
 		key = c.Key(step)
+		keys, err := c.Keys(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, k := range keys { // the newest attempt's, for a cluster run
+			if path.Base(k) == path.Base(key) {
+				key = k
+			}
+		}
 	} else if key = c.latestKey(ctx); key == "" {
 		keys, err := c.Keys(ctx)
 		if err != nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -47,8 +46,13 @@ const (
 	HeaderSubject = "Gorch-Subject" // the subject it was published on
 )
 
-// DLQReason is the reason token of the collector's dead-letter subject.
-const DLQReason = "collector"
+// Reason tokens of the collector's dead-letter subjects: dlq.collector
+// for what does not decode, dlq.forged for events whose worker did not
+// claim their attempt.
+const (
+	DLQReason = "collector"
+	DLQForged = "forged"
+)
 
 const (
 	fetchBatch   = 1024                   // messages requested per pull
@@ -63,12 +67,15 @@ const (
 type Collector struct {
 	js    jetstream.JetStream
 	cons  jetstream.Consumer
+	runs  jetstream.KeyValue // who claimed each attempt (the events' sender check)
+	final *finalNotices      // tells the coordinator when a run's records are final
 	store experiment.Store
 	opts  Options
 	log   *slog.Logger
 
 	records  atomic.Int64 // metric points and telemetry events written
 	messages atomic.Int64 // messages acked
+	forged   atomic.Int64 // events dead-lettered as not sent by their attempt's owner
 	lastTime atomic.Int64 // publish time (unix ns) of the last acked message
 	lastLag  atomic.Int64 // its ack time minus its publish time (ns)
 }
@@ -79,20 +86,22 @@ type Stats struct {
 	Messages  int64         // EVENTS messages written and acked
 	LastEvent time.Time     // when the last acked message was published (zero before the first)
 	IngestLag time.Duration // from its publication to its ack
+	Forged    int64         // events refused: their worker did not claim their attempt
 }
 
 // Stats returns the collector's counters. It is safe to call while Run
 // serves.
 func (c *Collector) Stats() Stats {
-	st := Stats{Records: c.records.Load(), Messages: c.messages.Load(), IngestLag: time.Duration(c.lastLag.Load())}
+	st := Stats{Records: c.records.Load(), Messages: c.messages.Load(), IngestLag: time.Duration(c.lastLag.Load()), Forged: c.forged.Load()}
 	if ns := c.lastTime.Load(); ns != 0 {
 		st.LastEvent = time.Unix(0, ns)
 	}
 	return st
 }
 
-// New connects the collector to nc: it creates the cluster's streams and
-// consumers if needed ([cluster.Setup]) and binds the durable consumer.
+// New connects the collector to nc: it binds the durable consumer of
+// EVENTS and the runs bucket (made by `gorch setup`; a missing one is a
+// one-line error naming it).
 func New(nc *nats.Conn, opts Options) (*Collector, error) {
 	const op = "collector.New"
 	if nc == nil {
@@ -119,14 +128,16 @@ func New(nc *nats.Conn, opts Options) (*Collector, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := cluster.Setup(ctx, js); err != nil {
+	cons, err := cluster.BindConsumer(ctx, js, cluster.StreamEvents, cluster.ConsumerCollect)
+	if err != nil {
 		return nil, err
 	}
-	cons, err := js.Consumer(ctx, cluster.StreamEvents, cluster.ConsumerCollect)
+	runs, err := cluster.BindKV(ctx, js, cluster.BucketRuns)
 	if err != nil {
-		return nil, errs.Wrap(errs.Cluster, op, err, "consumer %s of stream %s", cluster.ConsumerCollect, cluster.StreamEvents)
+		return nil, err
 	}
-	return &Collector{js: js, cons: cons, store: opts.Store, opts: opts, log: opts.Logger.With("service", "collector")}, nil
+	log := opts.Logger.With("service", "collector")
+	return &Collector{js: js, cons: cons, runs: runs, final: &finalNotices{nc: nc, log: log}, store: opts.Store, opts: opts, log: log}, nil
 }
 
 // Run serves until ctx is cancelled, then returns nil. Writes in progress
@@ -141,7 +152,7 @@ func (c *Collector) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	for i := range ws {
 		ws[i] = &writer{c: c, in: make(chan jetstream.Msg, writerQueue),
-			ing: experiment.NewIngest(c.store, c.log)}
+			ing: experiment.NewIngest(c.store, c.log), owners: newOwners(c.runs)}
 		wg.Go(func() { ws[i].run(ctx, wctx) })
 	}
 	c.fetch(ctx, ws)
@@ -169,7 +180,8 @@ func (c *Collector) fetch(ctx context.Context, ws []*writer) {
 			continue
 		}
 		for m := range batch.Messages() {
-			w := ws[shard(cluster.RunIDFromSubject(m.Subject()), len(ws))]
+			_, _, run, _ := cluster.ParseEventSubject(m.Subject())
+			w := ws[shard(run, len(ws))]
 			select {
 			case w.in <- m:
 			case <-ctx.Done():
@@ -197,10 +209,11 @@ func shard(run string, n int) int {
 // for it, writes them run by run, and acks a run's messages once its
 // records are stored.
 type writer struct {
-	c   *Collector
-	in  chan jetstream.Msg
-	ing *experiment.Ingest
-	dec batchDecoder
+	c      *Collector
+	in     chan jetstream.Msg
+	ing    *experiment.Ingest
+	dec    batchDecoder
+	owners *owners // of the writer's runs
 }
 
 func (w *writer) run(ctx, wctx context.Context) {
@@ -263,9 +276,11 @@ func (w *writer) take(m jetstream.Msg) []jetstream.Msg {
 
 // item is a decoded message.
 type item struct {
-	msg jetstream.Msg
-	run string
-	v   any // *metricBatch, *cluster.TelemetryBatch, *cluster.CheckpointEvent or *cluster.RunEvent
+	msg     jetstream.Msg
+	worker  string // the sender, from the subject
+	run     string
+	attempt int
+	v       any // *metricBatch, *cluster.TelemetryBatch, *cluster.CheckpointEvent or *cluster.RunEvent
 }
 
 // process decodes msgs, dead-letters what does not decode, and applies
@@ -277,7 +292,18 @@ func (c *Collector) process(ctx context.Context, w *writer, msgs []jetstream.Msg
 	for _, m := range msgs {
 		it, reason := w.decode(m)
 		if reason != "" {
-			c.deadLetter(ctx, m, reason)
+			c.deadLetter(ctx, m, DLQReason, reason)
+			continue
+		}
+		switch reason, err := w.owners.check(ctx, it); {
+		case err != nil:
+			c.log.Warn("checking an event's sender failed; it will be redelivered", "run", it.run, "err", err)
+			c.nak(m)
+			failed = true
+			continue
+		case reason != "":
+			c.forged.Add(1)
+			c.deadLetter(ctx, m, DLQForged, reason)
 			continue
 		}
 		if _, ok := groups[it.run]; !ok {
@@ -290,6 +316,14 @@ func (c *Collector) process(ctx context.Context, w *writer, msgs []jetstream.Msg
 		if err := c.writeGroup(ctx, w, id, items); err != nil {
 			c.log.Warn("writing run records failed; messages will be redelivered", "run", id, "messages", len(items), "err", err)
 			w.ing.Forget(id)
+			for _, it := range items {
+				c.nak(it.msg)
+			}
+			failed = true
+			continue
+		}
+		if err := c.final.notify(ctx, items); err != nil {
+			c.log.Warn("telling the coordinator a run's records are final failed; messages will be redelivered", "run", id, "err", err)
 			for _, it := range items {
 				c.nak(it.msg)
 			}
@@ -370,29 +404,31 @@ func (c *Collector) nak(m jetstream.Msg) {
 // decode returns the message's content, or the reason it cannot be used.
 func (w *writer) decode(m jetstream.Msg) (item, string) {
 	subj := m.Subject()
-	run := cluster.RunIDFromSubject(subj)
-	it := item{msg: m, run: run}
+	worker, kind, run, ok := cluster.ParseEventSubject(subj)
+	it := item{msg: m, worker: worker, run: run}
 	var (
 		err     error
 		runID   string
 		attempt int
 	)
 	switch {
-	case strings.HasPrefix(subj, "ev.metrics."):
+	case !ok:
+		return it, fmt.Sprintf("unexpected subject %q", subj)
+	case kind == cluster.KindMetrics:
 		var b *metricBatch
 		if b, err = w.dec.decodeMetricBatch(m.Data()); err == nil {
 			runID, attempt, it.v = b.runID, b.attempt, b
 		}
-	case strings.HasPrefix(subj, "ev.telemetry."):
+	case kind == cluster.KindTelemetry:
 		var b cluster.TelemetryBatch
 		err, runID, attempt, it.v = cluster.Decode(m.Data(), cluster.TypeTelemetryBatch, &b), b.RunID, b.Attempt, &b
-	case strings.HasPrefix(subj, "ev.ckpt."):
+	case kind == cluster.KindCheckpoint:
 		var e cluster.CheckpointEvent
 		err, runID, attempt, it.v = cluster.Decode(m.Data(), cluster.TypeCheckpoint, &e), e.RunID, e.Attempt, &e
 		if err == nil && e.Key == "" {
 			return it, "checkpoint event without a key"
 		}
-	case strings.HasPrefix(subj, "ev.run."):
+	case kind == cluster.KindRun:
 		var e cluster.RunEvent
 		err, runID, attempt, it.v = cluster.Decode(m.Data(), cluster.TypeRunEvent, &e), e.RunID, e.Attempt, &e
 		if err == nil {
@@ -417,15 +453,16 @@ func (w *writer) decode(m jetstream.Msg) (item, string) {
 	case attempt < 1:
 		return it, fmt.Sprintf("attempt %d, want ≥ 1", attempt)
 	}
+	it.attempt = attempt
 	return it, ""
 }
 
-// deadLetter copies m to the collector's DLQ subject with the reason and
+// deadLetter copies m to the DLQ subject of token with the reason and
 // terminates it. If the copy cannot be stored, m is Nak'ed instead, so a
 // dead letter is never lost.
-func (c *Collector) deadLetter(ctx context.Context, m jetstream.Msg, reason string) {
+func (c *Collector) deadLetter(ctx context.Context, m jetstream.Msg, token, reason string) {
 	c.log.Warn("dead-lettering a message", "subject", m.Subject(), "reason", reason)
-	dl := nats.NewMsg(cluster.DLQSubject(DLQReason))
+	dl := nats.NewMsg(cluster.DLQSubject(token))
 	dl.Data = m.Data()
 	for k, v := range m.Headers() {
 		if k != jetstream.MsgIDHeader {
@@ -436,7 +473,7 @@ func (c *Collector) deadLetter(ctx context.Context, m jetstream.Msg, reason stri
 	dl.Header.Set(HeaderSubject, m.Subject())
 	if md, err := m.Metadata(); err == nil {
 		// Deterministic, so a dead letter copied twice (crash before Term) is stored once.
-		dl.Header.Set(jetstream.MsgIDHeader, fmt.Sprintf("%s/%s/%d", DLQReason, md.Stream, md.Sequence.Stream))
+		dl.Header.Set(jetstream.MsgIDHeader, fmt.Sprintf("%s/%s/%d", token, md.Stream, md.Sequence.Stream))
 	}
 	if _, err := c.js.PublishMsg(ctx, dl); err != nil {
 		c.log.Warn("dead-letter publish failed; the message will be redelivered", "subject", m.Subject(), "err", err)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/gorch/gorch/internal/cluster"
 	"github.com/gorch/gorch/internal/testutil"
@@ -24,8 +25,9 @@ import (
 
 // env is an embedded NATS server with the cluster layout, in-process.
 type env struct {
-	nc *nats.Conn
-	js jetstream.JetStream
+	nc   *nats.Conn
+	js   jetstream.JetStream
+	runs jetstream.KeyValue
 }
 
 func newEnv(t *testing.T) *env {
@@ -47,8 +49,22 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{nc: nc, js: js}
+	ctx := context.Background()
+	if _, err := cluster.Setup(ctx, js, cluster.SetupOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	runs, err := js.KeyValue(ctx, cluster.BucketRuns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &env{nc: nc, js: js, runs: runs}
 }
+
+// testWorker is the worker id the tests publish events as.
+const testWorker = "w1"
+
+// subj is the subject of testWorker's events of kind for run.
+func subj(kind, run string) string { return cluster.EventSubject(testWorker, kind, run) }
 
 func localStore(t *testing.T) experiment.Store {
 	t.Helper()
@@ -112,8 +128,37 @@ type worker struct {
 func startedAt(a int) time.Time  { return t0.Add(time.Duration(a) * time.Hour) }
 func finishedAt(a int) time.Time { return startedAt(a).Add(90 * time.Second) }
 
+// claim records testWorker as the owner of w's attempt in the runs
+// bucket, as the coordinator would on a claim: the collector accepts an
+// attempt's events only from its owner.
+func (w worker) claim(t *testing.T) {
+	t.Helper()
+	ctx := context.Background()
+	st, rev, err := cluster.GetState(ctx, w.e.runs, w.run)
+	if err != nil {
+		st = cluster.RunState{RunID: w.run, Status: cluster.StateRunning}
+	}
+	if len(st.Owners) >= w.attempt {
+		return
+	}
+	for len(st.Owners) < w.attempt {
+		st.Owners = append(st.Owners, testWorker)
+	}
+	st.Attempt = w.attempt
+	b, _ := msgpack.Marshal(&st)
+	if rev == 0 {
+		_, err = w.e.runs.Create(ctx, cluster.RunKey(w.run), b)
+	} else {
+		_, err = w.e.runs.Update(ctx, cluster.RunKey(w.run), b, rev)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
 func (w worker) started(t *testing.T) {
-	w.e.pub(t, cluster.RunEventSubject(w.run), cluster.TypeRunEvent, &cluster.RunEvent{
+	w.claim(t)
+	w.e.pub(t, subj(cluster.KindRun, w.run), cluster.TypeRunEvent, &cluster.RunEvent{
 		RunID: w.run, Attempt: w.attempt, Kind: "started", Name: "mlp-lr0.1", Spec: []byte(`{"model":"mlp"}`),
 		Worker: "w1", Host: "host-a", Seed: 7, Time: t0, Resume: w.resume, Started: startedAt(w.attempt), Version: "v-test",
 	}, cluster.MsgID(w.run, w.attempt, "started"+w.idSuffix, 0))
@@ -128,7 +173,8 @@ func (w worker) metrics(t *testing.T, seq, from, to int64) {
 			cluster.MetricPoint{Step: s, Name: "loss", Value: 1 / float64(s), Time: at},
 			cluster.MetricPoint{Step: s, Name: "acc", Value: float64(s) / 100, Time: at})
 	}
-	w.e.pub(t, cluster.MetricsSubject(w.run), cluster.TypeMetricBatch, b, cluster.MsgID(w.run, w.attempt, "metrics"+w.idSuffix, seq))
+	w.claim(t)
+	w.e.pub(t, subj(cluster.KindMetrics, w.run), cluster.TypeMetricBatch, b, cluster.MsgID(w.run, w.attempt, "metrics"+w.idSuffix, seq))
 }
 
 func (w worker) telemetry(t *testing.T, seq int64, n int) {
@@ -137,7 +183,8 @@ func (w worker) telemetry(t *testing.T, seq int64, n int) {
 		b.Events = append(b.Events, cluster.TelemetryPoint{Name: "step", Start: t0.Add(time.Duration(w.attempt*1000+int(seq)*100+i) * time.Millisecond),
 			Duration: time.Duration(i+1) * time.Millisecond, Tags: map[string]string{"phase": "train"}})
 	}
-	w.e.pub(t, cluster.TelemetrySubject(w.run), cluster.TypeTelemetryBatch, b, cluster.MsgID(w.run, w.attempt, "telemetry"+w.idSuffix, seq))
+	w.claim(t)
+	w.e.pub(t, subj(cluster.KindTelemetry, w.run), cluster.TypeTelemetryBatch, b, cluster.MsgID(w.run, w.attempt, "telemetry"+w.idSuffix, seq))
 }
 
 func ckptKey(run string, step int64) string {
@@ -145,14 +192,16 @@ func ckptKey(run string, step int64) string {
 }
 
 func (w worker) checkpoint(t *testing.T, step int64) {
-	w.e.pub(t, cluster.CheckpointSubject(w.run), cluster.TypeCheckpoint, &cluster.CheckpointEvent{
+	w.claim(t)
+	w.e.pub(t, subj(cluster.KindCheckpoint, w.run), cluster.TypeCheckpoint, &cluster.CheckpointEvent{
 		RunID: w.run, Attempt: w.attempt, Step: step, Key: ckptKey(w.run, step), Size: 1000 + step, SHA256: "abc", Time: t0,
 	}, cluster.MsgID(w.run, w.attempt, "ckpt"+w.idSuffix, step))
 }
 
 func (w worker) finished(t *testing.T, status string, metrics, lastStep int64, errMsg string) {
 	layout, _ := json.Marshal(map[string]experiment.OpStats{"matmul": {}})
-	w.e.pub(t, cluster.RunEventSubject(w.run), cluster.TypeRunEvent, &cluster.RunEvent{
+	w.claim(t)
+	w.e.pub(t, subj(cluster.KindRun, w.run), cluster.TypeRunEvent, &cluster.RunEvent{
 		RunID: w.run, Attempt: w.attempt, Kind: "finished", Status: status, Error: errMsg,
 		Metrics: metrics, LastStep: lastStep, Layout: layout, Time: t0.Add(time.Minute),
 		Resume: w.resume, Started: startedAt(w.attempt), Finished: finishedAt(w.attempt), Version: "v-test",
@@ -395,12 +444,17 @@ func TestCollectorDeadLetters(t *testing.T) {
 	e := newEnv(t)
 	st := localStore(t)
 	e.start(t, st)
-	if _, err := e.js.Publish(context.Background(), cluster.MetricsSubject("run-dl"), []byte("not msgpack at all")); err != nil {
+	if _, err := e.js.Publish(context.Background(), subj(cluster.KindMetrics, "run-dl"), []byte("not msgpack at all")); err != nil {
 		t.Fatal(err)
 	}
-	e.pub(t, cluster.MetricsSubject("run-dl"), cluster.TypeRunEvent, &cluster.RunEvent{RunID: "run-dl", Attempt: 1, Kind: "started"}, "wrong-type")
-	e.pub(t, cluster.RunEventSubject("run-dl"), cluster.TypeRunEvent, &cluster.RunEvent{RunID: "other", Attempt: 1, Kind: "started"}, "wrong-run")
-	worker{e: e, run: "run-dl", attempt: 1}.fullAttempt(t)
+	e.pub(t, subj(cluster.KindMetrics, "run-dl"), cluster.TypeRunEvent, &cluster.RunEvent{RunID: "run-dl", Attempt: 1, Kind: "started"}, "wrong-type")
+	e.pub(t, subj(cluster.KindRun, "run-dl"), cluster.TypeRunEvent, &cluster.RunEvent{RunID: "other", Attempt: 1, Kind: "started"}, "wrong-run")
+	w := worker{e: e, run: "run-dl", attempt: 1}
+	w.claim(t)
+	// Events of attempt 1 sent by a worker that did not claim it: forged.
+	e.pub(t, cluster.EventSubject("w2", cluster.KindMetrics, "run-dl"), cluster.TypeMetricBatch, &cluster.MetricBatch{RunID: "run-dl", Attempt: 1, Seq: 9,
+		Points: []cluster.MetricPoint{{Step: 1, Name: "loss", Value: 99}}}, "forged")
+	w.fullAttempt(t)
 	checkComplete(t, st, "run-dl", 1, 30)
 	checkMetrics(t, st, "run-dl", map[int][2]int64{1: {1, 30}})
 
@@ -413,16 +467,23 @@ func TestCollectorDeadLetters(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if info.State.Msgs != 3 {
-		t.Fatalf("DLQ holds %d messages; want 3", info.State.Msgs)
+	if info.State.Msgs != 4 {
+		t.Fatalf("DLQ holds %d messages; want 4", info.State.Msgs)
 	}
-	for seq := uint64(1); seq <= 3; seq++ {
+	for seq := uint64(1); seq <= 4; seq++ {
 		m, err := dlq.GetMsg(ctx, seq)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if m.Subject != cluster.DLQSubject(DLQReason) || m.Header.Get(HeaderReason) == "" || !strings.HasPrefix(m.Header.Get(HeaderSubject), "ev.") {
-			t.Errorf("dead letter %d: subject %s, headers %v; want %s with a reason and the original subject", seq, m.Subject, m.Header, cluster.DLQSubject(DLQReason))
+		want := cluster.DLQSubject(DLQReason)
+		if seq == 4 {
+			want = cluster.DLQSubject(DLQForged)
+			if r := m.Header.Get(HeaderReason); r != "worker w2 sent an event of attempt 1 of run run-dl, which worker w1 claimed" {
+				t.Errorf("forged event's reason %q", r)
+			}
+		}
+		if m.Subject != want || m.Header.Get(HeaderReason) == "" || !strings.HasPrefix(m.Header.Get(HeaderSubject), "ev.") {
+			t.Errorf("dead letter %d: subject %s, headers %v; want %s with a reason and the original subject", seq, m.Subject, m.Header, want)
 		}
 	}
 }

@@ -79,6 +79,15 @@ func (c *Client) List(ctx context.Context) ([]cluster.RunState, error) {
 	return r.States, nil
 }
 
+// Workers returns the workers with a live heartbeat, by id.
+func (c *Client) Workers(ctx context.Context) ([]cluster.WorkerInfo, error) {
+	r, err := c.call(ctx, cluster.OpWorkers, &cluster.APIRequest{}, c.Timeout)
+	if err != nil {
+		return nil, err
+	}
+	return r.Workers, nil
+}
+
 // call sends one request and decodes the reply. A reply with Error comes
 // back as a *errs.TorchError of the reply's Kind, together with the reply.
 func (c *Client) call(ctx context.Context, op string, req *cluster.APIRequest, timeout time.Duration) (*cluster.APIReply, error) {
@@ -101,18 +110,7 @@ func (c *Client) call(ctx context.Context, op string, req *cluster.APIRequest, t
 		return nil, errs.Wrap(errs.Cluster, op, err, "reply on %s", subj)
 	}
 	if r.Error != "" {
-		return &r, &errs.TorchError{Kind: parseKind(r.Kind), Op: op, Msg: r.Error}
+		return &r, &errs.TorchError{Kind: errs.ParseKind(r.Kind), Op: op, Msg: r.Error}
 	}
 	return &r, nil
-}
-
-// parseKind maps a kind name ("config") back to its errs.Kind; an unknown
-// name is errs.Other.
-func parseKind(name string) errs.Kind {
-	for k := errs.Other; k <= errs.Internal; k++ {
-		if k.String() == name {
-			return k
-		}
-	}
-	return errs.Other
 }

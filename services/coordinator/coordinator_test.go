@@ -51,6 +51,9 @@ func startEnv(t *testing.T, withCoord bool) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if _, err := cluster.Setup(context.Background(), js, cluster.SetupOptions{WorkerTTL: time.Second}); err != nil {
+		t.Fatal(err)
+	}
 	e := &env{nc: nc, js: js, cli: NewClient(nc)}
 	if withCoord {
 		cnc, err := cluster.Connect("", cluster.ConnectOptions{Name: "coordinator", InProcess: ns})
@@ -114,12 +117,32 @@ func (e *env) dispatched(t *testing.T, p cluster.Priority, max int) []cluster.Ru
 	return out
 }
 
-// setState overwrites a run's state, as a worker would.
-func (e *env) setState(t *testing.T, id string, f func(*cluster.RunState)) {
+// ask sends worker's request op and returns the coordinator's reply.
+func (e *env) ask(t *testing.T, worker, op string, req cluster.WorkerRequest) cluster.WorkerReply {
 	t.Helper()
-	if _, _, err := cluster.UpdateState(context.Background(), e.kv, id, func(s *cluster.RunState) error { f(s); return nil }); err != nil {
+	b, err := cluster.Encode(cluster.TypeWorkerRequest, &req)
+	if err != nil {
 		t.Fatal(err)
 	}
+	m, err := e.nc.Request(cluster.WorkerAPISubject(worker, op), b, 5*time.Second)
+	if err != nil {
+		t.Fatalf("%s %s: %v", worker, op, err)
+	}
+	var r cluster.WorkerReply
+	if err := cluster.Decode(m.Data, cluster.TypeWorkerReply, &r); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// submit submits testSpec and returns the run id.
+func (e *env) submit(t *testing.T) string {
+	t.Helper()
+	ids, err := e.cli.Submit(context.Background(), []byte(testSpec), "")
+	if err != nil || len(ids) != 1 {
+		t.Fatalf("Submit = %v, %v", ids, err)
+	}
+	return ids[0]
 }
 
 func TestSubmit(t *testing.T) {
@@ -129,7 +152,7 @@ func TestSubmit(t *testing.T) {
 	if err != nil || len(ids) != 1 {
 		t.Fatalf("Submit = %v, %v", ids, err)
 	}
-	if cluster.RunIDFromSubject(cluster.MetricsSubject(ids[0])) != ids[0] {
+	if _, _, run, ok := cluster.ParseEventSubject(cluster.EventSubject("w", cluster.KindMetrics, ids[0])); !ok || run != ids[0] || !cluster.ValidID(ids[0]) {
 		t.Errorf("run id %q is not one subject token: workers and the collector cannot use it", ids[0])
 	}
 	st, err := e.cli.Status(ctx, ids[0])
@@ -251,9 +274,11 @@ func TestCancel(t *testing.T) {
 		t.Errorf("second Cancel = %v, want \"already cancelled\"", err)
 	}
 
-	// running -> CancelRequested + a control notice
-	e.setState(t, running, func(s *cluster.RunState) { s.Status, s.Attempt, s.Worker = cluster.StateRunning, 1, "w1" })
-	notices, err := e.nc.SubscribeSync(cluster.ControlSubject(running))
+	// running -> CancelRequested + a control notice to its worker
+	if r := e.ask(t, "w1", cluster.WOpClaim, cluster.WorkerRequest{RunID: running}); r.Action != cluster.ActionTrain {
+		t.Fatalf("claim = %+v", r)
+	}
+	notices, err := e.nc.SubscribeSync(cluster.ControlSubject("w1"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -268,14 +293,17 @@ func TestCancel(t *testing.T) {
 	if err != nil {
 		t.Fatalf("no control notice: %v", err)
 	}
-	var ev cluster.RunEvent
-	if err := cluster.Decode(m.Data, cluster.TypeRunEvent, &ev); err != nil || ev.RunID != running || ev.Kind != "cancel" || ev.Attempt != 1 {
-		t.Errorf("notice = %+v, %v", ev, err)
+	var notice cluster.Control
+	if err := cluster.Decode(m.Data, cluster.TypeControl, &notice); err != nil || notice.RunID != running || notice.Attempt != 1 {
+		t.Errorf("notice = %+v, %v", notice, err)
 	}
-	// The worker ends it; then cancel is refused.
-	e.setState(t, running, func(s *cluster.RunState) { s.Status = cluster.StateSucceeded })
-	if err := e.cli.Cancel(ctx, running); !errors.Is(err, errs.Experiment) || !strings.Contains(err.Error(), "already succeeded") {
-		t.Errorf("Cancel(succeeded) = %v", err)
+	// The worker ends it cancelled; then cancel is refused.
+	r := e.ask(t, "w1", cluster.WOpFinish, cluster.WorkerRequest{RunID: running, Attempt: 1, Outcome: &cluster.Outcome{Status: cluster.StateCancelled}})
+	if r.Error != "" || r.State.Status != cluster.StateCancelled || r.Action != cluster.ActionAck {
+		t.Errorf("finish cancelled = %+v", r)
+	}
+	if err := e.cli.Cancel(ctx, running); !errors.Is(err, errs.Experiment) || !strings.Contains(err.Error(), "already cancelled") {
+		t.Errorf("Cancel(cancelled) = %v", err)
 	}
 }
 
@@ -299,7 +327,7 @@ func TestUnknownRun(t *testing.T) {
 func TestGarbageRequest(t *testing.T) {
 	e := startEnv(t, true)
 	wrongType, _ := cluster.Encode(cluster.TypeRunRequest, &cluster.RunRequest{RunID: "x"})
-	for _, op := range []string{cluster.OpSubmit, cluster.OpSweep, cluster.OpCancel, cluster.OpStatus, cluster.OpList} {
+	for _, op := range []string{cluster.OpSubmit, cluster.OpSweep, cluster.OpCancel, cluster.OpStatus, cluster.OpList, cluster.OpWorkers} {
 		for _, payload := range [][]byte{[]byte("garbage"), nil, wrongType} {
 			m, err := e.nc.Request(cluster.APISubject(op), payload, 2*time.Second)
 			if err != nil {

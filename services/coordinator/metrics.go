@@ -57,7 +57,7 @@ func (c *Client) metrics(ctx context.Context, run string, follow bool, yield fun
 	if err != nil {
 		return errs.Wrap(errs.Cluster, op, err, "stream %s", cluster.StreamEvents)
 	}
-	subj := cluster.MetricsSubject(run)
+	subj := cluster.EventFilter(cluster.KindMetrics, run)
 	// lastSeq is the stream sequence of the run's newest metric batch
 	// (0: none yet).
 	lastSeq := func() (uint64, error) {

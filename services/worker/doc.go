@@ -1,6 +1,9 @@
 // Package worker is gorch's cluster worker: it takes runs off the RUNS
 // work queue, trains them with [train.Run] and publishes what they produce
-// to the EVENTS stream, with checkpoints in the object store.
+// to the EVENTS stream, with checkpoints in the object store. It never
+// writes run state: it asks the coordinator for every transition, on
+// wapi.<worker>.<op>, and the coordinator refuses an attempt that is not
+// (or no longer) the worker's.
 //
 // # Slots and fetching
 //
@@ -9,53 +12,68 @@
 // FetchNoWait(1) and sleeping briefly when all are empty. Nothing is
 // prefetched: a buffered message's ack deadline would run out while it
 // waits. While a run trains, its slot extends the deadline with
-// InProgress every AckWait/3 ([cluster.EffectiveAckWait]).
+// InProgress every AckWait/3 (the consumers' AckWait, as `gorch setup`
+// made them).
 //
-// # Run state
+// # The life of an attempt
 //
-// The run's key in the runs bucket is changed only by compare-and-set,
-// and RunState.Attempt is the fencing token: a worker owns a run while the
-// state says running, with its attempt and its worker ID.
+//	claim       the coordinator answers train (running{attempt+1, this
+//	            worker}, with the run's resume point), or what to do with
+//	            the message instead: ack (finished or cancelled), term
+//	            (attempts used up), nak.
+//	started     event ev.<worker>.run.<id>, then training ([Ticket]): it
+//	            loads the resume point's checkpoint (checked by size and
+//	            CRC-32C), reports progress every AckWait/3 (the answer says
+//	            whether the run was cancelled or taken over), and publishes
+//	            metrics and telemetry.
+//	checkpoint  flush the records, ask whether the attempt still owns the run,
+//	            write runs/<id>/checkpoints/a<attempt>/step-<N>.rtch, ask the
+//	            coordinator to record it as the resume point (refused for a
+//	            stale attempt), announce it on ev.<worker>.ckpt.<id>, prune
+//	            the attempt's older objects.
+//	finish      the outcome: succeeded; cancelled; failed with the error's
+//	            kind and whether a retry can help (errs.Retryable: a spec,
+//	            shape or NaN-loss error fails the run at once, an I/O or
+//	            NATS error goes back to the queue until MaxAttempts); or,
+//	            when the worker stops (SIGTERM), a hand-back that uses no
+//	            attempt. The coordinator's answer says how to settle the
+//	            message. Then the "finished" event.
+//	lost        a refused progress or checkpoint request: another attempt
+//	            owns the run. Training stops; nothing is written, the
+//	            message is left alone.
 //
-//	queued{attempt a}     --claim-->         running{a+1, me}
-//	running{a', other}    --claim-->         running{a'+1, me}   (the other worker died)
-//	UsedAttempts >= MaxAttempts on claim --> failed (last error kept), Term
-//	terminal on claim                -->     Ack and drop
-//	CancelRequested on claim         -->     cancelled, Ack
-//	running{a, me} --success-->              succeeded, DoubleAck
-//	running{a, me} --error, a < Max-->       queued{a, Error}, NakWithDelay(1s)
-//	running{a, me} --error, a = Max-->       failed{Error}, Term
-//	running{a, me} --cancel notice-->        cancelled, Ack
-//	running{a, me} --worker stopping-->      queued{a, HandBacks+1} (checkpointed), Nak
-//	running{a, me} --state shows another attempt, worker or status-->
-//	                                          stop training; no ack, no write
-//
-// A claim that loses a compare-and-set re-reads the state once: if another
-// worker owns the run the message is dropped without an ack (the owner's
-// InProgress keeps it from redelivery). A cancel arrives as a core-NATS
-// notice on control.run.<id> or as CancelRequested in the state (the
-// worker watches the runs bucket); both cancel the run's context, and
-// [train.Run] finishes the step, checkpoints and returns interrupted.
+// A RunRequest that does not decode is dead-lettered (dlq.undecodable,
+// reason in the Gorch-Reason header) and the run its Nats-Msg-Id names is
+// failed by a reject request, so it does not stay queued. A cancel arrives
+// as a core-NATS notice on ctl.<worker>.cancel, or as CancelRequested in
+// a progress or checkpoint answer; [train.Run] then finishes the step,
+// checkpoints and returns, and the attempt ends cancelled.
 //
 // # Events
 //
-// [ClusterSink] publishes each attempt's records with deterministic
-// Nats-Msg-Ids ([cluster.MsgID]) and waits for every publish ack, so a
-// batch is durable before training moves on:
+// Every event goes to ev.<worker>.<kind>.<run> with a deterministic
+// Nats-Msg-Id ([cluster.MsgID]), and every publish waits for the stream's
+// ack, so a batch is durable before training moves on:
 //
-//	ev.run.<id>        RunEvent "started" (Msg-Id run/attempt/run/0): Spec, Name,
-//	                   Seed, Worker, Host; LastStep is the step the attempt resumes from.
-//	ev.metrics.<id>    MetricBatch (run/attempt/metrics/seq), by count or time.
-//	ev.telemetry.<id>  TelemetryBatch (run/attempt/telemetry/seq).
-//	ev.ckpt.<id>       CheckpointEvent (run/attempt/ckpt/step), after the object
-//	                   and its LATEST pointer are written.
-//	ev.run.<id>        RunEvent "finished" (run/attempt/run/1) with the attempt's
-//	                   outcome: succeeded, failed, cancelled, or interrupted when the
-//	                   run was handed back or ownership was lost.
+//	run        RunEvent "started" (Msg-Id run/attempt/run/0): Spec, Name,
+//	           Seed, Worker, Host; LastStep is the step the attempt resumes
+//	           from. RunEvent "finished" (run/attempt/run/1): succeeded,
+//	           failed, cancelled, or interrupted (handed back or lost).
+//	metrics    MetricBatch (run/attempt/metrics/seq), by count or time.
+//	telemetry  TelemetryBatch (run/attempt/telemetry/seq).
+//	ckpt       CheckpointEvent (run/attempt/ckpt/step), after the resume
+//	           point is recorded.
 //
-// Metrics and telemetry are flushed before a checkpoint is announced, so
-// every metric up to a checkpoint's step is in the stream before a later
+// Metrics and telemetry are flushed before a checkpoint is written, so
+// every metric up to a resume point's step is in the stream before a later
 // attempt can resume from it.
+//
+// # Test hooks
+//
+// With GORCH_TEST_HOOKS=1 in the worker's environment, spec tags make an
+// attempt panic, allocate without bound, or stop itself between its
+// ownership check and a checkpoint write ([HookPanic], [HookAlloc],
+// [HookPauseBeforeWrite]): the fault tests' way in.
 //
 // # Tracing
 //

@@ -1,10 +1,18 @@
 package worker
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"hash/crc32"
+	"log/slog"
+	"path"
+	"slices"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -18,64 +26,36 @@ import (
 	"github.com/gorch/gorch/pkg/train"
 )
 
-// Retries of checkpoint writes and reads that fail on the store or on a
-// NATS read (the S3 server or the broker restarting): with backoff from
-// storeRetryBase doubling to storeRetryMax, for up to storeRetryFor, before
-// the attempt fails. The run's ack deadline keeps being extended meanwhile.
-const (
-	storeRetryFor  = 2 * time.Minute
-	storeRetryBase = 200 * time.Millisecond
-	storeRetryMax  = 5 * time.Second
-)
-
-// retryStore calls f until it succeeds, fails with an error that is not
-// transient (anything but errs.IO and errs.Cluster, and always
-// errNotOwner), ctx ends, or storeRetryFor passes.
-func (s *ClusterSink) retryStore(ctx context.Context, what string, f func() error) error {
-	deadline := time.Now().Add(storeRetryFor)
-	wait := storeRetryBase
-	for try := 1; ; try++ {
-		err := f()
-		transient := err != nil && !errors.Is(err, errNotOwner) && (errors.Is(err, errs.IO) || errors.Is(err, errs.Cluster))
-		if !transient || ctx.Err() != nil || time.Now().Add(wait).After(deadline) {
-			return err
-		}
-		s.w.log.Warn(what+" failed; retrying", "run", s.runID, "attempt", s.attempt, "try", try, "retry_in", wait, "err", err)
-		select {
-		case <-ctx.Done():
-			return err
-		case <-time.After(wait):
-		}
-		wait = min(2*wait, storeRetryMax)
-	}
-}
-
-// ownedNow reads the run state and fails with errNotOwner unless this
-// attempt still owns the run: the fence of every checkpoint write.
-func (s *ClusterSink) ownedNow(ctx context.Context) error {
-	st, _, err := s.w.getState(ctx, s.runID)
-	if err != nil {
-		return err
-	}
-	return s.w.owned(&st, s.attempt)
-}
-
 // publishTries is how often a publish is tried (with the same Msg-Id, so
 // the stream keeps one copy) before the attempt fails.
 const publishTries = 3
 
-// ClusterSink is the [train.Sink] of one attempt on a worker: metrics and
-// telemetry go to the EVENTS stream in batches, checkpoints to the object
-// store (announced on the stream and recorded in the run state).
+// castagnoli is the CRC-32C table of resume points.
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// CheckpointPrefix is where attempt a of run id keeps its checkpoint
+// objects: runs/<id>/checkpoints/a<a>/. Each attempt writes only under
+// its own prefix, so a stale attempt's late objects never replace one a
+// resume point names.
+func CheckpointPrefix(id string, attempt int) string {
+	return fmt.Sprintf("runs/%s/checkpoints/a%d/", id, attempt)
+}
+
+// ClusterSink is the [train.Sink] of one attempt: metrics and telemetry go
+// to the EVENTS stream in batches under the worker's id, checkpoints to
+// the object store under the attempt's prefix, recorded as the run's
+// resume point by the coordinator.
 type ClusterSink struct {
-	w       *Worker
+	env     attemptEnv
+	api     *coordAPI
+	t       *Ticket
 	runID   string
 	attempt int
-	req     *cluster.RunRequest
 	spec    *train.Spec
-	ckpts   *train.Checkpoints
 	stop    context.CancelCauseFunc // cancels the attempt's training
-	trace   context.Context         // carries the attempt's run span, injected into every event
+	log     *slog.Logger
+
+	ckpts, ckptBytes atomic.Int64
 
 	mu         sync.Mutex
 	metrics    []cluster.MetricPoint
@@ -86,9 +66,7 @@ type ClusterSink struct {
 	eventSeq   int64
 	eventsAt   time.Time
 	lastStep   int64
-	startStep  int64
-	started    bool
-	startedAt  time.Time // the "started" event's time
+	startedAt  time.Time // when training started (LoadCheckpoint), on the worker's clock
 	endedAt    time.Time // when training ended (Finish)
 	layout     []byte
 	publishErr error // the first failed publish; every later call returns it
@@ -96,31 +74,31 @@ type ClusterSink struct {
 
 var _ train.Sink = (*ClusterSink)(nil)
 
-func newClusterSink(w *Worker, req *cluster.RunRequest, spec *train.Spec, attempt int, stop context.CancelCauseFunc, traceCtx context.Context) *ClusterSink {
+func newClusterSink(env attemptEnv, api *coordAPI, t *Ticket, spec *train.Spec, stop context.CancelCauseFunc, log *slog.Logger) *ClusterSink {
 	now := time.Now()
-	return &ClusterSink{w: w, runID: req.RunID, attempt: attempt, req: req, spec: spec, stop: stop, trace: traceCtx,
-		ckpts: train.NewCheckpoints(w.opts.Store, req.RunID, spec.KeepLast), metricsAt: now, eventsAt: now}
+	return &ClusterSink{env: env, api: api, t: t, runID: t.Request.RunID, attempt: t.Attempt, spec: spec, stop: stop, log: log,
+		metricsAt: now, eventsAt: now, lastStep: resumeStep(t.Resume)}
 }
 
 // RunID returns the run's ID.
 func (s *ClusterSink) RunID() string { return s.runID }
 
-// publish sends v as a typ envelope on subj with Msg-Id id and waits for
-// the stream's ack.
-func (s *ClusterSink) publish(ctx context.Context, subj, typ string, v any, id string) error {
+// publish sends v as a typ envelope of kind under the worker's id, with
+// Msg-Id id, and waits for the stream's ack.
+func publish(ctx context.Context, js jetstream.JetStream, traceCtx context.Context, worker, kind, run, typ string, v any, id string) error {
 	const op = "worker.publish"
 	b, err := cluster.Encode(typ, v)
 	if err != nil {
 		return err
 	}
-	msg := nats.NewMsg(subj)
+	msg := nats.NewMsg(cluster.EventSubject(worker, kind, run))
 	msg.Data = b
-	if s.trace != nil {
-		tracing.Inject(s.trace, msg.Header)
+	if traceCtx != nil {
+		tracing.Inject(traceCtx, msg.Header)
 	}
 	for try := 1; ; try++ {
 		pctx, cancel := context.WithTimeout(ctx, opTimeout)
-		_, err = s.w.js.PublishMsg(pctx, msg, jetstream.WithMsgID(id))
+		_, err = js.PublishMsg(pctx, msg, jetstream.WithMsgID(id))
 		cancel()
 		if err == nil {
 			return nil
@@ -132,6 +110,10 @@ func (s *ClusterSink) publish(ctx context.Context, subj, typ string, v any, id s
 	}
 }
 
+func (s *ClusterSink) publish(ctx context.Context, kind, typ string, v any, id string) error {
+	return publish(ctx, s.env.js, tracing.FromTraceParent(context.Background(), s.t.TraceParent), s.t.Worker, kind, s.runID, typ, v, id)
+}
+
 // Log buffers a metric point and publishes the buffer when it is full or
 // old enough.
 func (s *ClusterSink) Log(step int64, name string, value float64) error {
@@ -140,9 +122,10 @@ func (s *ClusterSink) Log(step int64, name string, value float64) error {
 	if s.publishErr != nil {
 		return s.publishErr
 	}
+	s.hook(step)
 	s.metrics = append(s.metrics, cluster.MetricPoint{Step: step, Name: name, Value: value, Time: time.Now().UTC()})
 	s.lastStep = max(s.lastStep, step)
-	if len(s.metrics) >= s.w.opts.BatchSize || time.Since(s.metricsAt) >= s.w.opts.PublishEvery {
+	if len(s.metrics) >= s.t.BatchSize || time.Since(s.metricsAt) >= s.t.PublishEvery {
 		return s.flushMetricsLocked(context.Background())
 	}
 	return nil
@@ -150,15 +133,12 @@ func (s *ClusterSink) Log(step int64, name string, value float64) error {
 
 func (s *ClusterSink) flushMetricsLocked(ctx context.Context) error {
 	s.metricsAt = time.Now()
-	if len(s.metrics) == 0 {
+	if len(s.metrics) == 0 || s.publishErr != nil {
 		return s.publishErr
 	}
-	if err := s.startedLocked(ctx); err != nil {
-		return err
-	}
 	s.metricSeq++
-	batch := cluster.MetricBatch{RunID: s.runID, Attempt: s.attempt, Seq: s.metricSeq, Resume: s.startStep, Points: s.metrics}
-	if err := s.publish(ctx, cluster.MetricsSubject(s.runID), cluster.TypeMetricBatch, &batch,
+	batch := cluster.MetricBatch{RunID: s.runID, Attempt: s.attempt, Seq: s.metricSeq, Resume: resumeStep(s.t.Resume), Points: s.metrics}
+	if err := s.publish(ctx, cluster.KindMetrics, cluster.TypeMetricBatch, &batch,
 		cluster.MsgID(s.runID, s.attempt, "metrics", s.metricSeq)); err != nil {
 		s.publishErr = err
 		return err
@@ -186,7 +166,7 @@ func (t *timer) Stop() time.Duration {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.events = append(s.events, cluster.TelemetryPoint{Name: t.name, Start: t.start.UTC(), Duration: d})
-	if len(s.events) >= s.w.opts.BatchSize || time.Since(s.eventsAt) >= s.w.opts.PublishEvery {
+	if len(s.events) >= s.t.BatchSize || time.Since(s.eventsAt) >= s.t.PublishEvery {
 		_ = s.flushEventsLocked(context.Background()) // a failure fails the next Log
 	}
 	return d
@@ -197,12 +177,9 @@ func (s *ClusterSink) flushEventsLocked(ctx context.Context) error {
 	if len(s.events) == 0 || s.publishErr != nil {
 		return s.publishErr
 	}
-	if err := s.startedLocked(ctx); err != nil {
-		return err
-	}
 	s.eventSeq++
 	batch := cluster.TelemetryBatch{RunID: s.runID, Attempt: s.attempt, Seq: s.eventSeq, Events: s.events}
-	if err := s.publish(ctx, cluster.TelemetrySubject(s.runID), cluster.TypeTelemetryBatch, &batch,
+	if err := s.publish(ctx, cluster.KindTelemetry, cluster.TypeTelemetryBatch, &batch,
 		cluster.MsgID(s.runID, s.attempt, "telemetry", s.eventSeq)); err != nil {
 		s.publishErr = err
 		return err
@@ -218,28 +195,20 @@ func (s *ClusterSink) flush(ctx context.Context) error {
 	return errors.Join(s.flushMetricsLocked(ctx), s.flushEventsLocked(ctx))
 }
 
-// startedLocked publishes the attempt's "started" event once.
-func (s *ClusterSink) startedLocked(ctx context.Context) error {
-	if s.started {
-		return nil
-	}
-	now := time.Now().UTC()
-	ev := cluster.RunEvent{RunID: s.runID, Attempt: s.attempt, Kind: "started", Name: s.req.Name, Spec: s.req.Spec,
-		Worker: s.w.opts.ID, Host: s.w.host, Seed: s.spec.Seed, LastStep: s.startStep, Time: now,
-		Resume: s.startStep, Started: now, Version: s.w.opts.Version}
-	if err := s.publish(ctx, cluster.RunEventSubject(s.runID), cluster.TypeRunEvent, &ev,
-		cluster.MsgID(s.runID, s.attempt, "run", 0)); err != nil {
-		s.publishErr = err
-		return err
-	}
-	s.started, s.startedAt = true, now
-	return nil
+// ownedNow fails with errNotOwner unless this attempt still owns the run
+// (a progress request: the coordinator answers with the state).
+func (s *ClusterSink) ownedNow(ctx context.Context, step int64) error {
+	_, err := s.api.call(ctx, cluster.WOpProgress, &cluster.WorkerRequest{RunID: s.runID, Attempt: s.attempt, Step: step})
+	return err
 }
 
-// SaveCheckpoint flushes the buffered records, writes the checkpoint
-// object and then its LATEST pointer, announces it on the stream and
-// records it in the run state. If the state shows that this attempt no
-// longer owns the run, or that the run was cancelled, it stops training.
+// SaveCheckpoint flushes the buffered records, checks that the attempt
+// still owns the run, writes the checkpoint object under the attempt's
+// prefix and asks the coordinator to record it as the run's resume point.
+// The coordinator records it only while the attempt owns the run, so a
+// stale attempt's object (written after its check, say) is never what a
+// resume loads. Then it announces the checkpoint on the stream and prunes
+// the attempt's older objects. A refusal stops training.
 func (s *ClusterSink) SaveCheckpoint(ctx context.Context, step int64, ck *experiment.Checkpoint) error {
 	const op = "worker.SaveCheckpoint"
 	if cause := context.Cause(ctx); errors.Is(cause, errLostOwnership) {
@@ -249,66 +218,92 @@ func (s *ClusterSink) SaveCheckpoint(ctx context.Context, step int64, ck *experi
 	if err := s.flush(ctx); err != nil {
 		return err
 	}
-	// Fenced: each write first checks that this attempt still owns the run,
-	// and store outages are retried with backoff.
-	var key string
-	var size int64
-	err := s.retryStore(ctx, "saving checkpoint", func() error {
-		var err error
-		key, size, err = s.ckpts.SaveGuarded(ctx, step, ck, s.ownedNow)
-		return err
-	})
-	switch {
-	case errors.Is(err, errNotOwner):
-		s.stop(errLostOwnership)
-		return err
-	case err != nil:
+	var buf bytes.Buffer
+	if err := experiment.EncodeCheckpoint(&buf, ck); err != nil {
 		return err
 	}
-	s.w.ckpts.Add(1)
-	s.w.ckptBytes.Add(size)
-	ev := cluster.CheckpointEvent{RunID: s.runID, Attempt: s.attempt, Step: step, Key: key, Size: size, Time: time.Now().UTC()}
-	if err := s.publish(ctx, cluster.CheckpointSubject(s.runID), cluster.TypeCheckpoint, &ev,
-		cluster.MsgID(s.runID, s.attempt, "ckpt", step)); err != nil {
-		return err
+	rp := cluster.ResumePoint{Attempt: s.attempt, Step: step, Key: CheckpointPrefix(s.runID, s.attempt) + fmt.Sprintf("step-%012d.rtch", step),
+		Size: int64(buf.Len()), CRC32C: crc32.Checksum(buf.Bytes(), castagnoli)}
+	err := retry(ctx, s.log, "checking ownership", func() error { return s.ownedNow(ctx, step) })
+	if err == nil {
+		s.pauseHook(step)
+		err = retry(ctx, s.log, "writing checkpoint", func() error { return s.env.store.Put(ctx, rp.Key, buf.Bytes()) })
 	}
-	st, _, err := s.w.updateState(ctx, s.runID, func(st *cluster.RunState) error {
-		if err := s.w.owned(st, s.attempt); err != nil {
+	var reply *cluster.WorkerReply
+	if err == nil {
+		err = retry(ctx, s.log, "recording the resume point", func() error {
+			var err error
+			reply, err = s.api.call(ctx, cluster.WOpCheckpoint, &cluster.WorkerRequest{RunID: s.runID, Attempt: s.attempt, Resume: &rp})
 			return err
-		}
-		st.Step, st.LastCheckpoint = step, key
-		return nil
-	})
+		})
+	}
 	switch {
 	case errors.Is(err, errNotOwner):
+		s.log.Warn("checkpoint refused; stopping", "step", step, "err", err)
 		s.stop(errLostOwnership)
 		return err
 	case err != nil:
 		return err
-	case st.CancelRequested:
+	case reply.State.CancelRequested:
 		s.stop(errCancelRequested)
 	}
+	s.ckpts.Add(1)
+	s.ckptBytes.Add(rp.Size)
+	ev := cluster.CheckpointEvent{RunID: s.runID, Attempt: s.attempt, Step: step, Key: rp.Key, Size: rp.Size, Time: time.Now().UTC()}
+	if err := s.publish(ctx, cluster.KindCheckpoint, cluster.TypeCheckpoint, &ev, cluster.MsgID(s.runID, s.attempt, "ckpt", step)); err != nil {
+		return err
+	}
+	s.prune(ctx, rp.Key)
 	return nil
 }
 
-// LoadCheckpoint returns the run's newest valid checkpoint (nil for a
-// fresh run) and announces the attempt's start from its step.
+// prune deletes the attempt's checkpoint objects beyond the newest
+// KeepLast (never keep, the resume point just recorded). A failure only
+// leaves objects behind.
+func (s *ClusterSink) prune(ctx context.Context, keep string) {
+	keys, err := s.env.store.List(ctx, CheckpointPrefix(s.runID, s.attempt))
+	if err != nil {
+		s.log.Warn("listing checkpoints to prune failed", "err", err)
+		return
+	}
+	keys = slices.DeleteFunc(keys, func(k string) bool { return !strings.HasSuffix(path.Base(k), ".rtch") })
+	slices.Sort(keys) // zero-padded steps sort numerically
+	for i := 0; i < len(keys)-max(s.spec.KeepLast, 1); i++ {
+		if keys[i] == keep {
+			continue
+		}
+		if err := s.env.store.Delete(ctx, keys[i]); err != nil && !experiment.IsNotFound(err) {
+			s.log.Warn("pruning a checkpoint failed", "key", keys[i], "err", err)
+		}
+	}
+}
+
+// LoadCheckpoint returns the checkpoint the run's resume point names (nil
+// for a fresh run), after checking its size and CRC-32C: never a newer
+// object a stale attempt may have left.
 func (s *ClusterSink) LoadCheckpoint(ctx context.Context) (*experiment.Checkpoint, error) {
-	var ck *experiment.Checkpoint
-	err := s.retryStore(ctx, "loading checkpoint", func() error {
+	const op = "worker.LoadCheckpoint"
+	s.mu.Lock()
+	s.startedAt = time.Now().UTC() // train.Run restores, then trains
+	s.mu.Unlock()
+	rp := s.t.Resume
+	if rp == nil {
+		return nil, nil
+	}
+	var b []byte
+	err := retry(ctx, s.log, "loading checkpoint", func() error {
 		var err error
-		ck, err = s.ckpts.Load(ctx)
+		b, err = s.env.store.Get(ctx, rp.Key)
 		return err
 	})
-	if err != nil {
-		return nil, err
+	switch {
+	case err != nil:
+		return nil, errs.Wrap(errs.Checkpoint, op, err, "run %s: resume point %s", s.runID, rp.Key)
+	case int64(len(b)) != rp.Size || crc32.Checksum(b, castagnoli) != rp.CRC32C:
+		return nil, errs.New(errs.Checkpoint, op, "run %s: resume point %s: %d bytes with CRC-32C %08x, want %d bytes with %08x",
+			s.runID, rp.Key, len(b), crc32.Checksum(b, castagnoli), rp.Size, rp.CRC32C)
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if ck != nil {
-		s.startStep, s.lastStep = ck.Train.Step, ck.Train.Step
-	}
-	return ck, s.startedLocked(context.WithoutCancel(ctx))
+	return experiment.DecodeCheckpoint(bytes.NewReader(b), int64(len(b)))
 }
 
 // SetLayout keeps the layout counters for the finished event.
@@ -320,24 +315,11 @@ func (s *ClusterSink) SetLayout(m map[string]tensor.OpStats) {
 }
 
 // Finish publishes the buffered records. The attempt's "finished" event
-// follows once the worker has written the outcome to the run state.
+// follows once the supervisor has reported the outcome to the
+// coordinator.
 func (s *ClusterSink) Finish(ctx context.Context, status experiment.Status, runErr error) error {
 	s.mu.Lock()
 	s.endedAt = time.Now().UTC()
 	s.mu.Unlock()
 	return s.flush(context.WithoutCancel(ctx))
-}
-
-// finished publishes the attempt's "finished" event.
-func (s *ClusterSink) finished(ctx context.Context, status experiment.Status, errText string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.publishErr = nil // the outcome is worth a try even after a failed batch
-	if err := s.startedLocked(ctx); err != nil {
-		return err
-	}
-	ev := cluster.RunEvent{RunID: s.runID, Attempt: s.attempt, Kind: "finished", Status: string(status), Error: errText,
-		Worker: s.w.opts.ID, Host: s.w.host, Seed: s.spec.Seed, Layout: s.layout, Metrics: s.metricN, LastStep: s.lastStep,
-		Time: time.Now().UTC(), Resume: s.startStep, Started: s.startedAt, Finished: s.endedAt, Version: s.w.opts.Version}
-	return s.publish(ctx, cluster.RunEventSubject(s.runID), cluster.TypeRunEvent, &ev, cluster.MsgID(s.runID, s.attempt, "run", 1))
 }

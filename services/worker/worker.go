@@ -45,12 +45,9 @@ type Stats struct {
 
 // Tunables.
 const (
-	// HeartbeatEvery is how often a worker refreshes its key in the
-	// workers bucket (whose TTL is cluster.WorkerTTL).
-	HeartbeatEvery = 5 * time.Second
 	// idlePoll is how long a free slot sleeps when every queue is empty.
 	idlePoll = 250 * time.Millisecond
-	// retryDelay is the NakWithDelay of a failed attempt.
+	// retryDelay is the NakWithDelay of a run that goes back to the queue.
 	retryDelay = time.Second
 	// opTimeout bounds one NATS operation (publish, KV read or write).
 	opTimeout = 10 * time.Second
@@ -64,9 +61,12 @@ type Worker struct {
 	log     *slog.Logger
 	nc      *nats.Conn
 	js      jetstream.JetStream
-	runs    jetstream.KeyValue
+	api     *coordAPI
 	workers jetstream.KeyValue
 	cons    []jetstream.Consumer // dispatch consumers, highest priority first
+	ackWait time.Duration        // of the dispatch consumers
+	hbEvery time.Duration        // a third of the workers bucket's TTL
+	hooks   bool                 // TestHooksEnv=1: the fault tests' hooks act
 
 	ckpts, ckptBytes atomic.Int64 // checkpoints written and their bytes
 
@@ -84,19 +84,20 @@ func (w *Worker) Stats() Stats {
 
 // activeRun is a run a slot is training.
 type activeRun struct {
-	attempt  int
-	claimRev uint64 // revision of the claiming write
-	cancel   context.CancelCauseFunc
+	attempt int
+	cancel  context.CancelCauseFunc
 }
 
-// Causes of a run's context cancellation.
+// Causes of an attempt's context cancellation. Any other cause (the
+// worker stopping) hands the run back.
 var (
 	errCancelRequested = errors.New("run cancelled")
 	errLostOwnership   = errors.New("lost ownership of the run")
 )
 
-// New checks opts, creates the cluster layout (cluster.Setup) and returns
-// a worker on nc.
+// New checks opts, binds to the cluster's dispatch consumers and buckets
+// (made by `gorch setup`; a missing one is a one-line error naming it)
+// and returns a worker on nc.
 func New(nc *nats.Conn, opts Options) (*Worker, error) {
 	const op = "worker.New"
 	if opts.Store == nil {
@@ -122,10 +123,8 @@ func New(nc *nats.Conn, opts Options) (*Worker, error) {
 	}
 	host, _ := os.Hostname()
 	if opts.ID == "" {
-		var b [3]byte
-		_, _ = rand.Read(b[:])
-		opts.ID = keySafe(host) + "-" + hex.EncodeToString(b[:])
-	} else if keySafe(opts.ID) != opts.ID {
+		opts.ID = DefaultID()
+	} else if !cluster.ValidID(opts.ID) {
 		return nil, errs.New(errs.Config, op, "worker ID %q: use letters, digits, '-' and '_'", opts.ID)
 	}
 	js, err := jetstream.New(nc)
@@ -134,24 +133,35 @@ func New(nc *nats.Conn, opts Options) (*Worker, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := cluster.Setup(ctx, js); err != nil {
-		return nil, err
-	}
-	w := &Worker{opts: opts, host: host, log: opts.Logger.With("worker", opts.ID), nc: nc, js: js, active: map[string]*activeRun{}}
-	if w.runs, err = js.KeyValue(ctx, cluster.BucketRuns); err != nil {
-		return nil, errs.Wrap(errs.Cluster, op, err, "bucket %s", cluster.BucketRuns)
-	}
-	if w.workers, err = js.KeyValue(ctx, cluster.BucketWorkers); err != nil {
-		return nil, errs.Wrap(errs.Cluster, op, err, "bucket %s", cluster.BucketWorkers)
-	}
+	w := &Worker{opts: opts, host: host, log: opts.Logger.With("worker", opts.ID), nc: nc, js: js,
+		api: &coordAPI{nc: nc, worker: opts.ID}, active: map[string]*activeRun{}, hooks: os.Getenv(TestHooksEnv) == "1"}
 	for _, p := range cluster.Priorities {
-		c, err := js.Consumer(ctx, cluster.StreamRuns, cluster.DispatchConsumer(p))
+		c, err := cluster.BindConsumer(ctx, js, cluster.StreamRuns, cluster.DispatchConsumer(p))
 		if err != nil {
-			return nil, errs.Wrap(errs.Cluster, op, err, "consumer %s", cluster.DispatchConsumer(p))
+			return nil, err
 		}
 		w.cons = append(w.cons, c)
+		w.ackWait = c.CachedInfo().Config.AckWait
+	}
+	if w.workers, err = cluster.BindKV(ctx, js, cluster.BucketWorkers); err != nil {
+		return nil, err
+	}
+	w.hbEvery = cluster.HeartbeatEvery
+	if st, err := w.workers.Status(ctx); err == nil && st.TTL() > 0 {
+		w.hbEvery = st.TTL() / 3
+	}
+	if w.ackWait <= 0 {
+		w.ackWait = cluster.AckWait
 	}
 	return w, nil
+}
+
+// DefaultID is a new worker ID: <hostname>-<6 random hex digits>.
+func DefaultID() string {
+	host, _ := os.Hostname()
+	var b [3]byte
+	_, _ = rand.Read(b[:])
+	return keySafe(host) + "-" + hex.EncodeToString(b[:])
 }
 
 // keySafe maps s to a KV-key-safe token.
@@ -169,31 +179,27 @@ func (w *Worker) ID() string { return w.opts.ID }
 
 // Run serves until ctx is cancelled. Then every slot finishes its current
 // step, checkpoints, hands its run back to the queue, and Run returns nil.
-// It returns an error only if it cannot start (subscribing or watching
-// failed).
+// It returns an error only if it cannot start (subscribing failed).
 func (w *Worker) Run(ctx context.Context) error {
 	const op = "worker.Run"
-	sub, err := w.nc.Subscribe(cluster.ControlSubject(">"), func(m *nats.Msg) {
-		w.cancelRun(cluster.RunIDFromSubject(m.Subject), errCancelRequested)
+	sub, err := w.nc.Subscribe(cluster.ControlSubject(w.opts.ID), func(m *nats.Msg) {
+		var c cluster.Control
+		if err := cluster.Decode(m.Data, cluster.TypeControl, &c); err != nil {
+			w.log.Warn("ignoring an undecodable control notice", "err", err)
+			return
+		}
+		w.cancelRun(c.RunID, c.Attempt, errCancelRequested)
 	})
 	if err != nil {
-		return errs.Wrap(errs.Cluster, op, err, "subscribing to cancel notices")
+		return errs.Wrap(errs.Cluster, op, err, "subscribing to %s", cluster.ControlSubject(w.opts.ID))
 	}
 	defer func() { _ = sub.Unsubscribe() }()
-	wctx, stopWatch := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopWatch()
-	watcher, err := w.runs.Watch(wctx, cluster.RunKey(">"), jetstream.UpdatesOnly(), jetstream.IgnoreDeletes())
-	if err != nil {
-		return errs.Wrap(errs.Cluster, op, err, "watching bucket %s", cluster.BucketRuns)
-	}
-	defer func() { _ = watcher.Stop() }()
-	go w.watchStates(watcher)
 
 	hbCtx, stopHB := context.WithCancel(ctx)
 	var hbDone sync.WaitGroup
 	hbDone.Go(func() { w.heartbeats(hbCtx) })
 
-	w.log.Info("worker started", "slots", w.opts.Slots)
+	w.log.Info("worker started", "slots", w.opts.Slots, "ack_wait", w.ackWait)
 	var slots sync.WaitGroup
 	for range w.opts.Slots {
 		slots.Go(func() { w.slot(ctx) })
@@ -203,51 +209,28 @@ func (w *Worker) Run(ctx context.Context) error {
 	hbDone.Wait()
 	dctx, cancel := context.WithTimeout(context.Background(), opTimeout)
 	defer cancel()
-	_ = w.workers.Delete(dctx, cluster.WorkerKey(w.opts.ID))
+	if err := w.workers.Delete(dctx, cluster.WorkerKey(w.opts.ID)); err != nil {
+		w.log.Warn("removing the heartbeat key failed; it expires with the bucket's TTL", "err", err)
+	}
 	w.log.Info("worker stopped")
 	return nil
 }
 
-// watchStates stops active runs whose state shows a cancel request or
-// another owner.
-func (w *Worker) watchStates(watcher jetstream.KeyWatcher) {
-	for e := range watcher.Updates() {
-		if e == nil {
-			continue
-		}
-		var st cluster.RunState
-		if msgpack.Unmarshal(e.Value(), &st) != nil {
-			continue
-		}
-		w.mu.Lock()
-		a := w.active[st.RunID]
-		w.mu.Unlock()
-		if a == nil || e.Revision() <= a.claimRev {
-			continue // not ours, or older than our claim
-		}
-		switch {
-		case st.Status != cluster.StateRunning || st.Worker != w.opts.ID || st.Attempt != a.attempt:
-			a.cancel(errLostOwnership)
-		case st.CancelRequested:
-			a.cancel(errCancelRequested)
-		}
-	}
-}
-
-// cancelRun cancels the active run id, if any, with cause.
-func (w *Worker) cancelRun(id string, cause error) {
+// cancelRun cancels the active run id with cause, if this worker trains
+// its attempt (0: any attempt).
+func (w *Worker) cancelRun(id string, attempt int, cause error) {
 	w.mu.Lock()
 	a := w.active[id]
 	w.mu.Unlock()
-	if a != nil {
+	if a != nil && (attempt == 0 || attempt == a.attempt) {
 		a.cancel(cause)
 	}
 }
 
 // heartbeats puts the worker's info into the workers bucket every
-// HeartbeatEvery until ctx is cancelled.
+// hbEvery until ctx is cancelled.
 func (w *Worker) heartbeats(ctx context.Context) {
-	t := time.NewTicker(HeartbeatEvery)
+	t := time.NewTicker(w.hbEvery)
 	defer t.Stop()
 	for {
 		w.mu.Lock()

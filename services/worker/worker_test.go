@@ -10,21 +10,27 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/gorch/gorch/internal/cluster"
+	"github.com/gorch/gorch/internal/testutil"
 	"github.com/gorch/gorch/pkg/experiment"
+	"github.com/gorch/gorch/services/coordinator"
 )
 
-// env is an embedded NATS server, a connection and a local store.
+// env is an embedded NATS server set up for a cluster, a coordinator, a
+// client connection and a local store.
 type env struct {
 	t     *testing.T
 	nc    *nats.Conn
 	js    jetstream.JetStream
 	runs  jetstream.KeyValue
+	cli   *coordinator.Client
 	store experiment.Store
+	ns    *server.Server
 }
 
 func newEnv(t *testing.T) *env {
@@ -34,36 +40,53 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
-	nc, err := cluster.Connect("", cluster.ConnectOptions{Name: "test", InProcess: ns})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
+	e := &env{t: t, ns: ns}
+	e.nc = e.connect("test", cluster.RoleClient)
+	if e.js, err = jetstream.New(e.nc); err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	if err := cluster.Setup(ctx, js); err != nil {
+	if _, err := cluster.Setup(ctx, e.js, cluster.SetupOptions{AckWait: 3 * time.Second}); err != nil {
 		t.Fatal(err)
 	}
-	runs, err := js.KeyValue(ctx, cluster.BucketRuns)
+	if e.runs, err = e.js.KeyValue(ctx, cluster.BucketRuns); err != nil {
+		t.Fatal(err)
+	}
+	if e.store, err = experiment.NewLocalStore(t.TempDir()); err != nil {
+		t.Fatal(err)
+	}
+	coord, err := coordinator.New(e.connect("coordinator", cluster.RoleCoordinator), coordinator.Options{Logger: quiet()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	store, err := experiment.NewLocalStore(t.TempDir())
+	cctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- coord.Run(cctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	e.cli = coordinator.NewClient(e.nc)
+	testutil.Eventually(t, 5*time.Second, func() error { _, err := e.cli.List(ctx); return err })
+	return e
+}
+
+func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// connect opens an in-process connection as role (id for a worker).
+func (e *env) connect(id, role string) *nats.Conn {
+	e.t.Helper()
+	nc, err := cluster.Connect("", cluster.ConnectOptions{Name: id, InProcess: e.ns, InboxPrefix: cluster.InboxPrefix(role, id)})
 	if err != nil {
-		t.Fatal(err)
+		e.t.Fatal(err)
 	}
-	return &env{t: t, nc: nc, js: js, runs: runs, store: store}
+	e.t.Cleanup(nc.Close)
+	return nc
 }
 
 // startWorker runs a worker until the returned stop is called; stop
 // waits for Run to return.
 func (e *env) startWorker(id string, slots int) (stop func()) {
 	e.t.Helper()
-	w, err := New(e.nc, Options{ID: id, Slots: slots, Store: e.store, PublishEvery: 200 * time.Millisecond, BatchSize: 64,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Version: "test"})
+	w, err := New(e.connect(id, cluster.RoleWorker), Options{ID: id, Slots: slots, Store: e.store, PublishEvery: 200 * time.Millisecond,
+		BatchSize: 64, Logger: quiet(), Version: "test"})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -95,52 +118,36 @@ func blobSpec(steps int, lr float64, opt string) []byte {
 		opt, lr, steps, steps)
 }
 
-// submit does what the coordinator does: a queued state, then the request.
-func (e *env) submit(id string, spec []byte) {
+// submit submits spec through the coordinator and returns the run id.
+func (e *env) submit(spec []byte) string {
 	e.t.Helper()
-	ctx := context.Background()
-	now := time.Now().UTC()
-	st := cluster.RunState{RunID: id, Name: id, Priority: cluster.PriorityNormal, Status: cluster.StateQueued, Submitted: now, Updated: now}
-	b, _ := msgpack.Marshal(&st)
-	if _, err := e.runs.Create(ctx, cluster.RunKey(id), b); err != nil {
-		e.t.Fatal(err)
+	ids, err := e.cli.Submit(context.Background(), spec, cluster.PriorityNormal)
+	if err != nil || len(ids) != 1 {
+		e.t.Fatalf("submit: %v, %v", ids, err)
 	}
-	req, err := cluster.Encode(cluster.TypeRunRequest, &cluster.RunRequest{RunID: id, Name: id, Spec: spec, Priority: cluster.PriorityNormal, Submitted: now})
+	return ids[0]
+}
+
+func (e *env) state(id string) cluster.RunState {
+	e.t.Helper()
+	st, err := e.cli.Status(context.Background(), id)
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	if _, err := e.js.Publish(ctx, cluster.DispatchSubject(cluster.PriorityNormal), req, jetstream.WithMsgID(id)); err != nil {
-		e.t.Fatal(err)
-	}
+	return st
 }
 
-func (e *env) state(id string) (cluster.RunState, uint64) {
-	e.t.Helper()
-	en, err := e.runs.Get(context.Background(), cluster.RunKey(id))
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	var st cluster.RunState
-	if err := msgpack.Unmarshal(en.Value(), &st); err != nil {
-		e.t.Fatal(err)
-	}
-	return st, en.Revision()
-}
-
-// waitState polls run id until ok holds, or fails after timeout.
+// waitState waits until ok holds for run id, or fails after timeout.
 func (e *env) waitState(id string, timeout time.Duration, what string, ok func(cluster.RunState) bool) cluster.RunState {
 	e.t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		st, _ := e.state(id)
-		if ok(st) {
-			return st
+	var st cluster.RunState
+	testutil.Eventually(e.t, timeout, func() error {
+		if st = e.state(id); !ok(st) {
+			return fmt.Errorf("run %s: not %s; state %+v", id, what, st)
 		}
-		if time.Now().After(deadline) {
-			e.t.Fatalf("run %s: waited %v for %s; state %+v", id, timeout, what, st)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
+	return st
 }
 
 func status(s string) func(cluster.RunState) bool {
@@ -149,9 +156,14 @@ func status(s string) func(cluster.RunState) bool {
 
 // events reads every message on subject from the EVENTS stream.
 func (e *env) events(subject string) []jetstream.Msg {
+	return e.streamMsgs(cluster.StreamEvents, subject)
+}
+
+// streamMsgs reads every message of a stream's subject.
+func (e *env) streamMsgs(stream, subject string) []jetstream.Msg {
 	e.t.Helper()
 	ctx := context.Background()
-	c, err := e.js.OrderedConsumer(ctx, cluster.StreamEvents, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}})
+	c, err := e.js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -174,7 +186,7 @@ func (e *env) events(subject string) []jetstream.Msg {
 
 func (e *env) runEvents(id string) []cluster.RunEvent {
 	var out []cluster.RunEvent
-	for _, m := range e.events(cluster.RunEventSubject(id)) {
+	for _, m := range e.events(cluster.EventFilter(cluster.KindRun, id)) {
 		var ev cluster.RunEvent
 		if err := cluster.Decode(m.Data(), cluster.TypeRunEvent, &ev); err != nil {
 			e.t.Fatal(err)
@@ -187,7 +199,7 @@ func (e *env) runEvents(id string) []cluster.RunEvent {
 // metricSteps returns, per attempt, the steps that have a train/loss point.
 func (e *env) metricSteps(id string) map[int][]int64 {
 	out := map[int][]int64{}
-	for _, m := range e.events(cluster.MetricsSubject(id)) {
+	for _, m := range e.events(cluster.EventFilter(cluster.KindMetrics, id)) {
 		var b cluster.MetricBatch
 		if err := cluster.Decode(m.Data(), cluster.TypeMetricBatch, &b); err != nil {
 			e.t.Fatal(err)
@@ -203,17 +215,18 @@ func (e *env) metricSteps(id string) map[int][]int64 {
 
 // TestRunsSucceedWithinSlotsAndGarbageIsDeadLettered: two one-slot workers
 // train three runs, never more than two at once; every step's metrics are
-// in the stream, checkpoints and LATEST in the store; a garbage message
-// ends in the DLQ and does not stop the workers.
+// in the stream, checkpoints under the attempt's prefix in the store and
+// the last one the run's resume point; a garbage message ends in the DLQ
+// and does not stop the workers.
 func TestRunsSucceedWithinSlotsAndGarbageIsDeadLettered(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	if _, err := e.js.Publish(ctx, cluster.DispatchSubject(cluster.PriorityNormal), []byte("not msgpack")); err != nil {
 		t.Fatal(err)
 	}
-	ids := []string{"r1", "r2", "r3"}
-	for _, id := range ids {
-		e.submit(id, blobSpec(40, 3e-3, "adam"))
+	var ids []string
+	for range 3 {
+		ids = append(ids, e.submit(blobSpec(40, 3e-3, "adam")))
 	}
 	// Count the runs running at once from the state changes.
 	w, err := e.runs.WatchAll(ctx)
@@ -248,7 +261,9 @@ func TestRunsSucceedWithinSlotsAndGarbageIsDeadLettered(t *testing.T) {
 	e.startWorker("wb", 1)
 	for _, id := range ids {
 		st := e.waitState(id, 60*time.Second, "succeeded", status(cluster.StateSucceeded))
-		if st.Attempt != 1 || st.Step != 40 || st.LastCheckpoint != "runs/"+id+"/checkpoints/step-000000000040.rtch" {
+		prefix := "runs/" + id + "/checkpoints/a1/"
+		if st.Attempt != 1 || st.Step != 40 || st.Resume == nil || st.Resume.Key != prefix+"step-000000000040.rtch" || st.Resume.Step != 40 ||
+			len(st.Owners) != 1 || st.Owners[0] != st.Worker {
 			t.Errorf("run %s: final state %+v", id, st)
 		}
 		steps := e.metricSteps(id)[1]
@@ -265,8 +280,7 @@ func TestRunsSucceedWithinSlotsAndGarbageIsDeadLettered(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if want := "[runs/" + id + "/checkpoints/LATEST runs/" + id + "/checkpoints/step-000000000030.rtch runs/" + id +
-			"/checkpoints/step-000000000040.rtch]"; fmt.Sprint(keys) != want {
+		if want := "[" + prefix + "step-000000000030.rtch " + prefix + "step-000000000040.rtch]"; fmt.Sprint(keys) != want {
 			t.Errorf("run %s: checkpoint keys %v, want %v", id, keys, want)
 		}
 		evs := e.runEvents(id)
@@ -274,8 +288,11 @@ func TestRunsSucceedWithinSlotsAndGarbageIsDeadLettered(t *testing.T) {
 			evs[1].LastStep != 40 || evs[1].Metrics == 0 || len(evs[1].Layout) == 0 || evs[0].Seed != 3 {
 			t.Errorf("run %s: run events %+v", id, evs)
 		}
-		if n := len(e.events(cluster.CheckpointSubject(id))); n != 4 {
+		if n := len(e.events(cluster.EventFilter(cluster.KindCheckpoint, id))); n != 4 {
 			t.Errorf("run %s: %d checkpoint events, want 4", id, n)
+		}
+		if n := len(e.events("ev." + st.Worker + ".>")); n == 0 {
+			t.Errorf("run %s: no events under its worker's id %s", id, st.Worker)
 		}
 	}
 	mu.Lock()
@@ -283,60 +300,64 @@ func TestRunsSucceedWithinSlotsAndGarbageIsDeadLettered(t *testing.T) {
 		t.Errorf("at most %d runs ran at once, want 1 or 2", maxRunning)
 	}
 	mu.Unlock()
-	dlq := e.events2(cluster.StreamDLQ, "dlq.>")
+	dlq := e.streamMsgs(cluster.StreamDLQ, "dlq.>")
 	if len(dlq) != 1 || string(dlq[0].Data()) != "not msgpack" || !strings.Contains(dlq[0].Headers().Get(ReasonHeader), "malformed") {
 		t.Errorf("DLQ = %d messages, want the garbage with a reason", len(dlq))
 	}
-	var hb cluster.WorkerInfo
-	if en, err := e.js.KeyValue(ctx, cluster.BucketWorkers); err != nil {
-		t.Fatal(err)
-	} else if v, err := en.Get(ctx, cluster.WorkerKey("wa")); err != nil || msgpack.Unmarshal(v.Value(), &hb) != nil || hb.Slots != 1 {
-		t.Errorf("heartbeat of wa: %+v, %v", hb, err)
+	ws, err := e.cli.Workers(ctx)
+	if err != nil || len(ws) != 2 || ws[0].ID != "wa" || ws[0].Slots != 1 || ws[1].ID != "wb" {
+		t.Errorf("Workers = %+v, %v; want wa and wb with one slot each", ws, err)
 	}
 }
 
-// events2 reads every message of a stream's subject.
-func (e *env) events2(stream, subject string) []jetstream.Msg {
-	e.t.Helper()
-	c, err := e.js.OrderedConsumer(context.Background(), stream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}})
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	batch, err := c.Fetch(100, jetstream.FetchMaxWait(300*time.Millisecond))
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	var out []jetstream.Msg
-	for m := range batch.Messages() {
-		out = append(out, m)
-	}
-	return out
-}
-
-// TestFailingRunEndsFailedAfterMaxAttempts: a diverging run is retried and
-// ends failed with its error after MaxAttempts.
-func TestFailingRunEndsFailedAfterMaxAttempts(t *testing.T) {
+// TestDeterministicFailureIsNotRetried: a diverging run (NaN loss) fails
+// on its first attempt, with the error's kind, and is not retried.
+func TestDeterministicFailureIsNotRetried(t *testing.T) {
 	e := newEnv(t)
-	e.submit("bad", blobSpec(40, 1e30, "sgd"))
+	id := e.submit(blobSpec(40, 1e30, "sgd"))
 	e.startWorker("w", 1)
-	st := e.waitState("bad", 60*time.Second, "failed", status(cluster.StateFailed))
-	if st.Attempt != cluster.MaxAttempts || !strings.Contains(st.Error, "loss is") {
-		t.Errorf("final state %+v, want attempt %d and a loss error", st, cluster.MaxAttempts)
+	st := e.waitState(id, 60*time.Second, "failed", status(cluster.StateFailed))
+	if st.Attempt != 1 || !strings.Contains(st.Error, "loss is") || st.ErrorKind != "training" || st.Retryable {
+		t.Errorf("final state %+v, want attempt 1 and a training error, not retryable", st)
 	}
 	var finished []string
-	for _, ev := range e.runEvents("bad") {
+	for _, ev := range e.runEvents(id) {
 		if ev.Kind == "finished" {
 			finished = append(finished, ev.Status)
 		}
 	}
-	if fmt.Sprint(finished) != "[failed failed failed]" {
-		t.Errorf("finished events %v, want three failed attempts", finished)
+	if fmt.Sprint(finished) != "[failed]" {
+		t.Errorf("finished events %v, want one failed attempt", finished)
 	}
 	// The message is gone from the work queue.
-	time.Sleep(100 * time.Millisecond)
-	s, _ := e.js.Stream(context.Background(), cluster.StreamRuns)
-	if info, _ := s.Info(context.Background()); info.State.Msgs != 0 {
-		t.Errorf("RUNS holds %d messages after the run failed, want 0", info.State.Msgs)
+	testutil.Eventually(t, 5*time.Second, func() error {
+		s, _ := e.js.Stream(context.Background(), cluster.StreamRuns)
+		if info, err := s.Info(context.Background()); err != nil || info.State.Msgs != 0 {
+			return fmt.Errorf("RUNS holds %d messages after the run failed (%v), want 0", info.State.Msgs, err)
+		}
+		return nil
+	})
+}
+
+// TestDeadLetteredRequestFailsItsRun: a RunRequest the worker cannot
+// decode is dead-lettered, and the run its Nats-Msg-Id names ends failed
+// with the reason instead of staying queued.
+func TestDeadLetteredRequestFailsItsRun(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	const id = "20990101T000000.000000Z-0000dead"
+	if _, err := cluster.CreateState(ctx, e.runs, cluster.RunState{RunID: id, Status: cluster.StateQueued, Priority: cluster.PriorityNormal}); err != nil {
+		t.Fatal(err)
+	}
+	body, _ := msgpack.Marshal(&cluster.RunRequest{RunID: id})
+	env, _ := msgpack.Marshal(&cluster.Envelope{V: 9, Type: cluster.TypeRunRequest, Body: body})
+	if _, err := e.js.Publish(ctx, cluster.DispatchSubject(cluster.PriorityNormal), env, jetstream.WithMsgID(id)); err != nil {
+		t.Fatal(err)
+	}
+	e.startWorker("w", 1)
+	st := e.waitState(id, 20*time.Second, "failed", status(cluster.StateFailed))
+	if !strings.Contains(st.Error, "dead-lettered: ") || !strings.Contains(st.Error, "unsupported wire version 9") || !st.RecordsFinal {
+		t.Errorf("state %+v; want failed naming the dead letter's reason", st)
 	}
 }
 
@@ -344,57 +365,48 @@ func TestFailingRunEndsFailedAfterMaxAttempts(t *testing.T) {
 // running run, which ends cancelled.
 func TestCancelNoticeStopsRun(t *testing.T) {
 	e := newEnv(t)
-	e.submit("long", blobSpec(20000, 3e-3, "adam"))
+	id := e.submit(blobSpec(20000, 3e-3, "adam"))
 	e.startWorker("w", 1)
-	e.waitState("long", 30*time.Second, "a checkpoint", func(st cluster.RunState) bool { return st.Step >= 10 })
-	// What the coordinator does: CancelRequested by CAS, then the notice.
-	for {
-		st, rev := e.state("long")
-		st.CancelRequested = true
-		b, _ := msgpack.Marshal(&st)
-		if _, err := e.runs.Update(context.Background(), cluster.RunKey("long"), b, rev); err == nil {
-			break
-		}
-	}
-	if err := e.nc.Publish(cluster.ControlSubject("long"), []byte("cancel")); err != nil {
+	e.waitState(id, 30*time.Second, "a checkpoint", func(st cluster.RunState) bool { return st.Resume != nil })
+	if err := e.cli.Cancel(context.Background(), id); err != nil {
 		t.Fatal(err)
 	}
-	st := e.waitState("long", 10*time.Second, "cancelled", status(cluster.StateCancelled))
+	st := e.waitState(id, 10*time.Second, "cancelled", status(cluster.StateCancelled))
 	if st.Step >= 20000 {
 		t.Errorf("cancelled run trained to the end: %+v", st)
 	}
-	evs := e.runEvents("long")
+	evs := e.runEvents(id)
 	if last := evs[len(evs)-1]; last.Kind != "finished" || last.Status != "cancelled" {
 		t.Errorf("last run event %+v, want finished cancelled", last)
 	}
 }
 
 // TestStoppedWorkerHandsBackAndAnotherResumes: a worker stopping mid-run
-// checkpoints and requeues the run; a second worker resumes it from that
-// checkpoint and finishes it.
+// checkpoints and hands the run back; a second worker resumes it from that
+// checkpoint (the run's resume point) and finishes it.
 func TestStoppedWorkerHandsBackAndAnotherResumes(t *testing.T) {
 	e := newEnv(t)
 	const steps = 200
-	e.submit("rs", blobSpec(steps, 3e-3, "adam"))
+	id := e.submit(blobSpec(steps, 3e-3, "adam"))
 	stop := e.startWorker("w1", 1)
-	e.waitState("rs", 30*time.Second, "a checkpoint", func(st cluster.RunState) bool { return st.Step >= 20 })
+	e.waitState(id, 30*time.Second, "a checkpoint", func(st cluster.RunState) bool { return st.Step >= 20 && st.Resume != nil })
 	stop()
-	st, _ := e.state("rs")
+	st := e.state(id)
 	if st.Status != cluster.StateQueued || st.Attempt != 1 || st.HandBacks != 1 || st.UsedAttempts() != 0 ||
-		st.Worker != "" || st.LastCheckpoint == "" || st.Step < 20 || st.Step >= steps {
+		st.Worker != "" || st.Resume == nil || st.Resume.Step < 20 || st.Resume.Step >= steps {
 		t.Fatalf("state after the worker stopped: %+v", st)
 	}
-	handedBack := st.Step
-	if _, err := e.store.Get(context.Background(), st.LastCheckpoint); err != nil {
-		t.Fatalf("checkpoint %s: %v", st.LastCheckpoint, err)
+	handedBack := st.Resume.Step
+	if _, err := e.store.Get(context.Background(), st.Resume.Key); err != nil {
+		t.Fatalf("checkpoint %s: %v", st.Resume.Key, err)
 	}
 	e.startWorker("w2", 1)
-	st = e.waitState("rs", 60*time.Second, "succeeded", status(cluster.StateSucceeded))
-	if st.Attempt != 2 || st.Worker != "w2" || st.Step != steps {
+	st = e.waitState(id, 60*time.Second, "succeeded", status(cluster.StateSucceeded))
+	if st.Attempt != 2 || st.Worker != "w2" || st.Step != steps || fmt.Sprint(st.Owners) != "[w1 w2]" {
 		t.Errorf("final state %+v", st)
 	}
 	var started []cluster.RunEvent
-	for _, ev := range e.runEvents("rs") {
+	for _, ev := range e.runEvents(id) {
 		if ev.Kind == "started" {
 			started = append(started, ev)
 		}
@@ -402,7 +414,7 @@ func TestStoppedWorkerHandsBackAndAnotherResumes(t *testing.T) {
 	if len(started) != 2 || started[1].Attempt != 2 || started[1].LastStep != handedBack || started[1].Worker != "w2" {
 		t.Errorf("started events %+v, want attempt 2 on w2 resuming from step %d", started, handedBack)
 	}
-	ms := e.metricSteps("rs")
+	ms := e.metricSteps(id)
 	if a2 := ms[2]; len(a2) == 0 || a2[0] != handedBack+1 || a2[len(a2)-1] != steps {
 		t.Errorf("attempt 2 logged steps %v, want %d..%d", a2, handedBack+1, steps)
 	}

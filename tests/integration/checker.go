@@ -270,7 +270,7 @@ func Gather(ctx context.Context, js jetstream.JetStream, store experiment.Store,
 	obs.States = log.Snapshot(obs.Final, 5*time.Second)
 
 	cons, err := js.OrderedConsumer(ctx, cluster.StreamEvents, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{cluster.CheckpointSubject("*")}})
+		FilterSubjects: []string{cluster.EventFilter(cluster.KindCheckpoint, ">")}})
 	if err != nil {
 		return nil, err
 	}

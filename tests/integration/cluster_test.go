@@ -71,8 +71,8 @@ func TestSweepCompletes(t *testing.T) {
 			}
 		}
 		keys, _ := c.store.List(ctx, "runs/"+id+"/checkpoints/")
-		if err != nil || ckpts == 0 || !hasSuffix(keys, ".rtch") || !hasSuffix(keys, "LATEST") {
-			t.Errorf("run %s: %d checkpoint artifacts (err %v), checkpoint objects %v; want a checkpoint and LATEST", id, ckpts, err, keys)
+		if err != nil || ckpts == 0 || !hasSuffix(keys, ".rtch") || st.Resume == nil || !slices.Contains(keys, st.Resume.Key) {
+			t.Errorf("run %s: %d checkpoint artifacts (err %v), checkpoint objects %v; want a checkpoint, the resume point %+v", id, ckpts, err, keys, st.Resume)
 		}
 	}
 	if out := c.gorch("status", "--json", "--nats", c.url, ids[0]); !strings.Contains(out, `"succeeded"`) {
@@ -139,8 +139,9 @@ func TestCancel(t *testing.T) {
 	}
 }
 
-// TestPoisonRun: a run whose loss turns NaN fails on every attempt and
-// ends failed after MaxAttempts with its error, while other runs succeed.
+// TestPoisonRun: a run whose loss turns NaN fails on its first attempt
+// and is not retried (a training error is deterministic): it ends failed
+// with its error and kind, while other runs succeed.
 func TestPoisonRun(t *testing.T) {
 	c := startCluster(t, "w1", "w2")
 	poison := c.submit(spec{Steps: 300, CkptEvery: 25, Optimizer: "{name: sgd, lr: 1.0e+30}"})
@@ -150,8 +151,9 @@ func TestPoisonRun(t *testing.T) {
 	}
 	final := c.waitTerminal(90*time.Second, append([]string{poison}, good...)...)
 	st := final[poison]
-	if st.Status != cluster.StateFailed || st.Attempt != cluster.MaxAttempts || !strings.Contains(st.Error, "loss is") {
-		t.Errorf("poison run = %s after %d attempts, error %q; want failed after %d with the loss error", st.Status, st.Attempt, st.Error, cluster.MaxAttempts)
+	if st.Status != cluster.StateFailed || st.Attempt != 1 || !strings.Contains(st.Error, "loss is") || st.ErrorKind != "training" || st.Retryable {
+		t.Errorf("poison run = %s after %d attempts, error %q (%s, retryable %v); want failed after 1 with the loss error, a training error",
+			st.Status, st.Attempt, st.Error, st.ErrorKind, st.Retryable)
 	}
 	sum, err := experiment.NewReader(c.store).GetSummary(context.Background(), poison)
 	if err != nil || sum.Status != experiment.StatusFailed || !strings.Contains(sum.Run.Error, "loss is") {
@@ -218,7 +220,7 @@ func TestWorkerSIGKILL(t *testing.T) {
 			switch {
 			case cluster.Terminal(st.Status):
 				t.Fatalf("run %s ended %s before its kill point (step %d)", v.id, st.Status, v.after)
-			case st.Status != cluster.StateRunning || st.Step < v.after:
+			case st.Status != cluster.StateRunning || st.Resume == nil || st.Resume.Step < v.after:
 				continue
 			case v.seen.IsZero():
 				v.seen = time.Now()
@@ -253,12 +255,12 @@ func TestWorkerSIGKILL(t *testing.T) {
 			continue
 		}
 		resumed := steps[2][0] - 1
-		if resumed < killed.Step || resumed%int64(longSpec.CkptEvery) != 0 {
-			t.Errorf("seed %d: attempt 2 starts at step %d; want right after a checkpoint at or past step %d (the state's when killed)",
-				seed, steps[2][0], killed.Step)
+		if resumed < killed.Resume.Step || resumed%int64(longSpec.CkptEvery) != 0 {
+			t.Errorf("seed %d: attempt 2 starts at step %d; want right after a checkpoint at or past step %d (the resume point when killed)",
+				seed, steps[2][0], killed.Resume.Step)
 		}
-		t.Logf("seed %d: killed %s at state step %d; attempt 1 recorded steps %d..%d; attempt 2 on %s resumed from checkpoint %d",
-			seed, killed.Worker, killed.Step, first(steps[1]), last(steps[1]), st.Worker, resumed)
+		t.Logf("seed %d: killed %s at state step %d (resume point %d); attempt 1 recorded steps %d..%d; attempt 2 on %s resumed from checkpoint %d",
+			seed, killed.Worker, killed.Step, killed.Resume.Step, first(steps[1]), last(steps[1]), st.Worker, resumed)
 		c.checkExactRecords(v.id, int64(longSpec.Steps), resumed)
 	}
 	if r := c.check(); r.Succeeded != seeds {
@@ -274,7 +276,7 @@ func TestWorkerSIGTERM(t *testing.T) {
 	s := longSpec
 	id := c.submit(s)
 	st := c.waitState(id, 60*time.Second, "running past a checkpoint", func(st cluster.RunState) bool {
-		return st.Status == cluster.StateRunning && st.Step >= int64(s.CkptEvery)
+		return st.Status == cluster.StateRunning && st.Resume != nil
 	})
 	victim := c.procByName("worker-" + st.Worker)
 	victim.signal(t, syscall.SIGTERM)
@@ -298,7 +300,7 @@ func TestWorkerSIGTERM(t *testing.T) {
 	// The history shows the hand-back: queued, attempt 1, with a checkpoint.
 	handedBack := false
 	for _, h := range c.states.History(id) {
-		if h.Status == cluster.StateQueued && h.Attempt == 1 && h.LastCheckpoint != "" && h.Worker == "" {
+		if h.Status == cluster.StateQueued && h.Attempt == 1 && h.Resume != nil && h.Worker == "" {
 			handedBack = true
 		}
 	}

@@ -16,8 +16,8 @@
 //	                    succeeds with a complete summary and a checkpoint in S3.
 //	TestCancel          cancel: a running run stops and ends cancelled; a run
 //	                    cancelled while queued ends cancelled and never starts.
-//	TestPoisonRun       a run that always fails (NaN loss) ends failed after
-//	                    cluster.MaxAttempts attempts with its error; others succeed.
+//	TestPoisonRun       a run that fails deterministically (NaN loss) ends failed
+//	                    after ONE attempt with its error and kind; others succeed.
 //	TestWorkerSIGKILL   workers die mid-run (SIGKILL, 5 seeds side by side, each
 //	                    killed at a different point): after AckWait each run
 //	                    is redelivered, resumed on another worker from its last
@@ -30,10 +30,13 @@
 //	TestWorkerSIGTERM   a worker is stopped (SIGTERM): it checkpoints and hands
 //	                    the run back at once; another worker resumes it, redoing
 //	                    at most one checkpoint interval.
-//	TestFaultWorkerSIGSTOP  F2: a worker paused past its lease is taken over
-//	                    (attempt 2); resumed, its state writes, checkpoints
-//	                    (LATEST polled: monotonic, ends on the winner's) and
-//	                    completion are fenced; late metrics stay under attempt 1.
+//	TestFaultWorkerSIGSTOP  F2: a worker stops itself (test hook) between its
+//	                    ownership check and a checkpoint write, and stays stopped
+//	                    past its lease: taken over (attempt 2); resumed, it writes
+//	                    the object under its own attempt's prefix, its record is
+//	                    refused and the resume point never names it; its state
+//	                    writes and completion are fenced; late metrics stay under
+//	                    attempt 1.
 //	TestFaultCollectorSIGKILL  F3: collector killed 3 times while runs
 //	                    publish: its unacked records come back after AckWait,
 //	                    even behind their run's "finished" event, and are
@@ -52,11 +55,13 @@
 //	                    dir and port: checkpoint writes retry, no attempt fails,
 //	                    backlog waits in EVENTS, all records land.
 //	TestFaultBadMessages F8: malformed, unknown-version, wrong-type and
-//	                    no-state messages dead-lettered with reasons; bad sweeps
-//	                    rejected; a good run still succeeds.
+//	                    no-state messages dead-lettered with reasons, an event of
+//	                    a run nobody claimed to dlq.forged; bad sweeps rejected;
+//	                    a good run still succeeds.
 //
-// Every cluster runs with GORCH_ACK_WAIT=6s (testAckWait) in every process,
-// so lease expiry takes seconds. `make test-faults` runs the Fault and
+// Every cluster is set up (cluster.Setup, as `gorch setup` does) with an
+// AckWait of 6s (testAckWait), so lease expiry takes seconds. Each process
+// runs in its own process group, so pausing a worker pauses its attempts. `make test-faults` runs the Fault and
 // Cluster tests.
 //
 // # The checker

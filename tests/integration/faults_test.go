@@ -2,13 +2,13 @@ package integration
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
-	"slices"
+	"os"
+	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -18,6 +18,8 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/gorch/gorch/internal/cluster"
+	"github.com/gorch/gorch/internal/testutil"
+	"github.com/gorch/gorch/services/worker"
 )
 
 // Fault-injection tests (the fault matrix F2–F6, F8 of the cluster notes).
@@ -32,59 +34,13 @@ var pauseSpec = spec{Steps: 5000, CkptEvery: 200, Hidden: "[64, 64]", Batch: 64,
 // shortSpec is the suite's short synthetic run.
 func shortSpec(steps, seed int) spec { return spec{Steps: steps, CkptEvery: 25, Seed: seed} }
 
-// latestPtr is a run's LATEST checkpoint pointer.
-type latestPtr struct {
-	Key  string `json:"key"`
-	Step int64  `json:"step"`
-}
-
-func (c *testCluster) latest(ctx context.Context, id string) (latestPtr, error) {
-	var p latestPtr
-	b, err := c.store.Get(ctx, "runs/"+id+"/checkpoints/LATEST")
-	if err != nil {
-		return p, err
-	}
-	return p, json.Unmarshal(b, &p)
-}
-
-// watchLatest polls run id's LATEST pointer until stop is called and
-// returns every change it saw, in order.
-func (c *testCluster) watchLatest(id string) (stop func() []latestPtr) {
-	ctx, cancel := context.WithCancel(context.Background())
-	var (
-		mu   sync.Mutex
-		seen []latestPtr
-		done = make(chan struct{})
-	)
-	go func() {
-		defer close(done)
-		for ctx.Err() == nil {
-			if p, err := c.latest(ctx, id); err == nil {
-				mu.Lock()
-				if len(seen) == 0 || seen[len(seen)-1] != p {
-					seen = append(seen, p)
-				}
-				mu.Unlock()
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	}()
-	return func() []latestPtr {
-		cancel()
-		<-done
-		mu.Lock()
-		defer mu.Unlock()
-		return slices.Clone(seen)
-	}
-}
-
 // ckptEvents returns run id's checkpoint events in stream order.
 func (c *testCluster) ckptEvents(id string) []cluster.CheckpointEvent {
 	c.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	cons, err := c.js.OrderedConsumer(ctx, cluster.StreamEvents, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{cluster.CheckpointSubject(id)}})
+		FilterSubjects: []string{cluster.EventFilter(cluster.KindCheckpoint, id)}})
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -210,73 +166,128 @@ func (c *testCluster) waitCollectorDrained(timeout time.Duration) {
 	}
 }
 
-// TestFaultWorkerSIGSTOP (F2): a worker paused (SIGSTOP) past its ack
-// deadline loses its run to another worker (attempt 2), which resumes from
-// the paused attempt's last checkpoint. Resumed (SIGCONT) while the new
-// owner trains, the stale attempt is fenced: it never writes the run state
-// again (no succeeded, no queued), moves LATEST no more (checked by polling
-// it throughout: its step never goes back, and the final checkpoint is the
-// winner's), announces no checkpoint after the new owner's, and whatever
-// metrics it still publishes are recorded under attempt 1 only.
+// pauseAt is the checkpoint step at which the SIGSTOP test's worker
+// pauses itself (test hook), between its ownership check and its write.
+const pauseAt = 400
+
+// TestFaultWorkerSIGSTOP (F2): a worker stops (SIGSTOP, by a test hook)
+// exactly between its ownership check for the checkpoint of step pauseAt
+// and the write of that checkpoint, and stays stopped past its ack
+// deadline. Another worker takes the run over (attempt 2), resumes from
+// the paused attempt's last resume point and records its own
+// checkpoints. Resumed (SIGCONT) while the new owner trains, the stale
+// attempt writes its checkpoint object (under its own attempt's prefix)
+// and is refused when it asks to record it: the run's resume point is
+// never the stale object, no state revision names the stale attempt after
+// the takeover, it announces no checkpoint after the new owner's, and its
+// late metrics stay under attempt 1.
 func TestFaultWorkerSIGSTOP(t *testing.T) {
-	c := startCluster(t, "w1", "w2")
+	c := startClusterEnv(t, func(string) []string { return []string{worker.TestHooksEnv + "=1"} }, "w1", "w2")
 	s := pauseSpec
+	s.Tags = map[string]string{worker.HookPauseBeforeWrite: fmt.Sprintf("1:%d", pauseAt)}
 	id := c.submit(s)
-	stopLatest := c.watchLatest(id)
-	// Pause right after a checkpoint was recorded, so the pause falls
-	// between two checkpoints (the worker is training, not writing).
-	var paused cluster.RunState
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		st := c.state(id)
-		if st.Status == cluster.StateRunning && st.Attempt == 1 && st.Step >= int64(s.CkptEvery) {
-			paused = st
-			break
-		}
-		if cluster.Terminal(st.Status) || time.Now().After(deadline) {
-			t.Fatalf("run never reached its first checkpoint running: %+v", st)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-	victim := c.procByName("worker-" + paused.Worker)
-	victim.signal(t, syscall.SIGSTOP)
+	first := c.waitState(id, 60*time.Second, "running on its first attempt", func(st cluster.RunState) bool {
+		return st.Status == cluster.StateRunning && st.Attempt == 1 || cluster.Terminal(st.Status)
+	})
+	victim := c.procByName("worker-" + first.Worker)
+	pid := c.waitHookPause(victim)
 	stoppedAt := time.Now()
-	t.Cleanup(func() { _ = victim.cmd.Process.Signal(syscall.SIGCONT) })
+	t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGCONT); victim.resume() })
+	before := c.state(id)
 	// Another worker takes over after the ack deadline and checkpoints.
 	takeover := c.waitState(id, testAckWait+30*time.Second, "taken over", func(st cluster.RunState) bool {
 		return st.Attempt >= 2 || cluster.Terminal(st.Status)
 	})
 	tookOver := time.Since(stoppedAt)
-	owner := c.waitState(id, 30*time.Second, "checkpointed by the new owner", func(st cluster.RunState) bool {
-		return st.Attempt != 2 || cluster.Terminal(st.Status) || st.Step > takeover.Step
+	owner := c.waitState(id, 60*time.Second, "checkpointed by the new owner", func(st cluster.RunState) bool {
+		return st.Attempt != 2 || cluster.Terminal(st.Status) || st.Resume != nil && st.Resume.Attempt == 2
 	})
-	if owner.Status != cluster.StateRunning || owner.Attempt != 2 || owner.Worker == paused.Worker {
+	if owner.Status != cluster.StateRunning || owner.Attempt != 2 || owner.Worker == first.Worker {
 		t.Fatalf("after the pause the run is %s, attempt %d on %q; want running, attempt 2, not on %s (its trail: %s)",
-			owner.Status, owner.Attempt, owner.Worker, paused.Worker, statusTrail(c.states.History(id)))
+			owner.Status, owner.Attempt, owner.Worker, first.Worker, statusTrail(c.states.History(id)))
 	}
-	victim.signal(t, syscall.SIGCONT)
+	if takeover.Resume == nil || before.Resume == nil || *takeover.Resume != *before.Resume || before.Resume.Step >= pauseAt {
+		t.Errorf("attempt 2 claimed with resume point %+v; want the paused attempt's last one %+v, before step %d", takeover.Resume, before.Resume, pauseAt)
+	}
+	_ = syscall.Kill(pid, syscall.SIGCONT)
+	victim.resume()
 	contAt := time.Now()
+	// The stale attempt goes on exactly where it stopped: it writes its
+	// checkpoint object, then asks to record it and is refused.
+	stale := worker.CheckpointPrefix(id, 1) + fmt.Sprintf("step-%012d.rtch", pauseAt)
+	testutil.Eventually(t, 30*time.Second, func() error {
+		if _, err := c.store.Get(context.Background(), stale); err != nil {
+			return fmt.Errorf("the stale attempt's checkpoint object: %w", err)
+		}
+		if n := strings.Count(readFile(victim.log), "not the run's owner"); n == 0 {
+			return errors.New("no refusal in the stale worker's log")
+		}
+		return nil
+	})
 	final := c.waitTerminal(90*time.Second, id)[id]
-	latests := stopLatest()
-	time.Sleep(time.Second) // let the resumed worker's late writes land before looking
 	if victim.exited() {
 		t.Errorf("paused worker exited after SIGCONT: %v", victim.err)
 	}
-
 	if final.Status != cluster.StateSucceeded || final.Attempt != 2 || final.Worker != owner.Worker || final.Step != int64(s.Steps) {
 		t.Errorf("final state %s, attempt %d on %q, step %d; want succeeded, attempt 2 on %s, step %d",
 			final.Status, final.Attempt, final.Worker, final.Step, owner.Worker, s.Steps)
 	}
-	// Fencing: state, records, checkpoint events and LATEST.
-	fr := c.checkTakeoverFenced(id, paused.Worker, latests, s.Steps)
-	t.Logf("paused %s at state step %d; taken over by %s after %s (ack wait %s), resumed from checkpoint %d; SIGCONT %s later; "+
-		"stale attempt recorded %d train/loss steps past the resume point (kept under attempt 1); %d LATEST values seen, monotonic; "+
-		"%d checkpoint events (attempt 1 before attempt 2)",
-		paused.Worker, paused.Step, owner.Worker, tookOver.Round(time.Millisecond), testAckWait, fr.Resumed,
-		contAt.Sub(stoppedAt).Round(time.Millisecond), fr.Late, len(latests), fr.Events)
+	for _, h := range c.states.History(id) {
+		if h.Resume != nil && h.Resume.Key == stale {
+			t.Errorf("the run's resume point became the stale attempt's object %s: %+v", stale, h)
+		}
+	}
+	// Fencing: state, records, checkpoint events and resume points.
+	fr := c.checkTakeoverFenced(id, first.Worker, s.Steps)
+	t.Logf("%s paused itself (pid %d) before writing checkpoint %d, resume point then step %d; taken over by %s after %s (ack wait %s), "+
+		"resumed from checkpoint %d; SIGCONT %s later: stale object %s written, its record refused, resume point unchanged; "+
+		"stale attempt recorded %d train/loss steps past the resume point (kept under attempt 1); %d checkpoint events (attempt 1 before attempt 2)",
+		first.Worker, pid, pauseAt, before.Resume.Step, owner.Worker, tookOver.Round(time.Millisecond), testAckWait, fr.Resumed,
+		contAt.Sub(stoppedAt).Round(time.Millisecond), stale, fr.Late, fr.Events)
 	if r := c.check(); r.Succeeded != 1 {
 		t.Errorf("checker: %d succeeded, want 1", r.Succeeded)
 	}
+}
+
+// hookPause matches the log line of worker.HookPauseBeforeWrite.
+var hookPause = regexp.MustCompile(`test hook: paused before the checkpoint write.* pid=(\d+)`)
+
+// waitHookPause waits until p's log says a process of it paused itself
+// at the hook and that process is stopped, and returns its pid.
+func (c *testCluster) waitHookPause(p *proc) int {
+	c.t.Helper()
+	pid := 0
+	testutil.Eventually(c.t, 60*time.Second, func() error {
+		m := hookPause.FindStringSubmatch(readFile(p.log))
+		if m == nil {
+			return fmt.Errorf("%s did not reach the pause hook", p.name)
+		}
+		pid, _ = strconv.Atoi(m[1])
+		if st := procState(pid); st != "T" {
+			return fmt.Errorf("process %d of %s paused at the hook is in state %q, want T (stopped)", pid, p.name, st)
+		}
+		return nil
+	})
+	p.pause(c.t) // the rest of the worker too: its lease runs out
+	return pid
+}
+
+// procState is the state letter of process pid (/proc/PID/stat), or "".
+func procState(pid int) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return ""
+	}
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 || i+2 >= len(b) {
+		return ""
+	}
+	return string(b[i+2])
+}
+
+func readFile(path string) string {
+	b, _ := os.ReadFile(path)
+	return string(b)
 }
 
 // TestFaultCollectorSIGKILL (F3): the collector is killed (SIGKILL) three
@@ -492,12 +503,14 @@ func TestFaultBadMessages(t *testing.T) {
 		{cluster.DispatchSubject(cluster.PriorityNormal), envelope(99, cluster.TypeRunRequest, &req), "dlq.undecodable", "unsupported wire version 99"},
 		{cluster.DispatchSubject(cluster.PriorityHigh), envelope(cluster.WireVersion, cluster.TypeMetricBatch, &req), "dlq.undecodable", "message type"},
 		{cluster.DispatchSubject(cluster.PriorityLow), envelope(cluster.WireVersion, cluster.TypeRunRequest, &req), "dlq.nostate", "no state"},
-		{cluster.MetricsSubject(ghost), []byte("garbage"), "dlq.collector", "malformed envelope"},
-		{cluster.MetricsSubject(ghost), envelope(7, cluster.TypeMetricBatch, &cluster.MetricBatch{RunID: ghost, Attempt: 1, Seq: 1}),
+		{cluster.EventSubject("w1", cluster.KindMetrics, ghost), []byte("garbage"), "dlq.collector", "malformed envelope"},
+		{cluster.EventSubject("w1", cluster.KindMetrics, ghost), envelope(7, cluster.TypeMetricBatch, &cluster.MetricBatch{RunID: ghost, Attempt: 1, Seq: 1}),
 			"dlq.collector", "unsupported wire version 7"},
-		{cluster.CheckpointSubject(ghost), envelope(cluster.WireVersion, cluster.TypeCheckpoint, &cluster.CheckpointEvent{RunID: ghost, Attempt: 1}),
-			"dlq.collector", "without a key"},
+		{cluster.EventSubject("w1", cluster.KindCheckpoint, ghost), envelope(cluster.WireVersion, cluster.TypeCheckpoint,
+			&cluster.CheckpointEvent{RunID: ghost, Attempt: 1}), "dlq.collector", "without a key"},
 		{"ev.bogus." + ghost, []byte("x"), "dlq.collector", "unexpected subject"},
+		{cluster.EventSubject("w1", cluster.KindMetrics, ghost), envelope(cluster.WireVersion, cluster.TypeMetricBatch,
+			&cluster.MetricBatch{RunID: ghost, Attempt: 1, Seq: 1}), "dlq.forged", "which has no state"},
 	}
 	for _, b := range bad {
 		if _, err := c.js.Publish(ctx, b.subject, b.data); err != nil {
@@ -577,22 +590,34 @@ type fencedTakeover struct {
 
 // checkTakeoverFenced asserts that attempt 2 took run id over from
 // staleWorker's attempt 1 cleanly: no state revision after the takeover
-// names attempt 1 or staleWorker; records exist for attempts 1 and 2 only
-// and attempt 2 resumed from attempt 1's checkpoint; every attempt-1
-// checkpoint event precedes attempt 2's and none lies past the resume
-// point; LATEST (as sampled in latests) never went back and ends on
-// attempt 2's checkpoint at step total.
-func (c *testCluster) checkTakeoverFenced(id, staleWorker string, latests []latestPtr, total int) fencedTakeover {
+// names attempt 1 or staleWorker, and none records a resume point of
+// attempt 1 (the resume point's step never goes back); records exist for
+// attempts 1 and 2 only and attempt 2 resumed from attempt 1's
+// checkpoint; every attempt-1 checkpoint event precedes attempt 2's and
+// none lies past the resume point; the final resume point is attempt 2's
+// checkpoint at step total, in the store with its size.
+func (c *testCluster) checkTakeoverFenced(id, staleWorker string, total int) fencedTakeover {
 	t := c.t
 	t.Helper()
 	hist := c.states.History(id)
 	claimed := false
+	var claimResume *cluster.ResumePoint
+	var lastStep int64
 	for _, h := range hist {
-		if h.Attempt >= 2 {
-			claimed = true
+		if h.Attempt >= 2 && !claimed {
+			claimed, claimResume = true, h.Resume
 		}
 		if claimed && (h.Attempt < 2 || h.Worker == staleWorker) {
 			t.Errorf("stale write after the takeover: %s attempt %d on %q (trail %s)", h.Status, h.Attempt, h.Worker, statusTrail(hist))
+		}
+		if r := h.Resume; r != nil {
+			if r.Step < lastStep {
+				t.Errorf("the resume point went back from step %d to %d", lastStep, r.Step)
+			}
+			lastStep = r.Step
+			if claimed && r.Attempt < 2 && (claimResume == nil || *r != *claimResume) {
+				t.Errorf("a resume point of attempt %d recorded after the takeover: %+v", r.Attempt, r)
+			}
 		}
 	}
 	steps := c.attemptSteps(id)
@@ -623,20 +648,11 @@ func (c *testCluster) checkTakeoverFenced(id, staleWorker string, latests []late
 			t.Errorf("stale attempt %d announced checkpoint %d, past the resume point %d", ev.Attempt, ev.Step, r.Resumed)
 		}
 	}
-	for i := 1; i < len(latests); i++ {
-		if latests[i].Step < latests[i-1].Step {
-			t.Errorf("LATEST went back from step %d to %d (interleaved checkpoints)", latests[i-1].Step, latests[i].Step)
-		}
-	}
-	lp, err := c.latest(context.Background(), id)
-	lastEv := cluster.CheckpointEvent{}
-	for _, ev := range evs {
-		if ev.Key == lp.Key {
-			lastEv = ev
-		}
-	}
-	if err != nil || lp.Step != int64(total) || lastEv.Attempt != 2 {
-		t.Errorf("final LATEST %+v (err %v), last announced by attempt %d; want step %d of attempt 2", lp, err, lastEv.Attempt, total)
+	final := c.state(id)
+	if rp := final.Resume; rp == nil || rp.Attempt != 2 || rp.Step != int64(total) {
+		t.Errorf("final resume point %+v; want attempt 2's at step %d", rp, total)
+	} else if b, err := c.store.Get(context.Background(), rp.Key); err != nil || int64(len(b)) != rp.Size {
+		t.Errorf("final resume point's object %s: %d bytes, %v; want %d", rp.Key, len(b), err, rp.Size)
 	}
 	return r
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -96,6 +97,17 @@ func (p *proc) signal(t *testing.T, sig syscall.Signal) {
 	}
 }
 
+// pause stops the process and every process of its group (a worker's
+// attempt children) with SIGSTOP; resume continues them.
+func (p *proc) pause(t *testing.T) {
+	t.Helper()
+	if err := syscall.Kill(-p.cmd.Process.Pid, syscall.SIGSTOP); err != nil {
+		t.Fatalf("%s: SIGSTOP to its process group: %v", p.name, err)
+	}
+}
+
+func (p *proc) resume() { _ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGCONT) }
+
 // wait waits up to timeout for the process to end.
 func (p *proc) wait(timeout time.Duration) bool {
 	select {
@@ -146,8 +158,7 @@ func startCluster(t *testing.T, workers ...string) *testCluster {
 func startClusterEnv(t *testing.T, env func(name string) []string, workers ...string) *testCluster {
 	t.Helper()
 	c := &testCluster{t: t, dir: t.TempDir(), bucket: "gorch-integ", env: env}
-	// The test process calls cluster.Setup too: it must see the AckWait the
-	// services see.
+	// The test sets the cluster up, with the suite's short AckWait.
 	t.Setenv(cluster.AckWaitEnv, testAckWait.String())
 	c.s3 = testutil.StartVersityGW(t)
 	ns, err := cluster.StartEmbedded(cluster.EmbeddedOptions{StoreDir: filepath.Join(c.dir, "nats"), Port: 0})
@@ -173,7 +184,7 @@ func startClusterEnv(t *testing.T, env func(name string) []string, workers ...st
 	if c.js, err = jetstream.New(c.nc); err != nil {
 		t.Fatal(err)
 	}
-	if err := cluster.Setup(ctx, c.js); err != nil {
+	if _, err := cluster.Setup(ctx, c.js, cluster.SetupOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	if c.kv, err = c.js.KeyValue(ctx, cluster.BucketRuns); err != nil {
@@ -267,6 +278,7 @@ func (c *testCluster) startVia(name string, prefix []string, args ...string) *pr
 	argv := append(slices.Clone(prefix), gorchBin)
 	cmd := exec.Command(argv[0], append(argv[1:], args...)...)
 	cmd.Stdout, cmd.Stderr = f, f
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // its own group: pause and resume reach its children
 	cmd.Env = hermeticEnv()
 	if c.env != nil {
 		cmd.Env = append(cmd.Env, c.env(name)...)
@@ -359,6 +371,7 @@ type spec struct {
 	Hidden                  string // YAML list, e.g. "[32]"
 	Optimizer               string // YAML mapping
 	Seed                    int
+	Tags                    map[string]string
 }
 
 func (s spec) yaml() []byte {
@@ -371,7 +384,7 @@ func (s spec) yaml() []byte {
 	if s.Batch == 0 {
 		s.Batch = 32
 	}
-	return fmt.Appendf(nil, `model: {name: mlp, hidden: %s}
+	b := fmt.Appendf(nil, `model: {name: mlp, hidden: %s}
 dataset: {name: blobs, size: 512}
 optimizer: %s
 steps: %d
@@ -380,6 +393,13 @@ checkpoint_every: %d
 eval_every: 100000
 seed: %d
 `, s.Hidden, s.Optimizer, s.Steps, s.Batch, s.CkptEvery, s.Seed)
+	if len(s.Tags) > 0 {
+		b = append(b, "tags:\n"...)
+		for _, k := range slices.Sorted(maps.Keys(s.Tags)) {
+			b = fmt.Appendf(b, "  %s: %q\n", k, s.Tags[k])
+		}
+	}
+	return b
 }
 
 // submit submits s through the coordinator client and remembers the run

@@ -209,7 +209,8 @@ func (f *forwarder) close() {
 // the lease. The other worker takes the run over (attempt 2) and finishes
 // it; the link comes back, and the partitioned worker's late writes are
 // fenced: no state revision by it after the takeover, no checkpoint of
-// its attempt announced after the new owner's, LATEST monotonic, and the
+// its attempt announced after the new owner's, the resume point monotonic
+// and never the stale attempt's, and the
 // checker finds nothing lost or duplicated and one terminal state.
 func TestFaultWorkerPartition(t *testing.T) {
 	pn := newPartitionNet(t) // before the cluster: its cleanup runs after the processes are stopped
@@ -222,13 +223,12 @@ func TestFaultWorkerPartition(t *testing.T) {
 
 	s := pauseSpec
 	id := c.submit(s)
-	stopLatest := c.watchLatest(id)
 	// Partition right after the namespaced worker recorded a checkpoint.
 	var owned cluster.RunState
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		st := c.state(id)
-		if st.Status == cluster.StateRunning && st.Attempt == 1 && st.Step >= int64(s.CkptEvery) {
+		if st.Status == cluster.StateRunning && st.Attempt == 1 && st.Resume != nil {
 			owned = st
 			break
 		}
@@ -284,7 +284,6 @@ func TestFaultWorkerPartition(t *testing.T) {
 	// Give its late writes (retried publishes, CAS attempts, checkpoint
 	// writes) time to land before looking.
 	time.Sleep(3 * time.Second)
-	latests := stopLatest()
 
 	if final.Status != cluster.StateSucceeded || final.Attempt != 2 || final.Worker != otherID || final.Step != int64(s.Steps) {
 		t.Errorf("final state %s, attempt %d on %q, step %d; want succeeded, attempt 2 on %s, step %d",
@@ -292,7 +291,7 @@ func TestFaultWorkerPartition(t *testing.T) {
 	}
 	// Fencing of the state: once attempt 2 claimed the run, no revision
 	// names attempt 1 or the partitioned worker.
-	fr := c.checkTakeoverFenced(id, victimID, latests, s.Steps)
+	fr := c.checkTakeoverFenced(id, victimID, s.Steps)
 	if st := c.state(id); st.Status != final.Status || st.Attempt != final.Attempt || st.Worker != final.Worker || !st.Updated.Equal(final.Updated) {
 		t.Errorf("state changed after the run finished: %+v, was %+v", st, final)
 	}
@@ -303,10 +302,10 @@ func TestFaultWorkerPartition(t *testing.T) {
 	t.Logf("partitioned worker's log: %d writes refused as not the run's owner", fenced)
 	t.Logf("netns %s, veth %s %s/30 <-> %s; partitioned %s at state step %d; taken over by %s after %s (ack wait %s), "+
 		"resumed from checkpoint %d; link down %s; partitioned worker's traffic resumed %s after link up (exited: %v); "+
-		"stale attempt recorded %d train/loss steps past the resume point (kept under attempt 1); %d LATEST values seen, monotonic; "+
+		"stale attempt recorded %d train/loss steps past the resume point (kept under attempt 1); resume point monotonic; "+
 		"%d checkpoint events (attempt 1 before attempt 2)",
 		pn.NS, pn.HostDev, pn.HostIP, pn.NSIP, victimID, owned.Step, otherID, tookOver.Round(time.Millisecond), testAckWait,
-		fr.Resumed, down.Round(time.Millisecond), healed.Round(time.Millisecond), victim.exited(), fr.Late, len(latests), fr.Events)
+		fr.Resumed, down.Round(time.Millisecond), healed.Round(time.Millisecond), victim.exited(), fr.Late, fr.Events)
 	if r := c.check(); r.Succeeded != 1 {
 		t.Errorf("checker: %d succeeded, want 1", r.Succeeded)
 	}

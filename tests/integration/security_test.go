@@ -83,7 +83,7 @@ func startSecureNATS(t *testing.T) *secureNATS {
 	js, _ := jetstream.New(admin)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := cluster.Setup(ctx, js); err != nil {
+	if _, err := cluster.Setup(ctx, js, cluster.SetupOptions{}); err != nil {
 		t.Fatalf("setup as admin: %v", err)
 	}
 	admin.Close()

@@ -214,7 +214,7 @@ func TestTracing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m, err := events.GetLastMsgForSubject(ctx, cluster.RunEventSubject(id)); err != nil {
+	if m, err := events.GetLastMsgForSubject(ctx, cluster.EventFilter(cluster.KindRun, id)); err != nil {
 		t.Errorf("last run event: %v", err)
 	} else if tp := m.Header.Get("traceparent"); tp == "" || !strings.Contains(st.TraceParent, tp[3:35]) {
 		t.Errorf("run event headers %v: want a lowercase traceparent in the trace of %q", m.Header, st.TraceParent)

@@ -1,0 +1,227 @@
+package coordinator
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/gorch/gorch/internal/cluster"
+	"github.com/gorch/gorch/internal/testutil"
+)
+
+func resumeAt(id string, attempt int, step int64) *cluster.ResumePoint {
+	return &cluster.ResumePoint{Attempt: attempt, Step: step, Key: fmt.Sprintf("runs/%s/checkpoints/a%d/step-%012d.rtch", id, attempt, step),
+		Size: 100, CRC32C: 7}
+}
+
+// TestWorkerTransitions walks a run through the worker API: claims,
+// progress, resume points and outcomes, with every request of a worker
+// that does not own the attempt refused and changing nothing.
+func TestWorkerTransitions(t *testing.T) {
+	e := startEnv(t, true)
+	id := e.submit(t)
+	r := e.ask(t, "w1", cluster.WOpClaim, cluster.WorkerRequest{RunID: id})
+	if r.Action != cluster.ActionTrain || r.State.Status != cluster.StateRunning || r.State.Attempt != 1 || r.State.Owner(1) != "w1" {
+		t.Fatalf("claim by w1 = %+v; want train attempt 1 owned by w1", r)
+	}
+	steps := []struct {
+		name, worker, op string
+		req              cluster.WorkerRequest
+		notOwner         bool
+		errHas           string
+		action, status   string
+		check            func(cluster.RunState) string
+	}{
+		{name: "progress by another worker", worker: "w2", op: cluster.WOpProgress, req: cluster.WorkerRequest{RunID: id, Attempt: 1, Step: 5},
+			notOwner: true, errHas: `attempt 1 on worker "w1"`},
+		{name: "progress", worker: "w1", op: cluster.WOpProgress, req: cluster.WorkerRequest{RunID: id, Attempt: 1, Step: 5, Total: 10},
+			status: cluster.StateRunning, check: func(s cluster.RunState) string {
+				return fmt.Sprintf("step %d/%d", s.Step, s.TotalSteps)
+			}},
+		{name: "resume point outside the attempt's prefix", worker: "w1", op: cluster.WOpCheckpoint,
+			req: cluster.WorkerRequest{RunID: id, Attempt: 1, Resume: resumeAt(id, 2, 6)}, errHas: "must name an object under runs/" + id + "/checkpoints/a1/"},
+		{name: "checkpoint", worker: "w1", op: cluster.WOpCheckpoint, req: cluster.WorkerRequest{RunID: id, Attempt: 1, Resume: resumeAt(id, 1, 6)},
+			status: cluster.StateRunning, check: func(s cluster.RunState) string { return fmt.Sprintf("resume %d", s.Resume.Step) }},
+		{name: "an older checkpoint keeps the newer", worker: "w1", op: cluster.WOpCheckpoint,
+			req: cluster.WorkerRequest{RunID: id, Attempt: 1, Resume: resumeAt(id, 1, 4)}, status: cluster.StateRunning,
+			check: func(s cluster.RunState) string { return fmt.Sprintf("resume %d", s.Resume.Step) }},
+		{name: "retryable failure requeues", worker: "w1", op: cluster.WOpFinish, req: cluster.WorkerRequest{RunID: id, Attempt: 1,
+			Outcome: &cluster.Outcome{Status: cluster.StateFailed, Error: "store down", Kind: "io", Retryable: true}},
+			action: cluster.ActionNak, status: cluster.StateQueued, check: func(s cluster.RunState) string {
+				return fmt.Sprintf("%s %s %v worker %q", s.Error, s.ErrorKind, s.Retryable, s.Worker)
+			}},
+		{name: "w2 takes the next attempt", worker: "w2", op: cluster.WOpClaim, req: cluster.WorkerRequest{RunID: id},
+			action: cluster.ActionTrain, status: cluster.StateRunning, check: func(s cluster.RunState) string {
+				return fmt.Sprintf("attempt %d owners %v resume %d", s.Attempt, s.Owners, s.Resume.Step)
+			}},
+		{name: "the stale attempt's checkpoint is refused", worker: "w1", op: cluster.WOpCheckpoint,
+			req: cluster.WorkerRequest{RunID: id, Attempt: 1, Resume: resumeAt(id, 1, 8)}, notOwner: true, errHas: "not the run's owner"},
+		{name: "the stale attempt's outcome is refused", worker: "w1", op: cluster.WOpFinish,
+			req: cluster.WorkerRequest{RunID: id, Attempt: 1, Outcome: &cluster.Outcome{Status: cluster.StateSucceeded}}, notOwner: true},
+		{name: "a terminal failure ends the run at once", worker: "w2", op: cluster.WOpFinish, req: cluster.WorkerRequest{RunID: id, Attempt: 2,
+			Outcome: &cluster.Outcome{Status: cluster.StateFailed, Error: "loss is NaN at step 3", Kind: "training"}},
+			action: cluster.ActionTerm, status: cluster.StateFailed, check: func(s cluster.RunState) string {
+				return fmt.Sprintf("%s %s %v resume %d", s.Error, s.ErrorKind, s.Retryable, s.Resume.Step)
+			}},
+		{name: "a claim of a finished run drops the request", worker: "w3", op: cluster.WOpClaim, req: cluster.WorkerRequest{RunID: id},
+			action: cluster.ActionAck, status: cluster.StateFailed},
+	}
+	want := map[string]string{
+		"progress":                                "step 5/10",
+		"checkpoint":                              "resume 6",
+		"an older checkpoint keeps the newer":     "resume 6",
+		"retryable failure requeues":              `store down io true worker ""`,
+		"w2 takes the next attempt":               "attempt 2 owners [w1 w2] resume 6",
+		"a terminal failure ends the run at once": "loss is NaN at step 3 training false resume 6",
+	}
+	for _, s := range steps {
+		before, _ := e.cli.Status(context.Background(), id)
+		r := e.ask(t, s.worker, s.op, s.req)
+		switch {
+		case r.NotOwner != s.notOwner:
+			t.Errorf("%s: NotOwner = %v; want %v (reply %+v)", s.name, r.NotOwner, s.notOwner, r)
+		case (r.Error != "") != (s.errHas != "" || s.notOwner) || !strings.Contains(r.Error, s.errHas):
+			t.Errorf("%s: error %q; want one containing %q", s.name, r.Error, s.errHas)
+		case r.Error != "":
+			if after, _ := e.cli.Status(context.Background(), id); !after.Updated.Equal(before.Updated) {
+				t.Errorf("%s: refused, yet the state changed: %+v", s.name, after)
+			}
+		case r.Action != s.action || r.State.Status != s.status:
+			t.Errorf("%s: action %q, status %q; want %q, %q", s.name, r.Action, r.State.Status, s.action, s.status)
+		case s.check != nil && s.check(r.State) != want[s.name]:
+			t.Errorf("%s: %s; want %s", s.name, s.check(r.State), want[s.name])
+		}
+	}
+}
+
+// TestHandBacksAndAttempts: a hand-back requeues without using an
+// attempt; retryable failures do, until MaxAttempts ends the run; a
+// dead-lettered request fails its run with the reason.
+func TestHandBacksAndAttempts(t *testing.T) {
+	e := startEnv(t, true)
+	id := e.submit(t)
+	r := e.ask(t, "w1", cluster.WOpClaim, cluster.WorkerRequest{RunID: id})
+	r = e.ask(t, "w1", cluster.WOpHandBack, cluster.WorkerRequest{RunID: id, Attempt: r.State.Attempt})
+	if r.Action != cluster.ActionNak || r.State.Status != cluster.StateQueued || r.State.HandBacks != 1 || r.State.UsedAttempts() != 0 {
+		t.Fatalf("hand-back = %+v; want queued, 1 hand-back, no attempt used", r)
+	}
+	for i := 1; i <= cluster.MaxAttempts; i++ {
+		r = e.ask(t, "w1", cluster.WOpClaim, cluster.WorkerRequest{RunID: id})
+		r = e.ask(t, "w1", cluster.WOpFinish, cluster.WorkerRequest{RunID: id, Attempt: r.State.Attempt,
+			Outcome: &cluster.Outcome{Status: cluster.StateFailed, Error: "flaky", Kind: "io", Retryable: true}})
+	}
+	if st := r.State; r.Action != cluster.ActionTerm || st.Status != cluster.StateFailed || st.Error != "flaky (gave up after 3 attempts)" {
+		t.Errorf("after %d retryable failures: %+v; want failed, gave up after 3 attempts", cluster.MaxAttempts, r)
+	}
+
+	id = e.submit(t)
+	r = e.ask(t, "w1", cluster.WOpReject, cluster.WorkerRequest{RunID: id, Reason: "unsupported wire version 9"})
+	if st := r.State; r.Action != cluster.ActionTerm || st.Status != cluster.StateFailed || !st.RecordsFinal ||
+		st.Error != "run request dead-lettered: unsupported wire version 9" || st.ErrorKind != "unsupported" {
+		t.Errorf("reject = %+v; want failed with the reason, records final", r)
+	}
+}
+
+// TestOrphanedAndWorkers: a worker's heartbeat shows in `workers`; when it
+// expires, the coordinator marks the worker's running run orphaned; a
+// claim takes the orphaned run over.
+func TestOrphanedAndWorkers(t *testing.T) {
+	e := startEnv(t, true)
+	ctx := context.Background()
+	wkv, err := e.js.KeyValue(ctx, cluster.BucketWorkers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := e.submit(t)
+	e.ask(t, "w1", cluster.WOpClaim, cluster.WorkerRequest{RunID: id})
+	beat := func() {
+		b, _ := msgpack.Marshal(&cluster.WorkerInfo{ID: "w1", Host: "h", Slots: 2, Busy: 1, MemoryLimit: 3 << 30, Runs: []string{id},
+			Version: "test", Seen: time.Now().UTC()})
+		if _, err := wkv.Put(ctx, cluster.WorkerKey("w1"), b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	beat()
+	ws, err := e.cli.Workers(ctx)
+	if err != nil || len(ws) != 1 || ws[0].ID != "w1" || ws[0].Slots != 2 || ws[0].MemoryLimit != 3<<30 || len(ws[0].Runs) != 1 || !ws[0].Alive {
+		t.Fatalf("Workers = %+v, %v; want w1 with 2 slots, a 3 GiB limit and one run", ws, err)
+	}
+	// Heartbeat past the coordinator's first look, then fall silent.
+	for range 5 {
+		beat()
+		time.Sleep(300 * time.Millisecond)
+	}
+	testutil.Eventually(t, 10*time.Second, func() error {
+		if st, err := e.cli.Status(ctx, id); err != nil || st.Status != cluster.StateOrphaned || st.Worker != "w1" || st.Attempt != 1 {
+			return fmt.Errorf("state %+v, %v; want orphaned on w1, attempt 1", st, err)
+		}
+		return nil
+	})
+	if ws, err := e.cli.Workers(ctx); err != nil || len(ws) != 0 {
+		t.Errorf("Workers after w1 fell silent = %+v, %v; want none", ws, err)
+	}
+	r := e.ask(t, "w2", cluster.WOpClaim, cluster.WorkerRequest{RunID: id})
+	if r.Action != cluster.ActionTrain || r.State.Status != cluster.StateRunning || r.State.Attempt != 2 || r.State.Worker != "w2" {
+		t.Errorf("claim of the orphaned run = %+v; want attempt 2 on w2", r)
+	}
+}
+
+// TestRecordsFinal: the collector's notice marks the records of a run's
+// terminal attempt final; a notice for another attempt or a run still
+// going changes nothing.
+func TestRecordsFinal(t *testing.T) {
+	e := startEnv(t, true)
+	ctx := context.Background()
+	id := e.submit(t)
+	notify := func(attempt int, status string) {
+		b, _ := cluster.Encode(cluster.TypeFinalNotice, &cluster.FinalNotice{RunID: id, Attempt: attempt, Status: status})
+		m, err := e.nc.Request(cluster.CollectorFinalSubject, b, 5*time.Second)
+		var r cluster.APIReply
+		if err == nil {
+			err = cluster.Decode(m.Data, cluster.TypeAPIReply, &r)
+		}
+		if err != nil || r.Error != "" {
+			t.Fatalf("final notice: %v %s", err, r.Error)
+		}
+	}
+	e.ask(t, "w1", cluster.WOpClaim, cluster.WorkerRequest{RunID: id})
+	notify(1, cluster.StateSucceeded) // not finished yet
+	if st, _ := e.cli.Status(ctx, id); st.RecordsFinal {
+		t.Errorf("records final while the run is running: %+v", st)
+	}
+	e.ask(t, "w1", cluster.WOpFinish, cluster.WorkerRequest{RunID: id, Attempt: 1, Outcome: &cluster.Outcome{Status: cluster.StateSucceeded, Step: 10}})
+	notify(2, cluster.StateSucceeded) // another attempt
+	if st, _ := e.cli.Status(ctx, id); st.RecordsFinal {
+		t.Errorf("records final after a notice for attempt 2: %+v", st)
+	}
+	notify(1, cluster.StateSucceeded)
+	if st, _ := e.cli.Status(ctx, id); !st.RecordsFinal || st.Status != cluster.StateSucceeded || st.Step != 10 {
+		t.Errorf("after the notice: %+v; want succeeded at step 10 with records final", st)
+	}
+}
+
+// TestMalformedStateIsQuarantined: a value in the runs bucket that does
+// not decode makes its run failed with the reason, instead of failing
+// every status and cancel.
+func TestMalformedStateIsQuarantined(t *testing.T) {
+	e := startEnv(t, true)
+	ctx := context.Background()
+	const id = "20990101T000000.000000Z-0000beef"
+	if _, err := e.kv.Put(ctx, cluster.RunKey(id), []byte("garbage")); err != nil {
+		t.Fatal(err)
+	}
+	st, err := e.cli.Status(ctx, id)
+	if err != nil || st.Status != cluster.StateFailed || !strings.HasPrefix(st.Error, "quarantined: the run's state in bucket runs could not be read") {
+		t.Errorf("Status(malformed) = %+v, %v; want failed, quarantined", st, err)
+	}
+	if err := e.cli.Cancel(ctx, id); err == nil || !strings.Contains(err.Error(), "already failed") {
+		t.Errorf("Cancel(quarantined) = %v; want already failed", err)
+	}
+	if r := e.ask(t, "w1", cluster.WOpClaim, cluster.WorkerRequest{RunID: id}); r.Action != cluster.ActionAck {
+		t.Errorf("claim of a quarantined run = %+v; want ack (drop the request)", r)
+	}
+}

@@ -1,0 +1,72 @@
+package worker
+
+import (
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+)
+
+// Test hooks: spec tags that make an attempt misbehave at a step, for the
+// fault tests. They act only when the worker runs with TestHooksEnv=1
+// (Ticket.TestHooks); elsewhere the tags are plain tags. A value is
+// "STEP" (every attempt) or "ATTEMPT:STEP".
+const (
+	// TestHooksEnv enables the hooks in a worker's environment.
+	TestHooksEnv = "GORCH_TEST_HOOKS"
+	// HookPanic panics inside training (in the sink's Log) at the step.
+	HookPanic = "gorch.test.panic_at"
+	// HookAlloc allocates memory without bound at the step, until the
+	// attempt's memory limit ends it.
+	HookAlloc = "gorch.test.alloc_at"
+	// HookPauseBeforeWrite stops the attempt's process (SIGSTOP to
+	// itself) when it checkpoints the step, after its ownership check and
+	// before it writes the object, logging "test hook: paused" with its
+	// pid first.
+	HookPauseBeforeWrite = "gorch.test.pause_before_ckpt_write"
+)
+
+// hookAt reports whether hook is set for this attempt at step.
+func (s *ClusterSink) hookAt(hook string, step int64) bool {
+	if !s.t.TestHooks {
+		return false
+	}
+	v, ok := s.spec.Tags[hook]
+	if !ok {
+		return false
+	}
+	if a, st, found := strings.Cut(v, ":"); found {
+		if n, err := strconv.Atoi(a); err != nil || n != s.attempt {
+			return false
+		}
+		v = st
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	return err == nil && n == step
+}
+
+// hook runs the hooks of a metric at step (HookPanic, HookAlloc).
+func (s *ClusterSink) hook(step int64) {
+	if s.hookAt(HookPanic, step) {
+		panic("test hook: panic at step " + strconv.FormatInt(step, 10))
+	}
+	if s.hookAt(HookAlloc, step) {
+		s.log.Warn("test hook: allocating memory without bound", "step", step)
+		var keep [][]byte
+		for {
+			b := make([]byte, 64<<20)
+			for i := range b {
+				b[i] = byte(i)
+			}
+			keep = append(keep, b)
+		}
+	}
+}
+
+// pauseHook runs HookPauseBeforeWrite for a checkpoint at step.
+func (s *ClusterSink) pauseHook(step int64) {
+	if s.hookAt(HookPauseBeforeWrite, step) {
+		s.log.Warn("test hook: paused before the checkpoint write", "step", step, "pid", os.Getpid())
+		_ = syscall.Kill(os.Getpid(), syscall.SIGSTOP)
+	}
+}
