@@ -40,7 +40,11 @@ func (c *Coordinator) watchWorkers(ctx context.Context) {
 			return
 		case <-tick.C:
 		}
-		now, err := c.liveWorkers(ctx)
+		// A listing can hang when a key expires while it starts (the
+		// watcher waits for a message that is gone): bound it.
+		lctx, cancel := context.WithTimeout(ctx, max(ttl, 5*time.Second))
+		now, err := c.liveWorkers(lctx)
+		cancel()
 		if err != nil {
 			if ctx.Err() == nil {
 				c.log.Warn("listing workers failed", "err", err)
@@ -57,11 +61,15 @@ func (c *Coordinator) watchWorkers(ctx context.Context) {
 		alive = now
 		if died || !scanned && time.Since(start) >= ttl {
 			scanned = true
-			c.orphanRuns(ctx, now)
+			sctx, cancel := context.WithTimeout(ctx, time.Minute)
+			c.orphanRuns(sctx, now)
+			cancel()
 		}
 		if time.Since(lastPrune) >= pruneEvery {
 			lastPrune = time.Now()
-			c.pruneFinished(ctx)
+			pctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+			c.pruneFinished(pctx)
+			cancel()
 		}
 	}
 }
@@ -82,7 +90,10 @@ func (c *Coordinator) liveWorkers(ctx context.Context) (map[string]cluster.Worke
 		return nil, errs.Wrap(errs.Cluster, op, err, "bucket %s", cluster.BucketWorkers)
 	}
 	out := map[string]cluster.WorkerInfo{}
-	for key := range lister.Keys() {
+	for key := range lister.Keys() { // closed early when ctx ends
+		if ctx.Err() != nil {
+			break
+		}
 		e, err := c.workers.Get(ctx, key)
 		if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
 			continue // expired meanwhile
@@ -97,6 +108,9 @@ func (c *Coordinator) liveWorkers(ctx context.Context) (map[string]cluster.Worke
 		}
 		info.Alive = true
 		out[id] = info
+	}
+	if ctx.Err() != nil {
+		return nil, errs.Wrap(errs.Cluster, op, ctx.Err(), "listing bucket %s", cluster.BucketWorkers)
 	}
 	return out, nil
 }
