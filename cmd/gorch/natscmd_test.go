@@ -235,6 +235,9 @@ func TestServiceLogsReconnect(t *testing.T) {
 	t.Setenv("GORCH_NATS", "")
 	store, port := t.TempDir(), freePort(t)
 	ns := startEmbeddedAt(t, store, port)
+	if _, err := runGorch(t, "setup", "--nats", "nats://127.0.0.1:"+strconv.Itoa(port)); err != nil {
+		t.Fatal(err)
+	}
 	log, _ := serveCLI(t, "coordinator", "--nats", "nats://127.0.0.1:"+strconv.Itoa(port))
 	waitLog(t, log, regexp.MustCompile(`msg=connected`))
 	ns.Shutdown()
