@@ -60,13 +60,18 @@ func (l *MetricsLogger) Dropped() uint64 { return l.w.dropped.Load() }
 // Written returns how many values reached the store.
 func (l *MetricsLogger) Written() uint64 { return l.w.written.Load() }
 
-// metricEncoder writes metric lines without reflection: the run/attempt
-// prefix and the second-resolution part of the time are cached between
-// records.
+// metricEncoder writes metric lines without reflection: the attempt
+// prefix, the last few names and the second-resolution part of the time
+// are cached between records. A segment's lines leave out the run, which
+// the segment's key names (the reader fills it in): the bytes written are
+// most of what storing a metric costs.
 type metricEncoder struct {
-	run     string
 	attempt int
-	prefix  []byte // {"run":"<run>","attempt":<n>,"step":
+	prefix  []byte // {"attempt":<n>,"step":
+	names   [4]struct {
+		name string
+		enc  []byte // ,"name":"<name>","value":
+	}
 	sec     int64
 	secText []byte // 2006-01-02T15:04:05
 	ok      bool
@@ -76,24 +81,36 @@ type metricEncoder struct {
 func (e *metricEncoder) appendValue(b []byte, m Metric) []byte { return e.append(b, &m) }
 
 func (e *metricEncoder) append(b []byte, m *Metric) []byte {
-	if !e.ok || m.Run != e.run || m.Attempt != e.attempt {
-		e.run, e.attempt, e.ok = m.Run, m.Attempt, true
-		p := append(e.prefix[:0], `{"run":`...)
-		p = appendJSONString(p, m.Run)
-		p = append(p, `,"attempt":`...)
+	if !e.ok || m.Attempt != e.attempt {
+		e.attempt, e.ok = m.Attempt, true
+		p := append(e.prefix[:0], `{"attempt":`...)
 		p = strconv.AppendInt(p, int64(m.Attempt), 10)
 		e.prefix = append(p, `,"step":`...)
-		e.secText = nil
 	}
 	b = append(b, e.prefix...)
 	b = strconv.AppendInt(b, m.Step, 10)
-	b = append(b, `,"name":`...)
-	b = appendJSONString(b, m.Name)
-	b = append(b, `,"value":`...)
+	b = append(b, e.name(m.Name)...)
 	b = appendJSONFloat(b, m.Value)
 	b = append(b, `,"time":"`...)
 	b = e.appendTime(b, m.Time)
 	return append(b, `"}`...)
+}
+
+// name returns `,"name":<name>,"value":` for name, from the cache of the
+// last few names (a run logs a few names in turn).
+func (e *metricEncoder) name(name string) []byte {
+	for i := range e.names {
+		if c := &e.names[i]; c.enc != nil && c.name == name {
+			return c.enc
+		}
+	}
+	last := &e.names[len(e.names)-1]
+	enc := append(last.enc[:0], `,"name":`...)
+	enc = appendJSONString(enc, name)
+	enc = append(enc, `,"value":`...)
+	copy(e.names[1:], e.names[:len(e.names)-1])
+	e.names[0].name, e.names[0].enc = name, enc
+	return enc
 }
 
 // appendTime writes t in UTC as RFC 3339 with nanoseconds. The text up to

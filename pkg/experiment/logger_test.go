@@ -269,3 +269,48 @@ func TestLocalStoreReadOnlyDirLeavesNothing(t *testing.T) {
 		t.Fatalf("keys = %q, want [a]", keys)
 	}
 }
+
+// TestSegmentLineFormat: a metrics segment's lines leave out the run (the
+// segment's key names it) and the reader fills it in; Metric's own JSON
+// keeps it.
+func TestSegmentLineFormat(t *testing.T) {
+	ctx := context.Background()
+	s := newLocal(t)
+	const id = "run-lines"
+	l, err := NewMetricsLogger(ctx, s, id, 2, LogOptions{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 12, 1, 10, 0, 0, 5, time.UTC)
+	for _, name := range []string{"loss", "acc", "loss", `we"ird`, "e", "f", "loss"} {
+		if err := l.Log(7, name, 0.5); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b, err := s.Get(ctx, segmentKey(metricsPrefix(id), 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(lines) != 7 || !strings.HasPrefix(lines[0], `{"attempt":2,"step":7,"name":"loss","value":0.5,"time":"`) ||
+		!strings.Contains(lines[3], `"name":"we\"ird"`) || strings.Contains(string(b), `"run"`) {
+		t.Errorf("segment lines = %q", lines)
+	}
+	var names []string
+	for m, err := range NewReader(s).ReadMetrics(ctx, id) {
+		if err != nil || m.Run != id || m.Attempt != 2 {
+			t.Fatalf("read %+v, %v; want run %s attempt 2", m, err, id)
+		}
+		names = append(names, m.Name)
+	}
+	if want := []string{"loss", "acc", "loss", `we"ird`, "e", "f", "loss"}; !slices.Equal(names, want) {
+		t.Errorf("names read back = %q, want %q", names, want)
+	}
+	j, _ := json.Marshal(Metric{Run: id, Attempt: 1, Step: 3, Name: "x", Value: 1, Time: at})
+	if want := `{"run":"run-lines","attempt":1,"step":3,"name":"x","value":1,"time":"2026-12-01T10:00:00.000000005Z"}`; string(j) != want {
+		t.Errorf("json.Marshal(Metric) = %s, want %s", j, want)
+	}
+}

@@ -166,8 +166,21 @@ func (rd *Reader) ReadTelemetry(ctx context.Context, runID string) iter.Seq2[Tel
 	return flatten(rd.eventBatches(ctx, runID))
 }
 
+// metricBatches yields the run's metric segments, each line's run filled
+// in from runID when the line leaves it out.
 func (rd *Reader) metricBatches(ctx context.Context, runID string) iter.Seq2[[]Metric, error] {
-	return readSegments[Metric](ctx, rd.store, "experiment.Reader.ReadMetrics", runID, metricsPrefix)
+	return func(yield func([]Metric, error) bool) {
+		for batch, err := range readSegments[Metric](ctx, rd.store, "experiment.Reader.ReadMetrics", runID, metricsPrefix) {
+			for i := range batch {
+				if batch[i].Run == "" {
+					batch[i].Run = runID
+				}
+			}
+			if !yield(batch, err) || err != nil {
+				return
+			}
+		}
+	}
 }
 
 func (rd *Reader) eventBatches(ctx context.Context, runID string) iter.Seq2[[]TelemetryEvent, error] {

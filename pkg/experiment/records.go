@@ -142,10 +142,17 @@ type Metric struct {
 	Time    time.Time `json:"time"` // wall time the value was logged
 }
 
-// MarshalJSON writes the same bytes as the metrics logger.
+// MarshalJSON writes the metrics logger's line for m, with the run first
+// when it is set (segment lines leave it out: their key names it).
 func (m Metric) MarshalJSON() ([]byte, error) {
 	var e metricEncoder
-	return e.append(nil, &m), nil
+	line := e.append(nil, &m)
+	if m.Run == "" {
+		return line, nil
+	}
+	b := appendJSONString([]byte(`{"run":`), m.Run)
+	b = append(b, ',')
+	return append(b, line[1:]...), nil
 }
 
 // UnmarshalJSON reads a metric line, accepting the non-finite strings.

@@ -3,6 +3,7 @@ package collector
 import (
 	"context"
 	"log/slog"
+	"syscall"
 	"testing"
 	"time"
 
@@ -13,7 +14,8 @@ import (
 // BenchmarkWritePath measures a writer's CPU per metric point without
 // NATS: decoding MetricBatch envelopes of 256 points, applying them to an
 // Ingest and storing them as one segment per 64 batches in a local store
-// (fsync included).
+// (fsync included). cpu-ns/point is the process's CPU time (user and
+// system) per point, steadier than wall time on a shared machine.
 func BenchmarkWritePath(b *testing.B) {
 	st, err := experiment.NewLocalStore(b.TempDir())
 	if err != nil {
@@ -39,6 +41,7 @@ func BenchmarkWritePath(b *testing.B) {
 	ctx := context.Background()
 	b.ReportAllocs()
 	var seq int64
+	var cpu time.Duration
 	for b.Loop() {
 		b.StopTimer()
 		msgs := make([][]byte, perFlush)
@@ -46,6 +49,7 @@ func BenchmarkWritePath(b *testing.B) {
 			seq++
 			msgs[i] = encode(seq)
 		}
+		cpu0 := cpuTime()
 		b.StartTimer()
 		for i, m := range msgs {
 			mb, err := d.decodeMetricBatch(m)
@@ -59,6 +63,17 @@ func BenchmarkWritePath(b *testing.B) {
 		if err := in.Flush(ctx, run); err != nil {
 			b.Fatal(err)
 		}
+		cpu += cpuTime() - cpu0
 	}
 	b.ReportMetric(float64(b.N*perFlush*points)/b.Elapsed().Seconds(), "points/s")
+	b.ReportMetric(float64(cpu)/float64(b.N*perFlush*points), "cpu-ns/point")
+}
+
+// cpuTime is the user and system CPU time this process has used.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

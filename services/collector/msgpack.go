@@ -34,6 +34,7 @@ var errSlowPath = errors.New("not the common encoding")
 // safe for concurrent use.
 type batchDecoder struct {
 	names map[string]string
+	last  string // the last name interned: a batch often repeats one
 }
 
 // maxInterned bounds the interned names; the table starts over beyond it.
@@ -139,7 +140,11 @@ func (d *batchDecoder) point(r *mpReader, m *experiment.Metric) {
 }
 
 func (d *batchDecoder) intern(b []byte) string {
+	if string(b) == d.last {
+		return d.last
+	}
 	if s, ok := d.names[string(b)]; ok { // no allocation for the lookup
+		d.last = s
 		return s
 	}
 	if d.names == nil || len(d.names) >= maxInterned {
@@ -147,6 +152,7 @@ func (d *batchDecoder) intern(b []byte) string {
 	}
 	s := string(b)
 	d.names[s] = s
+	d.last = s
 	return s
 }
 
