@@ -72,8 +72,6 @@ def test_not_found(trained, tmp_path):
         gorch.Store(trained["data"]).run("../../etc")
 
 
-@pytest.mark.xfail(strict=True, raises=gorch.ExperimentError, reason="needs one value per (step, name) across attempts from the Go reader "
-                                       "(pkg/experiment ReadMetrics, issue 9's records work)")
 def test_resumed_run_has_one_row_per_step(gorch_bin, fmnist, tmp_path):
     """A run killed after a checkpoint, with metrics of later steps already
     stored, resumes from that checkpoint: the steps after it exist in both
