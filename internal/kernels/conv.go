@@ -118,8 +118,9 @@ func (s ConvShape) tapOffsets() []int {
 }
 
 // ConvForward sets out [N, O, OH, OW] to the convolution of x [N, C, H, W]
-// with w [O, C, KH, KW] plus bias [O] (nil: none). ConvFast(be, s) must hold.
-func ConvForward(be Backend, s ConvShape, x, w, bias, out []float32) {
+// with w [O, C, KH, KW] plus bias [O] (nil: none), then with relu to its
+// ReLU (max(v, 0), image by image while in cache). ConvFast(be, s) must hold.
+func ConvForward(be Backend, s ConvShape, x, w, bias, out []float32, relu bool) {
 	tiles := convKernels(be)
 	L, K, segs := s.l(), s.k(), s.l()/8
 	_, _, _ = x[s.N*s.C*s.H*s.W-1], w[s.O*K-1], out[s.N*s.O*L-1]
@@ -163,6 +164,9 @@ func ConvForward(be Backend, s ConvShape, x, w, bias, out []float32) {
 			g0 += tt.nb
 		}
 		convForwardRows(s, xn, w, on, full, boff) // channels past the last full sliver
+		if relu {
+			VecRelu(on, on)
+		}
 	})
 }
 

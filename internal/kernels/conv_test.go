@@ -78,7 +78,7 @@ func TestConvKernels(t *testing.T) {
 				for i, procs := range []int{1, 3} {
 					prev := runtime.GOMAXPROCS(procs)
 					out, gx, gw := make([]float32, len(wantOut)), make([]float32, len(x)), make([]float32, len(w))
-					ConvForward(be, s, x, w, bias, out)
+					ConvForward(be, s, x, w, bias, out, false)
 					ConvBackwardData(be, s, w, gout, gx)
 					ConvBackwardWeight(be, s, x, gout, gw)
 					runtime.GOMAXPROCS(prev)

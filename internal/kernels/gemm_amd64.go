@@ -20,6 +20,30 @@ func sgemmKernelAVX512(k int, a, b, c *float32, ldc int, alpha float32)
 //go:noescape
 func sgemmKernelAVX2(k int, a, b, c *float32, ldc int, alpha float32)
 
+// The Set variants assign C = alpha·(A·B) without reading C: the first k
+// step of a product with beta = 0 needs no cleared C.
+//
+//go:noescape
+func sgemmKernelAVX512Set(k int, a, b, c *float32, ldc int, alpha float32)
+
+//go:noescape
+func sgemmKernelAVX2Set(k int, a, b, c *float32, ldc int, alpha float32)
+
+//go:noescape
+func sgemmKernelAVX512SSet(k int, a, b *float32, ldb int, c *float32, ldc int, alpha float32)
+
+//go:noescape
+func sgemmKernelAVX2SSet(k int, a, b *float32, ldb int, c *float32, ldc int, alpha float32)
+
+// packARows12AVX512 and packARows6AVX2 pack a full mr-row sliver of
+// op(A) = Aᵀ, k steps deep: dst[p*mr + r] = a[p*lda + r].
+//
+//go:noescape
+func packARows12AVX512(k int, a *float32, lda int, dst *float32)
+
+//go:noescape
+func packARows6AVX2(k int, a *float32, lda int, dst *float32)
+
 // sgemmKernelAVX512S and sgemmKernelAVX2S read B in place, b[p*ldb + j]
 // (j < nr), instead of a packed panel; bit-identical results.
 //
@@ -180,11 +204,13 @@ func hasAVX512VL() bool { return cpu.X86.HasAVX512F && cpu.X86.HasAVX512VL }
 func hasAVX2() bool     { return cpu.X86.HasAVX2 && cpu.X86.HasFMA }
 
 var (
-	avx512Backend = &packedBackend{name: "avx512", mr: 12, nr: 32, kc: 256, nc: 1024, kernel: sgemmKernelAVX512,
-		kernelS: sgemmKernelAVX512S, packT: packBTransAVX512, packA: packA12AVX512, packRows: packBRowsAVX512,
+	avx512Backend = &packedBackend{name: "avx512", mr: 12, nr: 32, kc: 256, nc: 1024,
+		kernel: sgemmKernelAVX512, kernelSet: sgemmKernelAVX512Set, kernelS: sgemmKernelAVX512S, kernelSSet: sgemmKernelAVX512SSet,
+		packT: packBTransAVX512, packA: packA12AVX512, packARows: packARows12AVX512, packRows: packBRowsAVX512,
 		packATab: packATab12AVX512}
-	avx2Backend = &packedBackend{name: "avx2", mr: 6, nr: 16, kc: 256, nc: 1024, kernel: sgemmKernelAVX2,
-		kernelS: sgemmKernelAVX2S, packT: packBTransAVX2, packA: packA6AVX2, packRows: packBRowsAVX2,
+	avx2Backend = &packedBackend{name: "avx2", mr: 6, nr: 16, kc: 256, nc: 1024,
+		kernel: sgemmKernelAVX2, kernelSet: sgemmKernelAVX2Set, kernelS: sgemmKernelAVX2S, kernelSSet: sgemmKernelAVX2SSet,
+		packT: packBTransAVX2, packA: packA6AVX2, packARows: packARows6AVX2, packRows: packBRowsAVX2,
 		packATab: packATab6AVX2, conv: convAVX2}
 )
 

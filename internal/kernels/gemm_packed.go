@@ -27,19 +27,25 @@ type packedBackend struct {
 	mr, nr  int // register tile
 	kc, nc  int // blocking: depth of a k step, columns of a packed B block
 	kernel  func(k int, a, b, c *float32, ldc int, alpha float32)
-	threads int // cap on goroutines per call; 0: GOMAXPROCS
+	// kernelSet assigns C = alpha·Σ instead of adding (optional): the first
+	// k step of a product with beta = 0, so C needs no clearing pass.
+	kernelSet func(k int, a, b, c *float32, ldc int, alpha float32)
+	threads   int // cap on goroutines per call; 0: GOMAXPROCS
 
 	// Optional fast paths (nil: always pack with Go loops).
 	// kernelS is kernel reading B in place at row stride ldb, with the same
 	// instructions in the same order (bit-identical results); used instead
 	// of packing B when op(B) = B and m is small (see directBMaxM).
-	kernelS func(k int, a, b *float32, ldb int, c *float32, ldc int, alpha float32)
+	kernelS, kernelSSet func(k int, a, b *float32, ldb int, c *float32, ldc int, alpha float32)
 	// packT packs one full nr-column panel of op(B) = Bᵀ, 8·k8 steps deep
 	// (dst[p*nr + c] = b[c*ldb + p]).
 	packT func(k8 int, b *float32, ldb int, dst *float32)
 	// packA packs one full mr-row sliver of op(A) = A, 8·k8 steps deep
 	// (dst[p*mr + r] = a[r*lda + p]), writing up to 4 floats past the end.
 	packA func(k8 int, a *float32, lda int, dst *float32)
+	// packARows packs one full mr-row sliver of op(A) = Aᵀ, k steps deep
+	// (dst[p*mr + r] = a[p*lda + r]).
+	packARows func(k int, a *float32, lda int, dst *float32)
 	// packRows packs one full nr-column panel of op(B) = B, k steps deep
 	// (dst[p*nr + c] = b[p*ldb + c]).
 	packRows func(k int, b *float32, ldb int, dst *float32)
@@ -93,9 +99,18 @@ func (be *packedBackend) Sgemm(transA, transB bool, m, n, k int, alpha float32, 
 	if m <= 0 || n <= 0 {
 		return
 	}
-	scaleC(m, n, beta, c, ldc)
 	if k <= 0 || alpha == 0 {
+		scaleC(m, n, beta, c, ldc)
 		return
+	}
+	if 2*n < be.nr && m > n && !legacyGemm.Load() {
+		be.sgemmNarrow(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+		return
+	}
+	// With beta = 0 and an assigning kernel, the first k step writes C.
+	assign := beta == 0 && be.kernelSet != nil && (be.kernelSSet != nil || be.kernelS == nil)
+	if !assign {
+		scaleC(m, n, beta, c, ldc)
 	}
 	// Bounds: the kernels read and write through raw pointers, so check once here.
 	if transA {
@@ -116,14 +131,38 @@ func (be *packedBackend) Sgemm(transA, transB bool, m, n, k int, alpha float32, 
 			workers = min(workers, be.threads)
 		}
 	}
-	p := packedGemm{be: be, transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, c: c, ldc: ldc}
+	p := packedGemm{be: be, transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, c: c, ldc: ldc,
+		assign: assign}
 	if !legacyGemm.Load() {
 		p.direct = be.kernelS != nil && !transB && m <= directBMaxM
 		p.packT = be.packT
 		p.packAFull = be.packA
+		p.packARows = be.packARows
 		p.packRows = be.packRows
 	}
 	p.run(workers)
+}
+
+// sgemmNarrow computes a product with fewer than nr/2 columns (a 10-class
+// output layer) as its transpose, Cᵀ = op(B)ᵀ·op(A)ᵀ, whose n columns become
+// rows: an edge tile of mr rows instead of one of nr columns, and B panels
+// of the long side. Each element is the same dot product in the same k
+// order, so the result is bit-identical.
+func (be *packedBackend) sgemmNarrow(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	tp := getBufFrom(&slivPool, n*m)
+	defer slivPool.Put(tp)
+	t := *tp
+	be.Sgemm(!transB, !transA, n, m, k, alpha, b, ldb, a, lda, 0, t, m)
+	for i := range m {
+		row := c[i*ldc : i*ldc+n]
+		for j := range row {
+			if beta == 0 {
+				row[j] = t[j*m+i]
+			} else {
+				row[j] = float32(beta*row[j]) + t[j*m+i] // no fused multiply-add
+			}
+		}
+	}
 }
 
 type packedGemm struct {
@@ -134,8 +173,10 @@ type packedGemm struct {
 	a, b, c        []float32
 	lda, ldb, ldc  int
 	direct         bool // B read in place by be.kernelS (no packB)
+	assign         bool // the first k step assigns C (beta = 0, C not cleared)
 	packT          func(k8 int, b *float32, ldb int, dst *float32)
 	packAFull      func(k8 int, a *float32, lda int, dst *float32)
+	packARows      func(k int, a *float32, lda int, dst *float32)
 	packRows       func(k int, b *float32, ldb int, dst *float32)
 }
 
@@ -235,6 +276,10 @@ func (g *packedGemm) block(pb, paBuf []float32, j0, nn, s0, s1, q0, q1 int) {
 	var tmp [12 * 32]float32
 	for p0 := 0; p0 < g.k; p0 += kc {
 		kk := min(kc, g.k-p0)
+		kern, kernS, tile := be.kernel, be.kernelS, g.addTile
+		if g.assign && p0 == 0 {
+			kern, kernS, tile = be.kernelSet, be.kernelSSet, g.setTile
+		}
 		var pbk []float32
 		if g.direct {
 			// Full panels are read in place; the edge panel (fewer than nr
@@ -258,13 +303,13 @@ func (g *packedGemm) block(pb, paBuf []float32, j0, nn, s0, s1, q0, q1 int) {
 				if g.direct && cols == nr {
 					bp := &g.b[p0*g.ldb+jc]
 					if rows == mr {
-						be.kernelS(kk, &pa[0], bp, g.ldb, &g.c[i0*g.ldc+jc], g.ldc, g.alpha)
+						kernS(kk, &pa[0], bp, g.ldb, &g.c[i0*g.ldc+jc], g.ldc, g.alpha)
 						continue
 					}
 					t := tmp[:mr*nr]
 					clear(t)
 					be.kernelS(kk, &pa[0], bp, g.ldb, &t[0], nr, g.alpha)
-					g.addTile(t, i0, jc, rows, cols)
+					tile(t, i0, jc, rows, cols)
 					continue
 				}
 				var bp *float32
@@ -274,13 +319,13 @@ func (g *packedGemm) block(pb, paBuf []float32, j0, nn, s0, s1, q0, q1 int) {
 					bp = &pbk[q*kk*nr]
 				}
 				if rows == mr && cols == nr {
-					be.kernel(kk, &pa[0], bp, &g.c[i0*g.ldc+jc], g.ldc, g.alpha)
+					kern(kk, &pa[0], bp, &g.c[i0*g.ldc+jc], g.ldc, g.alpha)
 					continue
 				}
 				t := tmp[:mr*nr]
 				clear(t)
 				be.kernel(kk, &pa[0], bp, &t[0], nr, g.alpha)
-				g.addTile(t, i0, jc, rows, cols)
+				tile(t, i0, jc, rows, cols)
 			}
 		}
 	}
@@ -297,12 +342,25 @@ func (g *packedGemm) addTile(t []float32, i0, jc, rows, cols int) {
 	}
 }
 
+// setTile copies the rows×cols corner of the mr×nr tile t into C at (i0, jc).
+func (g *packedGemm) setTile(t []float32, i0, jc, rows, cols int) {
+	nr := g.be.nr
+	for r := 0; r < rows; r++ {
+		copy(g.c[(i0+r)*g.ldc+jc:(i0+r)*g.ldc+jc+cols], t[r*nr:r*nr+cols])
+	}
+}
+
 // packA copies op(A)[i0:i0+rows, p0:p0+kk] into pa as one mr-row sliver,
 // k-major (pa[p*mr + r]), zero-padding rows beyond rows.
 func (g *packedGemm) packA(pa []float32, i0, rows, p0, kk int) {
 	mr, a, lda := g.be.mr, g.a, g.lda
 	if g.transA {
 		// op(A)[i, p] = a[p*lda + i]: each k step is a contiguous run.
+		if g.packARows != nil && rows == mr {
+			_ = a[(p0+kk-1)*lda+i0+mr-1]
+			g.packARows(kk, &a[p0*lda+i0], lda, &pa[0])
+			return
+		}
 		for p := 0; p < kk; p++ {
 			src := a[(p0+p)*lda+i0 : (p0+p)*lda+i0+rows]
 			d := pa[p*mr : p*mr+mr]

@@ -194,3 +194,47 @@ func TestBackwardErrorStopsPass(t *testing.T) {
 		t.Errorf("wrong-shaped gradient err = %v, want internal error", err)
 	}
 }
+
+// TestFusedReLUMatchesUnfused checks that LinearReLU and Conv2dReLU give
+// bit for bit the values and gradients of the op followed by Relu.
+func TestFusedReLUMatchesUnfused(t *testing.T) {
+	conv := tensor.Conv2dOptions{}
+	for _, tc := range []struct {
+		name         string
+		x, w, b      *tensor.Tensor
+		fused, plain func(x, w, b *Variable) (*Variable, error)
+	}{
+		{"linear", randn(1, 5, 7), randn(2, 4, 7), randn(3, 4), LinearReLU, Linear},
+		{"conv2d", randn(4, 2, 3, 12, 12), randn(5, 8, 3, 5, 5), randn(6, 8),
+			func(x, w, b *Variable) (*Variable, error) { return Conv2dReLU(x, w, b, conv) },
+			func(x, w, b *Variable) (*Variable, error) { return Conv2d(x, w, b, conv) }},
+	} {
+		var got [2][4]*tensor.Tensor
+		for i, fused := range []bool{true, false} {
+			x, w, b := Param(tc.x), Param(tc.w), Param(tc.b)
+			var y *Variable
+			var err error
+			if fused {
+				y, err = tc.fused(x, w, b)
+			} else if y, err = tc.plain(x, w, b); err == nil {
+				y, err = Relu(y)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := ok(Sum(ok(Mul(y, y)), nil, false))
+			if err := s.Backward(); err != nil {
+				t.Fatal(err)
+			}
+			got[i] = [4]*tensor.Tensor{y.Data, x.Grad, w.Grad, b.Grad}
+		}
+		for k, what := range []string{"output", "x grad", "w grad", "b grad"} {
+			a, b := got[0][k].Data(), got[1][k].Data()
+			for i := range a {
+				if math.Float32bits(a[i]) != math.Float32bits(b[i]) {
+					t.Fatalf("%s: %s element %d: fused %v; want %v", tc.name, what, i, a[i], b[i])
+				}
+			}
+		}
+	}
+}

@@ -59,6 +59,8 @@ func TestNoPanicWalk(t *testing.T) {
 		"Stack":                    {{Op: "stack", Call: func() error { return errOf(Stack([]*Variable{v, nil}, 0)) }}},
 		"Matmul":                   {{Op: "matmul", Call: func() error { return errOf(Matmul(v, v)) }}},
 		"Linear":                   {{Op: "linear", Call: func() error { return errOf(Linear(v, Param(randn(1, 4, 2)), nil)) }}, {Op: "linear", Call: func() error { return errOf(Linear(nil, v, nil)) }}},
+		"LinearReLU":               {{Op: "linear", Call: func() error { return errOf(LinearReLU(v, Param(randn(1, 4, 2)), nil)) }}},
+		"Conv2dReLU":               {{Op: "conv2d", Call: func() error { return errOf(Conv2dReLU(v, w4, nil, tensor.Conv2dOptions{})) }}},
 		"Conv2d":                   {{Op: "conv2d", Call: func() error { return errOf(Conv2d(v, w4, nil, tensor.Conv2dOptions{})) }}, {Op: "conv2d", Call: func() error { return errOf(Conv2d(v4, Param(randn(2, 2, 3, 3, 3)), nil, tensor.Conv2dOptions{})) }}},
 		"MaxPool2d":                {{Op: "max_pool2d", Call: func() error { return errOf(MaxPool2d(v, pool)) }}},
 		"AvgPool2d":                {{Op: "avg_pool2d", Call: func() error { return errOf(AvgPool2d(nil, pool)) }}},

@@ -55,8 +55,18 @@ func broadcastBatch(a, b []int) []int {
 }
 
 // Linear returns x·wᵀ + b for x [..., in], w [out, in] and b [out] (b may be nil).
-func Linear(x, w, b *Variable) (*Variable, error) {
-	const op = "linear"
+func Linear(x, w, b *Variable) (*Variable, error) { return linear(x, w, b, false) }
+
+// LinearReLU is Relu(Linear(x, w, b)) as one op, with the same result: the
+// ReLU runs on the GEMM's output in cache, and its backward (the gradient
+// where the output is positive) feeds the linear backward directly.
+func LinearReLU(x, w, b *Variable) (*Variable, error) { return linear(x, w, b, true) }
+
+func linear(x, w, b *Variable, relu bool) (*Variable, error) {
+	op, f := "linear", tensor.Linear
+	if relu {
+		op, f = "linear_relu", tensor.LinearReLU
+	}
 	vs := []*Variable{x, w}
 	if b != nil {
 		vs = append(vs, b)
@@ -69,12 +79,15 @@ func Linear(x, w, b *Variable) (*Variable, error) {
 	if b != nil {
 		bt = ts[2]
 	}
-	out, err := tensor.Linear(ts[0], ts[1], bt)
+	out, err := f(ts[0], ts[1], bt)
 	if err != nil {
 		return nil, err
 	}
 	return record(op, out, vs, func(g *tensor.Tensor) ([]*tensor.Tensor, error) {
 		c := &calc{}
+		if relu {
+			g = c.do(tensor.ReluBackward(g, out))
+		}
 		grads := make([]*tensor.Tensor, len(vs))
 		xs, ws := ts[0].Shape(), ts[1].Shape()
 		outF, inF := ws[0], ws[1]
@@ -95,7 +108,19 @@ func Linear(x, w, b *Variable) (*Variable, error) {
 
 // Conv2d convolves x [N, C, H, W] with w [O, C, KH, KW] and adds b [O] (b may be nil).
 func Conv2d(x, w, b *Variable, opt tensor.Conv2dOptions) (*Variable, error) {
-	const op = "conv2d"
+	return conv2d(x, w, b, opt, false)
+}
+
+// Conv2dReLU is Relu(Conv2d(x, w, b, opt)) as one op (see LinearReLU).
+func Conv2dReLU(x, w, b *Variable, opt tensor.Conv2dOptions) (*Variable, error) {
+	return conv2d(x, w, b, opt, true)
+}
+
+func conv2d(x, w, b *Variable, opt tensor.Conv2dOptions, relu bool) (*Variable, error) {
+	op, f := "conv2d", tensor.Conv2d
+	if relu {
+		op, f = "conv2d_relu", tensor.Conv2dReLU
+	}
 	vs := []*Variable{x, w}
 	if b != nil {
 		vs = append(vs, b)
@@ -108,11 +133,17 @@ func Conv2d(x, w, b *Variable, opt tensor.Conv2dOptions) (*Variable, error) {
 	if b != nil {
 		bt = ts[2]
 	}
-	out, err := tensor.Conv2d(ts[0], ts[1], bt, opt)
+	out, err := f(ts[0], ts[1], bt, opt)
 	if err != nil {
 		return nil, err
 	}
 	return record(op, out, vs, func(g *tensor.Tensor) ([]*tensor.Tensor, error) {
+		if relu {
+			var err error
+			if g, err = tensor.ReluBackward(g, out); err != nil {
+				return nil, err
+			}
+		}
 		gx, gw, gb, err := tensor.Conv2dBackward(ts[0], ts[1], g, opt, [3]bool{needs(vs, 0), needs(vs, 1), len(vs) == 3 && needs(vs, 2)})
 		if err != nil {
 			return nil, err

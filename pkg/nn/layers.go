@@ -67,6 +67,10 @@ func (l *Linear) Forward(x *autograd.Variable) (*autograd.Variable, error) {
 // Parameters returns "weight" and, if present, "bias".
 func (l *Linear) Parameters() []NamedParameter { return weightBias(l.Weight, l.Bias) }
 
+func (l *Linear) forwardReLU(x *autograd.Variable) (*autograd.Variable, error) {
+	return autograd.LinearReLU(x, l.Weight, l.Bias)
+}
+
 // Conv2d is a 2-D convolution over [N, C, H, W] inputs with square kernels.
 type Conv2d struct {
 	mode
@@ -111,6 +115,10 @@ func NewConv2d(inC, outC, kernel, stride, padding int, bias bool, rng *tensor.RN
 // Forward convolves x [N, InC, H, W].
 func (c *Conv2d) Forward(x *autograd.Variable) (*autograd.Variable, error) {
 	return autograd.Conv2d(x, c.Weight, c.Bias, c.Options)
+}
+
+func (c *Conv2d) forwardReLU(x *autograd.Variable) (*autograd.Variable, error) {
+	return autograd.Conv2dReLU(x, c.Weight, c.Bias, c.Options)
 }
 
 // Parameters returns "weight" and, if present, "bias".

@@ -91,15 +91,34 @@ func NewSequential(mods ...Module) (*Sequential, error) {
 	return s, nil
 }
 
-// Forward applies the modules in order.
+// Forward applies the modules in order. A Linear or Conv2d followed by a
+// ReLU runs as one fused op (autograd.LinearReLU, Conv2dReLU): the same
+// values and gradients, one pass and one output less.
 func (s *Sequential) Forward(x *autograd.Variable) (*autograd.Variable, error) {
 	var err error
-	for i, m := range s.Modules {
-		if x, err = m.Forward(x); err != nil {
+	for i := 0; i < len(s.Modules); i++ {
+		m := s.Modules[i]
+		if f, ok := m.(fusesReLU); ok && i+1 < len(s.Modules) && isReLU(s.Modules[i+1]) {
+			x, err = f.forwardReLU(x)
+			i++
+		} else {
+			x, err = m.Forward(x)
+		}
+		if err != nil {
 			return nil, errs.Wrap(errs.KindOf(err), "nn.Sequential", err, "module %d (%T)", i, m)
 		}
 	}
 	return x, nil
+}
+
+// fusesReLU is implemented by layers with a fused op for a following ReLU.
+type fusesReLU interface {
+	forwardReLU(x *autograd.Variable) (*autograd.Variable, error)
+}
+
+func isReLU(m Module) bool {
+	_, ok := m.(*ReLU)
+	return ok
 }
 
 // Parameters returns the children's parameters, each name prefixed with the

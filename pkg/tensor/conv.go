@@ -244,13 +244,21 @@ func gemmBackend(chunks int) kernels.Backend {
 	return be
 }
 
+// Conv2dReLU is Conv2d followed by Relu, the ReLU applied to each sample's
+// output while it is still in cache.
+func Conv2dReLU(x, w, b *Tensor, opt Conv2dOptions) (*Tensor, error) {
+	return conv2d(x, w, b, opt, true)
+}
+
 // Conv2d convolves x [N, C, H, W] with w [O, C, KH, KW], adding b [O] (or nil).
 // Stride-1, unpadded convolutions whose output rows are a multiple of 8
 // wide run on the backend's direct-convolution kernels (no im2col matrix,
 // see kernels.ConvForward); others lower each sample to an im2col matrix
 // and one GEMM. Samples run in parallel; results do not depend on
 // GOMAXPROCS.
-func Conv2d(x, w, b *Tensor, opt Conv2dOptions) (*Tensor, error) {
+func Conv2d(x, w, b *Tensor, opt Conv2dOptions) (*Tensor, error) { return conv2d(x, w, b, opt, false) }
+
+func conv2d(x, w, b *Tensor, opt Conv2dOptions, relu bool) (*Tensor, error) {
 	var err error
 	if b != nil {
 		err = check(statConv2d, x, w, b)
@@ -279,7 +287,7 @@ func Conv2d(x, w, b *Tensor, opt Conv2dOptions) (*Tensor, error) {
 		bias = dataOf(b)
 	}
 	if s, be, ok := g.direct(o); ok {
-		kernels.ConvForward(be, s, xd, wd, bias, od)
+		kernels.ConvForward(be, s, xd, wd, bias, od, relu)
 		return out, nil
 	}
 	chunks := min(g.n, runtime.GOMAXPROCS(0))
@@ -348,6 +356,9 @@ func Conv2d(x, w, b *Tensor, opt Conv2dOptions) (*Tensor, error) {
 			}
 		}
 	})
+	if relu {
+		kernels.VecRelu(od, od)
+	}
 	return out, nil
 }
 
@@ -682,7 +693,7 @@ func MaxPool2dBackward(gradOut, indices *Tensor, inputShape []int) (*Tensor, err
 	}
 	gd, id, xd := dataOf(gradOut), dataOf(indices), gx.storage.data
 	for i, v := range id {
-		if !(v >= 0 && v < float32(hw)) || v != float32(math.Trunc(float64(v))) {
+		if !(v >= 0 && v < float32(hw)) || v != float32(int64(v)) {
 			return nil, errs.New(errs.Argument, op, "index %v at position %d is not a position in a %dx%d input plane",
 				v, i, inputShape[2], inputShape[3])
 		}

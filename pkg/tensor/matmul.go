@@ -240,7 +240,13 @@ func parallelFor(n int, fn func(i int)) {
 // Linear returns x·wᵀ + b for x [..., in], w [out, in] and b [out] or nil.
 // w is passed to the GEMM transposed, never copied when its rows or columns
 // are contiguous.
-func Linear(x, w, b *Tensor) (*Tensor, error) {
+func Linear(x, w, b *Tensor) (*Tensor, error) { return linear(x, w, b, false) }
+
+// LinearReLU returns max(x·wᵀ + b, 0), Linear followed by Relu with the
+// ReLU applied to the GEMM's output while it is still in cache.
+func LinearReLU(x, w, b *Tensor) (*Tensor, error) { return linear(x, w, b, true) }
+
+func linear(x, w, b *Tensor, relu bool) (*Tensor, error) {
 	var err error
 	if b != nil {
 		err = check(statLinear, x, w, b)
@@ -273,17 +279,6 @@ func Linear(x, w, b *Tensor) (*Tensor, error) {
 		return out, nil
 	}
 	c := out.storage.data
-	var beta float32
-	if b != nil {
-		bd := b.storage.data
-		for i := 0; i < rows; i++ {
-			row := c[i*outF : (i+1)*outF]
-			for j := range row {
-				row[j] = bd[b.offset+j*b.strides[0]]
-			}
-		}
-		beta = 1
-	}
 	// x as [rows, in].
 	xm := x
 	if len(x.shape) == 1 {
@@ -300,6 +295,22 @@ func Linear(x, w, b *Tensor) (*Tensor, error) {
 	if !gemmable(wt) {
 		wt = fromData(nil, wt.copyData(), wt.shape)
 	}
-	gemm2(kernels.Default(), xm, wt, c, outF, beta)
+	gemm2(kernels.Default(), xm, wt, c, outF, 0)
+	// Bias and ReLU in one pass over C, a row at a time while it is in L1.
+	if b != nil || relu {
+		var bd []float32
+		if b != nil {
+			bd = b.Data()
+		}
+		for i := range rows {
+			row := c[i*outF : (i+1)*outF]
+			if bd != nil {
+				kernels.VecAdd(row, row, bd)
+			}
+			if relu {
+				kernels.VecRelu(row, row)
+			}
+		}
+	}
 	return out, nil
 }

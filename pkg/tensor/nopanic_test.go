@@ -92,6 +92,8 @@ func TestNoPanicWalk(t *testing.T) {
 		"ScatterAdd":         {{Op: "scatter_add", Call: func() error { return e1(ScatterAdd(v, 1, coreMust(New([]float32{9}, 1, 1)), v)) }}},
 		"Matmul":             {{Op: "matmul", Call: func() error { return e1(Matmul(v, v)) }}, {Op: "matmul", Call: func() error { return e1(Matmul(Scalar(1), v)) }}, {Op: "matmul", Call: func() error { return e1(Matmul(bad, v)) }}},
 		"Linear":             {{Op: "linear", Call: func() error { return e1(Linear(v, coreMust(Zeros(4, 2)), nil)) }}, {Op: "linear", Call: func() error { return e1(Linear(v, coreMust(Zeros(4, 3)), coreMust(Zeros(3)))) }}},
+		"LinearReLU":         {{Op: "linear", Call: func() error { return e1(LinearReLU(v, coreMust(Zeros(4, 2)), nil)) }}},
+		"Conv2dReLU":         {{Op: "conv2d", Call: func() error { return e1(Conv2dReLU(v, w4, nil, conv)) }}},
 		"Conv2d":             {{Op: "conv2d", Call: func() error { return e1(Conv2d(v, w4, nil, conv)) }}, {Op: "conv2d", Call: func() error { return e1(Conv2d(v4, coreMust(Zeros(2, 3, 3, 3)), nil, conv)) }}, {Op: "conv2d", Call: func() error { return e1(Conv2d(v4, w4, nil, Conv2dOptions{Stride: [2]int{-1, 1}})) }}, {Op: "conv2d", Call: func() error { return e1(Conv2d(v4, coreMust(Zeros(2, 1, 9, 9)), nil, conv)) }}},
 		"Conv2dBackward":     {{Op: "conv2d_backward", Call: func() error { return e3(Conv2dBackward(v4, w4, v4, conv, [3]bool{true, true, true})) }}},
 		"MaxPool2d":          {{Op: "max_pool2d", Call: func() error { return e2(MaxPool2d(v, pool)) }}, {Op: "max_pool2d", Call: func() error { return e2(MaxPool2d(v4, Pool2dOptions{})) }}, {Op: "max_pool2d", Call: func() error { return e2(MaxPool2d(v4, Pool2dOptions{Kernel: [2]int{2, 2}, Padding: [2]int{2, 2}})) }}},

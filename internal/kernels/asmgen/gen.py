@@ -41,7 +41,8 @@ def step(isa, off_a, off_b, brow):
     return s
 
 
-def store_tile(isa, alpha_off, label):
+def store_tile(isa, alpha_off, label, assign):
+    """C += alpha·acc, or with assign C = alpha·acc (C is not read)."""
     R, vecs, mr = isa["reg"], isa["vecs"], isa["mr"]
     al = isa["bcast"]
     w(f"{label}:\n\tVBROADCASTSS alpha+{alpha_off}(FP), {R}{al}")
@@ -49,7 +50,8 @@ def store_tile(isa, alpha_off, label):
         for v in range(vecs):
             z = vecs * r + v
             w(f"\tVMULPS {R}{al}, {R}{z}, {R}{z}")
-            w(f"\tVADDPS {isa['vb']*v}(DX), {R}{z}, {R}{z}")
+            if not assign:
+                w(f"\tVADDPS {isa['vb']*v}(DX), {R}{z}, {R}{z}")
             w(f"\tVMOVUPS {R}{z}, {isa['vb']*v}(DX)")
         if r < mr - 1:
             w("\tADDQ R8, DX")
@@ -69,15 +71,18 @@ def prologue_c(isa):
         w(f"\t{isa['zero']} {R}{i}, {R}{i}, {R}{i}")
 
 
-def kernel(name, isa):
-    """sgemmKernel<name>: C[mr×nr] += alpha · packed A sliver · packed B panel."""
+def kernel(name, isa, assign):
+    """sgemmKernel<name>: C[mr×nr] += alpha · packed A sliver · packed B
+    panel; the Set variant assigns C = alpha · (...) without reading C."""
     mr, nr, vb = isa["mr"], nr_of(isa), isa["vb"]
-    lab = name.lower()
-    w(f"""// func sgemmKernel{name}(k int, a, b, c *float32, ldc int, alpha float32)
+    fn = f"sgemmKernel{name}" + ("Set" if assign else "")
+    lab = fn.lower()
+    op = "=" if assign else "+="
+    w(f"""// func {fn}(k int, a, b, c *float32, ldc int, alpha float32)
 //
-// C[0:{mr}, 0:{nr}] += alpha · Σ_p a[p*{mr} + r] · b[p*{nr} + j]
+// C[0:{mr}, 0:{nr}] {op} alpha · Σ_p a[p*{mr} + r] · b[p*{nr} + j]
 // a: packed {mr}-row sliver, b: packed {nr}-column panel, both k deep.
-TEXT ·sgemmKernel{name}(SB), NOSPLIT, $0-44
+TEXT ·{fn}(SB), NOSPLIT, $0-44
 	MOVQ k+0(FP), CX
 	MOVQ a+8(FP), SI
 	MOVQ b+16(FP), DI
@@ -108,18 +113,19 @@ loop{lab}t:""")
 	ADDQ ${4*nr}, DI
 	DECQ CX
 	JNZ  loop{lab}t""")
-    store_tile(isa, 40, f"store{lab}")
+    store_tile(isa, 40, f"store{lab}", assign)
 
 
-def kernel_strided(name, isa):
+def kernel_strided(name, isa, assign):
     """sgemmKernel<name>S: the kernel reading B in place at row stride ldb."""
     mr, nr = isa["mr"], nr_of(isa)
-    lab = name.lower() + "s"
-    w(f"""// func sgemmKernel{name}S(k int, a, b *float32, ldb int, c *float32, ldc int, alpha float32)
+    fn = f"sgemmKernel{name}S" + ("Set" if assign else "")
+    lab = fn.lower()
+    w(f"""// func {fn}(k int, a, b *float32, ldb int, c *float32, ldc int, alpha float32)
 //
-// sgemmKernel{name} with B read in place: b[p*ldb + j] instead of a packed
+// sgemmKernel{name}{"Set" if assign else ""} with B read in place: b[p*ldb + j] instead of a packed
 // panel. Same instructions in the same order, so results are bit-identical.
-TEXT ·sgemmKernel{name}S(SB), NOSPLIT, $0-52
+TEXT ·{fn}(SB), NOSPLIT, $0-52
 	MOVQ k+0(FP), CX
 	MOVQ a+8(FP), SI
 	MOVQ b+16(FP), DI
@@ -156,7 +162,7 @@ loop{lab}t:""")
 	ADDQ R9, DI
 	DECQ CX
 	JNZ  loop{lab}t""")
-    store_tile(isa, 48, f"store{lab}")
+    store_tile(isa, 48, f"store{lab}", assign)
 
 
 def tr8(rows, dst_off, stride):
@@ -322,6 +328,38 @@ done{lab}:
 """)
 
 
+def pack_a_rows(name, mr):
+    """packARows<mr><name>: dst[p*mr + r] = a[p*lda + r], k rows of mr floats."""
+    lab = f"par{mr}{name.lower()}"
+    w(f"""// func packARows{mr}{name}(k int, a *float32, lda int, dst *float32)
+//
+// dst[p*{mr} + r] = a[p*lda + r] for r < {mr}, p < k: packs a full {mr}-row
+// sliver of op(A) = Aᵀ (a row copy per k step).
+TEXT ·packARows{mr}{name}(SB), NOSPLIT, $0-32
+	MOVQ k+0(FP), CX
+	MOVQ a+8(FP), SI
+	MOVQ lda+16(FP), R9
+	SHLQ $2, R9
+	MOVQ dst+24(FP), DI
+	TESTQ CX, CX
+	JZ   done{lab}
+loop{lab}:""")
+    if mr == 12:
+        w("\tVMOVUPS (SI), Y0\n\tVMOVUPS 32(SI), X1\n\tVMOVUPS Y0, (DI)\n\tVMOVUPS X1, 32(DI)")
+    elif mr == 6:
+        w("\tVMOVUPS (SI), X0\n\tMOVQ 16(SI), AX\n\tVMOVUPS X0, (DI)\n\tMOVQ AX, 16(DI)")
+    else:
+        raise ValueError(mr)
+    w(f"""	ADDQ R9, SI
+	ADDQ ${4*mr}, DI
+	DECQ CX
+	JNZ  loop{lab}
+done{lab}:
+	VZEROUPPER
+	RET
+""")
+
+
 def pack_b_rows(name, isa):
     """packBRows<name>: dst[p*nr + c] = b[p*ldb + c], k rows of nr floats."""
     R, vb, vecs = isa["reg"], isa["vb"], isa["vecs"]
@@ -355,11 +393,13 @@ done{lab}:
 
 
 for name, isa in ISA.items():
-    kernel(name, isa)
-    kernel_strided(name, isa)
+    for assign in (False, True):
+        kernel(name, isa, assign)
+        kernel_strided(name, isa, assign)
     pack_b_trans(name, nr_of(isa))
     pack_a(name, isa["mr"])
     pack_a_table(name, isa["mr"])
+    pack_a_rows(name, isa["mr"])
     pack_b_rows(name, isa)
 
 # ---------- direct convolution (stride 1, no padding), ymm ----------
