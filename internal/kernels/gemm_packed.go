@@ -23,10 +23,10 @@ import (
 // kc steps in the same order whatever the number of workers, and full and edge
 // tiles round identically, so results are bit-identical across GOMAXPROCS.
 type packedBackend struct {
-	name    string
-	mr, nr  int // register tile
-	kc, nc  int // blocking: depth of a k step, columns of a packed B block
-	kernel  func(k int, a, b, c *float32, ldc int, alpha float32)
+	name   string
+	mr, nr int // register tile
+	kc, nc int // blocking: depth of a k step, columns of a packed B block
+	kernel func(k int, a, b, c *float32, ldc int, alpha float32)
 	// kernelSet assigns C = alpha·Σ instead of adding (optional): the first
 	// k step of a product with beta = 0, so C needs no clearing pass.
 	kernelSet func(k int, a, b, c *float32, ldc int, alpha float32)
