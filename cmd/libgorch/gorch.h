@@ -14,6 +14,11 @@
  *     the call.
  *   - A process forked after the library was loaded gets GORCH_EFORK from
  *     every call: use spawn, not fork, to start workers that call gorch.
+ *
+ * New objects follow the same shape: a constructor that returns a handle
+ * (e.g. a compiled plan), calls that take it plus caller-owned memory
+ * described by plain integers (pointers, shapes, strides in one int64 array),
+ * and gorch_close. Caller memory is only used during the call.
  */
 #ifndef GORCH_H
 #define GORCH_H
