@@ -197,21 +197,21 @@ step, or a corrupt object, is a one-line error and exit status 1.`,
 	cmd.Flags().Int64Var(&step, "step", -1, "the step of the checkpoint (default: the newest)")
 	cmd.Flags().StringVarP(&out, "output", "o", "", "file to write (required)")
 	_ = cmd.MarkFlagRequired("output")
-	addStoreFlags(cmd)
+	so := addStoreFlags(cmd)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		ctx := cmd.Context()
 		run := args[0]
 		if !experiment.ValidRunID(run) {
 			return fmt.Errorf("invalid run id %q", run)
 		}
-		store, err := openReadStoreFromFlags(ctx)
+		store, err := so.openRead(ctx)
 		if err != nil {
 			return err
 		}
 		b, err := train.NewCheckpoints(store, run, 1).Pull(ctx, step)
 		if experiment.IsNotFound(err) {
 			if _, rerr := experiment.NewReader(store).GetRun(ctx, run); experiment.IsNotFound(rerr) {
-				return fmt.Errorf("run %s not found in %s", run, storeName())
+				return fmt.Errorf("run %s not found in %s", run, so.name())
 			}
 			if step >= 0 {
 				return fmt.Errorf("run %s has no checkpoint at step %d", run, step)

@@ -26,10 +26,7 @@ git commit hashes.`,
 		Args: cobra.NoArgs, // an unknown subcommand is an error, not help
 		RunE: helpRunE,
 	}
-	for _, sub := range []*cobra.Command{newRunsListCmd(), newRunsShowCmd(), newRunsCompareCmd(), newRunsPlotCmd()} {
-		addStoreFlags(sub)
-		cmd.AddCommand(sub)
-	}
+	cmd.AddCommand(newRunsListCmd(), newRunsShowCmd(), newRunsCompareCmd(), newRunsPlotCmd())
 	return cmd
 }
 
@@ -66,6 +63,7 @@ func keyMetrics(sums []experiment.Summary) []string {
 }
 
 func newRunsListCmd() *cobra.Command {
+	var so *storeOptions // set below; the RunE closure runs after parsing
 	var asJSON bool
 	var metrics []string
 	cmd := &cobra.Command{
@@ -80,7 +78,7 @@ logs. Metric columns show the last value logged; pick them with --metrics.`,
 		Aliases: []string{"ls"},
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			store, err := openReadStoreFromFlags(cmd.Context())
+			store, err := so.openRead(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -98,7 +96,7 @@ logs. Metric columns show the last value logged; pick them with --metrics.`,
 				return nil
 			}
 			if len(sums) == 0 {
-				fmt.Fprintf(cmd.ErrOrStderr(), "no runs in %s\n", storeName())
+				fmt.Fprintf(cmd.ErrOrStderr(), "no runs in %s\n", so.name())
 				return nil
 			}
 			if len(metrics) == 0 {
@@ -122,6 +120,7 @@ logs. Metric columns show the last value logged; pick them with --metrics.`,
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print each run's summary as one JSON object per line")
 	cmd.Flags().StringSliceVar(&metrics, "metrics", nil, "metric columns to show (default: key metrics such as loss and test_accuracy)")
+	so = addStoreFlags(cmd)
 	return cmd
 }
 
@@ -144,8 +143,8 @@ func lastMetric(s experiment.Summary, name string) string {
 }
 
 // resolveRun expands a run ID or unique ID prefix to a run ID. It lists the
-// run directories only.
-func resolveRun(ctx context.Context, store experiment.Store, arg string) (string, error) {
+// run directories only; where names the store in errors.
+func resolveRun(ctx context.Context, store experiment.Store, where, arg string) (string, error) {
 	ids, err := runIDs(ctx, store)
 	if err != nil {
 		return "", err
@@ -161,7 +160,7 @@ func resolveRun(ctx context.Context, store experiment.Store, arg string) (string
 	}
 	switch len(match) {
 	case 0:
-		return "", fmt.Errorf("run %s not found in %s", arg, storeName())
+		return "", fmt.Errorf("run %s not found in %s", arg, where)
 	case 1:
 		return match[0], nil
 	}
@@ -206,8 +205,8 @@ func loadSummary(ctx context.Context, rd *experiment.Reader, id string) (experim
 }
 
 // openRuns opens the store and resolves and loads the summaries of args.
-func openRuns(ctx context.Context, args []string) (*experiment.Reader, []experiment.Summary, error) {
-	store, err := openReadStoreFromFlags(ctx)
+func openRuns(ctx context.Context, so *storeOptions, args []string) (*experiment.Reader, []experiment.Summary, error) {
+	store, err := so.openRead(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -215,7 +214,7 @@ func openRuns(ctx context.Context, args []string) (*experiment.Reader, []experim
 	var sums []experiment.Summary
 	seen := map[string]bool{}
 	for _, a := range args {
-		id, err := resolveRun(ctx, store, a)
+		id, err := resolveRun(ctx, store, so.name(), a)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -233,6 +232,7 @@ func openRuns(ctx context.Context, args []string) (*experiment.Reader, []experim
 }
 
 func newRunsShowCmd() *cobra.Command {
+	var so *storeOptions // set below; the RunE closure runs after parsing
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "show ID",
@@ -242,7 +242,7 @@ func newRunsShowCmd() *cobra.Command {
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			rd, sums, err := openRuns(ctx, args)
+			rd, sums, err := openRuns(ctx, so, args)
 			if err != nil {
 				return err
 			}
@@ -258,6 +258,7 @@ func newRunsShowCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the run's summary (run_summary.json) as JSON")
+	so = addStoreFlags(cmd)
 	return cmd
 }
 
@@ -391,6 +392,7 @@ type compareJSON struct {
 }
 
 func newRunsCompareCmd() *cobra.Command {
+	var so *storeOptions // set below; the RunE closure runs after parsing
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "compare ID ID...",
@@ -402,7 +404,7 @@ The metrics section shows each metric's last value.`,
 		Example: `  gorch runs compare 20261129T1300 20261129T1400`,
 		Args:    cobra.MinimumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			_, sums, err := openRuns(cmd.Context(), args)
+			_, sums, err := openRuns(cmd.Context(), so, args)
 			if err != nil {
 				return err
 			}
@@ -511,10 +513,12 @@ The metrics section shows each metric's last value.`,
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the differing config keys and last metric values as JSON")
+	so = addStoreFlags(cmd)
 	return cmd
 }
 
 func newRunsPlotCmd() *cobra.Command {
+	var so *storeOptions // set below; the RunE closure runs after parsing
 	var metric, output string
 	var width, height float64
 	cmd := &cobra.Command{
@@ -540,7 +544,7 @@ skipped; when a resumed run logged a step twice, the later value is drawn.`,
 				return fmt.Errorf("plot size %gx%g inches: width and height must be positive", width, height)
 			}
 			ctx := cmd.Context()
-			rd, sums, err := openRuns(ctx, args)
+			rd, sums, err := openRuns(ctx, so, args)
 			if err != nil {
 				return err
 			}
@@ -572,6 +576,7 @@ skipped; when a resumed run logged a step twice, the later value is drawn.`,
 	f.StringVarP(&output, "output", "o", "", "output file, .png or .svg (required)")
 	f.Float64Var(&width, "width", 8, "plot width in inches")
 	f.Float64Var(&height, "height", 5, "plot height in inches")
+	so = addStoreFlags(cmd)
 	return cmd
 }
 

@@ -27,13 +27,13 @@ artifacts.json, run_summary.json) to the store: --data-dir, or S3 with
 	}
 	nf := natsFlags(cmd)
 	of := obsFlags(cmd)
-	addStoreFlags(cmd)
+	so := addStoreFlags(cmd)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		ctx := cmd.Context()
 		if err := nf.check(); err != nil {
 			return err
 		}
-		st, err := openStoreFromFlags(ctx)
+		st, err := so.open(ctx)
 		if err != nil {
 			return err
 		}

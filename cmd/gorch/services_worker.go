@@ -28,7 +28,7 @@ to the queue for another worker to resume.`,
 	}
 	nf := natsFlags(cmd)
 	of := obsFlags(cmd)
-	addStoreFlags(cmd)
+	so := addStoreFlags(cmd)
 	fl := cmd.Flags()
 	fl.IntVar(&opts.Slots, "slots", 1, "runs to train at once")
 	fl.StringVar(&opts.ID, "id", "", "worker ID (default <hostname>-<random>)")
@@ -43,7 +43,7 @@ to the queue for another worker to resume.`,
 		if opts.ID == "" {
 			opts.ID = worker.DefaultID() // before connecting: its inbox prefix names it
 		}
-		store, err := openStoreFromFlags(cmd.Context())
+		store, err := so.open(cmd.Context())
 		if err != nil {
 			return err
 		}

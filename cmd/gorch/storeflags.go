@@ -11,18 +11,18 @@ import (
 	"github.com/gorch/gorch/pkg/experiment"
 )
 
-// storeFlagValues hold the object-store flags of the service commands
-// (worker, collector, up). Like dataDirFlag they are bound afresh by every
-// newRootCmd; only the command that runs parses them.
-var storeFlagValues struct {
+// storeOptions hold the object-store flags of one command (worker,
+// collector, up, ckpt pull, runs ...).
+type storeOptions struct {
 	endpoint, bucket, accessKey, secretKey, region string
 	insecure, createBucket                         bool
 }
 
-// addStoreFlags adds the S3 flags to cmd. Without an endpoint (flag or
-// GORCH_S3_ENDPOINT) the store is the local directory --data-dir.
-func addStoreFlags(cmd *cobra.Command) {
-	v := &storeFlagValues
+// addStoreFlags adds the S3 flags to cmd; open the store with the returned
+// options. Without an endpoint (flag or GORCH_S3_ENDPOINT) the store is
+// the local directory --data-dir.
+func addStoreFlags(cmd *cobra.Command) *storeOptions {
+	v := &storeOptions{}
 	fl := cmd.Flags()
 	fl.StringVar(&v.endpoint, "s3-endpoint", "", "S3 endpoint host:port; set it to keep records and checkpoints in S3 instead of --data-dir (env GORCH_S3_ENDPOINT)")
 	fl.StringVar(&v.bucket, "s3-bucket", "", "S3 bucket (env GORCH_S3_BUCKET)")
@@ -31,6 +31,7 @@ func addStoreFlags(cmd *cobra.Command) {
 	fl.StringVar(&v.region, "s3-region", "", "S3 region (env AWS_REGION; default us-east-1)")
 	fl.BoolVar(&v.insecure, "s3-insecure", false, "use plain HTTP to the S3 endpoint")
 	fl.BoolVar(&v.createBucket, "s3-create-bucket", false, "create the S3 bucket if it does not exist")
+	return v
 }
 
 // orEnv returns v, or the first non-empty environment variable of names.
@@ -44,11 +45,9 @@ func orEnv(v string, names ...string) string {
 	return v
 }
 
-// openStoreFromFlags opens the store the flags of addStoreFlags select:
-// S3 when an endpoint is set, else the local directory --data-dir
-// (created if missing).
-func openStoreFromFlags(ctx context.Context) (experiment.Store, error) {
-	v := storeFlagValues
+// open opens the store the flags select: S3 when an endpoint is set,
+// else the local directory --data-dir (created if missing).
+func (v *storeOptions) open(ctx context.Context) (experiment.Store, error) {
 	cfg := experiment.S3Config{
 		Endpoint:     orEnv(v.endpoint, "GORCH_S3_ENDPOINT"),
 		Bucket:       orEnv(v.bucket, "GORCH_S3_BUCKET"),
@@ -73,20 +72,20 @@ func openStoreFromFlags(ctx context.Context) (experiment.Store, error) {
 	return experiment.NewS3Store(ctx, cfg)
 }
 
-// openReadStoreFromFlags is openStoreFromFlags for commands that only
-// read: a local --data-dir must exist (see openStore).
-func openReadStoreFromFlags(ctx context.Context) (experiment.Store, error) {
-	if orEnv(storeFlagValues.endpoint, "GORCH_S3_ENDPOINT") == "" && orEnv(storeFlagValues.bucket, "GORCH_S3_BUCKET") == "" {
+// openRead is open for commands that only read: a local --data-dir must
+// exist (see openStore).
+func (v *storeOptions) openRead(ctx context.Context) (experiment.Store, error) {
+	if orEnv(v.endpoint, "GORCH_S3_ENDPOINT") == "" && orEnv(v.bucket, "GORCH_S3_BUCKET") == "" {
 		return openStore()
 	}
-	return openStoreFromFlags(ctx)
+	return v.open(ctx)
 }
 
-// storeName names the store the flags select, for messages: the S3
+// name names the store the flags select, for messages: the S3
 // bucket and endpoint, or --data-dir.
-func storeName() string {
-	if e := orEnv(storeFlagValues.endpoint, "GORCH_S3_ENDPOINT"); e != "" {
-		return fmt.Sprintf("s3://%s at %s", orEnv(storeFlagValues.bucket, "GORCH_S3_BUCKET"), e)
+func (v *storeOptions) name() string {
+	if e := orEnv(v.endpoint, "GORCH_S3_ENDPOINT"); e != "" {
+		return fmt.Sprintf("s3://%s at %s", orEnv(v.bucket, "GORCH_S3_BUCKET"), e)
 	}
 	return dataDir()
 }

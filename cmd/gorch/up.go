@@ -30,6 +30,7 @@ type upOptions struct {
 	demo                     bool
 	demoSteps                int // hidden: steps per demo run (tests use few)
 	setup                    *setupFlags
+	store                    *storeOptions
 }
 
 func newUpCmd() *cobra.Command {
@@ -66,7 +67,7 @@ prints a results table and exits: 0 if every run succeeded.`,
 	fl.IntVar(&o.demoSteps, "demo-steps", 300, "training steps of each demo run")
 	_ = fl.MarkHidden("demo-steps")
 	fl.StringVar(&o.http, "http", "", "serve /healthz, /readyz and Prometheus /metrics on this address (e.g. 127.0.0.1:9464; default off)")
-	addStoreFlags(cmd)
+	o.store = addStoreFlags(cmd)
 	o.setup = addSetupFlags(cmd)
 	return cmd
 }
@@ -87,7 +88,7 @@ func runUp(cmd *cobra.Command, o upOptions) error {
 	}
 	svcLog := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: svcLevel}))
 
-	store, err := openStoreFromFlags(ctx)
+	store, err := o.store.open(ctx)
 	if err != nil {
 		return err
 	}
