@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/gorch/gorch/internal/auth"
+	"github.com/gorch/gorch/internal/cluster"
 	"github.com/gorch/gorch/pkg/errs"
 )
 
@@ -75,14 +76,14 @@ func printDeployment(w io.Writer, dir string, o auth.InitOptions) {
 	if len(o.TLSHosts) > 0 {
 		tls = " --tls-ca " + filepath.Join(dir, auth.TLSDir, "ca.pem")
 	}
-	fmt.Fprintf(w, "setup:        gorch setup --creds %s%s\n", auth.CredsFile(dir, auth.RoleAdmin, ""), tls)
-	for _, role := range []string{auth.RoleCoordinator, auth.RoleCollector} {
+	fmt.Fprintf(w, "setup:        gorch setup --creds %s%s\n", auth.CredsFile(dir, cluster.RoleAdmin, ""), tls)
+	for _, role := range []string{cluster.RoleCoordinator, cluster.RoleCollector} {
 		fmt.Fprintf(w, "%-13s gorch %s --creds %s%s\n", role+":", role, auth.CredsFile(dir, role, ""), tls)
 	}
 	for _, id := range o.Workers {
-		fmt.Fprintf(w, "%-13s gorch worker --creds %s%s\n", "worker "+id+":", auth.CredsFile(dir, auth.RoleWorker, id), tls)
+		fmt.Fprintf(w, "%-13s gorch worker --creds %s%s\n", "worker "+id+":", auth.CredsFile(dir, cluster.RoleWorker, id), tls)
 	}
-	fmt.Fprintf(w, "clients:      gorch status --creds %s%s\n", auth.CredsFile(dir, auth.RoleClient, ""), tls)
+	fmt.Fprintf(w, "clients:      gorch status --creds %s%s\n", auth.CredsFile(dir, cluster.RoleClient, ""), tls)
 	fmt.Fprintf(w, "keep %s offline: it mints credentials\n", filepath.Join(dir, auth.KeysDir))
 }
 

@@ -121,8 +121,8 @@ func TestNATSCommandWithAuth(t *testing.T) {
 	if !strings.Contains(log.String(), "auth=operator") {
 		t.Errorf("ready line does not say auth=operator:\n%s", log.String())
 	}
-	nc, err := cluster.Connect(url, cluster.ConnectOptions{CredsFile: auth.CredsFile(dir, auth.RoleClient, ""),
-		InboxPrefix: auth.InboxPrefix(auth.RoleClient, "")})
+	nc, err := cluster.Connect(url, cluster.ConnectOptions{CredsFile: auth.CredsFile(dir, cluster.RoleClient, ""),
+		InboxPrefix: cluster.InboxPrefix(cluster.RoleClient, "")})
 	if err != nil {
 		t.Fatalf("client with its creds: %v", err)
 	}

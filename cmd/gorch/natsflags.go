@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/gorch/gorch/internal/auth"
+	"github.com/gorch/gorch/internal/cluster"
 	"github.com/gorch/gorch/internal/natsconn"
 	"github.com/gorch/gorch/pkg/errs"
 )
@@ -58,7 +59,7 @@ func natsFlags(cmd *cobra.Command) *natsOptions {
 // client of the coordinator, logs): it fails at once when the server is
 // not reachable.
 func (o *natsOptions) connectNATS(ctx context.Context, name string) (*nats.Conn, error) {
-	co, err := o.connOptions(name, auth.RoleClient, "")
+	co, err := o.connOptions(name, cluster.RoleClient, "")
 	if err != nil {
 		return nil, err
 	}
@@ -97,12 +98,12 @@ func identityName(o *natsOptions, role, id string) string {
 // connOptions checks the flags and turns them into natsconn options for
 // an identity of role.
 func (o *natsOptions) connOptions(name, role, id string) (natsconn.Options, error) {
-	if err := o.checkRole(role); err != nil {
-		return natsconn.Options{}, err
-	}
 	co := natsconn.Options{Name: name, CredsFile: o.creds, NKeyFile: o.nkey, User: o.user, PasswordFile: o.passwordFile,
-		TLSCA: o.tlsCA, TLSCert: o.tlsCert, TLSKey: o.tlsKey, InboxPrefix: auth.InboxPrefix(role, id)}
-	return co, o.check()
+		TLSCA: o.tlsCA, TLSCert: o.tlsCert, TLSKey: o.tlsKey, InboxPrefix: cluster.InboxPrefix(role, id)}
+	if err := o.check(); err != nil {
+		return co, err
+	}
+	return co, o.checkRole(role)
 }
 
 // checkRole reports credentials from `gorch auth init` that belong to
@@ -116,7 +117,7 @@ func (o *natsOptions) checkRole(role string) error {
 	if err != nil || got == "" || got == role {
 		return err
 	}
-	if got == auth.RoleWorker {
+	if got == cluster.RoleWorker {
 		got = "worker " + name
 	}
 	return errs.New(errs.Config, "nats", "--creds %s holds the credentials of %s; this command needs a %s's", o.creds, got, role)
@@ -131,7 +132,7 @@ func (o *natsOptions) workerID(id string) (string, error) {
 	}
 	role, name, err := auth.Identity(o.creds)
 	switch {
-	case err != nil || role != auth.RoleWorker:
+	case err != nil || role != cluster.RoleWorker:
 		return id, err // checkRole reports a wrong role when connecting
 	case id == "":
 		return name, nil

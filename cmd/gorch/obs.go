@@ -109,6 +109,7 @@ func collectorMetrics(c *collector.Collector) func(context.Context) []health.Met
 		ms := []health.Metric{
 			health.Counter("gorch_collector_records_total", "Metric points and telemetry events written to the store.", float64(st.Records)),
 			health.Counter("gorch_collector_messages_total", "EVENTS messages written and acked.", float64(st.Messages)),
+			health.Counter("gorch_collector_forged_total", "Events dead-lettered because their worker did not claim their attempt.", float64(st.Forged)),
 		}
 		if !st.LastEvent.IsZero() {
 			ms = append(ms,

@@ -5,8 +5,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/gorch/gorch/internal/auth"
-
+	"github.com/gorch/gorch/internal/cluster"
 	"github.com/gorch/gorch/services/collector"
 )
 
@@ -43,7 +42,7 @@ artifacts.json, run_summary.json) to the store: --data-dir, or S3 with
 			return err
 		}
 		defer svc.close()
-		nc, err := nf.connectService(ctx, log, "gorch-collector", auth.RoleCollector, "")
+		nc, err := nf.connectService(ctx, log, "gorch-collector", cluster.RoleCollector, "")
 		if err != nil {
 			return err
 		}

@@ -6,7 +6,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
-	"github.com/gorch/gorch/internal/auth"
+	"github.com/gorch/gorch/internal/cluster"
 	"github.com/gorch/gorch/internal/health"
 
 	"github.com/gorch/gorch/services/coordinator"
@@ -37,7 +37,7 @@ requests. Logs go to stderr.`,
 			return err
 		}
 		defer svc.close()
-		nc, err := nf.connectService(cmd.Context(), log, "gorch-coordinator", auth.RoleCoordinator, "")
+		nc, err := nf.connectService(cmd.Context(), log, "gorch-coordinator", cluster.RoleCoordinator, "")
 		if err != nil {
 			return err
 		}

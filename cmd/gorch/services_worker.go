@@ -6,8 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/gorch/gorch/internal/auth"
-
+	"github.com/gorch/gorch/internal/cluster"
 	"github.com/gorch/gorch/services/worker"
 )
 
@@ -53,7 +52,7 @@ to the queue for another worker to resume.`,
 			return err
 		}
 		defer svc.close()
-		nc, err := nf.connectService(cmd.Context(), opts.Logger, "gorch-worker", auth.RoleWorker, opts.ID)
+		nc, err := nf.connectService(cmd.Context(), opts.Logger, "gorch-worker", cluster.RoleWorker, opts.ID)
 		if err != nil {
 			return err
 		}

@@ -15,7 +15,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/gorch/gorch/internal/auth"
 	"github.com/gorch/gorch/internal/cluster"
 	"github.com/gorch/gorch/internal/natsconn"
 	"github.com/gorch/gorch/pkg/errs"
@@ -64,7 +63,7 @@ func gorch_client_open(url, opts *C.char, h *C.uint64_t, errOut **C.char) C.int 
 			return errs.New(errs.Argument, op, "tls_cert and tls_key go together")
 		}
 		co := o.Options
-		co.Name, co.InboxPrefix = "gorch-python", auth.InboxPrefix(auth.RoleClient, "")
+		co.Name, co.InboxPrefix = "gorch-python", cluster.InboxPrefix(cluster.RoleClient, "")
 		nc, err := natsconn.Dial(context.Background(), u, co)
 		if err != nil {
 			return err

@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
+	"github.com/gorch/gorch/internal/cluster"
 	"github.com/gorch/gorch/internal/natsconn"
 	"github.com/gorch/gorch/internal/testutil"
 	"github.com/gorch/gorch/pkg/errs"
@@ -55,7 +56,7 @@ func waitRefused(t *testing.T, nc *nats.Conn, rec *testutil.NATSErrors, subj str
 func connectAs(t *testing.T, url, creds, role, id string, opts ...nats.Option) (*nats.Conn, *testutil.NATSErrors) {
 	t.Helper()
 	rec := &testutil.NATSErrors{}
-	all := append([]nats.Option{nats.UserCredentials(creds), nats.CustomInboxPrefix(InboxPrefix(role, id)),
+	all := append([]nats.Option{nats.UserCredentials(creds), nats.CustomInboxPrefix(cluster.InboxPrefix(role, id)),
 		nats.ErrorHandler(rec.Handler)}, opts...)
 	nc, err := nats.Connect(url, all...)
 	if err != nil {
@@ -152,7 +153,7 @@ func TestRolesOnServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	url := startServer(t, dir)
-	for _, role := range []string{RoleAdmin, RoleCoordinator, RoleCollector, RoleClient} {
+	for _, role := range []string{cluster.RoleAdmin, cluster.RoleCoordinator, cluster.RoleCollector, cluster.RoleClient} {
 		nc, _ := connectAs(t, url, CredsFile(dir, role, ""), role, "")
 		if got, want := identity(t, CredsFile(dir, role, "")), role+"/"+role; got != want {
 			t.Errorf("Identity(%s creds) = %s; want %s", role, got, want)
@@ -169,7 +170,7 @@ func TestRolesOnServer(t *testing.T) {
 	if got := identity(t, creds); got != "worker/w7" {
 		t.Errorf("Identity(w7 creds) = %s; want worker/w7", got)
 	}
-	nc, rec := connectAs(t, url, creds, RoleWorker, "w7")
+	nc, rec := connectAs(t, url, creds, cluster.RoleWorker, "w7")
 	// Its own inbox and cancel notices: allowed.
 	if _, err := nc.SubscribeSync("ctl.w7.cancel"); err != nil {
 		t.Fatal(err)
@@ -213,7 +214,7 @@ func TestForeignCredsRefused(t *testing.T) {
 		}
 	}
 	url := startServer(t, a)
-	_, err := natsconn.Dial(context.Background(), url, natsconn.Options{CredsFile: CredsFile(b, RoleClient, "")})
+	_, err := natsconn.Dial(context.Background(), url, natsconn.Options{CredsFile: CredsFile(b, cluster.RoleClient, "")})
 	if err == nil || !strings.Contains(strings.ToLower(err.Error()), "authorization violation") || strings.Contains(err.Error(), "\n") {
 		t.Errorf("Dial with another deployment's creds = %v; want one line saying authorization violation", err)
 	}
@@ -227,8 +228,8 @@ func TestTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	url := startServer(t, dir)
-	nc, err := natsconn.Dial(context.Background(), url, natsconn.Options{CredsFile: CredsFile(dir, RoleClient, ""),
-		TLSCA: filepath.Join(dir, TLSDir, "ca.pem"), InboxPrefix: InboxPrefix(RoleClient, "")})
+	nc, err := natsconn.Dial(context.Background(), url, natsconn.Options{CredsFile: CredsFile(dir, cluster.RoleClient, ""),
+		TLSCA: filepath.Join(dir, TLSDir, "ca.pem"), InboxPrefix: cluster.InboxPrefix(cluster.RoleClient, "")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -236,7 +237,7 @@ func TestTLS(t *testing.T) {
 	if !nc.TLSRequired() {
 		t.Errorf("connection is not TLS")
 	}
-	if _, err := natsconn.Dial(context.Background(), url, natsconn.Options{CredsFile: CredsFile(dir, RoleClient, "")}); err == nil {
+	if _, err := natsconn.Dial(context.Background(), url, natsconn.Options{CredsFile: CredsFile(dir, cluster.RoleClient, "")}); err == nil {
 		t.Errorf("a client without the CA connected")
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/jwt/v2"
 	"github.com/nats-io/nkeys"
 
+	"github.com/gorch/gorch/internal/cluster"
 	"github.com/gorch/gorch/pkg/errs"
 )
 
@@ -39,8 +40,8 @@ func signingSeedFile(role string) string { return "signing-" + role + ".nk" }
 // creds/<role>.creds, or creds/worker-<id>.creds for a worker.
 func CredsFile(dir, role, id string) string {
 	name := role
-	if role == RoleWorker {
-		name = RoleWorker + "-" + id
+	if role == cluster.RoleWorker {
+		name = cluster.RoleWorker + "-" + id
 	}
 	return filepath.Join(dir, CredsDir, name+".creds")
 }
@@ -123,7 +124,7 @@ func write(tmp, final string, o InitOptions) error {
 		}
 	}
 	for _, role := range Roles {
-		if role == RoleWorker {
+		if role == cluster.RoleWorker {
 			continue
 		}
 		if err := mintUser(CredsFile(tmp, role, ""), role, role, keys.account, keys.signing[role]); err != nil {
@@ -131,7 +132,7 @@ func write(tmp, final string, o InitOptions) error {
 		}
 	}
 	for _, id := range o.Workers {
-		if err := mintUser(CredsFile(tmp, RoleWorker, id), RoleWorker, id, keys.account, keys.signing[RoleWorker]); err != nil {
+		if err := mintUser(CredsFile(tmp, cluster.RoleWorker, id), cluster.RoleWorker, id, keys.account, keys.signing[cluster.RoleWorker]); err != nil {
 			return err
 		}
 	}
@@ -249,15 +250,15 @@ func AddWorker(dir, id string) (string, error) {
 	if err != nil {
 		return "", errs.Wrap(errs.Config, op, err, "%s is not a deployment gorch auth init wrote", dir)
 	}
-	signer, err := readSeed(filepath.Join(dir, KeysDir, signingSeedFile(RoleWorker)))
+	signer, err := readSeed(filepath.Join(dir, KeysDir, signingSeedFile(cluster.RoleWorker)))
 	if err != nil {
 		return "", errs.Wrap(errs.Config, op, err, "%s is not a deployment gorch auth init wrote", dir)
 	}
-	path := CredsFile(dir, RoleWorker, id)
+	path := CredsFile(dir, cluster.RoleWorker, id)
 	if _, err := os.Stat(path); err == nil {
 		return "", errs.New(errs.Config, op, "worker %s already has credentials (%s)", id, path)
 	}
-	return path, mintUser(path, RoleWorker, id, account, signer)
+	return path, mintUser(path, cluster.RoleWorker, id, account, signer)
 }
 
 // mintUser writes the credentials of a new user named name with role's

@@ -7,21 +7,8 @@ import (
 	"github.com/gorch/gorch/internal/cluster"
 )
 
-// Roles of the NATS identities (docs/cluster-v2.md, "Roles").
-const (
-	RoleAdmin       = cluster.RoleAdmin
-	RoleCoordinator = cluster.RoleCoordinator
-	RoleWorker      = cluster.RoleWorker
-	RoleCollector   = cluster.RoleCollector
-	RoleClient      = cluster.RoleClient
-)
-
 // Roles lists every role, in the order the permission table shows them.
-var Roles = []string{RoleAdmin, RoleCoordinator, RoleWorker, RoleCollector, RoleClient}
-
-// InboxPrefix is the reply-inbox prefix of a role's connections
-// (cluster.InboxPrefix).
-func InboxPrefix(role, id string) string { return cluster.InboxPrefix(role, id) }
+var Roles = []string{cluster.RoleAdmin, cluster.RoleCoordinator, cluster.RoleWorker, cluster.RoleCollector, cluster.RoleClient}
 
 // WorkerID stands for a worker's id in the worker role's permissions.
 // The NATS server replaces it with the name in the user's JWT (a
@@ -66,9 +53,10 @@ func Of(role string) Permissions {
 }
 
 // Table is the least-privilege permission table: every role's rows, each
-// derived from the cluster's subject, stream and bucket names. A role
-// may do what its rows allow and nothing else; in particular no role may
-// delete or purge a stream, and only admin may change one.
+// derived from the cluster's subject, stream and bucket names
+// (docs/cluster-v2.md). A role may do what its rows allow and nothing
+// else; in particular no role may delete or purge a stream, and only
+// admin may change one.
 func Table() []Grant {
 	w := WorkerID
 	var dispatch, dispConsumers []string
@@ -76,68 +64,57 @@ func Table() []Grant {
 		dispatch = append(dispatch, cluster.DispatchSubject(p))
 		dispConsumers = append(dispConsumers, cluster.DispatchConsumer(p))
 	}
+	dispInfo := mapf(dispConsumers, func(c string) string { return consumerInfo(cluster.StreamRuns, c) })
 	return []Grant{
-		{Role: RoleAdmin, What: "create streams, consumers and buckets (gorch setup); inspect and edit their settings",
+		{Role: cluster.RoleAdmin, What: "create streams, consumers and buckets (gorch setup); inspect and edit their settings",
 			Pub: []string{jsAPI("INFO"), jsAPI("STREAM", "CREATE", "*"), jsAPI("STREAM", "UPDATE", "*"), jsAPI("STREAM", "INFO", "*"),
 				jsAPI("STREAM", "NAMES"), jsAPI("STREAM", "LIST"), jsAPI("CONSUMER", "CREATE", ">"), jsAPI("CONSUMER", "DURABLE", "CREATE", ">"),
 				jsAPI("CONSUMER", "INFO", ">"), jsAPI("CONSUMER", "NAMES", "*"), jsAPI("CONSUMER", "LIST", "*")}},
-		inbox(RoleAdmin, ""),
+		inbox(cluster.RoleAdmin, ""),
 
-		{Role: RoleCoordinator, What: "serve the client API, the worker API and the collector's notices (queue group)",
-			Sub: []string{cluster.APISubject(">"), workerAPI("*", ">"), collectorAPI(">")}, Responder: true},
-		{Role: RoleCoordinator, What: "dispatch runs", Pub: dispatch},
-		{Role: RoleCoordinator, What: "send cancel notices to workers", Pub: []string{control("*", ">")}},
-		{Role: RoleCoordinator, What: "the only writer of run state", Pub: []string{kvKey(cluster.BucketRuns, ">")}},
-		readBucket(RoleCoordinator, cluster.BucketRuns),
-		readBucket(RoleCoordinator, cluster.BucketWorkers),
-		{Role: RoleCoordinator, What: "queue gauges (/metrics)", Pub: append([]string{streamInfo(cluster.StreamRuns)},
-			mapf(dispConsumers, func(c string) string { return consumerInfo(cluster.StreamRuns, c) })...)},
-		inbox(RoleCoordinator, ""),
+		{Role: cluster.RoleCoordinator, What: "serve the client API, the worker API and the collector's notices (queue group)",
+			Sub: []string{cluster.APISubject(">"), cluster.WorkerAPISubject("*", "*"), cluster.CollectorFinalSubject}, Responder: true},
+		{Role: cluster.RoleCoordinator, What: "dispatch runs", Pub: append([]string{streamInfo(cluster.StreamRuns)}, dispatch...)},
+		{Role: cluster.RoleCoordinator, What: "send cancel notices to workers", Pub: []string{cluster.ControlSubject("*")}},
+		{Role: cluster.RoleCoordinator, What: "the only writer of run state", Pub: []string{kvKey(cluster.BucketRuns, cluster.RunKey(">"))}},
+		readBucket(cluster.RoleCoordinator, cluster.BucketRuns),
+		readBucket(cluster.RoleCoordinator, cluster.BucketWorkers),
+		{Role: cluster.RoleCoordinator, What: "queue gauges (/metrics)", Pub: dispInfo},
+		inbox(cluster.RoleCoordinator, ""),
 
-		{Role: RoleWorker, What: "take runs off the queue: fetch, ack, in-progress, nak, term",
-			Pub: slices.Concat(
-				mapf(dispConsumers, func(c string) string { return consumerInfo(cluster.StreamRuns, c) }),
+		{Role: cluster.RoleWorker, What: "take runs off the queue: fetch, ack, in-progress, nak, term",
+			Pub: slices.Concat(dispInfo,
 				mapf(dispConsumers, func(c string) string { return consumerNext(cluster.StreamRuns, c) }),
 				mapf(dispConsumers, func(c string) string { return ack(cluster.StreamRuns, c) }))},
-		{Role: RoleWorker, What: "ask the coordinator for its runs' transitions, as itself", Pub: []string{workerAPI(w, ">")}},
-		{Role: RoleWorker, What: "publish its runs' events, as itself", Pub: []string{events(w)}},
-		{Role: RoleWorker, What: "heartbeat its own key", Pub: []string{streamInfo(kvStream(cluster.BucketWorkers)),
+		{Role: cluster.RoleWorker, What: "ask the coordinator for its runs' transitions, as itself",
+			Pub: []string{cluster.WorkerAPISubject(w, "*")}},
+		{Role: cluster.RoleWorker, What: "publish its runs' events, as itself",
+			Pub: []string{streamInfo(cluster.StreamEvents), cluster.EventSubject(w, "*", ">")}},
+		{Role: cluster.RoleWorker, What: "heartbeat its own key", Pub: []string{streamInfo(kvStream(cluster.BucketWorkers)),
 			kvKey(cluster.BucketWorkers, cluster.WorkerKey(w))}},
-		{Role: RoleWorker, What: "dead-letter a run request it cannot read", Pub: []string{cluster.DLQSubject(">")}},
-		{Role: RoleWorker, What: "hear cancel notices for its runs", Sub: []string{control(w, ">")}},
-		readBucket(RoleWorker, cluster.BucketRuns),
-		inbox(RoleWorker, w),
+		{Role: cluster.RoleWorker, What: "dead-letter a run request it cannot read", Pub: []string{cluster.DLQSubject(">")}},
+		{Role: cluster.RoleWorker, What: "hear cancel notices for its runs", Sub: []string{cluster.ControlSubject(w)}},
+		inbox(cluster.RoleWorker, w),
 
-		{Role: RoleCollector, What: "consume EVENTS through its durable consumer",
+		{Role: cluster.RoleCollector, What: "consume EVENTS through its durable consumer",
 			Pub: []string{consumerInfo(cluster.StreamEvents, cluster.ConsumerCollect),
 				consumerNext(cluster.StreamEvents, cluster.ConsumerCollect), ack(cluster.StreamEvents, cluster.ConsumerCollect)}},
-		{Role: RoleCollector, What: "dead-letter forged or unreadable events", Pub: []string{cluster.DLQSubject(">")}},
-		{Role: RoleCollector, What: "tell the coordinator a run's records are final", Pub: []string{collectorAPI(">")}},
-		readBucket(RoleCollector, cluster.BucketRuns),
-		inbox(RoleCollector, ""),
+		{Role: cluster.RoleCollector, What: "dead-letter forged or unreadable events", Pub: []string{cluster.DLQSubject(">")}},
+		{Role: cluster.RoleCollector, What: "tell the coordinator a run's records are final", Pub: []string{cluster.CollectorFinalSubject}},
+		readBucket(cluster.RoleCollector, cluster.BucketRuns),
+		inbox(cluster.RoleCollector, ""),
 
-		{Role: RoleClient, What: "submit, sweep, cancel, status, list (requests to the coordinator)",
+		{Role: cluster.RoleClient, What: "submit, sweep, cancel, status, list, workers (requests to the coordinator)",
 			Pub: []string{cluster.APISubject(">")}},
-		readStream(RoleClient, cluster.StreamEvents, cluster.ConsumerCollect),
-		readBucket(RoleClient, cluster.BucketRuns),
-		inbox(RoleClient, ""),
+		readStream(cluster.RoleClient, cluster.StreamEvents, cluster.ConsumerCollect),
+		readBucket(cluster.RoleClient, cluster.BucketRuns),
+		inbox(cluster.RoleClient, ""),
 	}
 }
 
-// Subject patterns the contract names that have no helper in
-// internal/cluster on main yet.
-// TODO(cluster-v2 contract, "Subjects"): switch each to the cluster
-// helper when it lands: wapi.<w>.<op> (WorkerAPISubject), ev.<w>.>
-// (EventSubject), ctl.<w>.cancel (ControlSubject), capi.final
-// (CollectorFinalSubject).
-func workerAPI(worker, op string) string { return "wapi." + worker + "." + op }
-func events(worker string) string        { return "ev." + worker + ".>" }
-func control(worker, rest string) string { return "ctl." + worker + "." + rest }
-func collectorAPI(op string) string      { return "capi." + op }
-
 // inbox lets role subscribe to its own replies, and to no one else's.
 func inbox(role, id string) Grant {
-	return Grant{Role: role, What: "read its own replies", Sub: []string{InboxPrefix(role, id) + ".>"}}
+	return Grant{Role: role, What: "read its own replies", Sub: []string{cluster.InboxPrefix(role, id) + ".>"}}
 }
 
 // readBucket lets role read a KV bucket: bind, get, list and watch (an
