@@ -11,14 +11,19 @@ import (
 	"github.com/gorch/gorch/pkg/experiment"
 )
 
-// TestRunsS3 copies the fixture records into a versitygw bucket and
-// checks that `gorch runs` reads them there as it does from --data-dir.
+// TestRunsS3 copies the fixture records into a versitygw bucket, under a
+// key prefix, and checks that `gorch runs` reads them there as it does
+// from --data-dir.
 func TestRunsS3(t *testing.T) {
 	dir := fixtureStore(t)
 	s3 := testutil.StartVersityGW(t)
 	ctx := context.Background()
-	st, err := experiment.NewS3Store(ctx, experiment.S3Config{Endpoint: s3.Endpoint, Bucket: "records",
+	bucket, err := experiment.NewS3Store(ctx, experiment.S3Config{Endpoint: s3.Endpoint, Bucket: "records",
 		AccessKey: s3.AccessKey, SecretKey: s3.SecretKey, Insecure: true, CreateBucket: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := experiment.WithPrefix(bucket, "team-a")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,7 +41,7 @@ func TestRunsS3(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s3Args := []string{"--s3-endpoint", s3.Endpoint, "--s3-bucket", "records", "--s3-access-key", s3.AccessKey,
+	s3Args := []string{"--s3-endpoint", s3.Endpoint, "--s3-bucket", "records", "--s3-prefix", "team-a", "--s3-access-key", s3.AccessKey,
 		"--s3-secret-key", s3.SecretKey, "--s3-insecure", "--data-dir", filepath.Join(t.TempDir(), "absent")}
 	for _, args := range [][]string{
 		{"runs", "list"},
@@ -57,5 +62,5 @@ func TestRunsS3(t *testing.T) {
 	}
 	args := append([]string{"runs", "show", "20990101T000000.000000Z-ffffffff"}, s3Args...)
 	_, _, err = runCLI(t, args...)
-	wantOneLineErr(t, args, err, "not found in s3://records at "+s3.Endpoint)
+	wantOneLineErr(t, args, err, "not found in s3://records/team-a at "+s3.Endpoint)
 }

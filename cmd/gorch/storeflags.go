@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path"
 
 	"github.com/spf13/cobra"
 
@@ -14,8 +15,8 @@ import (
 // storeOptions hold the object-store flags of one command (worker,
 // collector, up, ckpt pull, runs ...).
 type storeOptions struct {
-	endpoint, bucket, accessKey, secretKey, region string
-	insecure, createBucket                         bool
+	endpoint, bucket, prefix, accessKey, secretKey, region string
+	insecure, createBucket                                 bool
 }
 
 // addStoreFlags adds the S3 flags to cmd; open the store with the returned
@@ -26,6 +27,7 @@ func addStoreFlags(cmd *cobra.Command) *storeOptions {
 	fl := cmd.Flags()
 	fl.StringVar(&v.endpoint, "s3-endpoint", "", "S3 endpoint host:port; set it to keep records and checkpoints in S3 instead of --data-dir (env GORCH_S3_ENDPOINT)")
 	fl.StringVar(&v.bucket, "s3-bucket", "", "S3 bucket (env GORCH_S3_BUCKET)")
+	fl.StringVar(&v.prefix, "s3-prefix", "", "keep every object under this key prefix in the bucket, e.g. team-a (env GORCH_S3_PREFIX)")
 	fl.StringVar(&v.accessKey, "s3-access-key", "", "S3 access key (env AWS_ACCESS_KEY_ID)")
 	fl.StringVar(&v.secretKey, "s3-secret-key", "", "S3 secret key (env AWS_SECRET_ACCESS_KEY)")
 	fl.StringVar(&v.region, "s3-region", "", "S3 region (env AWS_REGION; default us-east-1)")
@@ -69,7 +71,11 @@ func (v *storeOptions) open(ctx context.Context) (experiment.Store, error) {
 	if cfg.AccessKey == "" || cfg.SecretKey == "" {
 		return nil, errs.New(errs.Config, "store", "S3 credentials missing: set --s3-access-key and --s3-secret-key (or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)")
 	}
-	return experiment.NewS3Store(ctx, cfg)
+	st, err := experiment.NewS3Store(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return experiment.WithPrefix(st, orEnv(v.prefix, "GORCH_S3_PREFIX"))
 }
 
 // openRead is open for commands that only read: a local --data-dir must
@@ -85,7 +91,7 @@ func (v *storeOptions) openRead(ctx context.Context) (experiment.Store, error) {
 // bucket and endpoint, or --data-dir.
 func (v *storeOptions) name() string {
 	if e := orEnv(v.endpoint, "GORCH_S3_ENDPOINT"); e != "" {
-		return fmt.Sprintf("s3://%s at %s", orEnv(v.bucket, "GORCH_S3_BUCKET"), e)
+		return fmt.Sprintf("s3://%s at %s", path.Join(orEnv(v.bucket, "GORCH_S3_BUCKET"), orEnv(v.prefix, "GORCH_S3_PREFIX")), e)
 	}
 	return dataDir()
 }

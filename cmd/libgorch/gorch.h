@@ -42,7 +42,7 @@ int gorch_ckpt_open(const char *path, uint64_t *h, char **info, void **data, int
  * data[i] points at tensor i's float32 values, C-contiguous. */
 int gorch_ckpt_save(const char *path, const char *spec, int64_t n, const float *const *data, char **err);
 
-/* Record stores. cfg is JSON {"path": DIR} or {"s3": {"endpoint", "bucket",
+/* Record stores. cfg is JSON {"path": DIR} or {"s3": {"endpoint", "bucket", "prefix",
  * "access_key", "secret_key", "region", "insecure", "create_bucket"}}. */
 int gorch_store_open(const char *cfg, uint64_t *h, char **err);
 int gorch_store_runs(uint64_t store, char **out, char **err);

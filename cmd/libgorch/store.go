@@ -23,6 +23,7 @@ import (
 type s3JSON struct {
 	Endpoint     string `json:"endpoint"`
 	Bucket       string `json:"bucket"`
+	Prefix       string `json:"prefix"` // keys live under it (experiment.WithPrefix)
 	AccessKey    string `json:"access_key"`
 	SecretKey    string `json:"secret_key"`
 	Region       string `json:"region"`
@@ -53,6 +54,9 @@ func openStore(op, cfg string) (*recordStore, error) {
 		s := c.S3
 		st, err = experiment.NewS3Store(context.Background(), experiment.S3Config{Endpoint: s.Endpoint, Bucket: s.Bucket,
 			AccessKey: s.AccessKey, SecretKey: s.SecretKey, Region: s.Region, Insecure: s.Insecure, CreateBucket: s.CreateBucket})
+		if err == nil {
+			st, err = experiment.WithPrefix(st, s.Prefix)
+		}
 	case c.Path != "" && c.S3 == nil:
 		st, err = openLocal(op, c.Path)
 	default:

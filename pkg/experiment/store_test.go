@@ -34,6 +34,17 @@ func backends(t *testing.T) map[string]func(t *testing.T) Store {
 			}
 			return s
 		},
+		"local-prefixed": func(t *testing.T) Store {
+			s, err := NewLocalStore(t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			p, err := WithPrefix(s, "team/a")
+			if err != nil {
+				t.Fatal(err)
+			}
+			return p
+		},
 		"s3": func(t *testing.T) Store {
 			bucket := "gorch-test-" + string(rune('a'+n.Add(1)%26)) + strings.ToLower(strings.ReplaceAll(t.Name(), "/", "-"))
 			if len(bucket) > 63 {

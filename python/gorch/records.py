@@ -42,7 +42,8 @@ def _time(s: Optional[str]) -> Any:
 
 class Store:
     """A record store: ``Store("./gorch-data")`` or ``Store("s3://bucket",
-    endpoint="host:port", ...)``.
+    endpoint="host:port", ...)``; ``s3://bucket/prefix`` keeps every key
+    under ``prefix/`` (as the services' ``--s3-prefix``).
 
     For S3, unset arguments come from the environment as for the CLI:
     ``GORCH_S3_ENDPOINT``, ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``,
@@ -55,11 +56,8 @@ class Store:
         loc = _lib.cstr(location, "location", path=True).decode()
         if loc.startswith("s3://"):
             bucket, _, prefix = loc[len("s3://"):].partition("/")
-            if prefix.strip("/"):
-                raise errors.ArgumentError(
-                    f"{loc}: key prefixes are not supported (gorch keeps runs at the bucket root: s3://{bucket})")
             cfg: Dict[str, Any] = {"s3": {
-                "endpoint": endpoint or os.environ.get("GORCH_S3_ENDPOINT", ""), "bucket": bucket,
+                "endpoint": endpoint or os.environ.get("GORCH_S3_ENDPOINT", ""), "bucket": bucket, "prefix": prefix,
                 "access_key": access_key or os.environ.get("AWS_ACCESS_KEY_ID", ""),
                 "secret_key": secret_key or os.environ.get("AWS_SECRET_ACCESS_KEY", ""),
                 "region": region or os.environ.get("AWS_REGION", ""),

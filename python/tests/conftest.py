@@ -149,10 +149,10 @@ def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
 @pytest.fixture(scope="session")
 def cluster(gorch_bin: Path, s3: dict, fmnist: Path) -> Iterator[dict]:
     """A real `gorch up` (embedded NATS, coordinator, one worker, collector)
-    keeping its records in the versitygw bucket "records"."""
+    keeping its records in the versitygw bucket "records" under "team-a/"."""
     args = [str(gorch_bin), "up", "--nats-port", "0", "--workers", "1",
             "--data-dir", str(Path(os.environ.get("TMPDIR", "/tmp")) / f"gorch-up-{os.getpid()}"),
-            "--s3-endpoint", s3["endpoint"], "--s3-bucket", "records", "--s3-access-key", s3["access_key"],
+            "--s3-endpoint", s3["endpoint"], "--s3-bucket", "records", "--s3-prefix", "team-a", "--s3-access-key", s3["access_key"],
             "--s3-secret-key", s3["secret_key"], "--s3-insecure", "--s3-create-bucket"]
     proc = Proc(args)
 

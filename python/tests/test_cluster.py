@@ -13,9 +13,10 @@ SPEC = {"model": {"name": "mlp"}, "dataset": {"name": "fashion-mnist"}, "optimiz
 @pytest.fixture(scope="module")
 def client(cluster):
     s3 = cluster["s3"]
-    store = gorch.Store("s3://records", endpoint=s3["endpoint"], access_key=s3["access_key"],
+    store = gorch.Store("s3://records/team-a", endpoint=s3["endpoint"], access_key=s3["access_key"],
                         secret_key=s3["secret_key"], insecure=True)
     with gorch.Client(cluster["url"], store=store) as c:
+        c._s3 = s3
         yield c
 
 
@@ -38,6 +39,10 @@ def test_submit_follow_wait_records(client):
     assert m["train/loss"].count() == 2000 and m.index.is_unique
     assert m["eval/accuracy"].dropna().iloc[-1] > 0.7
     assert [c["step"] for c in rec.checkpoints()] == [1000, 1500, 2000]
+    s3 = client.store.location
+    root = gorch.Store("s3://records", endpoint=client._s3["endpoint"], access_key=client._s3["access_key"],
+                       secret_key=client._s3["secret_key"], insecure=True)
+    assert root.summaries() == [], f"records outside the prefix of {s3}"
     assert rec.checkpoint().train_state["step"] == 2000
 
 

@@ -15,7 +15,7 @@ import math, os, sys, numpy as np, gorch
 from gorch import _lib
 
 bad = [None, 0, -1, 1.5, math.nan, b"x", "", "\x00", "no such thing", [], {}, {"a": 1}, object(), 2**70,
-       "/", "s3://", "s3://bucket/prefix", "gorch://", "../no/such/dir"]
+       "/", "s3://", "s3://bucket/../x", "gorch://", "../no/such/dir"]
 calls = {
     "load_checkpoint": lambda a: gorch.load_checkpoint(a),
     "load_checkpoint_store": lambda a: gorch.load_checkpoint("gorch://x", store=a),
