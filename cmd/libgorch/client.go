@@ -18,7 +18,6 @@ import (
 	"github.com/gorch/gorch/internal/cluster"
 	"github.com/gorch/gorch/internal/natsconn"
 	"github.com/gorch/gorch/pkg/errs"
-	"github.com/gorch/gorch/pkg/experiment"
 	"github.com/gorch/gorch/services/coordinator"
 )
 
@@ -155,7 +154,7 @@ func gorch_client_cancel(h C.uint64_t, run *C.char, errOut **C.char) C.int {
 const waitPoll = 200 * time.Millisecond
 
 //export gorch_client_wait
-func gorch_client_wait(h, store C.uint64_t, run *C.char, waitMS C.int64_t, done *C.int32_t, out, errOut **C.char) C.int {
+func gorch_client_wait(h C.uint64_t, run *C.char, waitMS C.int64_t, done *C.int32_t, out, errOut **C.char) C.int {
 	const op = "gorch.Run.wait"
 	return withClient(errOut, op, h, out, func(ctx context.Context, c *clusterClient) (any, error) {
 		if err := needOut(op, unsafe.Pointer(done), unsafe.Pointer(out)); err != nil {
@@ -165,24 +164,15 @@ func gorch_client_wait(h, store C.uint64_t, run *C.char, waitMS C.int64_t, done 
 		if err != nil {
 			return nil, err
 		}
-		var rs *recordStore
-		if store != 0 {
-			if rs, err = lookup[*recordStore](op, store); err != nil {
-				return nil, err
-			}
-		}
 		deadline := time.Now().Add(time.Duration(waitMS) * time.Millisecond)
 		for {
 			st, err := c.c.Status(ctx, id)
 			if err != nil {
 				return nil, err
 			}
-			final := false
-			if cluster.Terminal(st.Status) {
-				if final, err = recordsFinal(ctx, rs, st); err != nil {
-					return nil, err
-				}
-			}
+			// RecordsFinal: the coordinator heard from the collector that
+			// the terminal attempt's records are all written.
+			final := cluster.Terminal(st.Status) && st.RecordsFinal
 			if final || time.Now().After(deadline) {
 				*done = 0
 				if final {
@@ -193,30 +183,6 @@ func gorch_client_wait(h, store C.uint64_t, run *C.char, waitMS C.int64_t, done 
 			time.Sleep(min(waitPoll, time.Until(deadline)+time.Millisecond))
 		}
 	})
-}
-
-// recordsFinal reports whether the collector has written a terminal run's
-// final records: its summary shows the run's last attempt with the run's
-// status, and, for a run that succeeded, every record.
-//
-// TODO(cluster): use the run state's RecordsFinal flag once the
-// coordinator sets it; then no store is needed. Without a store this
-// trusts the terminal state alone.
-func recordsFinal(ctx context.Context, rs *recordStore, st cluster.RunState) (bool, error) {
-	if rs == nil || st.Attempt == 0 {
-		return true, nil // no store to look at, or a run that never started: it has no records
-	}
-	s, err := rs.rd.GetSummary(ctx, st.RunID)
-	if experiment.IsNotFound(err) {
-		return false, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	if string(s.Status) != st.Status || s.Run.Attempt < st.Attempt {
-		return false, nil
-	}
-	return st.Status != cluster.StateSucceeded || s.Complete, nil
 }
 
 // chanIter feeds a goroutine's values to gorch_iter_next_json pages.

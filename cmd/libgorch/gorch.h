@@ -69,10 +69,9 @@ int gorch_client_submit(uint64_t c, const char *spec, int64_t len, const char *p
 int gorch_client_sweep(uint64_t c, const char *sweep, int64_t len, char **ids, char **err);
 int gorch_client_status(uint64_t c, const char *run, char **out, char **err);
 int gorch_client_cancel(uint64_t c, const char *run, char **err);
-/* wait: up to wait_ms for the run to end with its records final; *done = 1
- * then, and *out is the run's state. store may be 0 (see the Python docs). */
-int gorch_client_wait(uint64_t c, uint64_t store, const char *run, int64_t wait_ms, int32_t *done, char **out,
-                      char **err);
+/* wait: up to wait_ms for the run to end with its records final (the run
+ * state's records_final); *done = 1 then. *out is the run's state. */
+int gorch_client_wait(uint64_t c, const char *run, int64_t wait_ms, int32_t *done, char **out, char **err);
 /* follow: an iterator of metric points ({"attempt","step","name","value","time"})
  * for gorch_iter_next_json; with follow = 0 it ends at the newest point. */
 int gorch_client_follow(uint64_t c, const char *run, int32_t follow, uint64_t *it, char **err);

@@ -53,7 +53,7 @@ _SIGS = {
     "gorch_client_sweep": (c_int, [c_uint64, c_char_p, c_int64, _S, _S]),
     "gorch_client_status": (c_int, [c_uint64, c_char_p, _S, _S]),
     "gorch_client_cancel": (c_int, [c_uint64, c_char_p, _S]),
-    "gorch_client_wait": (c_int, [c_uint64, c_uint64, c_char_p, c_int64, _P(c_int32), _S, _S]),
+    "gorch_client_wait": (c_int, [c_uint64, c_char_p, c_int64, _P(c_int32), _S, _S]),
     "gorch_client_follow": (c_int, [c_uint64, c_char_p, c_int32, _P(c_uint64), _S]),
 }
 

@@ -125,22 +125,18 @@ class ClusterRun:
 
     def wait(self, timeout: Optional[float] = None) -> Dict[str, Any]:
         """Blocks until the run has ended *and* its records are final (the
-        collector wrote its last summary), then returns its state. Raises
-        :class:`WaitTimeout` after ``timeout`` seconds. Ctrl-C interrupts it.
-
-        Without a store on the client only the run's state is known, so it
-        returns as soon as the run ends.
-        """
+        collector wrote its last records; the state's ``records_final``),
+        then returns its state. Raises :class:`WaitTimeout` after
+        ``timeout`` seconds. Ctrl-C interrupts it."""
         if timeout is not None and (not isinstance(timeout, (int, float)) or isinstance(timeout, bool)
                                     or math.isnan(timeout) or timeout < 0):
             raise errors.ArgumentError(f"timeout must be None or seconds >= 0, not {timeout!r}")
         deadline = None if timeout is None else time.monotonic() + timeout
-        store = self.client.store._h if self.client.store is not None else 0
         while True:
             left = 1.0 if deadline is None else max(0.0, min(1.0, deadline - time.monotonic()))
             done = ctypes.c_int32()
-            st = _lib.call_json("gorch_client_wait", ctypes.c_uint64(self.client._h), ctypes.c_uint64(store),
-                                self.id.encode(), int(left * 1000), ctypes.byref(done))
+            st = _lib.call_json("gorch_client_wait", ctypes.c_uint64(self.client._h), self.id.encode(),
+                                int(left * 1000), ctypes.byref(done))
             if done.value:
                 return st
             if deadline is not None and time.monotonic() >= deadline:

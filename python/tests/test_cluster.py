@@ -31,7 +31,7 @@ def test_submit_follow_wait_records(client):
     assert {"attempt", "step", "name", "value", "time"} <= set(points[0])
     assert max(p["step"] for p in points if p["name"] == "train/loss") == 2000
     st = run.wait(timeout=600)
-    assert st["status"] == "succeeded"
+    assert st["status"] == "succeeded" and st["records_final"]
     # wait() returned only once the records are final: everything is there now.
     rec = run.records()
     assert rec.complete and rec.status == "succeeded"
