@@ -12,6 +12,8 @@
 // kustomize-prod (the overlays).
 //
 //	TestHelmLint          helm lint, default and prod values.
+//	TestBadValues         values that cannot work (2 NATS servers, replicas-3 streams on
+//	                      one server, secrets.create without keys) fail with one line.
 //	TestKubeconform       every render against the Kubernetes 1.32 schemas (PyPI
 //	                      kubernetes-validate) and the CRDs' (KEDA, prometheus-operator),
 //	                      -strict, 0 errors.

@@ -239,3 +239,20 @@ func firstDiff(a, b string) string {
 	}
 	return ""
 }
+
+// TestBadValues: values that cannot work stop helm with one error line naming the value
+// (helm adds its own hint about --debug below it).
+func TestBadValues(t *testing.T) {
+	for _, c := range []struct{ set, want string }{
+		{"nats.replicas=2", "nats.replicas 2: want 1, or an odd number from 3"},
+		{"streams.replicas=3", "streams.replicas 3 needs nats.replicas >= 3"},
+		{"secrets.create=true", "secrets.s3.accessKey is required with secrets.create"},
+	} {
+		cmd := exec.Command(helm(t), "template", "gorch", chartDir, "--set", c.set)
+		out, err := cmd.CombinedOutput()
+		first, _, _ := strings.Cut(string(out), "\n")
+		if err == nil || !strings.HasPrefix(first, "Error: ") || !strings.Contains(first, c.want) || strings.Count(string(out), "Error") != 1 {
+			t.Errorf("helm template --set %s = %v, %q; want one error line with %q", c.set, err, out, c.want)
+		}
+	}
+}
