@@ -75,7 +75,7 @@ func run(t testing.TB, name string, args ...string) []byte {
 }
 
 // renders are the manifests a user applies: the chart with its default and prod values,
-// the prod values with per-role NATS credentials (features.auth: workers as a
+// the prod values with per-role NATS credentials (auth.enabled: workers as a
 // StatefulSet), and the two Kustomize overlays.
 var renders = []string{"helm-default", "helm-prod", "helm-auth", "kustomize-dev", "kustomize-prod"}
 
@@ -89,7 +89,7 @@ func render(t testing.TB, name string, extra ...string) []byte {
 			args = append(args, "-f", filepath.Join(chartDir, "values-prod.yaml"))
 		}
 		if name == "helm-auth" {
-			args = append(args, "--set", "features.auth=true")
+			args = append(args, "--set", "auth.enabled=true")
 		}
 		return run(t, helm(t), append(args, extra...)...)
 	case "kustomize-dev", "kustomize-prod":

@@ -54,13 +54,13 @@ var (
 
 // TestNoPlainSecrets renders the prod overlay and the chart's prod values with Secrets
 // holding random values (S3 keys; NATS credentials for every role and the server's auth
-// config with features.auth): those values appear in Secrets and nowhere else, every
+// config with auth.enabled): those values appear in Secrets and nowhere else, every
 // secret-looking env var comes from a secretKeyRef, no ConfigMap key looks secret, and no
 // argument carries a key, password or credentials in a URL.
 func TestNoPlainSecrets(t *testing.T) {
 	access, secret := sentinel(t), sentinel(t)
 	values := []string{access, secret}
-	helmArgs := []string{"--set", "secrets.create=true", "--set", "features.auth=true",
+	helmArgs := []string{"--set", "secrets.create=true", "--set", "auth.enabled=true",
 		"--set", "secrets.s3.accessKey=" + access, "--set", "secrets.s3.secretKey=" + secret}
 	for _, key := range []string{"creds.admin", "creds.coordinator", "creds.collector", "workerCreds.gorch-worker-0", "workerCreds.gorch-worker-1"} {
 		v := sentinel(t)

@@ -126,7 +126,7 @@ imagePullSecrets:
   volumeMounts:
     - name: tmp
       mountPath: /tmp
-    {{- if $.Values.features.auth }}
+    {{- if $.Values.auth.enabled }}
     - name: nats-creds
       mountPath: /etc/gorch/nats
       readOnly: true
@@ -138,7 +138,7 @@ imagePullSecrets:
 {{- $ := index . 0 -}}
 - name: tmp
   emptyDir: {sizeLimit: 1Gi}
-{{- if $.Values.features.auth }}
+{{- if $.Values.auth.enabled }}
 - name: nats-creds
   secret:
     secretName: {{ include "gorch.fullname" $ }}-nats-{{ index . 1 }}
@@ -149,7 +149,7 @@ imagePullSecrets:
 {{/* gorch.natsArgs: the connection flags of a role (list . role). */}}
 {{- define "gorch.natsArgs" -}}
 {{- $ := index . 0 -}}
-{{- if $.Values.features.auth }}
+{{- if $.Values.auth.enabled }}
 - --creds=/etc/gorch/nats/nats.creds
 {{- end }}
 {{- end -}}
