@@ -26,8 +26,11 @@
 //	                      every render applied server-side (dry run, then for real) in a
 //	                      namespace enforcing Pod Security "restricted"; the Deployments
 //	                      and StatefulSets reach their replica counts on fake nodes.
-//	TestLauncher          the rendered Deployments/StatefulSets/Jobs run as processes
-//	                      (commands, args, env resolved as a kubelet would) and a 4-run
-//	                      sweep succeeds with nothing lost.
+//	TestLauncher          the prod render's Deployments/StatefulSets/Jobs run as processes
+//	                      (commands, args, env resolved as a kubelet would; the workers
+//	                      in the image under podman): the setup Job makes replicas-3
+//	                      streams on 3 NATS servers and a 4-run sweep succeeds with
+//	                      nothing lost; without NATS auth and with per-role credentials
+//	                      from gorch auth init.
 //	TestImage             scripts/image.sh twice: the same digest; podman runs it.
 package k8s

@@ -362,12 +362,20 @@ func (l *launcher) rewrite(p *pod, s string) string {
 		return s
 	}
 	mounts := slices.Collect(maps.Keys(p.mounts))
-	slices.SortFunc(mounts, func(a, b string) int { return len(b) - len(a) })
-	for _, m := range mounts {
-		// A mount path as a whole path or path prefix, not inside a longer name.
-		re := regexp.MustCompile(`(^|[^\w./-])` + regexp.QuoteMeta(m) + `(/|[^\w.-]|$)`)
-		s = re.ReplaceAllString(s, "${1}"+p.mounts[m]+"${2}")
+	if len(mounts) == 0 {
+		return s
 	}
+	slices.SortFunc(mounts, func(a, b string) int { return len(b) - len(a) })
+	for i, m := range mounts {
+		mounts[i] = regexp.QuoteMeta(m)
+	}
+	// A mount path as a whole path or path prefix, not inside a longer name; all in one
+	// pass, so that a folder a path was mapped to is not mapped again (/tmp/... by /tmp).
+	re := regexp.MustCompile(`(^|[^\w./-])(` + strings.Join(mounts, "|") + `)(/|[^\w.-]|$)`)
+	s = re.ReplaceAllStringFunc(s, func(m string) string {
+		g := re.FindStringSubmatch(m)
+		return g[1] + p.mounts[g[2]] + g[3]
+	})
 	return s
 }
 

@@ -84,28 +84,95 @@ grid:
 `
 )
 
-// TestLauncher runs the chart's prod render (3 NATS servers, 2 coordinators, 2 workers
-// from the ScaledObject's minimum, the collector) as processes against versitygw (the
-// workers in the image itself, under podman, as Pod Security "restricted" has them), submits
-// a 4-run sweep with `gorch sweep` through the NATS Service, and checks with the
-// integration checker that every run succeeded and nothing was lost. Then every pod gets
-// SIGTERM and must exit cleanly within its terminationGracePeriodSeconds.
+// TestLauncher runs the chart's prod render (3 NATS servers, the setup Job making every
+// stream and bucket replicas 3, 2 coordinators, 2 workers from the ScaledObject's minimum,
+// the collector) as processes against versitygw (the workers in the image itself, under
+// podman, as Pod Security "restricted" has them), submits a 4-run sweep with
+// `gorch sweep` through the NATS Service, and checks with the integration checker that
+// every run succeeded and nothing was lost. Then every pod gets SIGTERM and must exit
+// cleanly within its terminationGracePeriodSeconds. It does so twice: without NATS
+// authentication, and with per-role credentials from `gorch auth init` (auth.enabled: NATS
+// in operator mode, one identity per role and per worker pod, the workers a StatefulSet).
 func TestLauncher(t *testing.T) {
 	gorch := buildGorch(t)
 	natsBin := testutil.ToolPath("nats-server", testutil.NATSServerVersion)
 	if natsBin == "" {
 		t.Fatalf("nats-server %s not found; install it with: %s", testutil.NATSServerVersion, testutil.ToolInstall)
 	}
+	image := buildImage(t)
+	for _, auth := range []bool{false, true} {
+		t.Run(map[bool]string{false: "no-auth", true: "auth"}[auth], func(t *testing.T) {
+			launchSweep(t, gorch, natsBin, image, auth)
+		})
+	}
+}
+
+// authValues makes a deployment's credentials with `gorch auth init` (worker ids: the
+// worker pods' names) and returns the helm flags that put them in the chart's Secrets,
+// and the folder holding them.
+func authValues(t *testing.T, gorch string) ([]string, string) {
+	dir := filepath.Join(t.TempDir(), "auth")
+	if out, err := runIn(root, nil, gorch, "auth", "init", "--dir", dir, "--listen", "0.0.0.0:4222",
+		"--workers", "gorch-worker-0,gorch-worker-1"); err != nil {
+		t.Fatalf("gorch auth init: %v\n%s", err, out)
+	}
+	args := []string{"--set", "auth.enabled=true", "--set-file", "secrets.nats.serverConfig=" + filepath.Join(dir, "nats-server.conf")}
+	for _, role := range []string{"admin", "coordinator", "collector"} {
+		args = append(args, "--set-file", "secrets.nats.creds."+role+"="+filepath.Join(dir, "creds", role+".creds"))
+	}
+	for _, w := range []string{"gorch-worker-0", "gorch-worker-1"} {
+		args = append(args, "--set-file", "secrets.nats.workerCreds."+w+"="+filepath.Join(dir, "creds", "worker-"+w+".creds"))
+	}
+	return args, dir
+}
+
+// checkReplicas: the setup Job made every stream and bucket with the prod values'
+// replicas (3).
+func checkReplicas(t *testing.T, ctx context.Context, url string, o cluster.ConnectOptions) {
+	nc, err := cluster.Connect(url, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{cluster.StreamRuns, cluster.StreamEvents, "KV_" + cluster.BucketRuns} {
+		st, err := js.Stream(ctx, name)
+		if err != nil {
+			t.Fatalf("stream %s: %v", name, err)
+		}
+		if r := st.CachedInfo().Config.Replicas; r != 3 {
+			t.Errorf("stream %s: %d replicas; want 3 (streams.replicas in values-prod.yaml)", name, r)
+		}
+	}
+}
+
+func launchSweep(t *testing.T, gorch, natsBin, image string, auth bool) {
 	s3 := testutil.StartVersityGW(t)
 	const bucket = "gorch-k8s"
-	objs := parse(t, render(t, "helm-prod",
-		"--set", "secrets.create=true",
-		"--set", "secrets.s3.accessKey="+s3.AccessKey, "--set", "secrets.s3.secretKey="+s3.SecretKey,
-		"--set", "s3.endpoint="+s3.Endpoint, "--set", "s3.bucket="+bucket,
-		"--set", "s3.insecure=true", "--set", "s3.createBucket=true"))
+	args := []string{"--set", "secrets.create=true",
+		"--set", "secrets.s3.accessKey=" + s3.AccessKey, "--set", "secrets.s3.secretKey=" + s3.SecretKey,
+		"--set", "s3.endpoint=" + s3.Endpoint, "--set", "s3.bucket=" + bucket,
+		"--set", "s3.insecure=true", "--set", "s3.createBucket=true"}
+	// The test submits with `gorch sweep` and watches, as a client would (a client may
+	// read run states and the event stream).
+	// Stream settings are the admin's to read.
+	observer, admin := cluster.ConnectOptions{Name: "k8s-test"}, cluster.ConnectOptions{Name: "k8s-test-admin"}
+	var clientArgs []string
+	if auth {
+		authArgs, dir := authValues(t, gorch)
+		args = append(args, authArgs...)
+		creds := filepath.Join(dir, "creds", "client.creds")
+		observer.CredsFile, observer.InboxPrefix = creds, cluster.InboxPrefix(cluster.RoleClient, "")
+		admin.CredsFile, admin.InboxPrefix = filepath.Join(dir, "creds", "admin.creds"), cluster.InboxPrefix(cluster.RoleAdmin, "")
+		clientArgs = []string{"--creds", creds}
+	}
+	objs := parse(t, render(t, "helm-prod", args...))
 	l := newLauncher(t, objs, map[string]string{"/gorch": gorch, "nats-server": natsBin})
 	l.podman, l.inImage = newPodman(t), map[string]bool{"worker": true}
-	l.podman.load(buildImage(t))
+	l.podman.load(image)
 	t.Cleanup(func() { l.podman.run("rm", "--force", "--all") })
 	l.start()
 	stopped := false
@@ -126,7 +193,7 @@ func TestLauncher(t *testing.T) {
 	t.Logf("%d pods ready", len(l.pods))
 
 	natsURL := "nats://" + l.hosts["gorch-nats:4222"]
-	nc, err := cluster.Connect(natsURL, cluster.ConnectOptions{Name: "k8s-test"})
+	nc, err := cluster.Connect(natsURL, observer)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,6 +208,7 @@ func TestLauncher(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	checkReplicas(t, ctx, natsURL, admin)
 	states, err := integration.WatchStates(ctx, kv)
 	if err != nil {
 		t.Fatal(err)
@@ -151,7 +219,7 @@ func TestLauncher(t *testing.T) {
 	if err := os.WriteFile(sweepFile, []byte(sweepSpec), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out, err := runIn(root, nil, gorch, "sweep", sweepFile, "--nats", natsURL)
+	out, err := runIn(root, nil, gorch, append([]string{"sweep", sweepFile, "--nats", natsURL}, clientArgs...)...)
 	if err != nil {
 		t.Fatalf("gorch sweep: %v\n%s", err, out)
 	}
