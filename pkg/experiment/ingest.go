@@ -191,7 +191,7 @@ func applyStart(r *Run, s *AttemptStart) {
 }
 
 // Metrics applies batch seq of an attempt's metric values (their Step,
-// Name, Value and Time; Run and Attempt are set here). resume is the
+// Name, Value and Time; Attempt is set here, Run is not used). resume is the
 // attempt's resume step, which its batches carry in case they arrive
 // before its start.
 func (in *Ingest) Metrics(ctx context.Context, runID string, attempt int, seq, resume int64, ms []Metric) error {
@@ -213,7 +213,7 @@ func (in *Ingest) Metrics(ctx context.Context, runID string, attempt int, seq, r
 		}
 	}
 	for i := range ms {
-		ms[i].Run, ms[i].Attempt = runID, attempt
+		ms[i].Attempt = attempt // segment lines leave out the run
 	}
 	keep := ms
 	if stored := st.points[attempt]; stored != nil {
