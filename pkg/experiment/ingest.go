@@ -287,7 +287,7 @@ func (in *Ingest) End(ctx context.Context, runID string, e AttemptEnd) error {
 	if err != nil || st == nil {
 		return err
 	}
-	if err := st.rec.Flush(); err != nil {
+	if err := st.rec.flushCtx(ctx); err != nil {
 		return err
 	}
 	st.rec.setPublished(e.Attempt, e.Published)
@@ -318,7 +318,7 @@ func (in *Ingest) Flush(ctx context.Context, runID string) error {
 	if st == nil {
 		return nil
 	}
-	if err := st.rec.Flush(); err != nil {
+	if err := st.rec.flushCtx(ctx); err != nil {
 		return err
 	}
 	if !st.final {

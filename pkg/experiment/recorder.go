@@ -238,6 +238,14 @@ func (r *Recorder) Flush() error {
 	return firstErr(r.metrics.Flush(), r.telemetry.Flush())
 }
 
+// flushCtx is Flush with ctx for the writes of manual logs (an Ingest's).
+func (r *Recorder) flushCtx(ctx context.Context) error {
+	if !r.metrics.w.opts.Manual {
+		return r.Flush()
+	}
+	return firstErr(r.metrics.w.writeManual(ctx, false), r.telemetry.w.writeManual(ctx, false))
+}
+
 // Artifacts returns a copy of the run's artifact list.
 func (r *Recorder) Artifacts() []Artifact {
 	r.mu.Lock()

@@ -276,7 +276,7 @@ func (w *segWriter[T]) tryLog(v T) bool {
 // I/O error so far.
 func (w *segWriter[T]) flush() error {
 	if w.opts.Manual {
-		return w.writeManual(false)
+		return w.writeManual(context.Background(), false)
 	}
 	w.mu.Lock()
 	if w.closed {
@@ -299,7 +299,7 @@ func (w *segWriter[T]) flush() error {
 // I/O error. Later calls return the same error.
 func (w *segWriter[T]) close() error {
 	if w.opts.Manual {
-		return w.writeManual(true)
+		return w.writeManual(context.Background(), true)
 	}
 	w.mu.Lock()
 	if w.closed {
@@ -373,13 +373,13 @@ func (w *segWriter[T]) run() {
 
 // writeManual stores what a manual writer has pending as one segment, and
 // closes the writer if last.
-func (w *segWriter[T]) writeManual(last bool) error {
+func (w *segWriter[T]) writeManual(ctx context.Context, last bool) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.closed {
 		return w.err()
 	}
-	if w.mn > 0 && w.put(w.mbuf, w.mn) && w.observe != nil {
+	if w.mn > 0 && w.put(ctx, w.mbuf, w.mn) && w.observe != nil {
 		for _, vs := range w.mpending {
 			w.observe(vs)
 		}
@@ -448,7 +448,8 @@ func (w *segWriter[T]) write() {
 	if w.n == 0 {
 		return
 	}
-	if w.put(w.buf, w.n) && w.observe != nil {
+	// The writer goroutine outlives any caller's context.
+	if w.put(context.Background(), w.buf, w.n) && w.observe != nil {
 		w.observe(w.batch)
 	}
 	clear(w.batch) // drop string references
@@ -462,9 +463,9 @@ func (w *segWriter[T]) write() {
 
 // put writes n records, encoded in buf, as the next segment, and reports
 // whether they reached the store.
-func (w *segWriter[T]) put(buf []byte, n int) bool {
+func (w *segWriter[T]) put(ctx context.Context, buf []byte, n int) bool {
 	key := segmentKey(w.prefix, w.seq+1)
-	if err := w.store.Put(context.Background(), key, buf); err != nil {
+	if err := w.store.Put(ctx, key, buf); err != nil {
 		w.dropped.Add(uint64(n))
 		w.errMu.Lock()
 		if w.firstErr == nil {

@@ -28,6 +28,7 @@ type env struct {
 	nc   *nats.Conn
 	js   jetstream.JetStream
 	runs jetstream.KeyValue
+	coll *Collector // the last one started
 }
 
 func newEnv(t *testing.T) *env {
@@ -83,6 +84,7 @@ func (e *env) start(t *testing.T, st experiment.Store) (stop func()) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	e.coll = c
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- c.Run(ctx) }()
@@ -224,18 +226,27 @@ func (w worker) fullAttempt(t *testing.T) {
 // attempt.
 func waitSummary(t *testing.T, st experiment.Store, run string, attempt int) experiment.Summary {
 	t.Helper()
+	return waitFor(t, st, run, func(s experiment.Summary) bool { return s.Status.Terminal() && s.Run.Attempt == attempt },
+		fmt.Sprintf("a final summary of attempt %d", attempt))
+}
+
+// waitFor waits until run_summary.json of run satisfies ok and returns it.
+func waitFor(t *testing.T, st experiment.Store, run string, ok func(experiment.Summary) bool, what string) experiment.Summary {
+	t.Helper()
 	rd := experiment.NewReader(st)
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		s, err := rd.GetSummary(context.Background(), run)
-		if err == nil && s.Status.Terminal() && s.Run.Attempt == attempt {
-			return s
+	var s experiment.Summary
+	testutil.Eventually(t, 20*time.Second, func() error {
+		var err error
+		if s, err = rd.GetSummary(context.Background(), run); err != nil {
+			return err
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no final summary of run %s attempt %d within 20s (last: %+v, err %v)", run, attempt, s, err)
+		if !ok(s) {
+			return fmt.Errorf("run %s: want %s; summary says %s, attempt %d, dropped %d, complete %v",
+				run, what, s.Status, s.Run.Attempt, s.Dropped, s.Complete)
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
+	return s
 }
 
 type metricKey struct {
@@ -496,13 +507,12 @@ func TestCollectorRestart(t *testing.T) {
 	w.started(t)
 	w.metrics(t, 1, 1, 10)
 	w.telemetry(t, 1, 3)
-	deadline := time.Now().Add(10 * time.Second)
-	for storedCount(t, st, "run-restart") < 20 {
-		if time.Now().After(deadline) {
-			t.Fatal("batch 1 not stored within 10s")
+	testutil.Eventually(t, 10*time.Second, func() error {
+		if n := storedCount(t, st, "run-restart"); n < 20 {
+			return fmt.Errorf("%d of batch 1's 20 values stored", n)
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
 	w.metrics(t, 2, 11, 20)
 	stop() // batch 2 may be stored, fetched and Nak'ed, or not fetched yet
 
@@ -547,13 +557,12 @@ func TestCollectorAcksAfterWrite(t *testing.T) {
 	w := worker{e: e, run: "run-flaky", attempt: 1}
 	w.started(t)
 	w.metrics(t, 1, 1, 10)
-	deadline := time.Now().Add(10 * time.Second)
-	for st.fails.Load() < 3 {
-		if time.Now().After(deadline) {
-			t.Fatalf("only %d failed metric writes within 10s; want the batch retried", st.fails.Load())
+	testutil.Eventually(t, 10*time.Second, func() error {
+		if n := st.fails.Load(); n < 3 {
+			return fmt.Errorf("only %d failed metric writes; want the batch retried", n)
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
 	ctx := context.Background()
 	cons, err := e.js.Consumer(ctx, cluster.StreamEvents, cluster.ConsumerCollect)
 	if err != nil {
@@ -626,18 +635,8 @@ func TestCollectorReportsMissingMetrics(t *testing.T) {
 // waitDropped waits until run_summary.json of run says dropped n.
 func waitDropped(t *testing.T, st experiment.Store, run string, n uint64) experiment.Summary {
 	t.Helper()
-	rd := experiment.NewReader(st)
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		s, err := rd.GetSummary(context.Background(), run)
-		if err == nil && s.Status.Terminal() && s.Dropped == n {
-			return s
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("summary of run %s never said dropped %d within 20s (last: dropped %d complete %v, err %v)", run, n, s.Dropped, s.Complete, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	return waitFor(t, st, run, func(s experiment.Summary) bool { return s.Status.Terminal() && s.Dropped == n },
+		fmt.Sprintf("ended with %d dropped", n))
 }
 
 // TestCollectorLateMetricsAfterFinished: the "finished" event is applied
@@ -704,8 +703,14 @@ func TestCollectorLateMetricsAfterFinished(t *testing.T) {
 	checkMetrics(t, st, "run-late", map[int][2]int64{1: {1, 30}})
 	checkRecords(t, st, "run-late")
 
-	// A duplicate after completion changes nothing.
+	// A duplicate after completion is acked and changes nothing.
+	acked := e.coll.Stats().Messages
 	again.metrics(t, 3, 21, 30)
-	time.Sleep(200 * time.Millisecond)
+	testutil.Eventually(t, 10*time.Second, func() error {
+		if n := e.coll.Stats().Messages; n == acked {
+			return fmt.Errorf("the duplicate batch is not acked yet (%d messages acked)", n)
+		}
+		return nil
+	})
 	checkMetrics(t, st, "run-late", map[int][2]int64{1: {1, 30}})
 }
