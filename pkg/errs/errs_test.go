@@ -53,3 +53,35 @@ func TestKindStrings(t *testing.T) {
 		t.Errorf("Kind(200).String() = %q", got)
 	}
 }
+
+func TestRetryable(t *testing.T) {
+	cases := []struct {
+		err  error
+		want bool
+	}{
+		{New(Training, "train", "loss is NaN at step 5"), false},
+		{New(Config, "spec", "field %q: must be positive", "optimizer.lr"), false},
+		{New(Shape, "matmul", "shapes differ"), false},
+		{New(Memory, "admission", "needs 62 GiB, limit 4 GiB"), false},
+		{New(Unsupported, "wire", "version 9"), false},
+		{New(Internal, "train", "panic: x"), false},
+		{Wrap(IO, "store.Put", fs.ErrPermission, ""), true},
+		{New(Cluster, "publish", "no responders"), true},
+		{errors.New("unclassified"), true},
+		{Wrap(Training, "train", New(IO, "inner", "x"), ""), false}, // the outermost kind decides
+		{nil, false},
+	}
+	for _, c := range cases {
+		if got := Retryable(c.err); got != c.want {
+			t.Errorf("Retryable(%v) = %v; want %v", c.err, got, c.want)
+		}
+	}
+	for k := Other; k < numKinds; k++ {
+		if got := ParseKind(k.String()); got != k {
+			t.Errorf("ParseKind(%q) = %v; want %v", k.String(), got, k)
+		}
+	}
+	if got := ParseKind("no-such-kind"); got != Other {
+		t.Errorf("ParseKind(no-such-kind) = %v; want other", got)
+	}
+}

@@ -66,7 +66,10 @@ func NewS3Store(ctx context.Context, cfg S3Config) (*S3Store, error) {
 		if !cfg.CreateBucket {
 			return nil, errs.New(errs.Config, op, "bucket %q does not exist at %s", cfg.Bucket, cfg.Endpoint)
 		}
-		if err := c.MakeBucket(ctx, cfg.Bucket, minio.MakeBucketOptions{Region: region}); err != nil {
+		// Another process starting at the same time may create it
+		// between the check and the create: that is what was wanted.
+		err := c.MakeBucket(ctx, cfg.Bucket, minio.MakeBucketOptions{Region: region})
+		if err != nil && minio.ToErrorResponse(err).Code != "BucketAlreadyOwnedByYou" {
 			return nil, s3Err(op, err, "create bucket %q at %s", cfg.Bucket, cfg.Endpoint)
 		}
 	}
