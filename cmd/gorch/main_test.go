@@ -10,6 +10,17 @@ import (
 	"testing"
 )
 
+// TestMain lets the test binary stand in for gorch as the attempt process
+// of a `gorch worker` or `gorch up` that a test runs in this process
+// (they start os.Executable() with "worker attempt").
+func TestMain(m *testing.M) {
+	if len(os.Args) > 2 && os.Args[1] == "worker" && os.Args[2] == "attempt" {
+		main()
+		return
+	}
+	os.Exit(m.Run())
+}
+
 // buildGorch compiles the CLI once per test binary.
 func buildGorch(t *testing.T) string {
 	t.Helper()

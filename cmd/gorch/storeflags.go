@@ -10,6 +10,7 @@ import (
 
 	"github.com/gorch/gorch/pkg/errs"
 	"github.com/gorch/gorch/pkg/experiment"
+	"github.com/gorch/gorch/services/worker"
 )
 
 // storeOptions hold the object-store flags of one command (worker,
@@ -50,6 +51,16 @@ func orEnv(v string, names ...string) string {
 // open opens the store the flags select: S3 when an endpoint is set,
 // else the local directory --data-dir (created if missing).
 func (v *storeOptions) open(ctx context.Context) (experiment.Store, error) {
+	cfg, err := v.config()
+	if err != nil {
+		return nil, err
+	}
+	return cfg.Open(ctx)
+}
+
+// config checks the flags and says which store they select (what a
+// worker hands its attempt processes).
+func (v *storeOptions) config() (worker.StoreConfig, error) {
 	cfg := experiment.S3Config{
 		Endpoint:     orEnv(v.endpoint, "GORCH_S3_ENDPOINT"),
 		Bucket:       orEnv(v.bucket, "GORCH_S3_BUCKET"),
@@ -61,21 +72,17 @@ func (v *storeOptions) open(ctx context.Context) (experiment.Store, error) {
 	}
 	if cfg.Endpoint == "" {
 		if cfg.Bucket != "" {
-			return nil, errs.New(errs.Config, "store", "--s3-bucket %q given without --s3-endpoint (or GORCH_S3_ENDPOINT)", cfg.Bucket)
+			return worker.StoreConfig{}, errs.New(errs.Config, "store", "--s3-bucket %q given without --s3-endpoint (or GORCH_S3_ENDPOINT)", cfg.Bucket)
 		}
-		return experiment.NewLocalStore(dataDir())
+		return worker.StoreConfig{Dir: dataDir()}, nil
 	}
 	if cfg.Bucket == "" {
-		return nil, errs.New(errs.Config, "store", "--s3-endpoint %q needs --s3-bucket (or GORCH_S3_BUCKET)", cfg.Endpoint)
+		return worker.StoreConfig{}, errs.New(errs.Config, "store", "--s3-endpoint %q needs --s3-bucket (or GORCH_S3_BUCKET)", cfg.Endpoint)
 	}
 	if cfg.AccessKey == "" || cfg.SecretKey == "" {
-		return nil, errs.New(errs.Config, "store", "S3 credentials missing: set --s3-access-key and --s3-secret-key (or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)")
+		return worker.StoreConfig{}, errs.New(errs.Config, "store", "S3 credentials missing: set --s3-access-key and --s3-secret-key (or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)")
 	}
-	st, err := experiment.NewS3Store(ctx, cfg)
-	if err != nil {
-		return nil, err
-	}
-	return experiment.WithPrefix(st, orEnv(v.prefix, "GORCH_S3_PREFIX"))
+	return worker.StoreConfig{S3: &cfg, Prefix: orEnv(v.prefix, "GORCH_S3_PREFIX")}, nil
 }
 
 // openRead is open for commands that only read: a local --data-dir must

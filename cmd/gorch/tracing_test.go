@@ -40,7 +40,7 @@ func TestRunTraceInProcess(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	lc, err := startLocalCluster(ctx, store, upOptions{workers: 1, slots: 1, natsPort: 0}, log)
+	lc, err := startLocalCluster(ctx, store, upOptions{workers: 1, slots: 1, natsPort: 0, inProcess: true}, log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -31,6 +31,10 @@ type upOptions struct {
 	demoSteps                int // hidden: steps per demo run (tests use few)
 	setup                    *setupFlags
 	store                    *storeOptions
+	maxMemory                byteSize // per attempt
+	// inProcess runs attempts in this process (tests that record spans
+	// in memory); else each runs in a `gorch worker attempt` process.
+	inProcess bool
 }
 
 func newUpCmd() *cobra.Command {
@@ -48,7 +52,9 @@ logs a "ready" line with the NATS URL; 'gorch submit', 'gorch sweep',
 'gorch status', 'gorch logs' ... from another shell talk to it. SIGINT or
 SIGTERM shuts it down cleanly: workers checkpoint and hand their runs back
 (the next 'gorch up' on the same --data-dir resumes them), the collector
-writes what it has, and the server stops.
+writes what it has, and the server stops. Each attempt runs in a process
+of its own with --max-memory (see 'gorch worker --help'): one that runs out
+of memory or crashes fails alone, and everything else here goes on.
 
 --demo also queues a small Fashion-MNIST sweep (mlp and cnn, each at lr
 1e-3 and 3e-3), shows every run's progress, waits for the final records,
@@ -67,6 +73,7 @@ prints a results table and exits: 0 if every run succeeded.`,
 	fl.IntVar(&o.demoSteps, "demo-steps", 300, "training steps of each demo run")
 	_ = fl.MarkHidden("demo-steps")
 	fl.StringVar(&o.http, "http", "", "serve /healthz, /readyz and Prometheus /metrics on this address (e.g. 127.0.0.1:9464; default off)")
+	fl.Var(&o.maxMemory, "max-memory", "memory each attempt may use, e.g. 4GiB (default: 80% of the machine's or container's memory, split between all slots; -1: no limit)")
 	o.store = addStoreFlags(cmd)
 	o.setup = addSetupFlags(cmd)
 	return cmd
@@ -214,12 +221,29 @@ func startLocalCluster(ctx context.Context, store experiment.Store, o upOptions,
 	lc.coll = coll
 	serve(&lc.rest, "collector", func() error { return coll.Run(rctx) })
 
+	var storeCfg worker.StoreConfig
+	if !o.inProcess {
+		if storeCfg, err = o.store.config(); err != nil {
+			return lc, err
+		}
+	}
+	memory := int64(o.maxMemory)
+	if memory == 0 {
+		memory = worker.DefaultMemoryLimit(o.workers * o.slots)
+	}
 	for i := 1; i <= o.workers; i++ {
 		id := fmt.Sprintf("up-%d", i)
 		if nc, err = connect(cluster.RoleWorker, id); err != nil {
 			return lc, err
 		}
-		w, err := worker.New(nc, worker.Options{ID: id, Slots: o.slots, Store: store, Logger: log, Version: version})
+		wo := worker.Options{ID: id, Slots: o.slots, Store: store, Logger: log, Version: version, MemoryLimit: memory}
+		if !o.inProcess {
+			co := cluster.ConnectOptions{Name: "gorch-worker-" + id, InboxPrefix: cluster.InboxPrefix(cluster.RoleWorker, id)}
+			if wo.Child, err = attemptChild(lc.url, co, storeCfg); err != nil {
+				return lc, err
+			}
+		}
+		w, err := worker.New(nc, wo)
 		if err != nil {
 			return lc, err
 		}

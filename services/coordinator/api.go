@@ -26,6 +26,13 @@ func (c *Coordinator) submit(ctx context.Context, req *cluster.APIRequest) (*clu
 	if err != nil {
 		return nil, err
 	}
+	adm, err := c.admission(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := adm.admit(spec, ""); err != nil {
+		return nil, err
+	}
 	id, err := c.enqueue(ctx, spec, spec.Name, prio, "")
 	if err != nil {
 		return nil, err
@@ -45,6 +52,15 @@ func (c *Coordinator) sweep(ctx context.Context, req *cluster.APIRequest) (*clus
 	prio, err := cluster.ParsePriority(string(p))
 	if err != nil {
 		return nil, err
+	}
+	adm, err := c.admission(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range runs { // all or nothing
+		if err := adm.admit(r.Spec, r.Name); err != nil {
+			return nil, err
+		}
 	}
 	sweepID := "sweep-" + experiment.NewRunID()
 	reply := &cluster.APIReply{}
@@ -78,6 +94,9 @@ func (c *Coordinator) enqueue(ctx context.Context, spec *train.Spec, name string
 	now := c.now()
 	st := cluster.RunState{RunID: id, Name: name, SweepID: sweepID, Priority: prio, Status: cluster.StateQueued, Submitted: now, Updated: now,
 		TraceParent: tracing.TraceParent(ctx)}
+	if est, err := train.EstimateMemory(spec); err == nil {
+		st.MemoryEstimate = est.Total()
+	}
 	if _, err := cluster.CreateState(ctx, c.kv, st); err != nil {
 		span.SetStatus(codes.Error, err.Error())
 		return "", err
@@ -111,6 +130,43 @@ func (c *Coordinator) enqueue(ctx context.Context, spec *train.Spec, name string
 	}
 	c.log.Info("run submitted", "run", id, "name", name, "priority", prio, "sweep", sweepID)
 	return id, nil
+}
+
+// admission is what the coordinator knows of the workers' memory
+// limits when a run is submitted: the largest limit of a live worker, 0
+// if some worker has none or no worker is known (the claim decides).
+type admission struct{ limit int64 }
+
+func (c *Coordinator) admission(ctx context.Context) (admission, error) {
+	live, err := c.liveWorkers(ctx)
+	if err != nil {
+		return admission{}, err
+	}
+	var a admission
+	for _, w := range live {
+		if w.MemoryLimit <= 0 {
+			return admission{}, nil
+		}
+		a.limit = max(a.limit, w.MemoryLimit)
+	}
+	return a, nil
+}
+
+// admit refuses a spec whose memory estimate exceeds every live worker's
+// limit, with one line naming both.
+func (a admission) admit(spec *train.Spec, name string) error {
+	if a.limit == 0 {
+		return nil
+	}
+	est, err := train.EstimateMemory(spec)
+	if err != nil {
+		return err
+	}
+	who := "every worker"
+	if name != "" {
+		who = "every worker (run " + name + ")"
+	}
+	return train.Admit(est, a.limit, who)
 }
 
 func checkRunID(id string) error {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/gorch/gorch/internal/cluster"
 	"github.com/gorch/gorch/pkg/errs"
+	"github.com/gorch/gorch/pkg/train"
 )
 
 // errNotOwner marks a worker request for an attempt the worker does not
@@ -50,7 +51,8 @@ func (c *Coordinator) workerOp(ctx context.Context, worker, op string, req *clus
 	var mutate func(*cluster.RunState) (string, error)
 	switch op {
 	case cluster.WOpClaim:
-		mutate = func(s *cluster.RunState) (string, error) { return c.claim(s, worker, req) }
+		elsewhere := c.fitsElsewhere(ctx, worker, req.MemoryLimit)
+		mutate = func(s *cluster.RunState) (string, error) { return claim(s, worker, req, elsewhere) }
 	case cluster.WOpProgress:
 		mutate = func(s *cluster.RunState) (string, error) { return "", progress(s, worker, req) }
 	case cluster.WOpCheckpoint:
@@ -88,10 +90,30 @@ func owned(s *cluster.RunState, worker string, attempt int) error {
 	return nil
 }
 
+// fitsElsewhere returns whether a run too big for worker's limit could
+// go to another live worker (one with a larger limit, or none), for an
+// estimate of est bytes.
+func (c *Coordinator) fitsElsewhere(ctx context.Context, worker string, limit int64) func(est int64) bool {
+	return func(est int64) bool {
+		live, err := c.liveWorkers(ctx)
+		if err != nil {
+			return true // unsure: let another worker try
+		}
+		for id, w := range live {
+			if id != worker && (w.MemoryLimit <= 0 || w.MemoryLimit >= est) {
+				return true
+			}
+		}
+		return false
+	}
+}
+
 // claim starts the next attempt of a run on worker, or settles a run
 // that must not start. The RUNS message was delivered to worker, so a
-// running run's lease ran out: its attempt is taken over.
-func (c *Coordinator) claim(s *cluster.RunState, worker string, req *cluster.WorkerRequest) (string, error) {
+// running run's lease ran out: its attempt is taken over. A run whose
+// memory estimate exceeds the worker's limit goes back to the queue when
+// another live worker could take it, and fails otherwise.
+func claim(s *cluster.RunState, worker string, req *cluster.WorkerRequest, elsewhere func(int64) bool) (string, error) {
 	switch {
 	case cluster.Terminal(s.Status):
 		return cluster.ActionAck, cluster.ErrStopUpdate
@@ -104,6 +126,15 @@ func (c *Coordinator) claim(s *cluster.RunState, worker string, req *cluster.Wor
 		if s.Error == "" {
 			s.Error = fmt.Sprintf("gave up after %d attempts", s.UsedAttempts())
 		}
+		return cluster.ActionTerm, nil
+	case req.MemoryLimit > 0 && s.MemoryEstimate > req.MemoryLimit:
+		if elsewhere(s.MemoryEstimate) {
+			return cluster.ActionNak, cluster.ErrStopUpdate
+		}
+		s.Status, s.Worker, s.RecordsFinal, s.Retryable = cluster.StateFailed, "", true, false
+		s.Error = fmt.Sprintf("admission: the run needs about %s (estimated from its spec), more than worker %s's memory limit of %s",
+			train.FormatBytes(s.MemoryEstimate), worker, train.FormatBytes(req.MemoryLimit))
+		s.ErrorKind = errs.Memory.String()
 		return cluster.ActionTerm, nil
 	}
 	s.Status, s.Worker = cluster.StateRunning, worker

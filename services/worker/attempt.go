@@ -68,6 +68,8 @@ type Result struct {
 	// worker's clock (zero if it never got that far).
 	Started  time.Time `json:"started,omitzero"`
 	Finished time.Time `json:"finished,omitzero"`
+	// PeakRSS is an attempt process's peak resident memory.
+	PeakRSS int64 `json:"peak_rss,omitempty"`
 }
 
 // failure is the Result of an attempt that failed with err.

@@ -38,7 +38,7 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 		return
 	}
 	log := w.log.With("run", req.RunID)
-	reply, err := w.api.call(bg, cluster.WOpClaim, &cluster.WorkerRequest{RunID: req.RunID})
+	reply, err := w.api.call(bg, cluster.WOpClaim, &cluster.WorkerRequest{RunID: req.RunID, MemoryLimit: w.opts.MemoryLimit})
 	switch {
 	case errors.Is(err, errs.Experiment): // the coordinator knows no such run
 		w.deadLetter(bg, msg, "nostate", "run has no state: "+err.Error())
@@ -123,13 +123,18 @@ func (w *Worker) train(ctx context.Context, log *slog.Logger, msg jetstream.Msg,
 	}
 	t := &Ticket{Worker: w.opts.ID, Host: w.host, Request: *req, Attempt: attempt, Resume: st.Resume, TotalSteps: st.TotalSteps,
 		AckWait: w.ackWait, PublishEvery: w.opts.PublishEvery, BatchSize: w.opts.BatchSize, TraceSteps: w.opts.TraceSteps,
-		TraceParent: tracing.TraceParent(ctx), TestHooks: w.hooks}
+		TraceParent: tracing.TraceParent(ctx), MemoryLimit: w.opts.MemoryLimit, TestHooks: w.hooks}
 	if err := w.publishRunEvent(bg, ctx, w.startedEvent(t, seed)); err != nil {
 		log.Warn("publishing the started event failed", "err", err)
 	}
 
 	stopLease := w.extendLease(msg, log)
-	res := runAttempt(rctx, attemptEnv{nc: w.nc, js: w.js, store: w.opts.Store, log: w.log}, t)
+	var res Result
+	if w.opts.Child != nil {
+		res = w.runChild(rctx, t)
+	} else {
+		res = runAttempt(rctx, attemptEnv{nc: w.nc, js: w.js, store: w.opts.Store, log: w.log}, t)
+	}
 	stopLease()
 	w.ckpts.Add(res.Checkpoints)
 	w.ckptBytes.Add(res.CheckpointBytes)

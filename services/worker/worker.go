@@ -34,6 +34,13 @@ type Options struct {
 	// TraceSteps: a train.step span every TraceSteps steps of a run; 0
 	// takes GORCH_TRACE_STEPS (default 50), negative means none.
 	TraceSteps int
+	// MemoryLimit is the memory each attempt may use, in bytes: enforced
+	// on attempt processes (Child), announced in the heartbeat and claims
+	// (admission). 0 takes DefaultMemoryLimit(Slots); negative means none.
+	MemoryLimit int64
+	// Child, if set, runs every attempt in a child process of its own;
+	// else attempts run in this process (a crash then ends the worker).
+	Child *ChildOptions
 }
 
 // Stats are a worker's counters since it started.
@@ -121,6 +128,15 @@ func New(nc *nats.Conn, opts Options) (*Worker, error) {
 	if opts.TraceSteps == 0 {
 		opts.TraceSteps = tracing.StepsFromEnv()
 	}
+	switch {
+	case opts.MemoryLimit == 0:
+		opts.MemoryLimit = DefaultMemoryLimit(opts.Slots)
+	case opts.MemoryLimit < 0:
+		opts.MemoryLimit = 0
+	}
+	if opts.Child != nil && len(opts.Child.Command) == 0 {
+		return nil, errs.New(errs.Config, op, "child attempts need a command")
+	}
 	host, _ := os.Hostname()
 	if opts.ID == "" {
 		opts.ID = DefaultID()
@@ -199,7 +215,8 @@ func (w *Worker) Run(ctx context.Context) error {
 	var hbDone sync.WaitGroup
 	hbDone.Go(func() { w.heartbeats(hbCtx) })
 
-	w.log.Info("worker started", "slots", w.opts.Slots, "ack_wait", w.ackWait)
+	w.log.Info("worker started", "slots", w.opts.Slots, "ack_wait", w.ackWait, "memory_limit", w.opts.MemoryLimit,
+		"attempts", map[bool]string{true: "child processes", false: "in process"}[w.opts.Child != nil])
 	var slots sync.WaitGroup
 	for range w.opts.Slots {
 		slots.Go(func() { w.slot(ctx) })
@@ -235,7 +252,7 @@ func (w *Worker) heartbeats(ctx context.Context) {
 	for {
 		w.mu.Lock()
 		info := cluster.WorkerInfo{ID: w.opts.ID, Host: w.host, Slots: w.opts.Slots, Busy: len(w.active),
-			Version: w.opts.Version, Seen: time.Now().UTC()}
+			MemoryLimit: w.opts.MemoryLimit, Version: w.opts.Version, Seen: time.Now().UTC()}
 		for id := range w.active {
 			info.Runs = append(info.Runs, id)
 		}

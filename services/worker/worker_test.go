@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -30,12 +31,17 @@ type env struct {
 	runs  jetstream.KeyValue
 	cli   *coordinator.Client
 	store experiment.Store
+	dir   string // the store's directory
 	ns    *server.Server
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t *testing.T) *env { return newEnvPort(t, -1) }
+
+// newEnvPort is newEnv with the server listening on port (0: any free
+// port; -1: none, in-process clients only).
+func newEnvPort(t *testing.T, port int) *env {
 	t.Helper()
-	ns, err := cluster.StartEmbedded(cluster.EmbeddedOptions{StoreDir: t.TempDir(), Port: -1})
+	ns, err := cluster.StartEmbedded(cluster.EmbeddedOptions{StoreDir: t.TempDir(), Port: port})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +58,8 @@ func newEnv(t *testing.T) *env {
 	if e.runs, err = e.js.KeyValue(ctx, cluster.BucketRuns); err != nil {
 		t.Fatal(err)
 	}
-	if e.store, err = experiment.NewLocalStore(t.TempDir()); err != nil {
+	e.dir = t.TempDir()
+	if e.store, err = experiment.NewLocalStore(e.dir); err != nil {
 		t.Fatal(err)
 	}
 	coord, err := coordinator.New(e.connect("coordinator", cluster.RoleCoordinator), coordinator.Options{Logger: quiet()})
@@ -68,7 +75,12 @@ func newEnv(t *testing.T) *env {
 	return e
 }
 
-func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+func quiet() *slog.Logger {
+	if os.Getenv("GORCH_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
 
 // connect opens an in-process connection as role (id for a worker).
 func (e *env) connect(id, role string) *nats.Conn {
@@ -85,8 +97,16 @@ func (e *env) connect(id, role string) *nats.Conn {
 // waits for Run to return.
 func (e *env) startWorker(id string, slots int) (stop func()) {
 	e.t.Helper()
-	w, err := New(e.connect(id, cluster.RoleWorker), Options{ID: id, Slots: slots, Store: e.store, PublishEvery: 200 * time.Millisecond,
-		BatchSize: 64, Logger: quiet(), Version: "test"})
+	return e.startWorkerOpts(Options{ID: id, Slots: slots})
+}
+
+// startWorkerOpts is startWorker with more options (ID and Slots among
+// them); the store, batching and logger are the env's.
+func (e *env) startWorkerOpts(o Options) (stop func()) {
+	e.t.Helper()
+	id := o.ID
+	o.Store, o.PublishEvery, o.BatchSize, o.Logger, o.Version = e.store, 200*time.Millisecond, 64, quiet(), "test"
+	w, err := New(e.connect(id, cluster.RoleWorker), o)
 	if err != nil {
 		e.t.Fatal(err)
 	}
