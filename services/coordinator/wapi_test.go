@@ -2,6 +2,7 @@ package coordinator
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/gorch/gorch/internal/cluster"
 	"github.com/gorch/gorch/internal/testutil"
+	"github.com/gorch/gorch/pkg/errs"
 )
 
 func resumeAt(id string, attempt int, step int64) *cluster.ResumePoint {
@@ -223,5 +225,68 @@ func TestMalformedStateIsQuarantined(t *testing.T) {
 	}
 	if r := e.ask(t, "w1", cluster.WOpClaim, cluster.WorkerRequest{RunID: id}); r.Action != cluster.ActionAck {
 		t.Errorf("claim of a quarantined run = %+v; want ack (drop the request)", r)
+	}
+}
+
+// oomSpec is the issue's spec that does not fit: an MLP with a hidden
+// layer of 20 million units (about 390 GiB with Adam).
+const oomSpec = `
+model: {name: mlp, hidden: [20000000]}
+dataset: {name: fashion-mnist}
+optimizer: {name: adam, lr: 0.001}
+steps: 10
+batch_size: 64
+`
+
+// TestAdmission: with workers' limits known from their heartbeats, a run
+// that fits none is refused at submit (a sweep all or nothing) with one
+// line naming the estimate and the limit; a run submitted while no
+// worker was known fails at its claim by a worker too small for it, or
+// goes back to the queue when a bigger worker is alive.
+func TestAdmission(t *testing.T) {
+	e := startEnv(t, true)
+	ctx := context.Background()
+	// Submitted before any worker is known: accepted.
+	early, err := e.cli.Submit(ctx, []byte(oomSpec), "")
+	if err != nil {
+		t.Fatalf("Submit with no worker known = %v; want accepted (the claim decides)", err)
+	}
+	wkv, err := e.js.KeyValue(ctx, cluster.BucketWorkers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	beat := func(id string, limit int64) {
+		b, _ := msgpack.Marshal(&cluster.WorkerInfo{ID: id, Slots: 1, MemoryLimit: limit, Seen: time.Now().UTC()})
+		if _, err := wkv.Put(ctx, cluster.WorkerKey(id), b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	beat("small", 4<<30)
+	_, err = e.cli.Submit(ctx, []byte(oomSpec), "")
+	if !errors.Is(err, errs.Memory) || !strings.Contains(err.Error(), "the run needs about 389.7 GiB (parameters 59.2 GiB") ||
+		!strings.Contains(err.Error(), "more than every worker's memory limit of 4.0 GiB") || strings.Contains(err.Error(), "\n") {
+		t.Errorf("Submit(oom spec) with a 4 GiB worker = %v; want a memory error naming the estimate and the limit", err)
+	}
+	sweep := "name: mix\nbase:\n" + indent(oomSpec) + "grid:\n  model.hidden: [[16], [20000000]]\n"
+	if ids, err := e.cli.Sweep(ctx, []byte(sweep)); !errors.Is(err, errs.Memory) || len(ids) != 0 || !strings.Contains(err.Error(), "run mix-1") {
+		t.Errorf("Sweep with one run too big = %v, %v; want refused whole, naming mix-1", ids, err)
+	}
+	if states, _ := e.cli.List(ctx); len(states) != 1 {
+		t.Errorf("after the refusals the cluster lists %d runs, want the one submitted before", len(states))
+	}
+
+	// The claim of the early run by the small worker.
+	beat("big", 0) // no limit: the run may fit there
+	r := e.ask(t, "small", cluster.WOpClaim, cluster.WorkerRequest{RunID: early[0], MemoryLimit: 4 << 30})
+	if r.Action != cluster.ActionNak || r.State.Status != cluster.StateQueued || r.State.Attempt != 0 {
+		t.Errorf("claim by a too small worker while a bigger one lives = %+v; want nak, still queued", r)
+	}
+	if err := wkv.Delete(ctx, cluster.WorkerKey("big")); err != nil {
+		t.Fatal(err)
+	}
+	r = e.ask(t, "small", cluster.WOpClaim, cluster.WorkerRequest{RunID: early[0], MemoryLimit: 4 << 30})
+	if st := r.State; r.Action != cluster.ActionTerm || st.Status != cluster.StateFailed || st.Attempt != 0 || st.ErrorKind != "memory" ||
+		!strings.HasPrefix(st.Error, "admission: the run needs about 389.7 GiB") || !strings.Contains(st.Error, "worker small's memory limit of 4.0 GiB") {
+		t.Errorf("claim by a too small worker, none bigger = %+v; want failed at once with the estimate and the limit", r)
 	}
 }

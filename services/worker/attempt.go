@@ -96,6 +96,12 @@ func runAttempt(ctx context.Context, env attemptEnv, t *Ticket) (res Result) {
 	if err != nil {
 		return failure(err)
 	}
+	if ctx.Err() != nil { // cancelled or stopped before it started
+		if errors.Is(context.Cause(ctx), errCancelRequested) {
+			return Result{Status: cluster.StateCancelled, Step: resumeStep(t.Resume)}
+		}
+		return Result{Status: outcomeInterrupted, Step: resumeStep(t.Resume)}
+	}
 	ctx = tracing.FromTraceParent(ctx, t.TraceParent)
 	rctx, stop := context.WithCancelCause(ctx)
 	defer stop(nil)

@@ -117,7 +117,8 @@ func RunChild(ctx context.Context, in io.Reader, out io.Writer, log *slog.Logger
 	ctx, stop := context.WithCancelCause(ctx)
 	defer stop(nil)
 	go follow(r, stop)
-	cctx, cancel := context.WithTimeout(ctx, childConnectTimeout)
+	// Set-up outlives a cancel: the attempt then ends at once, with a result.
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), childConnectTimeout)
 	defer cancel()
 	co := t.Connect
 	co.Retry, co.Logger = true, log

@@ -68,6 +68,30 @@
 // every metric up to a resume point's step is in the stream before a later
 // attempt can resume from it.
 //
+// # Attempt processes
+//
+// With [Options].Child set (as `gorch worker` and `gorch up` do) each
+// attempt runs in a process of its own, `gorch worker attempt`: the
+// supervisor writes a [Ticket] (with how to connect as the worker and
+// open the store) to its stdin, then control lines (cancel, stop); the
+// attempt writes its [Result] as JSON to fd 3 and exits. The process is
+// limited to [Options].MemoryLimit — a cgroup (v2 memory.max, else v1
+// memory.limit_in_bytes) made for it under the worker's own where the
+// worker may, else RLIMIT_AS and GOMEMLIMIT set by the attempt itself —
+// and dies with its supervisor (Pdeathsig). An attempt that dies without
+// a result fails with the reason its death gives: "out of memory (limit
+// 300.0 MiB)" (the cgroup's OOM kill, or the runtime's out-of-memory
+// error), the panic's first line, "crashed: <fatal error>", "crashed:
+// SIGSEGV"; those kinds (memory, internal) are not retried, a SIGKILL from
+// outside is. The worker, its other slots and, in `gorch up`, the NATS
+// server, coordinator and collector go on. Each attempt's end is logged
+// with its start-up time (exec, NATS, store, dataset and model until
+// training begins) and peak resident memory.
+//
+// The worker announces its limit in its heartbeat and its claims; the
+// coordinator turns away runs whose estimated memory
+// ([train.EstimateMemory]) exceeds it.
+//
 // # Test hooks
 //
 // With GORCH_TEST_HOOKS=1 in the worker's environment, spec tags make an

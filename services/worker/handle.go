@@ -164,6 +164,9 @@ func (w *Worker) train(ctx context.Context, log *slog.Logger, msg jetstream.Msg,
 	} else if reply != nil {
 		log.Info("attempt ended", "outcome", res.Status, "status", reply.State.Status, "step", res.Step, "error", res.Error)
 		w.settle(bg, log, msg, reply)
+		if cluster.Terminal(reply.State.Status) {
+			status = reply.State.Status // e.g. a failure of a run being cancelled ends it cancelled
+		}
 	}
 	span.SetAttributes(attribute.String("gorch.run.status", status), attribute.Int64("gorch.steps", res.Step))
 	if status == cluster.StateFailed {

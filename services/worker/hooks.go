@@ -2,6 +2,7 @@ package worker
 
 import (
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -67,6 +68,10 @@ func (s *ClusterSink) hook(step int64) {
 func (s *ClusterSink) pauseHook(step int64) {
 	if s.hookAt(HookPauseBeforeWrite, step) {
 		s.log.Warn("test hook: paused before the checkpoint write", "step", step, "pid", os.Getpid())
-		_ = syscall.Kill(os.Getpid(), syscall.SIGSTOP)
+		// At this thread: a process-directed signal may wait for another
+		// thread to be scheduled, and this one would write meanwhile.
+		runtime.LockOSThread()
+		_ = syscall.Tgkill(os.Getpid(), syscall.Gettid(), syscall.SIGSTOP)
+		runtime.UnlockOSThread()
 	}
 }

@@ -3,11 +3,13 @@ package integration
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"slices"
 	"strings"
@@ -72,11 +74,13 @@ func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
 
 // proc is a gorch service running as its own OS process.
 type proc struct {
-	name string
-	cmd  *exec.Cmd
-	log  string // its stderr and stdout
-	done chan struct{}
-	err  error // Wait's result, once done is closed
+	name   string
+	args   []string // the gorch arguments it was started with
+	prefix []string
+	cmd    *exec.Cmd
+	log    string // its stderr and stdout
+	done   chan struct{}
+	err    error // Wait's result, once done is closed
 }
 
 // exited reports whether the process has ended.
@@ -95,6 +99,20 @@ func (p *proc) signal(t *testing.T, sig syscall.Signal) {
 	if err := p.cmd.Process.Signal(sig); err != nil {
 		t.Fatalf("%s: signal %v: %v", p.name, sig, err)
 	}
+}
+
+// restart stops p with SIGTERM, waits for it and starts it again with the
+// same arguments.
+func (c *testCluster) restart(p *proc) *proc {
+	c.t.Helper()
+	p.signal(c.t, syscall.SIGTERM)
+	if !p.wait(60 * time.Second) {
+		c.t.Fatalf("%s still running 60s after SIGTERM", p.name)
+	}
+	if p.err != nil {
+		c.t.Errorf("%s exited with %v after SIGTERM, want 0", p.name, p.err)
+	}
+	return c.startVia(p.name, p.prefix, p.args...)
 }
 
 // pause stops the process and every process of its group (a worker's
@@ -157,15 +175,12 @@ func startCluster(t *testing.T, workers ...string) *testCluster {
 // "worker-<id>").
 func startClusterEnv(t *testing.T, env func(name string) []string, workers ...string) *testCluster {
 	t.Helper()
-	c := &testCluster{t: t, dir: t.TempDir(), bucket: "gorch-integ", env: env}
-	// The test sets the cluster up, with the suite's short AckWait.
-	t.Setenv(cluster.AckWaitEnv, testAckWait.String())
-	c.s3 = testutil.StartVersityGW(t)
+	c := newTestCluster(t, env)
 	ns, err := cluster.StartEmbedded(cluster.EmbeddedOptions{StoreDir: filepath.Join(c.dir, "nats"), Port: 0})
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.ns, c.url = ns, ns.ClientURL()
+	c.ns = ns
 	// Cleanups run last-registered first: processes stop before NATS and
 	// (registered earlier by StartVersityGW) S3.
 	t.Cleanup(func() {
@@ -175,6 +190,47 @@ func startClusterEnv(t *testing.T, env func(name string) []string, workers ...st
 		ns.Shutdown()
 		ns.WaitForShutdown()
 	})
+	c.attach(ns.ClientURL(), true)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	t.Cleanup(c.stopAll)
+
+	c.start("coordinator", "coordinator", "--nats", c.url)
+	c.start("collector", append([]string{"collector", "--nats", c.url}, c.s3Flags()...)...)
+	for _, id := range workers {
+		c.startWorker(id)
+	}
+	c.waitReady(ctx, workers)
+	return c
+}
+
+// newTestCluster starts the S3 server and opens the store of a cluster
+// whose processes get env's variables.
+func newTestCluster(t *testing.T, env func(name string) []string) *testCluster {
+	t.Helper()
+	c := &testCluster{t: t, dir: t.TempDir(), bucket: "gorch-integ", env: env}
+	// The test sets the cluster up, with the suite's short AckWait.
+	t.Setenv(cluster.AckWaitEnv, testAckWait.String())
+	c.s3 = testutil.StartVersityGW(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var err error
+	c.store, err = experiment.NewS3Store(ctx, experiment.S3Config{Endpoint: c.s3.Endpoint, Bucket: c.bucket,
+		AccessKey: c.s3.AccessKey, SecretKey: c.s3.SecretKey, Insecure: true, CreateBucket: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// attach connects the test to the NATS server at url (setting the
+// cluster up first when setup is true), watches the runs bucket and makes
+// the coordinator client.
+func (c *testCluster) attach(url string, setup bool) {
+	t := c.t
+	t.Helper()
+	c.url = url
+	var err error
 	if c.nc, err = cluster.Connect(c.url, cluster.ConnectOptions{Name: "integration-test"}); err != nil {
 		t.Fatal(err)
 	}
@@ -184,8 +240,10 @@ func startClusterEnv(t *testing.T, env func(name string) []string, workers ...st
 	if c.js, err = jetstream.New(c.nc); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := cluster.Setup(ctx, c.js, cluster.SetupOptions{}); err != nil {
-		t.Fatal(err)
+	if setup {
+		if _, err := cluster.Setup(ctx, c.js, cluster.SetupOptions{}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if c.kv, err = c.js.KeyValue(ctx, cluster.BucketRuns); err != nil {
 		t.Fatal(err)
@@ -194,32 +252,59 @@ func startClusterEnv(t *testing.T, env func(name string) []string, workers ...st
 		t.Fatal(err)
 	}
 	t.Cleanup(c.states.Stop)
-	c.store, err = experiment.NewS3Store(ctx, experiment.S3Config{Endpoint: c.s3.Endpoint, Bucket: c.bucket,
-		AccessKey: c.s3.AccessKey, SecretKey: c.s3.SecretKey, Insecure: true, CreateBucket: true})
-	if err != nil {
-		t.Fatal(err)
-	}
 	c.client = coordinator.NewClient(c.nc)
-	t.Cleanup(c.stopAll)
+}
 
-	c.start("coordinator", "coordinator", "--nats", c.url)
-	c.start("collector", append([]string{"collector", "--nats", c.url}, c.s3Flags()...)...)
-	for _, id := range workers {
-		c.startWorker(id)
-	}
-	// Ready: the coordinator answers, every worker heartbeats.
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+// waitReady waits until the coordinator answers and every worker of
+// workers heartbeats.
+func (c *testCluster) waitReady(ctx context.Context, workers []string) {
+	c.t.Helper()
+	testutil.Eventually(c.t, 30*time.Second, func() error {
 		_, lerr := c.client.List(ctx)
-		missing := c.missingWorkers(ctx, workers)
-		if lerr == nil && len(missing) == 0 {
-			return c
+		if missing := c.missingWorkers(ctx, workers); lerr != nil || len(missing) > 0 {
+			return fmt.Errorf("cluster not ready: coordinator: %v; workers without heartbeat: %v", lerr, missing)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("cluster not ready after 30s: coordinator: %v; workers without heartbeat: %v", lerr, missing)
+		return nil
+	})
+}
+
+// upReady is the ready line of `gorch up`, with its NATS URL.
+var upReady = regexp.MustCompile(`msg=ready nats=(nats://127\.0\.0\.1:\d+)`)
+
+// startUpCluster runs the whole cluster as one `gorch up` process (S3 for
+// the store, the suite's AckWait, args added), attaches to its NATS server
+// and waits until its workers up-1..up-<workers> heartbeat.
+func startUpCluster(t *testing.T, env func(name string) []string, workers int, args ...string) *testCluster {
+	t.Helper()
+	c := newTestCluster(t, env)
+	t.Cleanup(c.stopAll)
+	up := c.startUp(args...)
+	var url string
+	testutil.Eventually(t, 60*time.Second, func() error {
+		if m := upReady.FindStringSubmatch(readFile(up.log)); m != nil {
+			url = m[1]
+			return nil
 		}
-		time.Sleep(50 * time.Millisecond)
+		if up.exited() {
+			t.Fatalf("gorch up exited: %v\n%s", up.err, tail(up.log, 20))
+		}
+		return errors.New("gorch up not ready")
+	})
+	c.attach(url, false)
+	var ids []string
+	for i := 1; i <= workers; i++ {
+		ids = append(ids, fmt.Sprintf("up-%d", i))
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c.waitReady(ctx, ids)
+	return c
+}
+
+// startUp starts `gorch up` on a free port, with its JetStream store under
+// the cluster's directory (so a restart finds it) and its records in S3.
+func (c *testCluster) startUp(args ...string) *proc {
+	return c.start("up", append(append([]string{"up", "--nats-port", "0", "--ack-wait", testAckWait.String()}, c.s3Flags()...), args...)...)
 }
 
 func (c *testCluster) missingWorkers(ctx context.Context, ids []string) []string {
@@ -287,7 +372,7 @@ func (c *testCluster) startVia(name string, prefix []string, args ...string) *pr
 		f.Close()
 		c.t.Fatalf("start %s: %v", name, err)
 	}
-	p := &proc{name: name, cmd: cmd, log: logPath, done: make(chan struct{})}
+	p := &proc{name: name, args: args, prefix: prefix, cmd: cmd, log: logPath, done: make(chan struct{})}
 	go func() {
 		p.err = cmd.Wait()
 		f.Close()
