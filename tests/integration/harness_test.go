@@ -200,7 +200,7 @@ func startClusterEnv(t *testing.T, env func(name string) []string, workers ...st
 	for _, id := range workers {
 		c.startWorker(id)
 	}
-	c.waitReady(ctx, workers)
+	c.waitServing(ctx, workers)
 	return c
 }
 
@@ -255,9 +255,9 @@ func (c *testCluster) attach(url string, setup bool) {
 	c.client = coordinator.NewClient(c.nc)
 }
 
-// waitReady waits until the coordinator answers and every worker of
+// waitServing waits until the coordinator answers and every worker of
 // workers heartbeats.
-func (c *testCluster) waitReady(ctx context.Context, workers []string) {
+func (c *testCluster) waitServing(ctx context.Context, workers []string) {
 	c.t.Helper()
 	testutil.Eventually(c.t, 30*time.Second, func() error {
 		_, lerr := c.client.List(ctx)
@@ -297,7 +297,7 @@ func startUpCluster(t *testing.T, env func(name string) []string, workers int, a
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	c.waitReady(ctx, ids)
+	c.waitServing(ctx, ids)
 	return c
 }
 

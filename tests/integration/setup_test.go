@@ -90,7 +90,7 @@ func TestOperatorEditsSurvive(t *testing.T) {
 		for _, name := range []string{"coordinator", "collector", "worker-w1"} {
 			c.restart(c.procByName(name))
 		}
-		c.waitReady(context.Background(), []string{"w1"})
+		c.waitServing(context.Background(), []string{"w1"})
 		if err := edits.check(c.js); err != nil {
 			t.Errorf("after gorch setup and a restart of every service: %v", err)
 		}
@@ -113,7 +113,7 @@ func TestOperatorEditsSurvive(t *testing.T) {
 			return nil
 		})
 		c.attach(url, false)
-		c.waitReady(context.Background(), []string{"up-1", "up-2"})
+		c.waitServing(context.Background(), []string{"up-1", "up-2"})
 		if err := edits.check(c.js); err != nil {
 			t.Errorf("after a restart of gorch up: %v", err)
 		}
