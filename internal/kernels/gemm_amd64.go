@@ -204,11 +204,11 @@ func hasAVX512VL() bool { return cpu.X86.HasAVX512F && cpu.X86.HasAVX512VL }
 func hasAVX2() bool     { return cpu.X86.HasAVX2 && cpu.X86.HasFMA }
 
 var (
-	avx512Backend = &packedBackend{name: "avx512", mr: 12, nr: 32, kc: 256, nc: 1024,
+	avx512Backend = &packedBackend{name: "avx512", mr: 12, nr: 32, kc: 256, nc: 512,
 		kernel: sgemmKernelAVX512, kernelSet: sgemmKernelAVX512Set, kernelS: sgemmKernelAVX512S, kernelSSet: sgemmKernelAVX512SSet,
 		packT: packBTransAVX512, packA: packA12AVX512, packARows: packARows12AVX512, packRows: packBRowsAVX512,
 		packATab: packATab12AVX512}
-	avx2Backend = &packedBackend{name: "avx2", mr: 6, nr: 16, kc: 256, nc: 1024,
+	avx2Backend = &packedBackend{name: "avx2", mr: 6, nr: 16, kc: 256, nc: 512,
 		kernel: sgemmKernelAVX2, kernelSet: sgemmKernelAVX2Set, kernelS: sgemmKernelAVX2S, kernelSSet: sgemmKernelAVX2SSet,
 		packT: packBTransAVX2, packA: packA6AVX2, packARows: packARows6AVX2, packRows: packBRowsAVX2,
 		packATab: packATab6AVX2, conv: convAVX2}
