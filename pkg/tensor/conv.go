@@ -545,14 +545,12 @@ func Conv2dBackward(x, w, gradOut *Tensor, opt Conv2dOptions, want [3]bool) (gx,
 }
 
 // biasGrad sets gb[o] to the sum of gd [N, O, L] over N and L, in float64
-// in a fixed order.
+// in a fixed order (kernels.VecSumF64 per row, rows in sample order).
 func biasGrad(gd, gb []float32, n, o, l int) {
 	for oc := range o {
 		var s float64
 		for i := range n {
-			for _, v := range gd[(i*o+oc)*l : (i*o+oc+1)*l] {
-				s += float64(v)
-			}
+			s += kernels.VecSumF64(gd[(i*o+oc)*l : (i*o+oc+1)*l])
 		}
 		gb[oc] = float32(s)
 	}
