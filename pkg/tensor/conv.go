@@ -281,7 +281,6 @@ func conv2d(x, w, b *Tensor, opt Conv2dOptions, relu bool) (*Tensor, error) {
 		return out, nil
 	}
 	xd, wd, od := dataOf(x), dataOf(w), out.storage.data
-	K, L := g.c*g.kh*g.kw, g.oh*g.ow
 	var bias []float32
 	if b != nil {
 		bias = dataOf(b)
@@ -290,6 +289,17 @@ func conv2d(x, w, b *Tensor, opt Conv2dOptions, relu bool) (*Tensor, error) {
 		kernels.ConvForward(be, s, xd, wd, bias, od, relu)
 		return out, nil
 	}
+	g.im2colForward(xd, wd, bias, od, o)
+	if relu {
+		kernels.VecRelu(od, od)
+	}
+	return out, nil
+}
+
+// im2colForward is conv2d's general path: each sample lowered to an
+// im2col matrix, grouped samples per GEMM.
+func (g *window) im2colForward(xd, wd, bias, od []float32, o int) {
+	K, L := g.c*g.kh*g.kw, g.oh*g.ow
 	chunks := min(g.n, runtime.GOMAXPROCS(0))
 	per := (g.n + chunks - 1) / chunks
 	chunks = (g.n + per - 1) / per
@@ -356,10 +366,6 @@ func conv2d(x, w, b *Tensor, opt Conv2dOptions, relu bool) (*Tensor, error) {
 			}
 		}
 	})
-	if relu {
-		kernels.VecRelu(od, od)
-	}
-	return out, nil
 }
 
 // convScratch holds the grouped conv2d paths' im2col, gradient and output
@@ -458,15 +464,22 @@ func Conv2dBackward(x, w, gradOut *Tensor, opt Conv2dOptions, want [3]bool) (gx,
 		return pick(want, gx, gw, gb)
 	}
 
+	g.im2colBackward(xd, wd, gd, gx.storage.data, gw.storage.data, o)
+	return pick(want, gx, gw, gb)
+}
+
+// im2colBackward is Conv2dBackward's general path for the input gradient
+// gxd and the weight gradient gwd.
+func (g *window) im2colBackward(xd, wd, gd, gxd, gwd []float32, o int) {
+	K, L := g.c*g.kh*g.kw, g.oh*g.ow
 	const maxChunks = 8
 	per := (g.n + maxChunks - 1) / maxChunks
 	chunks := (g.n + per - 1) / per
 	partial := make([][]float32, chunks)
-	partial[0] = gw.storage.data
+	partial[0] = gwd
 	for i := 1; i < chunks; i++ {
 		partial[i] = make([]float32, o*K)
 	}
-	gxd := gx.storage.data
 	be := gemmBackend(chunks)
 	grp := 1
 	if !g.pointwise() && !kernels.LegacyGemm() {
@@ -535,13 +548,11 @@ func Conv2dBackward(x, w, gradOut *Tensor, opt Conv2dOptions, want [3]bool) (gx,
 			g.col2im(gcols, gxn, L, 0)
 		}
 	})
-	gwd := gw.storage.data
 	for ci := 1; ci < chunks; ci++ {
 		for i, v := range partial[ci] {
 			gwd[i] += v
 		}
 	}
-	return pick(want, gx, gw, gb)
 }
 
 // biasGrad sets gb[o] to the sum of gd [N, O, L] over N and L, in float64
