@@ -2,9 +2,11 @@
 # setup.sh installs what gorch needs on a Debian machine, idempotently:
 # the Go toolchain named in go.mod (from the Go module proxy when the
 # machine has no recent enough Go) and the Fashion-MNIST dataset; with
-# GORCH_SETUP_TEST_TOOLS=1 also the integration tests' servers, versitygw
-# and Jaeger, into ~/.cache/gorch/<tool>-<version> (on PATH). Source it (". scripts/setup.sh") so that
-# PATH reaches the Go it installed.
+# GORCH_SETUP_TEST_TOOLS=1 also the integration tests' servers (versitygw,
+# nats-server, Jaeger) and the Kubernetes tests' tools (kube-apiserver and
+# friends, etcd, helm, kwok, kubeconform and its schemas, podman), into
+# ~/.cache/gorch/<tool>-<version> (on PATH). Source it (". scripts/setup.sh")
+# so that PATH reaches the Go it installed.
 set -euo pipefail
 
 GO_WANT=1.26.8
