@@ -201,7 +201,7 @@ func (w *Worker) publishRunEvent(ctx, traceCtx context.Context, ev *cluster.RunE
 	if ev.Kind == "finished" {
 		seq = 1
 	}
-	return publish(ctx, w.js, traceCtx, w.opts.ID, cluster.KindRun, ev.RunID, cluster.TypeRunEvent, ev, cluster.MsgID(ev.RunID, ev.Attempt, "run", seq))
+	return publish(ctx, w.log, w.js, traceCtx, w.opts.ID, cluster.KindRun, ev.RunID, cluster.TypeRunEvent, ev, cluster.MsgID(ev.RunID, ev.Attempt, "run", seq))
 }
 
 // extendLease tells JetStream every AckWait/3 that the message is still

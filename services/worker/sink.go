@@ -26,10 +26,6 @@ import (
 	"github.com/gorch/gorch/pkg/train"
 )
 
-// publishTries is how often a publish is tried (with the same Msg-Id, so
-// the stream keeps one copy) before the attempt fails.
-const publishTries = 3
-
 // castagnoli is the CRC-32C table of resume points.
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
@@ -84,8 +80,11 @@ func newClusterSink(env attemptEnv, api *coordAPI, t *Ticket, spec *train.Spec, 
 func (s *ClusterSink) RunID() string { return s.runID }
 
 // publish sends v as a typ envelope of kind under the worker's id, with
-// Msg-Id id, and waits for the stream's ack.
-func publish(ctx context.Context, js jetstream.JetStream, traceCtx context.Context, worker, kind, run, typ string, v any, id string) error {
+// Msg-Id id, and waits for the stream's ack. A failed publish is tried
+// again with the same Msg-Id (the stream keeps one copy) for as long as
+// a store write is (retry): a NATS node dying, a stream electing a new
+// leader, are waited out.
+func publish(ctx context.Context, log *slog.Logger, js jetstream.JetStream, traceCtx context.Context, worker, kind, run, typ string, v any, id string) error {
 	const op = "worker.publish"
 	b, err := cluster.Encode(typ, v)
 	if err != nil {
@@ -96,22 +95,16 @@ func publish(ctx context.Context, js jetstream.JetStream, traceCtx context.Conte
 	if traceCtx != nil {
 		tracing.Inject(traceCtx, msg.Header)
 	}
-	for try := 1; ; try++ {
+	return retry(ctx, log, "publishing "+typ, func() error {
 		pctx, cancel := context.WithTimeout(ctx, opTimeout)
-		_, err = js.PublishMsg(pctx, msg, jetstream.WithMsgID(id))
-		cancel()
-		if err == nil {
-			return nil
-		}
-		if try == publishTries || ctx.Err() != nil {
-			return errs.Wrap(errs.Cluster, op, err, "%s %s", typ, id)
-		}
-		time.Sleep(time.Duration(try) * 200 * time.Millisecond)
-	}
+		defer cancel()
+		_, err := js.PublishMsg(pctx, msg, jetstream.WithMsgID(id))
+		return errs.Wrap(errs.Cluster, op, err, "%s %s", typ, id)
+	})
 }
 
 func (s *ClusterSink) publish(ctx context.Context, kind, typ string, v any, id string) error {
-	return publish(ctx, s.env.js, tracing.FromTraceParent(context.Background(), s.t.TraceParent), s.t.Worker, kind, s.runID, typ, v, id)
+	return publish(ctx, s.log, s.env.js, tracing.FromTraceParent(context.Background(), s.t.TraceParent), s.t.Worker, kind, s.runID, typ, v, id)
 }
 
 // Log buffers a metric point and publishes the buffer when it is full or

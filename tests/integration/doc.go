@@ -54,6 +54,16 @@
 //	TestFaultS3Outage   F6: versitygw killed for 20 s and restarted on the same
 //	                    dir and port: checkpoint writes retry, no attempt fails,
 //	                    backlog waits in EVENTS, all records land.
+//	TestFaultAttemptsFailAlone  one worker process of 2 slots, and `gorch up`,
+//	                    300 MiB per attempt: the spec that cannot fit is refused
+//	                    at submit; an attempt out of memory, one that panics and
+//	                    a NaN loss each fail their run after ONE attempt with the
+//	                    reason; runs beside them succeed; no service exits.
+//	TestOperatorEditsSurvive  stream and consumer edits survive `gorch setup`
+//	                    and a restart of every service, and of `gorch up`.
+//	TestFaultNATSClusterLeaderKill  F11: three nats-server processes, streams
+//	                    and buckets at replicas 3; the node leading RUNS and EVENTS
+//	                    is killed during a sweep and restarted: every run succeeds.
 //	TestFaultBadMessages F8: malformed, unknown-version, wrong-type and
 //	                    no-state messages dead-lettered with reasons, an event of
 //	                    a run nobody claimed to dlq.forged; bad sweeps rejected;

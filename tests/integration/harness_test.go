@@ -74,13 +74,12 @@ func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
 
 // proc is a gorch service running as its own OS process.
 type proc struct {
-	name   string
-	args   []string // the gorch arguments it was started with
-	prefix []string
-	cmd    *exec.Cmd
-	log    string // its stderr and stdout
-	done   chan struct{}
-	err    error // Wait's result, once done is closed
+	name string
+	argv []string // the command line it was started with
+	cmd  *exec.Cmd
+	log  string // its stderr and stdout
+	done chan struct{}
+	err  error // Wait's result, once done is closed
 }
 
 // exited reports whether the process has ended.
@@ -112,7 +111,7 @@ func (c *testCluster) restart(p *proc) *proc {
 	if p.err != nil {
 		c.t.Errorf("%s exited with %v after SIGTERM, want 0", p.name, p.err)
 	}
-	return c.startVia(p.name, p.prefix, p.args...)
+	return c.startProgram(p.name, p.argv)
 }
 
 // pause stops the process and every process of its group (a worker's
@@ -352,6 +351,13 @@ func (c *testCluster) start(name string, args ...string) *proc {
 // `ip netns exec NAME`, which execs gorch in place: the process is gorch).
 func (c *testCluster) startVia(name string, prefix []string, args ...string) *proc {
 	c.t.Helper()
+	return c.startProgram(name, append(append(slices.Clone(prefix), gorchBin), args...))
+}
+
+// startProgram runs argv as a process named name in its own process
+// group, its output in a file of the test's temp directory.
+func (c *testCluster) startProgram(name string, argv []string) *proc {
+	c.t.Helper()
 	logPath := filepath.Join(c.dir, name+".log")
 	for i := 2; fileExists(logPath); i++ { // a restarted service keeps its predecessor's log
 		logPath = filepath.Join(c.dir, fmt.Sprintf("%s.%d.log", name, i))
@@ -360,8 +366,7 @@ func (c *testCluster) startVia(name string, prefix []string, args ...string) *pr
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	argv := append(slices.Clone(prefix), gorchBin)
-	cmd := exec.Command(argv[0], append(argv[1:], args...)...)
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdout, cmd.Stderr = f, f
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // its own group: pause and resume reach its children
 	cmd.Env = hermeticEnv()
@@ -372,7 +377,7 @@ func (c *testCluster) startVia(name string, prefix []string, args ...string) *pr
 		f.Close()
 		c.t.Fatalf("start %s: %v", name, err)
 	}
-	p := &proc{name: name, args: args, prefix: prefix, cmd: cmd, log: logPath, done: make(chan struct{})}
+	p := &proc{name: name, argv: argv, cmd: cmd, log: logPath, done: make(chan struct{})}
 	go func() {
 		p.err = cmd.Wait()
 		f.Close()
@@ -434,6 +439,13 @@ func tail(path string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return string(bytes.Join(lines, []byte("\n")))
+}
+
+// runGorchCmd is a gorch command with the suite's environment, to run.
+func runGorchCmd(args ...string) *exec.Cmd {
+	cmd := exec.Command(gorchBin, args...)
+	cmd.Env = hermeticEnv()
+	return cmd
 }
 
 // gorch runs a gorch client command to completion and returns its stdout.
