@@ -19,12 +19,14 @@ type MemoryEstimate struct {
 	Gradients      int64 // one gradient per weight
 	OptimizerState int64 // momentum and second moments
 	Activations    int64 // a training batch's forward values and their gradients, or an evaluation batch's
-	Dataset        int64 // both splits, as float32 tensors
+	Dataset        int64 // both splits, as float32 tensors, twice: loading keeps the decoded and the normalised copy
 }
 
 // estimateSlack and estimateBase turn the sum of the parts into what a
 // process needs: allocator and GC headroom, and the runtime, binary and
-// connections (measured: an attempt process at rest holds about 40 MiB).
+// connections (measured: an attempt process of a tiny run peaks at about
+// 30 MiB; a Fashion-MNIST MLP at 540 MiB, estimated 660 MiB; LeNet at 650
+// MiB, estimated 720 MiB).
 const (
 	estimateSlack = 1.25
 	estimateBase  = 128 << 20
@@ -132,7 +134,7 @@ func EstimateMemory(spec *Spec) (MemoryEstimate, error) {
 		Gradients:      clampBytes(params * f32),
 		OptimizerState: clampBytes(optSlots * params * f32),
 		Activations:    clampBytes(act * f32),
-		Dataset:        clampBytes(float64(d.train+d.test) * float64(d.features+1) * f32),
+		Dataset:        clampBytes(2 * float64(d.train+d.test) * float64(d.features+1) * f32),
 	}
 	return e, nil
 }

@@ -263,7 +263,7 @@ func TestAdmission(t *testing.T) {
 	}
 	beat("small", 4<<30)
 	_, err = e.cli.Submit(ctx, []byte(oomSpec), "")
-	if !errors.Is(err, errs.Memory) || !strings.Contains(err.Error(), "the run needs about 389.7 GiB (parameters 59.2 GiB") ||
+	if !errors.Is(err, errs.Memory) || !strings.Contains(err.Error(), "the run needs about 389.9 GiB (parameters 59.2 GiB") ||
 		!strings.Contains(err.Error(), "more than every worker's memory limit of 4.0 GiB") || strings.Contains(err.Error(), "\n") {
 		t.Errorf("Submit(oom spec) with a 4 GiB worker = %v; want a memory error naming the estimate and the limit", err)
 	}
@@ -286,7 +286,7 @@ func TestAdmission(t *testing.T) {
 	}
 	r = e.ask(t, "small", cluster.WOpClaim, cluster.WorkerRequest{RunID: early[0], MemoryLimit: 4 << 30})
 	if st := r.State; r.Action != cluster.ActionTerm || st.Status != cluster.StateFailed || st.Attempt != 0 || st.ErrorKind != "memory" ||
-		!strings.HasPrefix(st.Error, "admission: the run needs about 389.7 GiB") || !strings.Contains(st.Error, "worker small's memory limit of 4.0 GiB") {
+		!strings.HasPrefix(st.Error, "admission: the run needs about 389.9 GiB") || !strings.Contains(st.Error, "worker small's memory limit of 4.0 GiB") {
 		t.Errorf("claim by a too small worker, none bigger = %+v; want failed at once with the estimate and the limit", r)
 	}
 }

@@ -60,7 +60,7 @@ func checkAttemptsFailAlone(c *testCluster) {
 	t := c.t
 	ctx := context.Background()
 	_, err := c.client.Submit(ctx, []byte(oomSpec), cluster.PriorityNormal)
-	if !errors.Is(err, errs.Memory) || !strings.Contains(err.Error(), "the run needs about 389.7 GiB") ||
+	if !errors.Is(err, errs.Memory) || !strings.Contains(err.Error(), "the run needs about 389.9 GiB") ||
 		!strings.Contains(err.Error(), "memory limit of 300.0 MiB") || strings.Contains(err.Error(), "\n") {
 		t.Errorf("submitting the spec that cannot fit: %v; want one line naming its estimate and the 300 MiB limit", err)
 	} else {
@@ -104,6 +104,7 @@ func checkAttemptsFailAlone(c *testCluster) {
 		}
 	}
 	c.mu.Unlock()
+	c.waitRecordsFinal(30*time.Second, append(ids, good, after)...)
 	c.waitCollectorDrained(30 * time.Second)
 	if r := c.check(); r.Failed != len(bad) || r.Succeeded != 2 {
 		t.Errorf("checker: %d failed, %d succeeded; want %d and 2", r.Failed, r.Succeeded, len(bad))

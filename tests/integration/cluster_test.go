@@ -51,6 +51,7 @@ func TestSweepCompletes(t *testing.T) {
 		c.remember(id, spec{Steps: runs[i].Spec.Steps, CkptEvery: runs[i].Spec.CkptEvery})
 	}
 	final := c.waitTerminal(90*time.Second, ids...)
+	c.waitRecordsFinal(30*time.Second, ids...)
 	rd := experiment.NewReader(c.store)
 	ctx := context.Background()
 	for i, id := range ids {

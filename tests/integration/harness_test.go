@@ -575,6 +575,20 @@ func (c *testCluster) waitTerminal(timeout time.Duration, ids ...string) map[str
 	return out
 }
 
+// waitRecordsFinal waits until the run state of every run in ids says
+// its records are final (the collector told the coordinator).
+func (c *testCluster) waitRecordsFinal(timeout time.Duration, ids ...string) {
+	c.t.Helper()
+	testutil.Eventually(c.t, timeout, func() error {
+		for _, id := range ids {
+			if st := c.state(id); !st.RecordsFinal {
+				return fmt.Errorf("run %s is %s, its records not final", id, st.Status)
+			}
+		}
+		return nil
+	})
+}
+
 // check runs the checker over every run submitted and fails the test on
 // a lost record or a bad terminal state.
 func (c *testCluster) check() *Report {
