@@ -138,7 +138,7 @@ func (c *Coordinator) enqueue(ctx context.Context, spec *train.Spec, name string
 type admission struct{ limit int64 }
 
 func (c *Coordinator) admission(ctx context.Context) (admission, error) {
-	live, err := c.liveWorkers(ctx)
+	live, err := c.workersNow(ctx)
 	if err != nil {
 		return admission{}, err
 	}

@@ -38,6 +38,7 @@ type Coordinator struct {
 	log     *slog.Logger
 	opts    Options
 	now     func() time.Time
+	cache   workerCache // live workers, for admission
 }
 
 // New binds to the cluster's RUNS stream and buckets (made by `gorch

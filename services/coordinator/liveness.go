@@ -6,6 +6,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -173,6 +174,33 @@ func (c *Coordinator) pruneFinished(ctx context.Context) {
 	if pruned > 0 {
 		c.log.Info("pruned finished run states", "runs", pruned, "older_than", ttl)
 	}
+}
+
+// workersFresh is how old a listing of the live workers admission may
+// use: listing them is a watch of the workers bucket, too dear for every
+// submit of a sweep.
+const workersFresh = time.Second
+
+// workerCache is the last listing of the live workers.
+type workerCache struct {
+	mu   sync.Mutex
+	at   time.Time
+	live map[string]cluster.WorkerInfo
+}
+
+// workersNow returns the live workers as listed at most workersFresh ago.
+func (c *Coordinator) workersNow(ctx context.Context) (map[string]cluster.WorkerInfo, error) {
+	c.cache.mu.Lock()
+	defer c.cache.mu.Unlock()
+	if time.Since(c.cache.at) < workersFresh {
+		return c.cache.live, nil
+	}
+	live, err := c.liveWorkers(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c.cache.at, c.cache.live = time.Now(), live
+	return live, nil
 }
 
 // listWorkers answers `gorch workers`: every worker with a live

@@ -95,7 +95,7 @@ func owned(s *cluster.RunState, worker string, attempt int) error {
 // estimate of est bytes.
 func (c *Coordinator) fitsElsewhere(ctx context.Context, worker string, limit int64) func(est int64) bool {
 	return func(est int64) bool {
-		live, err := c.liveWorkers(ctx)
+		live, err := c.workersNow(ctx)
 		if err != nil {
 			return true // unsure: let another worker try
 		}

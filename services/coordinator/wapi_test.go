@@ -262,6 +262,7 @@ func TestAdmission(t *testing.T) {
 		}
 	}
 	beat("small", 4<<30)
+	time.Sleep(workersFresh) // the coordinator's listing of the workers is at most this old
 	_, err = e.cli.Submit(ctx, []byte(oomSpec), "")
 	if !errors.Is(err, errs.Memory) || !strings.Contains(err.Error(), "the run needs about 389.9 GiB (parameters 59.2 GiB") ||
 		!strings.Contains(err.Error(), "more than every worker's memory limit of 4.0 GiB") || strings.Contains(err.Error(), "\n") {
@@ -277,6 +278,7 @@ func TestAdmission(t *testing.T) {
 
 	// The claim of the early run by the small worker.
 	beat("big", 0) // no limit: the run may fit there
+	time.Sleep(workersFresh) // for the coordinator to see it
 	r := e.ask(t, "small", cluster.WOpClaim, cluster.WorkerRequest{RunID: early[0], MemoryLimit: 4 << 30})
 	if r.Action != cluster.ActionNak || r.State.Status != cluster.StateQueued || r.State.Attempt != 0 {
 		t.Errorf("claim by a too small worker while a bigger one lives = %+v; want nak, still queued", r)
@@ -284,6 +286,7 @@ func TestAdmission(t *testing.T) {
 	if err := wkv.Delete(ctx, cluster.WorkerKey("big")); err != nil {
 		t.Fatal(err)
 	}
+	time.Sleep(workersFresh)
 	r = e.ask(t, "small", cluster.WOpClaim, cluster.WorkerRequest{RunID: early[0], MemoryLimit: 4 << 30})
 	if st := r.State; r.Action != cluster.ActionTerm || st.Status != cluster.StateFailed || st.Attempt != 0 || st.ErrorKind != "memory" ||
 		!strings.HasPrefix(st.Error, "admission: the run needs about 389.9 GiB") || !strings.Contains(st.Error, "worker small's memory limit of 4.0 GiB") {
