@@ -277,7 +277,7 @@ func TestAdmission(t *testing.T) {
 	}
 
 	// The claim of the early run by the small worker.
-	beat("big", 0) // no limit: the run may fit there
+	beat("big", 0)           // no limit: the run may fit there
 	time.Sleep(workersFresh) // for the coordinator to see it
 	r := e.ask(t, "small", cluster.WOpClaim, cluster.WorkerRequest{RunID: early[0], MemoryLimit: 4 << 30})
 	if r.Action != cluster.ActionNak || r.State.Status != cluster.StateQueued || r.State.Attempt != 0 {
