@@ -41,6 +41,8 @@ func (c *Client) metrics(ctx context.Context, run string, follow bool, yield fun
 	if !experiment.ValidRunID(run) {
 		return errs.New(errs.Experiment, op, "run %s not found", run)
 	}
+	ctx, cancel := context.WithCancel(ctx) // ends the state watch with the read
+	defer cancel()
 	js, err := jetstream.New(c.nc)
 	if err != nil {
 		return errs.Wrap(errs.Cluster, op, err, "")
@@ -71,48 +73,12 @@ func (c *Client) metrics(ctx context.Context, run string, follow bool, yield fun
 		return m.Sequence, nil
 	}
 
-	// Terminal: watch the run's state.
-	terminal := make(chan struct{})
-	if follow && !cluster.Terminal(st.Status) {
-		wctx, cancel := context.WithCancel(ctx)
-		defer cancel()
-		watcher, err := kv.Watch(wctx, cluster.RunKey(run), jetstream.UpdatesOnly())
-		if err != nil {
-			return errs.Wrap(errs.Cluster, op, err, "watching run %s", run)
-		}
-		go func() {
-			defer watcher.Stop()
-			for e := range watcher.Updates() {
-				if e == nil {
-					continue
-				}
-				var s cluster.RunState
-				if cluster.Unmarshal(e.Value(), &s) == nil && cluster.Terminal(s.Status) {
-					close(terminal)
-					return
-				}
-			}
-		}()
-		// A run that ended between the read and the watch.
-		if st, _, err = cluster.GetState(ctx, kv, run); err == nil && cluster.Terminal(st.Status) {
-			follow = false
-		}
+	terminal, err := endSignal(ctx, kv, run, follow && !cluster.Terminal(st.Status))
+	if err != nil {
+		return err
 	}
-	if !follow || cluster.Terminal(st.Status) {
-		close(terminal)
-	}
-
-	var until uint64 // set once the end is known
+	var until uint64 // the run's last metric batch, once the end is known
 	known := false
-	if !follow {
-		if until, err = lastSeq(); err != nil {
-			return err
-		}
-		known = true
-	}
-	if known && until == 0 {
-		return nil
-	}
 	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{subj}, DeliverPolicy: jetstream.DeliverAllPolicy,
 	})
@@ -162,6 +128,37 @@ func (c *Client) metrics(ctx context.Context, run string, follow bool, yield fun
 			return errs.Wrap(errs.Cluster, op, err, "reading %s", subj)
 		}
 	}
+}
+
+// endSignal returns a channel that is closed once the run's points are
+// all in the stream: at once unless watch, else when a watch of the run's
+// state sees it end (or ctx ends).
+func endSignal(ctx context.Context, kv jetstream.KeyValue, run string, watch bool) (<-chan struct{}, error) {
+	terminal := make(chan struct{})
+	if !watch {
+		close(terminal)
+		return terminal, nil
+	}
+	watcher, err := kv.Watch(ctx, cluster.RunKey(run), jetstream.UpdatesOnly())
+	if err != nil {
+		return nil, errs.Wrap(errs.Cluster, "logs", err, "watching run %s", run)
+	}
+	go func() {
+		defer watcher.Stop()
+		for e := range watcher.Updates() {
+			var s cluster.RunState
+			if e != nil && cluster.Unmarshal(e.Value(), &s) == nil && cluster.Terminal(s.Status) {
+				close(terminal)
+				return
+			}
+		}
+	}()
+	// A run that ended between the read and the watch.
+	if st, _, err := cluster.GetState(ctx, kv, run); err == nil && cluster.Terminal(st.Status) {
+		watcher.Stop()
+		return endSignal(ctx, kv, run, false)
+	}
+	return terminal, nil
 }
 
 // isFetchTimeout reports a Fetch that ended for lack of messages.
