@@ -28,6 +28,10 @@ if [ -z "${BENCH_NO_TORCH:-}" ]; then
 	torch_ok || install_torch
 	"$PY" bench/torch_bench.py --check >&2
 	args+=(-python "$PY" -torch-script bench/torch_bench.py)
+	# The torch.compile(backend="gorch") figures load this checkout's library.
+	mkdir -p .cache
+	go build -buildmode=c-shared -o .cache/libgorch-bench.so ./cmd/libgorch
+	args+=(-gorch-lib .cache/libgorch-bench.so)
 fi
 mkdir -p .cache
 go build -o .cache/gorchbench ./bench/cmd/gorchbench

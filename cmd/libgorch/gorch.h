@@ -3,7 +3,8 @@
  * Conventions, for every function that returns int:
  *   - 0 is success; otherwise the value is 1 + the errs.Kind of the failure
  *     (1 other, 2 layout, 3 shape, 4 argument, 5 checkpoint, 6 training,
- *     7 experiment, 8 config, 9 io, 10 cluster, 11 data, 12 internal) or
+ *     7 experiment, 8 config, 9 io, 10 cluster, 11 data, 12 internal,
+ *     13 memory, 14 unsupported) or
  *     GORCH_EFORK, and *err (when err is not NULL) receives a JSON object
  *     {"kind", "op", "message", "reason", "not_found"} to free with gorch_free.
  *   - A Go panic inside a call is recovered and reported as kind internal.
@@ -75,5 +76,24 @@ int gorch_client_wait(uint64_t c, const char *run, int64_t wait_ms, int32_t *don
 /* follow: an iterator of metric points ({"attempt","step","name","value","time"})
  * for gorch_iter_next_json; with follow = 0 it ends at the newest point. */
 int gorch_client_follow(uint64_t c, const char *run, int32_t follow, uint64_t *it, char **err);
+
+/* Graph plans, for the torch.compile backend (python/gorch/compile). A graph
+ * is JSON (internal/plan): {"inputs": [{"dtype", "shape", "strides"}...],
+ * "nodes": [{"op": "aten.addmm.default", "args": [...], "out": [...]}...],
+ * "outputs": [{"ref", "i"}...]}. ops: *out is the JSON list of the ATen
+ * operators plans run. check: *out is a JSON list giving, per node, why no
+ * plan can run it ("" if one can); sizes may be -1 (symbolic) there. compile:
+ * a plan for concrete input and output layouts (shapes and strides are fixed
+ * by the graph, so a run passes pointers only); *info is {"random": bool}
+ * (true: pass a fresh seed to each run). run: ptrs holds n = inputs + outputs
+ * data pointers in the graph's order, to memory laid out as the graph says;
+ * inputs are read and outputs written in place during the call (float32 as
+ * is; integer and bool tensors converted, exact up to 2^24). */
+int gorch_plan_ops(char **out, char **err);
+int gorch_plan_check(const char *graph, char **out, char **err);
+int gorch_plan_compile(const char *graph, uint64_t *h, char **info, char **err);
+int gorch_plan_run(uint64_t plan, void *const *ptrs, int64_t n, uint64_t seed, char **err);
+/* The number of threads gorch's kernels use in this process (also GOMAXPROCS). */
+int gorch_set_num_threads(int32_t n, char **err);
 
 #endif

@@ -12,6 +12,10 @@ C ABI):
   ``store.run(id).metrics()`` (indexed by step), telemetry, checkpoints.
 * **Cluster** — :class:`Client`: submit, sweep, status, wait, cancel,
   follow.
+* **torch.compile** — ``torch.compile(model, backend="gorch")`` trains a
+  PyTorch model's forward and backward graphs on gorch's engine;
+  :mod:`gorch.compile` (imported on first use, it needs PyTorch) documents it
+  and has ``gorch.compile.explain``.
 
 Every error is a :class:`GorchError` subclass named after its kind.
 
@@ -25,7 +29,7 @@ from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from .client import Client, ClusterRun
 from .errors import (ArgumentError, CheckpointError, ClusterError, ConfigError, CorruptCheckpointError, DataError,
                      ExperimentError, ForkError, GorchError, InternalError, LayoutError, NotFoundError, ShapeError,
-                     StorageError, TrainingError, WaitTimeout)
+                     StorageError, TrainingError, UnsupportedError, WaitTimeout)
 from .records import Run, Store
 
 __version__ = "0.1.0"
@@ -34,5 +38,14 @@ __all__ = [
     "version", "Checkpoint", "load_checkpoint", "save_checkpoint", "Store", "Run", "Client", "ClusterRun",
     "GorchError", "ArgumentError", "CheckpointError", "ClusterError", "ConfigError", "CorruptCheckpointError",
     "DataError", "ExperimentError", "ForkError", "InternalError", "LayoutError", "NotFoundError", "ShapeError",
-    "StorageError", "TrainingError", "WaitTimeout",
+    "StorageError", "TrainingError", "UnsupportedError", "WaitTimeout",
 ]
+
+
+def __getattr__(name: str):
+    # gorch.compile needs PyTorch: import it only when asked for.
+    if name == "compile":
+        import importlib
+
+        return importlib.import_module(".compile", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -55,6 +55,11 @@ _SIGS = {
     "gorch_client_cancel": (c_int, [c_uint64, c_char_p, _S]),
     "gorch_client_wait": (c_int, [c_uint64, c_char_p, c_int64, _P(c_int32), _S, _S]),
     "gorch_client_follow": (c_int, [c_uint64, c_char_p, c_int32, _P(c_uint64), _S]),
+    "gorch_plan_ops": (c_int, [_S, _S]),
+    "gorch_plan_check": (c_int, [c_char_p, _S, _S]),
+    "gorch_plan_compile": (c_int, [c_char_p, _P(c_uint64), _S, _S]),
+    "gorch_plan_run": (c_int, [c_uint64, c_void_p, c_int64, c_uint64, _S]),
+    "gorch_set_num_threads": (c_int, [c_int32, _S]),
 }
 
 

@@ -117,6 +117,14 @@ class InternalError(GorchError):
     kind = "internal"
 
 
+class UnsupportedError(GorchError):
+    """A format, version, dtype or operator this build of gorch does not
+    support (the torch.compile backend with ``fallback="error"`` raises it
+    for operators it would otherwise run in eager PyTorch)."""
+
+    kind = "unsupported"
+
+
 class ForkError(GorchError):
     """The library was called in a process forked after it was loaded.
 
@@ -131,7 +139,7 @@ class ForkError(GorchError):
 _BY_KIND: Dict[str, Type[GorchError]] = {
     cls.kind: cls
     for cls in (LayoutError, ShapeError, ArgumentError, CheckpointError, TrainingError, ExperimentError,
-                ConfigError, StorageError, ClusterError, DataError, InternalError, ForkError)
+                ConfigError, StorageError, ClusterError, DataError, InternalError, UnsupportedError, ForkError)
 }
 
 

@@ -32,6 +32,27 @@ def check_installed(py, tmp_path):
     assert p.returncode == 0 and p.stdout.strip() == "[1.0, 2.0, 3.0]", p.stderr
 
 
+BACKEND = """
+import torch
+from importlib.metadata import entry_points
+eps = [e.value for e in entry_points(group="torch_dynamo_backends") if e.name == "gorch"]
+assert eps == ["gorch.compile:backend"], eps
+m = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
+x = torch.randn(3, 4)
+out = torch.compile(m, backend="gorch")(x)
+assert torch.allclose(out, m(x), atol=1e-6)
+out.sum().backward()
+print("ok")
+"""
+
+
+def check_backend(py, tmp_path):
+    """torch.compile(m, backend="gorch") finds the installed entry point."""
+    env = {"PATH": "/usr/bin:/bin"}
+    p = subprocess.run([str(py), "-c", BACKEND], capture_output=True, text=True, cwd=tmp_path, env=env)
+    assert p.returncode == 0 and p.stdout.strip().endswith("ok"), p.stderr[-3000:]
+
+
 def test_build_makes_a_platform_wheel(tmp_path):
     out = tmp_path / "dist"
     subprocess.run([sys.executable, "-m", "build", "--no-isolation", "--outdir", str(out), str(PY)], check=True,
@@ -53,3 +74,4 @@ def test_pip_install_builds_the_library(tmp_path):
     subprocess.run([str(py), "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", str(PY)], check=True,
                    capture_output=True)
     check_installed(py, tmp_path)
+    check_backend(py, tmp_path)

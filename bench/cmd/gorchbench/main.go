@@ -14,9 +14,18 @@
 //	matmul_{N}_t{1,2}_gflops         C = A·B, N×N float32, N in 256..2048
 //	mlp_b{64,256}_steps_per_s        784-256-10 MLP, Adam, cross-entropy
 //	cnn_b64_steps_per_s              nn.LeNet, Adam, cross-entropy
-//	compile_{mlp,cnn}_{B}_{eager,inductor}_steps_per_s
-//	                                 the same PyTorch steps, eager and with
-//	                                 torch.compile (inductor, CPU), alternating
+//	gpt_b16_steps_per_s              nn.GPT (2 layers, d_model 64, 4 heads,
+//	                                 context 64, vocab 32), Adam, batch 16
+//	compile_{mlp_64,mlp_256,cnn_64,gpt_16}_{eager,inductor,gorch}_steps_per_s
+//	                                 the same PyTorch steps, eager, with
+//	                                 torch.compile (inductor, CPU) and with
+//	                                 torch.compile(backend="gorch") (-gorch-lib),
+//	                                 alternating; _gorch_vs_eager and
+//	                                 _gorch_vs_native (the native gorch figure)
+//	                                 are their ratios
+//	compile_crossing_us_per_call     the cost of one crossing into gorch: a
+//	                                 compiled one-operator graph per call with
+//	                                 backend="gorch" minus with "aot_eager"
 //	instructions_{mlp_b64,mlp_b256,cnn_b64}_per_step
 //	                                 gorch's instructions per training step
 //	                                 (perf stat where the CPU counters are
@@ -39,6 +48,7 @@ import (
 	"math"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"sort"
@@ -66,6 +76,7 @@ type config struct {
 	threads      []int
 	only         string // comma-separated key prefixes to run; "" runs all
 	compile      bool   // torch.compile figures (torch only)
+	gorchLib     string // libgorch.so for the backend="gorch" figures; "" leaves them out
 	instructions bool   // instruction counts of the training steps
 	log          io.Writer
 }
@@ -83,7 +94,8 @@ func main() {
 	flag.StringVar(&sizes, "sizes", "256,512,1024,2048", "matmul sizes (quick mode: 256)")
 	flag.StringVar(&threads, "threads", "1,2", "matmul and FMA-peak thread counts")
 	flag.StringVar(&cfg.only, "only", "", "run only figures whose key starts with one of these comma-separated prefixes")
-	flag.BoolVar(&cfg.compile, "compile", true, "measure torch.compile (inductor) training steps next to eager (torch only)")
+	flag.BoolVar(&cfg.compile, "compile", true, "measure torch.compile (inductor, and gorch with -gorch-lib) training steps next to eager (torch only)")
+	flag.StringVar(&cfg.gorchLib, "gorch-lib", os.Getenv("GORCH_LIB"), "libgorch.so for the torch.compile(backend=\"gorch\") figures (bench/run.sh builds it); empty: none")
 	flag.BoolVar(&cfg.instructions, "instructions", true, "count instructions per training step (perf stat, else callgrind)")
 	steps := flag.String("run-steps", "", "internal: run model_batch:n training steps and exit (the instruction counts' child)")
 	flag.Parse()
@@ -224,16 +236,28 @@ func figures(cfg config) []figure {
 		base: "cnn_b64", unit: "steps_per_s", threads: tt, scale: 1,
 		prepare: trainPrep("cnn", 64),
 		req:     map[string]any{"fig": "cnn", "batch": 64, "threads": tt},
+	}, figure{
+		base: "gpt_b16", unit: "steps_per_s", threads: tt, scale: 1,
+		prepare: trainPrep("gpt", 16),
+		req:     map[string]any{"fig": "gpt", "batch": 16, "threads": tt},
 	})
 	if cfg.compile {
-		for _, mb := range []struct {
-			model string
-			batch int
-		}{{"mlp", 64}, {"mlp", 256}, {"cnn", 64}} {
+		variants := []string{"eager", "inductor"}
+		if cfg.gorchLib != "" {
+			variants = append(variants, "gorch")
+		}
+		for _, mb := range compileFigures {
 			fs = append(fs, figure{
 				base: fmt.Sprintf("compile_%s_%d", mb.model, mb.batch), unit: "steps_per_s", threads: tt,
 				req:      map[string]any{"fig": mb.model, "batch": mb.batch, "threads": tt},
-				variants: []string{"eager", "inductor"},
+				variants: variants,
+			})
+		}
+		if cfg.gorchLib != "" {
+			fs = append(fs, figure{
+				base: "compile_crossing", unit: "us_per_call", threads: tt,
+				req:      map[string]any{"fig": "crossing", "threads": tt},
+				variants: []string{"aot_eager", "gorch"},
 			})
 		}
 	}
@@ -251,6 +275,13 @@ func figures(cfg config) []figure {
 	}
 	return fs
 }
+
+// compileFigures are the torch.compile figures' models and batch sizes;
+// each has a native gorch figure <model>_b<batch>.
+var compileFigures = []struct {
+	model string
+	batch int
+}{{"mlp", 64}, {"mlp", 256}, {"cnn", 64}, {"gpt", 16}}
 
 func matmulPrep(n int) func() (func() error, float64, error) {
 	return func() (func() error, float64, error) {
@@ -276,8 +307,8 @@ func matmulPrep(n int) func() (func() error, float64, error) {
 func trainPrep(model string, batch int) func() (func() error, float64, error) {
 	return func() (func() error, float64, error) {
 		rng := tensor.NewRNG(1)
-		var m *nn.Sequential
-		var x *tensor.Tensor
+		var m nn.Module
+		var x, y *tensor.Tensor
 		var err error
 		switch model {
 		case "mlp":
@@ -288,6 +319,8 @@ func trainPrep(model string, batch int) func() (func() error, float64, error) {
 			if m, err = nn.LeNet(rng); err == nil {
 				x, err = tensor.Randn(rng, batch, 1, 28, 28)
 			}
+		case "gpt":
+			m, x, y, err = gptPrep(batch, rng)
 		default:
 			err = fmt.Errorf("unknown model %q", model)
 		}
@@ -298,18 +331,24 @@ func trainPrep(model string, batch int) func() (func() error, float64, error) {
 		if err != nil {
 			return nil, 0, err
 		}
-		y, err := tensor.Zeros(batch)
-		if err != nil {
-			return nil, 0, err
-		}
-		for i, yd := 0, y.Data(); i < batch; i++ {
-			yd[i] = float32(i % 10)
+		if y == nil {
+			if y, err = tensor.Zeros(batch); err != nil {
+				return nil, 0, err
+			}
+			for i, yd := 0, y.Data(); i < batch; i++ {
+				yd[i] = float32(i % 10)
+			}
 		}
 		xv := autograd.Const(x)
 		step := func() error {
 			out, err := m.Forward(xv)
 			if err != nil {
 				return err
+			}
+			if out.Data.Dim() == 3 { // [B, T, V] logits: every token is a sample
+				if out, err = autograd.Reshape(out, -1, out.Data.Shape()[2]); err != nil {
+					return err
+				}
 			}
 			loss, err := autograd.CrossEntropy(out, y)
 			if err != nil {
@@ -323,6 +362,30 @@ func trainPrep(model string, batch int) func() (func() error, float64, error) {
 		}
 		return step, 1, nil
 	}
+}
+
+// gptConfig is the GPT of the gpt figures (pkg/train's BenchmarkGPTStep).
+var gptConfig = nn.GPTConfig{Vocab: 32, Context: 64, Layers: 2, Dim: 64, Heads: 4}
+
+// gptPrep builds the GPT and a fixed batch of token windows (token i is
+// i mod 32, its target the next one), as torch_bench.py does.
+func gptPrep(batch int, rng *tensor.RNG) (nn.Module, *tensor.Tensor, *tensor.Tensor, error) {
+	m, err := nn.NewGPT(gptConfig, rng, rng)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	x, err := tensor.Zeros(batch, gptConfig.Context)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	y, err := tensor.Zeros(batch * gptConfig.Context)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	for i, xd, yd := 0, x.Data(), y.Data(); i < len(xd); i++ {
+		xd[i], yd[i] = float32(i%gptConfig.Vocab), float32((i+1)%gptConfig.Vocab)
+	}
+	return m, x, y, nil
 }
 
 // timeIt runs step until at least d has passed and at least minIters steps
@@ -360,10 +423,17 @@ type torchProc struct {
 	out *bufio.Scanner
 }
 
-func startTorch(python, script string, maxThreads int) (*torchProc, error) {
+func startTorch(python, script, gorchLib string, maxThreads int) (*torchProc, error) {
 	cmd := exec.Command(python, script, "--serve")
 	t := strconv.Itoa(maxThreads)
 	cmd.Env = append(os.Environ(), "OMP_NUM_THREADS="+t, "MKL_NUM_THREADS="+t, "OPENBLAS_NUM_THREADS="+t)
+	if gorchLib != "" {
+		lib, err := filepath.Abs(gorchLib)
+		if err != nil {
+			return nil, err
+		}
+		cmd.Env = append(cmd.Env, "GORCH_LIB="+lib)
+	}
 	cmd.Stderr = os.Stderr
 	in, err := cmd.StdinPipe()
 	if err != nil {
@@ -441,7 +511,7 @@ func run(cfg config) (*results, error) {
 	var torch *torchProc
 	if cfg.python != "" {
 		var err error
-		if torch, err = startTorch(cfg.python, cfg.script, slices.Max(append(slices.Clone(cfg.threads), cfg.trainThreads))); err != nil {
+		if torch, err = startTorch(cfg.python, cfg.script, cfg.gorchLib, slices.Max(append(slices.Clone(cfg.threads), cfg.trainThreads))); err != nil {
 			return nil, err
 		}
 		defer torch.close()
@@ -465,6 +535,7 @@ func run(cfg config) (*results, error) {
 		res.order = append(res.order, f)
 	}
 	peakShares(res)
+	compileRatios(res)
 	if cfg.instructions {
 		if err := countInstructions(cfg, res); err != nil {
 			return nil, err
@@ -603,6 +674,31 @@ func peakShares(res *results) {
 	}
 }
 
+// compileRatios adds, per torch.compile figure, gorch and inductor against
+// eager PyTorch and gorch against native gorch (same step, gorch's own
+// Adam) from the same run, and the crossing cost.
+func compileRatios(res *results) {
+	f := res.Figures
+	for _, mb := range compileFigures {
+		base := fmt.Sprintf("compile_%s_%d", mb.model, mb.batch)
+		eager := f[base+"_eager_steps_per_s"]
+		for _, v := range []string{"gorch", "inductor"} {
+			if x, ok := f[base+"_"+v+"_steps_per_s"]; ok && eager > 0 {
+				f[base+"_"+v+"_vs_eager"] = x / eager
+			}
+		}
+		native := f[fmt.Sprintf("%s_b%d_steps_per_s", mb.model, mb.batch)]
+		if x, ok := f[base+"_gorch_steps_per_s"]; ok && native > 0 {
+			f[base+"_gorch_vs_native"] = x / native
+		}
+	}
+	g, ok1 := f["compile_crossing_gorch_us_per_call"]
+	a, ok2 := f["compile_crossing_aot_eager_us_per_call"]
+	if ok1 && ok2 {
+		f["compile_crossing_us_per_call"] = g - a
+	}
+}
+
 func median(v []float64) float64 {
 	if len(v) == 0 {
 		return 0
@@ -647,10 +743,7 @@ func printTable(w io.Writer, cfg config, r *results) {
 	fmt.Fprintf(w, "%-18s %-12s %10s %10s %12s %12s %12s\n", "figure", "unit", "gorch", "torch", "gorch/torch", "gorch %peak", "torch %peak")
 	for _, f := range r.order {
 		if f.prepare == nil {
-			for _, v := range f.variants {
-				fmt.Fprintf(w, "%-18s %-12s %10s %10.1f\n", f.base+"_"+v, f.unit, "-", r.Figures[f.base+"_"+v+"_"+f.unit])
-			}
-			continue
+			continue // the torch.compile table below
 		}
 		g := r.Figures[f.key()]
 		ts, ratio, gp, tp := "-", "-", "-", "-"
@@ -668,6 +761,7 @@ func printTable(w io.Writer, cfg config, r *results) {
 		}
 		fmt.Fprintf(w, "%-18s %-12s %10.1f %10s %12s %12s %12s\n", f.base, f.unit, g, ts, ratio, gp, tp)
 	}
+	printCompile(w, cfg, r)
 	for _, wl := range instrWorkloads {
 		model, batch, _ := strings.Cut(wl, "_")
 		if v, ok := r.Figures[fmt.Sprintf("instructions_%s_b%s_per_step", model, batch)]; ok {
@@ -686,6 +780,33 @@ func printTable(w io.Writer, cfg config, r *results) {
 			}
 			fmt.Fprintln(w)
 		}
+	}
+}
+
+// printCompile prints the torch.compile figures side by side: PyTorch's
+// step (its Adam) eager, under inductor and on gorch, and native gorch.
+func printCompile(w io.Writer, cfg config, r *results) {
+	f := r.Figures
+	if _, ok := f["compile_mlp_64_eager_steps_per_s"]; !ok {
+		return
+	}
+	fmt.Fprintf(w, "\ntorch.compile, training steps/s (PyTorch's step and Adam; %d thread(s)); native = gorch train's step\n", cfg.trainThreads)
+	fmt.Fprintf(w, "%-8s %6s %9s %9s %9s %9s %12s %13s\n", "model", "batch", "eager", "inductor", "gorch", "native", "gorch/eager", "gorch/native")
+	num := func(k string, format string) string {
+		if v, ok := f[k]; ok {
+			return fmt.Sprintf(format, v)
+		}
+		return "-"
+	}
+	for _, mb := range compileFigures {
+		base := fmt.Sprintf("compile_%s_%d", mb.model, mb.batch)
+		fmt.Fprintf(w, "%-8s %6d %9s %9s %9s %9s %12s %13s\n", mb.model, mb.batch,
+			num(base+"_eager_steps_per_s", "%.1f"), num(base+"_inductor_steps_per_s", "%.1f"), num(base+"_gorch_steps_per_s", "%.1f"),
+			num(fmt.Sprintf("%s_b%d_steps_per_s", mb.model, mb.batch), "%.1f"), num(base+"_gorch_vs_eager", "%.2fx"), num(base+"_gorch_vs_native", "%.2fx"))
+	}
+	if v, ok := f["compile_crossing_us_per_call"]; ok {
+		fmt.Fprintf(w, "crossing into gorch: %.1f µs per call (one-operator graph: gorch %.1f µs, aot_eager %.1f µs)\n",
+			v, f["compile_crossing_gorch_us_per_call"], f["compile_crossing_aot_eager_us_per_call"])
 	}
 }
 

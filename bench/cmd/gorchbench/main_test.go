@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -39,7 +40,7 @@ func TestQuickRun(t *testing.T) {
 	}
 	keys := []string{
 		"matmul_64_t1_gflops", "matmul_64_t2_gflops",
-		"mlp_b64_steps_per_s", "mlp_b256_steps_per_s", "cnn_b64_steps_per_s",
+		"mlp_b64_steps_per_s", "mlp_b256_steps_per_s", "cnn_b64_steps_per_s", "gpt_b16_steps_per_s",
 	}
 	if kernels.FMAPeakWidth() != "" {
 		keys = append(keys, "fma_peak_t1_gflops", "fma_peak_t2_gflops", "matmul_64_t1_pct_fma_peak")
@@ -87,6 +88,33 @@ func TestRunSteps(t *testing.T) {
 	for _, bad := range []string{"mlp", "mlp_8", "mlp_x:1", "rnn_8:1", "mlp_8:-1"} {
 		if err := runSteps(bad); err == nil {
 			t.Errorf("runSteps(%q) = nil; want an error", bad)
+		}
+	}
+}
+
+// TestCompileTable checks the torch.compile ratios and their table from
+// made-up figures.
+func TestCompileTable(t *testing.T) {
+	res := &results{Figures: map[string]float64{
+		"compile_mlp_64_eager_steps_per_s": 500, "compile_mlp_64_inductor_steps_per_s": 400,
+		"compile_mlp_64_gorch_steps_per_s": 650, "mlp_b64_steps_per_s": 1000,
+		"compile_crossing_gorch_us_per_call": 25, "compile_crossing_aot_eager_us_per_call": 18,
+	}}
+	compileRatios(res)
+	for k, want := range map[string]float64{
+		"compile_mlp_64_gorch_vs_eager": 1.3, "compile_mlp_64_inductor_vs_eager": 0.8,
+		"compile_mlp_64_gorch_vs_native": 0.65, "compile_crossing_us_per_call": 7,
+	} {
+		if got := res.Figures[k]; math.Abs(got-want) > 1e-9 {
+			t.Errorf("%s = %v; want %v", k, got, want)
+		}
+	}
+	var sb strings.Builder
+	printCompile(&sb, config{trainThreads: 1}, res)
+	for _, want := range []string{"mlp          64     500.0     400.0     650.0    1000.0        1.30x         0.65x",
+		"crossing into gorch: 7.0 µs per call"} {
+		if !strings.Contains(sb.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, sb.String())
 		}
 	}
 }

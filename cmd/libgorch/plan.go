@@ -1,0 +1,308 @@
+package main
+
+/*
+#include <stdint.h>
+*/
+import "C"
+
+import (
+	"math"
+	"os"
+	"runtime"
+	"runtime/debug"
+	"sync"
+	"unsafe"
+
+	"github.com/gorch/gorch/internal/kernels"
+	"github.com/gorch/gorch/internal/plan"
+	"github.com/gorch/gorch/pkg/errs"
+	"github.com/gorch/gorch/pkg/tensor"
+)
+
+// Graph plans: the torch.compile backend (python/gorch/compile) sends each
+// supported partition of an ATen graph here once per input signature and
+// runs it with one call per invocation. Tensors cross as data pointers into
+// the caller's memory (PyTorch's), described by the plan's metadata: float32
+// inputs are viewed in place and outputs written in place; integer and bool
+// tensors (indices, targets, masks), which gorch holds as float32, are
+// converted on the way.
+
+// With GORCH_TEST_HOOKS=1 (the fault tests' switch, as for workers) plans
+// also know the operators of plan.EnableTestOps, which panic or fail.
+func init() {
+	if os.Getenv("GORCH_TEST_HOOKS") == "1" {
+		plan.EnableTestOps()
+	}
+}
+
+// gcForPlans raises the GC target once plans are in use (unless GOGC is
+// set): a plan run allocates all its activations and gradients afresh while
+// the live heap between runs stays small, so at the default 100 the
+// collector ran every few calls, and its background workers took CPU from
+// the Python thread. At 400 a training step of the 784-256-10 MLP spent
+// 10-15 % less time in the library (alternating runs, AMD EPYC).
+var gcForPlans sync.Once
+
+// planObj is a compiled plan in the handle table.
+type planObj struct{ p *plan.Plan }
+
+//export gorch_plan_ops
+func gorch_plan_ops(out, errOut **C.char) C.int {
+	return guard(errOut, func() error {
+		if err := needOut("gorch_plan_ops", unsafe.Pointer(out)); err != nil {
+			return err
+		}
+		setString(out, mustJSON(plan.Ops()))
+		return nil
+	})
+}
+
+//export gorch_plan_check
+func gorch_plan_check(graph *C.char, out, errOut **C.char) C.int {
+	return guard(errOut, func() error {
+		const op = "gorch_plan_check"
+		if err := needOut(op, unsafe.Pointer(out)); err != nil {
+			return err
+		}
+		g, err := parseGraph(op, graph)
+		if err != nil {
+			return err
+		}
+		setString(out, mustJSON(plan.Check(g)))
+		return nil
+	})
+}
+
+//export gorch_plan_compile
+func gorch_plan_compile(graph *C.char, h *C.uint64_t, info, errOut **C.char) C.int {
+	return guard(errOut, func() error {
+		const op = "gorch_plan_compile"
+		if err := needOut(op, unsafe.Pointer(h), unsafe.Pointer(info)); err != nil {
+			return err
+		}
+		g, err := parseGraph(op, graph)
+		if err != nil {
+			return err
+		}
+		p, err := plan.Compile(g)
+		if err != nil {
+			return err
+		}
+		gcForPlans.Do(func() {
+			if os.Getenv("GOGC") == "" {
+				debug.SetGCPercent(400)
+			}
+		})
+		*h = newHandle(&planObj{p})
+		setString(info, mustJSON(map[string]any{"random": p.Random()}))
+		return nil
+	})
+}
+
+// parseGraph reads a graph argument.
+func parseGraph(op string, graph *C.char) (*plan.Graph, error) {
+	s, err := goString(op, "graph", graph)
+	if err != nil {
+		return nil, err
+	}
+	return plan.Parse([]byte(s))
+}
+
+//export gorch_plan_run
+func gorch_plan_run(h C.uint64_t, ptrs *unsafe.Pointer, n C.int64_t, seed C.uint64_t, errOut **C.char) C.int {
+	return guard(errOut, func() error {
+		const op = "gorch_plan_run"
+		obj, err := lookup[*planObj](op, h)
+		if err != nil {
+			return err
+		}
+		ins, outs := obj.p.Inputs(), obj.p.Outputs()
+		if int(n) != len(ins)+len(outs) || (n > 0 && ptrs == nil) {
+			return errs.New(errs.Argument, op, "%d pointers; the plan takes %d inputs and %d outputs", int64(n), len(ins), len(outs))
+		}
+		ps := unsafe.Slice(ptrs, int(n))
+		inputs := make([]*tensor.Tensor, len(ins))
+		for i, m := range ins {
+			if inputs[i], err = readTensor(ps[i], m); err != nil {
+				return errs.Wrap(errs.KindOf(err), op, err, "input %d", i)
+			}
+		}
+		results, err := obj.p.Run(inputs, uint64(seed))
+		if err != nil {
+			return err
+		}
+		for j, m := range outs {
+			if err := writeTensor(ps[len(ins)+j], m, results[j]); err != nil {
+				return errs.Wrap(errs.KindOf(err), op, err, "output %d", j)
+			}
+		}
+		return nil
+	})
+}
+
+// view returns the float32 tensor m describes at p, in place.
+func view(p unsafe.Pointer, m plan.Meta) (*tensor.Tensor, error) {
+	n := m.Extent()
+	if n > 0 && p == nil {
+		return nil, errs.New(errs.Argument, "gorch_plan_run", "NULL data pointer for a tensor of shape %v", m.Shape)
+	}
+	var data []float32
+	if n > 0 {
+		data = unsafe.Slice((*float32)(p), n)
+	}
+	return tensor.FromStorage(tensor.WrapStorage(data), m.Shape, strides(m), 0)
+}
+
+func strides(m plan.Meta) []int {
+	if m.Strides == nil {
+		return plan.Contiguous(m.Shape)
+	}
+	return m.Strides
+}
+
+// maxExact is the largest integer magnitude float32 holds exactly.
+const maxExact = 1 << 24
+
+// readTensor returns input m at p: a view for float32, a float32 copy of
+// integer and bool tensors.
+func readTensor(p unsafe.Pointer, m plan.Meta) (*tensor.Tensor, error) {
+	if m.Dtype == "float32" {
+		return view(p, m)
+	}
+	get, size, err := elemReader(m.Dtype)
+	if err != nil {
+		return nil, err
+	}
+	t, err := tensor.Zeros(m.Shape...)
+	if err != nil {
+		return nil, err
+	}
+	d := t.Data()
+	st := strides(m)
+	err = forEachOffset(m.Shape, st, func(i, off int) error {
+		v := get(unsafe.Add(p, off*size))
+		if v > maxExact || v < -maxExact {
+			return errs.New(errs.Unsupported, "gorch_plan_run", "%s value %d is not exact in float32", m.Dtype, v)
+		}
+		d[i] = float32(v)
+		return nil
+	})
+	return t, err
+}
+
+// writeTensor writes result t into output m at p, converting to m's dtype.
+func writeTensor(p unsafe.Pointer, m plan.Meta, t *tensor.Tensor) error {
+	if m.Dtype == "float32" {
+		dst, err := view(p, m)
+		if err != nil {
+			return err
+		}
+		if dst.IsContiguous() && (t.IsContiguous() || m.Numel() < 4096) {
+			copy(dst.Data(), t.Data()) // a memmove where it can be
+			return nil
+		}
+		return tensor.CopyInto(dst, t)
+	}
+	put, size, err := elemWriter(m.Dtype)
+	if err != nil {
+		return err
+	}
+	c, err := t.Contiguous()
+	if err != nil {
+		return err
+	}
+	d := c.Data()
+	return forEachOffset(m.Shape, strides(m), func(i, off int) error {
+		put(unsafe.Add(p, off*size), d[i])
+		return nil
+	})
+}
+
+// forEachOffset calls f with each element's row-major index and its offset
+// under strides.
+func forEachOffset(shape, strides []int, f func(i, off int) error) error {
+	n := 1
+	for _, s := range shape {
+		n *= s
+	}
+	idx := make([]int, len(shape))
+	off := 0
+	for i := 0; i < n; i++ {
+		if err := f(i, off); err != nil {
+			return err
+		}
+		for d := len(shape) - 1; d >= 0; d-- {
+			idx[d]++
+			off += strides[d]
+			if idx[d] < shape[d] {
+				break
+			}
+			off -= idx[d] * strides[d]
+			idx[d] = 0
+		}
+	}
+	return nil
+}
+
+func elemReader(dtype string) (func(unsafe.Pointer) int64, int, error) {
+	switch dtype {
+	case "int64":
+		return func(p unsafe.Pointer) int64 { return *(*int64)(p) }, 8, nil
+	case "int32":
+		return func(p unsafe.Pointer) int64 { return int64(*(*int32)(p)) }, 4, nil
+	case "int16":
+		return func(p unsafe.Pointer) int64 { return int64(*(*int16)(p)) }, 2, nil
+	case "int8":
+		return func(p unsafe.Pointer) int64 { return int64(*(*int8)(p)) }, 1, nil
+	case "uint8", "bool":
+		return func(p unsafe.Pointer) int64 { return int64(*(*uint8)(p)) }, 1, nil
+	}
+	return nil, 0, errs.New(errs.Unsupported, "gorch_plan_run", "dtype %s", dtype)
+}
+
+func elemWriter(dtype string) (func(unsafe.Pointer, float32), int, error) {
+	round := func(v float32) float64 { return math.RoundToEven(float64(v)) }
+	switch dtype {
+	case "int64":
+		return func(p unsafe.Pointer, v float32) { *(*int64)(p) = int64(round(v)) }, 8, nil
+	case "int32":
+		return func(p unsafe.Pointer, v float32) { *(*int32)(p) = int32(round(v)) }, 4, nil
+	case "int16":
+		return func(p unsafe.Pointer, v float32) { *(*int16)(p) = int16(round(v)) }, 2, nil
+	case "int8":
+		return func(p unsafe.Pointer, v float32) { *(*int8)(p) = int8(round(v)) }, 1, nil
+	case "uint8":
+		return func(p unsafe.Pointer, v float32) { *(*uint8)(p) = uint8(round(v)) }, 1, nil
+	case "bool":
+		return func(p unsafe.Pointer, v float32) {
+			*(*uint8)(p) = 0
+			if v != 0 {
+				*(*uint8)(p) = 1
+			}
+		}, 1, nil
+	}
+	return nil, 0, errs.New(errs.Unsupported, "gorch_plan_run", "dtype %s", dtype)
+}
+
+// threads is the kernel backend before gorch_set_num_threads capped it.
+var threads struct {
+	sync.Mutex
+	base kernels.Backend
+}
+
+//export gorch_set_num_threads
+func gorch_set_num_threads(n C.int32_t, errOut **C.char) C.int {
+	return guard(errOut, func() error {
+		if n < 1 {
+			return errs.New(errs.Argument, "gorch_set_num_threads", "%d threads", int32(n))
+		}
+		threads.Lock()
+		defer threads.Unlock()
+		if threads.base == nil {
+			threads.base = kernels.Default()
+		}
+		runtime.GOMAXPROCS(int(n))
+		kernels.SetDefault(kernels.WithThreads(threads.base, int(n)))
+		return nil
+	})
+}
