@@ -100,8 +100,8 @@
 // failure each process's log tail is printed (GORCH_INTEG_LOGS=1 with -v
 // prints them always).
 //
-// The package needs only what scripts/setup.sh installs (Go and
-// versitygw in ~/.cache/gorch) and runs in about a minute on two cores, most
-// of it the one AckWait TestWorkerSIGKILL waits for its five kills
-// together. `go test ./...` (scripts/test.sh) runs it.
+// The package needs only what scripts/setup.sh installs (Go, and
+// versitygw, nats-server and Jaeger in ~/.cache/gorch with
+// GORCH_SETUP_TEST_TOOLS=1) and runs in about three minutes on two cores.
+// `go test ./...` (scripts/test.sh) runs it.
 package integration
