@@ -10,6 +10,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"unsafe"
 
@@ -169,25 +170,14 @@ func readTensor(p unsafe.Pointer, m plan.Meta) (*tensor.Tensor, error) {
 	if m.Dtype == "float32" {
 		return view(p, m)
 	}
-	get, size, err := elemReader(m.Dtype)
-	if err != nil {
-		return nil, err
-	}
 	t, err := tensor.Zeros(m.Shape...)
 	if err != nil {
 		return nil, err
 	}
-	d := t.Data()
-	st := strides(m)
-	err = forEachOffset(m.Shape, st, func(i, off int) error {
-		v := get(unsafe.Add(p, off*size))
-		if v > maxExact || v < -maxExact {
-			return errs.New(errs.Unsupported, "gorch_plan_run", "%s value %d is not exact in float32", m.Dtype, v)
-		}
-		d[i] = float32(v)
-		return nil
-	})
-	return t, err
+	if err := convert(p, m, t.Data(), false); err != nil {
+		return nil, err
+	}
+	return t, nil
 }
 
 // writeTensor writes result t into output m at p, converting to m's dtype.
@@ -203,17 +193,73 @@ func writeTensor(p unsafe.Pointer, m plan.Meta, t *tensor.Tensor) error {
 		}
 		return tensor.CopyInto(dst, t)
 	}
-	put, size, err := elemWriter(m.Dtype)
-	if err != nil {
-		return err
+	return convert(p, m, t.Data(), true)
+}
+
+// convert copies between the integer or bool tensor m at p and vals, its
+// elements in row-major order as float32: out of m (write false; values
+// beyond 2^24 are refused, float32 would round them) or into m (write true,
+// rounding to the nearest integer; bool is vals != 0).
+func convert(p unsafe.Pointer, m plan.Meta, vals []float32, write bool) error {
+	switch m.Dtype {
+	case "int64":
+		return convertAs[int64](p, m, vals, write)
+	case "int32":
+		return convertAs[int32](p, m, vals, write)
+	case "int16":
+		return convertAs[int16](p, m, vals, write)
+	case "int8":
+		return convertAs[int8](p, m, vals, write)
+	case "uint8":
+		return convertAs[uint8](p, m, vals, write)
+	case "bool":
+		if write {
+			for i, v := range vals {
+				if v != 0 {
+					vals[i] = 1
+				}
+			}
+		}
+		return convertAs[uint8](p, m, vals, write)
 	}
-	c, err := t.Contiguous()
-	if err != nil {
-		return err
+	return errs.New(errs.Unsupported, "gorch_plan_run", "dtype %s", m.Dtype)
+}
+
+func convertAs[T int64 | int32 | int16 | int8 | uint8](p unsafe.Pointer, m plan.Meta, vals []float32, write bool) error {
+	n := m.Extent()
+	if n == 0 {
+		return nil
 	}
-	d := c.Data()
-	return forEachOffset(m.Shape, strides(m), func(i, off int) error {
-		put(unsafe.Add(p, off*size), d[i])
+	mem := unsafe.Slice((*T)(p), n)
+	st := strides(m)
+	if slices.Equal(st, plan.Contiguous(m.Shape)) { // the usual case: one plain loop
+		mem = mem[:len(vals)]
+		if write {
+			for i, v := range vals {
+				mem[i] = T(math.RoundToEven(float64(v)))
+			}
+			return nil
+		}
+		for i, v := range mem {
+			if int64(v) > maxExact || int64(v) < -maxExact {
+				return errs.New(errs.Unsupported, "gorch_plan_run", "%s value %d is not exact in float32", m.Dtype, int64(v))
+			}
+			vals[i] = float32(v)
+		}
+		return nil
+	}
+	if !write {
+		return forEachOffset(m.Shape, st, func(i, off int) error {
+			v := mem[off]
+			if int64(v) > maxExact || int64(v) < -maxExact {
+				return errs.New(errs.Unsupported, "gorch_plan_run", "%s value %d is not exact in float32", m.Dtype, int64(v))
+			}
+			vals[i] = float32(v)
+			return nil
+		})
+	}
+	return forEachOffset(m.Shape, st, func(i, off int) error {
+		mem[off] = T(math.RoundToEven(float64(vals[i])))
 		return nil
 	})
 }
@@ -242,46 +288,6 @@ func forEachOffset(shape, strides []int, f func(i, off int) error) error {
 		}
 	}
 	return nil
-}
-
-func elemReader(dtype string) (func(unsafe.Pointer) int64, int, error) {
-	switch dtype {
-	case "int64":
-		return func(p unsafe.Pointer) int64 { return *(*int64)(p) }, 8, nil
-	case "int32":
-		return func(p unsafe.Pointer) int64 { return int64(*(*int32)(p)) }, 4, nil
-	case "int16":
-		return func(p unsafe.Pointer) int64 { return int64(*(*int16)(p)) }, 2, nil
-	case "int8":
-		return func(p unsafe.Pointer) int64 { return int64(*(*int8)(p)) }, 1, nil
-	case "uint8", "bool":
-		return func(p unsafe.Pointer) int64 { return int64(*(*uint8)(p)) }, 1, nil
-	}
-	return nil, 0, errs.New(errs.Unsupported, "gorch_plan_run", "dtype %s", dtype)
-}
-
-func elemWriter(dtype string) (func(unsafe.Pointer, float32), int, error) {
-	round := func(v float32) float64 { return math.RoundToEven(float64(v)) }
-	switch dtype {
-	case "int64":
-		return func(p unsafe.Pointer, v float32) { *(*int64)(p) = int64(round(v)) }, 8, nil
-	case "int32":
-		return func(p unsafe.Pointer, v float32) { *(*int32)(p) = int32(round(v)) }, 4, nil
-	case "int16":
-		return func(p unsafe.Pointer, v float32) { *(*int16)(p) = int16(round(v)) }, 2, nil
-	case "int8":
-		return func(p unsafe.Pointer, v float32) { *(*int8)(p) = int8(round(v)) }, 1, nil
-	case "uint8":
-		return func(p unsafe.Pointer, v float32) { *(*uint8)(p) = uint8(round(v)) }, 1, nil
-	case "bool":
-		return func(p unsafe.Pointer, v float32) {
-			*(*uint8)(p) = 0
-			if v != 0 {
-				*(*uint8)(p) = 1
-			}
-		}, 1, nil
-	}
-	return nil, 0, errs.New(errs.Unsupported, "gorch_plan_run", "dtype %s", dtype)
 }
 
 // threads is the kernel backend before gorch_set_num_threads capped it.

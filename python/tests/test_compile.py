@@ -223,6 +223,33 @@ def test_batch_size_changes_mid_training(dynamic):
     assert sum(p.signatures for p in ex.partitions) >= 2 * len(set(sizes)), str(ex)
 
 
+def test_integer_and_bool_tensors_cross_in_any_layout():
+    """Indices (int64, here a transposed view) are converted on the way in,
+    a bool result on the way out; a value float32 cannot hold exactly sends
+    the partition to eager PyTorch instead of rounding it."""
+    emb = torch.nn.Embedding(10, 4)
+
+    def f(idx, x):
+        return emb(idx), x == 0
+
+    idx = torch.randint(0, 10, (3, 5)).t()
+    x = torch.tensor([[0.0, 1.0, 2.0], [3.0, 0.0, 5.0]]).t()
+    be = gc.Backend()
+    with torch.no_grad():
+        got = torch.compile(f, backend=be)(idx, x)
+        want = f(idx, x)
+    assert torch.equal(got[0], want[0]) and torch.equal(got[1], want[1]) and got[1].dtype == torch.bool
+    ex = be.explanation()
+    assert not ex.fallbacks and ex.partitions[0].signatures == 1, str(ex)
+
+    be = gc.Backend()
+    big = torch.tensor([3, 2**25 + 1])
+    with pytest.warns(gc.FallbackWarning, match="not exact in float32"):
+        got = torch.compile(lambda t: t == 3, backend=be)(big)
+    assert got.tolist() == [True, False]
+    assert "not exact in float32" in be.explanation().partitions[0].eager_reason
+
+
 def test_inference_graph_runs_on_gorch():
     torch.manual_seed(0)
     model = lenet()

@@ -222,7 +222,12 @@ def fake_values(gm: torch.fx.GraphModule, args: Tuple[Any, ...]) -> Dict[torch.f
 class Lowered:
     """A partition specialised to one input signature: its plan graph (JSON
     text), the metadata of the outputs the caller allocates, and how to
-    assemble the partition's return value."""
+    assemble the partition's return value.
+
+    An output that is a view of an input, or of another output, is not
+    computed by the plan: the caller makes the same view (as_strided) of the
+    tensor it has, as eager PyTorch would, instead of copying it (a layer's
+    output and its detach() saved for backward, say)."""
 
     def __init__(self, gm: torch.fx.GraphModule, args: Tuple[Any, ...]) -> None:
         values = fake_values(gm, args)
@@ -231,17 +236,37 @@ class Lowered:
         result = out_node.args[0]
         self.single = not isinstance(result, (list, tuple))
         items = [result] if self.single else list(result)
+        placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
+        # Tensors an output may view: inputs, then outputs that own their storage.
+        bases: List[Tuple[str, int, torch.Tensor]] = [
+            ("in", i, values[n]) for i, n in enumerate(placeholders) if isinstance(values.get(n), torch.Tensor)]
         refs: List[dict] = []
         self.outputs: List[Tuple[Tuple[int, ...], Tuple[int, ...], torch.dtype]] = []
-        self.template: List[Tuple[bool, Any]] = []  # (is output tensor k, k) or (False, constant)
+        # ("t", k): output tensor k; ("c", value); ("in" | "out", index, shape, stride, offset from the base's)
+        self.template: List[Tuple[Any, ...]] = []
         for it in items:
-            r = enc.ref(it) if isinstance(it, torch.fx.Node) else None
+            v = values.get(it) if isinstance(it, torch.fx.Node) else None
+            r = enc.ref(it) if isinstance(v, torch.Tensor) else None
             if r is None:
-                self.template.append((False, values.get(it) if isinstance(it, torch.fx.Node) else it))
+                self.template.append(("c", v if isinstance(it, torch.fx.Node) else it))
                 continue
-            v = values[it]
-            self.template.append((True, len(refs)))
+            base = next((b for b in bases if torch._C._is_alias_of(v, b[2])), None)
+            if base is not None:
+                kind, idx, bv = base
+                self.template.append((kind, idx, tuple(v.shape), tuple(v.stride()),
+                                      v.storage_offset() - bv.storage_offset()))
+                continue
+            self.template.append(("t", len(refs)))
+            if v.storage_offset() == 0 and v.untyped_storage().nbytes() == _extent(v) * v.element_size():
+                bases.append(("out", len(refs), v))
             refs.append(r)
             self.outputs.append((tuple(v.shape), tuple(v.stride()), v.dtype))
         self.tensor_inputs = [i for i, a in enumerate(args) if isinstance(a, torch.Tensor)]
         self.text = json.dumps(enc.graph(refs), separators=(",", ":"))
+
+
+def _extent(t: torch.Tensor) -> int:
+    """Elements from t's first to its last, as torch.empty_strided allocates."""
+    if t.numel() == 0:
+        return 0
+    return 1 + sum((s - 1) * st for s, st in zip(t.shape, t.stride()))

@@ -79,11 +79,22 @@ class _Entry:
         self.single = low.single
         self.n = len(self.tensor_inputs) + len(self.outputs)
         self.ptrs = c_void_p * max(self.n, 1)  # one array per call: calls may overlap in threads
-        self.all_tensors = all(is_t for is_t, _ in self.template)
+        self.all_tensors = all(t[0] == "t" for t in self.template)
 
 
 def signature(args: Tuple[Any, ...]) -> Tuple[Any, ...]:
     return tuple((a.shape, a.stride(), a.dtype, a.device) if isinstance(a, torch.Tensor) else a for a in args)
+
+
+def _assemble(t: Tuple[Any, ...], args: Tuple[Any, ...], outs: List[torch.Tensor]) -> Any:
+    """One value of a partition's result, from its Lowered.template entry."""
+    kind = t[0]
+    if kind == "t":
+        return outs[t[1]]
+    if kind == "c":
+        return t[1]
+    base = args[t[1]] if kind == "in" else outs[t[1]]
+    return base.as_strided(t[2], t[3], base.storage_offset() + t[4])
 
 
 class Partition(torch.nn.Module):
@@ -118,7 +129,7 @@ class Partition(torch.nn.Module):
             return self._failed(_lib.take(err), args)
         if e.all_tensors:
             return outs[0] if e.single else tuple(outs)
-        vals = [outs[v] if is_t else v for is_t, v in e.template]
+        vals = [_assemble(t, args, outs) for t in e.template]
         return vals[0] if e.single else tuple(vals)
 
     def _specialize(self, args: Tuple[Any, ...]) -> Optional[_Entry]:
