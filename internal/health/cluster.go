@@ -38,8 +38,8 @@ func (r *Readiness) Check() error {
 }
 
 // ClusterGauges reports the cluster-wide gauges: queue depth per priority
-// (the dispatch consumers' NumPending: runs queued and not yet delivered)
-// and runs by state (a scan of the runs bucket, cached for TTL).
+// (runs queued and not yet delivered, and runs delivered and not yet
+// acked) and runs by state (a scan of the runs bucket, cached for TTL).
 type ClusterGauges struct {
 	js  jetstream.JetStream
 	ttl time.Duration
@@ -58,25 +58,11 @@ func NewClusterGauges(js jetstream.JetStream, ttl time.Duration) *ClusterGauges 
 	return &ClusterGauges{js: js, ttl: ttl}
 }
 
-// Metrics returns gorch_queue_pending and gorch_runs; a part that cannot
-// be read is left out.
+// Metrics returns gorch_queue_pending, gorch_queue_in_flight and
+// gorch_runs; a part that cannot be read is left out.
 func (g *ClusterGauges) Metrics(ctx context.Context) []Metric {
 	var out []Metric
-	q := Metric{Name: "gorch_queue_pending", Help: "Runs queued and not yet delivered to a worker, by priority.", Type: "gauge"}
-	ack := Metric{Name: "gorch_queue_in_flight", Help: "Runs delivered to a worker and not yet acked, by priority.", Type: "gauge"}
-	for _, p := range cluster.Priorities {
-		c, err := g.js.Consumer(ctx, cluster.StreamRuns, cluster.DispatchConsumer(p))
-		if err != nil {
-			continue
-		}
-		info, err := c.Info(ctx)
-		if err != nil {
-			continue
-		}
-		q.Samples = append(q.Samples, Sample{Labels: []string{"priority", string(p)}, Value: float64(info.NumPending)})
-		ack.Samples = append(ack.Samples, Sample{Labels: []string{"priority", string(p)}, Value: float64(info.NumAckPending)})
-	}
-	if len(q.Samples) > 0 {
+	if q, ack, err := g.queue(ctx); err == nil {
 		out = append(out, q, ack)
 	}
 	if by := g.runsByState(ctx); by != nil {
@@ -95,6 +81,39 @@ func (g *ClusterGauges) Metrics(ctx context.Context) []Metric {
 		out = append(out, m)
 	}
 	return out
+}
+
+// queue reads the queue gauges. The messages of a priority are counted
+// in the RUNS stream's store (one stream info, filtered on the dispatch
+// subjects), which holds a run request by the time its publisher has the
+// stream's ack; the dispatch consumer's NumPending would lag behind it,
+// since the server counts new messages for its consumers asynchronously
+// (a gauge read right after a submit could say 0). A work-queue stream
+// holds a request until it is acked, so queued = stored - in flight
+// (the consumer's NumAckPending, which changes as it delivers).
+func (g *ClusterGauges) queue(ctx context.Context) (pending, inFlight Metric, err error) {
+	pending = Metric{Name: "gorch_queue_pending", Help: "Runs queued and not yet delivered to a worker, by priority.", Type: "gauge"}
+	inFlight = Metric{Name: "gorch_queue_in_flight", Help: "Runs delivered to a worker and not yet acked, by priority.", Type: "gauge"}
+	s, err := g.js.Stream(ctx, cluster.StreamRuns)
+	if err != nil {
+		return pending, inFlight, err
+	}
+	info, err := s.Info(ctx, jetstream.WithSubjectFilter(cluster.DispatchSubject("*")))
+	if err != nil {
+		return pending, inFlight, err
+	}
+	for _, p := range cluster.Priorities {
+		c, err := g.js.Consumer(ctx, cluster.StreamRuns, cluster.DispatchConsumer(p))
+		if err != nil {
+			return pending, inFlight, err
+		}
+		acks := uint64(c.CachedInfo().NumAckPending)
+		stored := info.State.Subjects[cluster.DispatchSubject(p)]
+		labels := []string{"priority", string(p)}
+		pending.Samples = append(pending.Samples, Sample{Labels: labels, Value: float64(stored - min(acks, stored))})
+		inFlight.Samples = append(inFlight.Samples, Sample{Labels: labels, Value: float64(acks)})
+	}
+	return pending, inFlight, nil
 }
 
 func (g *ClusterGauges) runsByState(ctx context.Context) map[string]int {
