@@ -187,6 +187,12 @@ func TestRolesOnServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitRefused(t, nc, rec, "_INBOX_worker_w1.>")
+	// Run state: a worker learns it from the coordinator's answers only.
+	getRun := "$JS.API.STREAM.MSG.GET.KV_" + cluster.BucketRuns
+	if err := nc.Publish(getRun, []byte(`{"last_by_subj":"$KV.runs.run.r1"}`)); err != nil {
+		t.Fatal(err)
+	}
+	waitRefused(t, nc, rec, getRun)
 	for _, e := range rec.All() {
 		if strings.Contains(e, "ev.w7") || strings.Contains(e, "ctl.w7") {
 			t.Errorf("worker w7 refused its own subject: %s", e)

@@ -363,6 +363,11 @@ func forbiddenActions() []forbidden {
 			st, _ := msgpack.Marshal(&cluster.RunState{RunID: "matrix-probe", Status: cluster.StateCancelled, Submitted: time.Now()})
 			return p.request("$KV."+cluster.BucketRuns+"."+cluster.RunKey("matrix-probe"), st, p.purgeRun("matrix-probe"))
 		}},
+		{"read run state (KV runs)", []string{cluster.RoleCoordinator, cluster.RoleCollector, cluster.RoleClient}, func(p *prober) verdict {
+			// Workers learn a run's state from the coordinator's answers only.
+			return p.request("$JS.API.STREAM.MSG.GET.KV_"+cluster.BucketRuns,
+				[]byte(`{"last_by_subj":"$KV.`+cluster.BucketRuns+"."+cluster.RunKey("matrix-probe")+`"}`), nil)
+		}},
 		{"dispatch a run", []string{cluster.RoleCoordinator}, func(p *prober) verdict {
 			return p.request(cluster.DispatchSubject(cluster.PriorityLow), []byte("probe"), nil)
 		}},
