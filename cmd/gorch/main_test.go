@@ -38,6 +38,11 @@ func TestBadInputOneLine(t *testing.T) {
 	bin := buildGorch(t)
 	empty := t.TempDir()
 	store := t.TempDir()
+	s3 := []string{"--s3-endpoint", "127.0.0.1:1", "--s3-bucket", "b", "--s3-access-key", "a"}
+	emptyFile := filepath.Join(empty, "key")
+	if err := os.WriteFile(emptyFile, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	cases := []struct {
 		args []string
 		want string
@@ -52,6 +57,9 @@ func TestBadInputOneLine(t *testing.T) {
 		{[]string{"train", "--config", "/nonexistent/spec.yaml"}, "no such file or directory"},
 		{[]string{"train", "--resume", "20990101T000000.000000Z-00000000"}, "20990101T000000.000000Z-00000000"},
 		{[]string{"train", "--dataset", "blobs", "--steps", "5", "--epochs", "2", "--optimizer", "rmsprop"}, `unknown optimizer "rmsprop"`},
+		{append([]string{"runs", "list", "--s3-secret-key", "k"}, s3...), "--s3-secret-key would show the key to every user of this machine (ps)"},
+		{append([]string{"runs", "list", "--s3-secret-key-file", "/nonexistent/key"}, s3...), "--s3-secret-key-file: open /nonexistent/key"},
+		{append([]string{"runs", "list", "--s3-secret-key-file", emptyFile}, s3...), "--s3-secret-key-file " + emptyFile + " is empty"},
 	}
 	for _, c := range cases {
 		cmd := exec.Command(bin, append(c.args, "--data-dir", store)...)

@@ -41,8 +41,12 @@ func TestRunsS3(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	keyFile := filepath.Join(t.TempDir(), "s3-secret-key")
+	if err := os.WriteFile(keyFile, []byte(s3.SecretKey+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	s3Args := []string{"--s3-endpoint", s3.Endpoint, "--s3-bucket", "records", "--s3-prefix", "team-a", "--s3-access-key", s3.AccessKey,
-		"--s3-secret-key", s3.SecretKey, "--s3-insecure", "--data-dir", filepath.Join(t.TempDir(), "absent")}
+		"--s3-secret-key-file", keyFile, "--s3-insecure", "--data-dir", filepath.Join(t.TempDir(), "absent")}
 	for _, args := range [][]string{
 		{"runs", "list"},
 		{"runs", "list", "--json"},

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -16,9 +17,15 @@ import (
 // storeOptions hold the object-store flags of one command (worker,
 // collector, up, ckpt pull, runs ...).
 type storeOptions struct {
-	endpoint, bucket, prefix, accessKey, secretKey, region string
-	insecure, createBucket                                 bool
+	endpoint, bucket, prefix, accessKey, secretKeyFile, region string
+	insecure, createBucket                                     bool
+	secretKeyArg                                               string // refused: see config
 }
+
+// envSecretKey holds the S3 secret key when --s3-secret-key-file is not
+// given. The key has no flag of its own: argv is visible to every user of
+// the machine (ps), a file or the environment is not.
+const envSecretKey = "AWS_SECRET_ACCESS_KEY"
 
 // addStoreFlags adds the S3 flags to cmd; open the store with the returned
 // options. Without an endpoint (flag or GORCH_S3_ENDPOINT) the store is
@@ -30,7 +37,9 @@ func addStoreFlags(cmd *cobra.Command) *storeOptions {
 	fl.StringVar(&v.bucket, "s3-bucket", "", "S3 bucket (env GORCH_S3_BUCKET)")
 	fl.StringVar(&v.prefix, "s3-prefix", "", "keep every object under this key prefix in the bucket, e.g. team-a (env GORCH_S3_PREFIX)")
 	fl.StringVar(&v.accessKey, "s3-access-key", "", "S3 access key (env AWS_ACCESS_KEY_ID)")
-	fl.StringVar(&v.secretKey, "s3-secret-key", "", "S3 secret key (env AWS_SECRET_ACCESS_KEY)")
+	fl.StringVar(&v.secretKeyFile, "s3-secret-key-file", "", "file holding the S3 secret key (or set "+envSecretKey+")")
+	fl.StringVar(&v.secretKeyArg, "s3-secret-key", "", "")
+	_ = fl.MarkHidden("s3-secret-key")
 	fl.StringVar(&v.region, "s3-region", "", "S3 region (env AWS_REGION; default us-east-1)")
 	fl.BoolVar(&v.insecure, "s3-insecure", false, "use plain HTTP to the S3 endpoint")
 	fl.BoolVar(&v.createBucket, "s3-create-bucket", false, "create the S3 bucket if it does not exist")
@@ -61,11 +70,19 @@ func (v *storeOptions) open(ctx context.Context) (experiment.Store, error) {
 // config checks the flags and says which store they select (what a
 // worker hands its attempt processes).
 func (v *storeOptions) config() (worker.StoreConfig, error) {
+	if v.secretKeyArg != "" {
+		return worker.StoreConfig{}, errs.New(errs.Config, "store",
+			"--s3-secret-key would show the key to every user of this machine (ps): give it with --s3-secret-key-file or %s", envSecretKey)
+	}
+	secret, err := v.secretKey()
+	if err != nil {
+		return worker.StoreConfig{}, err
+	}
 	cfg := experiment.S3Config{
 		Endpoint:     orEnv(v.endpoint, "GORCH_S3_ENDPOINT"),
 		Bucket:       orEnv(v.bucket, "GORCH_S3_BUCKET"),
 		AccessKey:    orEnv(v.accessKey, "AWS_ACCESS_KEY_ID"),
-		SecretKey:    orEnv(v.secretKey, "AWS_SECRET_ACCESS_KEY"),
+		SecretKey:    secret,
 		Region:       orEnv(v.region, "AWS_REGION"),
 		Insecure:     v.insecure,
 		CreateBucket: v.createBucket,
@@ -80,9 +97,27 @@ func (v *storeOptions) config() (worker.StoreConfig, error) {
 		return worker.StoreConfig{}, errs.New(errs.Config, "store", "--s3-endpoint %q needs --s3-bucket (or GORCH_S3_BUCKET)", cfg.Endpoint)
 	}
 	if cfg.AccessKey == "" || cfg.SecretKey == "" {
-		return worker.StoreConfig{}, errs.New(errs.Config, "store", "S3 credentials missing: set --s3-access-key and --s3-secret-key (or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)")
+		return worker.StoreConfig{}, errs.New(errs.Config, "store",
+			"S3 credentials missing: set --s3-access-key (or AWS_ACCESS_KEY_ID) and --s3-secret-key-file (or %s)", envSecretKey)
 	}
 	return worker.StoreConfig{S3: &cfg, Prefix: orEnv(v.prefix, "GORCH_S3_PREFIX")}, nil
+}
+
+// secretKey reads the S3 secret key: the content of --s3-secret-key-file
+// (less a final line break), else envSecretKey.
+func (v *storeOptions) secretKey() (string, error) {
+	if v.secretKeyFile == "" {
+		return os.Getenv(envSecretKey), nil
+	}
+	b, err := os.ReadFile(v.secretKeyFile)
+	if err != nil {
+		return "", errs.Wrap(errs.Config, "store", err, "--s3-secret-key-file")
+	}
+	key := strings.TrimRight(string(b), "\r\n")
+	if key == "" {
+		return "", errs.New(errs.Config, "store", "--s3-secret-key-file %s is empty", v.secretKeyFile)
+	}
+	return key, nil
 }
 
 // openRead is open for commands that only read: a local --data-dir must

@@ -153,8 +153,8 @@ def cluster(gorch_bin: Path, s3: dict, fmnist: Path) -> Iterator[dict]:
     args = [str(gorch_bin), "up", "--nats-port", "0", "--workers", "1",
             "--data-dir", str(Path(os.environ.get("TMPDIR", "/tmp")) / f"gorch-up-{os.getpid()}"),
             "--s3-endpoint", s3["endpoint"], "--s3-bucket", "records", "--s3-prefix", "team-a", "--s3-access-key", s3["access_key"],
-            "--s3-secret-key", s3["secret_key"], "--s3-insecure", "--s3-create-bucket"]
-    proc = Proc(args)
+            "--s3-insecure", "--s3-create-bucket"]
+    proc = Proc(args, env={"AWS_SECRET_ACCESS_KEY": s3["secret_key"]})  # never in argv
 
     def ready() -> Optional[str]:
         if proc.p.poll() is not None:

@@ -144,6 +144,7 @@ type testCluster struct {
 	ns     *server.Server
 	url    string
 	s3     *testutil.S3Server
+	s3Key  string // a file holding the S3 secret key (--s3-secret-key-file)
 	bucket string
 	nc     *nats.Conn
 	js     jetstream.JetStream
@@ -211,6 +212,10 @@ func newTestCluster(t *testing.T, env func(name string) []string) *testCluster {
 	// The test sets the cluster up, with the suite's short AckWait.
 	t.Setenv(cluster.AckWaitEnv, testAckWait.String())
 	c.s3 = testutil.StartVersityGW(t)
+	c.s3Key = filepath.Join(c.dir, "s3-secret-key")
+	if err := os.WriteFile(c.s3Key, []byte(c.s3.SecretKey+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var err error
@@ -326,7 +331,7 @@ func (c *testCluster) s3Flags() []string { return c.s3FlagsAt(c.s3.Endpoint) }
 // in front of it, say).
 func (c *testCluster) s3FlagsAt(endpoint string) []string {
 	return []string{"--s3-endpoint", endpoint, "--s3-bucket", c.bucket, "--s3-access-key", c.s3.AccessKey,
-		"--s3-secret-key", c.s3.SecretKey, "--s3-insecure", "--data-dir", filepath.Join(c.dir, "unused-data-dir")}
+		"--s3-secret-key-file", c.s3Key, "--s3-insecure", "--data-dir", filepath.Join(c.dir, "unused-data-dir")}
 }
 
 // startWorker starts `gorch worker --slots 1 --id id` and returns it.
@@ -355,9 +360,13 @@ func (c *testCluster) startVia(name string, prefix []string, args ...string) *pr
 }
 
 // startProgram runs argv as a process named name in its own process
-// group, its output in a file of the test's temp directory.
+// group, its output in a file of the test's temp directory. An argv that
+// holds the S3 secret key fails the test: ps would show it.
 func (c *testCluster) startProgram(name string, argv []string) *proc {
 	c.t.Helper()
+	if c.s3 != nil && strings.Contains(strings.Join(argv, " "), c.s3.SecretKey) {
+		c.t.Fatalf("start %s: the S3 secret key is in its command line", name)
+	}
 	logPath := filepath.Join(c.dir, name+".log")
 	for i := 2; fileExists(logPath); i++ { // a restarted service keeps its predecessor's log
 		logPath = filepath.Join(c.dir, fmt.Sprintf("%s.%d.log", name, i))

@@ -744,8 +744,9 @@ func (s *secureNATS) checkServerLog() {
 }
 
 // checkNoSecrets greps every log and output of the test (the server's,
-// every service's, every gorch command's) for the seeds and private keys
-// of the deployment and the S3 secret key.
+// every service's, every gorch command's) and every service's command
+// line for the seeds and private keys of the deployment and the S3 secret
+// key.
 func (s *secureNATS) checkNoSecrets(c *testCluster) {
 	s.t.Helper()
 	secrets := append(deploymentSecrets(s.t, s.dir), c.s3.SecretKey)
@@ -756,6 +757,7 @@ func (s *secureNATS) checkNoSecrets(c *testCluster) {
 	files := []string{s.log}
 	for _, p := range c.procs {
 		files = append(files, p.log)
+		logs = append(logs, strings.Join(p.argv, " "))
 	}
 	for _, f := range files {
 		b, err := os.ReadFile(f)
