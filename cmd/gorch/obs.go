@@ -8,8 +8,11 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
 
+	"github.com/gorch/gorch/internal/cluster"
 	"github.com/gorch/gorch/internal/health"
+	"github.com/gorch/gorch/internal/natsconn"
 	"github.com/gorch/gorch/internal/tracing"
+	"github.com/gorch/gorch/pkg/errs"
 	"github.com/gorch/gorch/services/collector"
 	"github.com/gorch/gorch/services/worker"
 )
@@ -63,6 +66,31 @@ func (s *service) serveHTTP(addr string, nc *nats.Conn) error {
 	s.srv = srv
 	s.log.Info("http serving", "addr", srv.Addr(), "paths", "/healthz /readyz /metrics")
 	return nil
+}
+
+// bindCluster calls newSvc (a service's New, which binds the streams and
+// buckets `gorch setup` makes) until it succeeds. While the cluster is not
+// ready — a stream or bucket missing because setup has not run yet (a
+// Kubernetes setup Job still running), or JetStream electing its leader —
+// it logs why in one line (the first few tries, then every 32nd) and
+// /readyz says it, and it tries again with backoff, as the services wait
+// for NATS itself. Any other error ends it. Call serveHTTP first.
+func bindCluster[T any](ctx context.Context, s *service, newSvc func() (T, error)) (T, error) {
+	for n := 1; ; n++ {
+		v, err := newSvc()
+		if err == nil || !cluster.Unready(err) {
+			return v, err
+		}
+		s.ready.Waiting(err)
+		if n <= 4 || n%32 == 0 {
+			s.log.Warn("cluster not set up; retrying with backoff", "attempt", n, "max_delay", natsconn.MaxDelay, "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return v, errs.Wrap(errs.Cluster, "setup", ctx.Err(), "waiting for the cluster's streams and buckets")
+		case <-time.After(natsconn.Delay(n)):
+		}
+	}
 }
 
 // metrics registers a source of metrics with the --http server, if any.

@@ -50,7 +50,9 @@ artifacts.json, run_summary.json) to the store: --data-dir, or S3 with
 		if err := svc.serveHTTP(of.http, nc); err != nil {
 			return err
 		}
-		c, err := collector.New(nc, collector.Options{Store: st, Logger: log})
+		c, err := bindCluster(ctx, svc, func() (*collector.Collector, error) {
+			return collector.New(nc, collector.Options{Store: st, Logger: log})
+		})
 		if err != nil {
 			return err
 		}

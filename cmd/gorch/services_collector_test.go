@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -12,20 +14,15 @@ import (
 )
 
 // TestCollectorCmd serves a run's events from a NATS server over TCP into
-// --data-dir.
+// --data-dir. Started before `gorch setup`, it waits: its log and /readyz
+// name the missing stream and `gorch setup`, in one line each, and it
+// serves once setup has run.
 func TestCollectorCmd(t *testing.T) {
 	ns, err := cluster.StartEmbedded(cluster.EmbeddedOptions{StoreDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
-	if _, err := runGorch(t, "collector", "--nats", ns.ClientURL(), "--data-dir", t.TempDir()); err == nil ||
-		err.Error() != "cluster.Bind: stream EVENTS not found: run 'gorch setup' against this NATS server" {
-		t.Errorf("gorch collector before gorch setup = %v; want one line naming the missing stream", err)
-	}
-	if _, err := runGorch(t, "setup", "--nats", ns.ClientURL()); err != nil {
-		t.Fatal(err)
-	}
 	dir := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -37,6 +34,17 @@ func TestCollectorCmd(t *testing.T) {
 		done <- root.ExecuteContext(ctx)
 	}()
 	base := "http://" + waitHTTPAddr(t, &log)
+	const missing = "cluster.Bind: stream EVENTS not found: run 'gorch setup' against this NATS server"
+	line := waitLog(t, &log, regexp.MustCompile(`.*cluster not set up; retrying with backoff.*`))
+	if !strings.Contains(line, missing) {
+		t.Errorf("log line %q does not name the missing stream and gorch setup", line)
+	}
+	if code, body := httpGet(t, base+"/readyz"); code != 503 || body != "not ready: set-up not done: "+missing+"\n" {
+		t.Errorf("GET /readyz before gorch setup = %d %q; want 503 naming the missing stream", code, body)
+	}
+	if _, err := runGorch(t, "setup", "--nats", ns.ClientURL()); err != nil {
+		t.Fatal(err)
+	}
 	waitReady(t, base)
 
 	nc, err := cluster.Connect(ns.ClientURL(), cluster.ConnectOptions{Name: "test"})

@@ -45,7 +45,9 @@ requests. Logs go to stderr.`,
 		if err := svc.serveHTTP(of.http, nc); err != nil {
 			return err
 		}
-		c, err := coordinator.New(nc, coordinator.Options{Logger: log})
+		c, err := bindCluster(cmd.Context(), svc, func() (*coordinator.Coordinator, error) {
+			return coordinator.New(nc, coordinator.Options{Logger: log})
+		})
 		if err != nil {
 			return err
 		}

@@ -60,7 +60,8 @@ func newSetupCmd() *cobra.Command {
 EVENTS and DLQ streams, their consumers, and the runs and workers buckets.
 Run it once, as the NATS identity allowed to administer streams, before
 starting the services: they only bind to what setup made, and a service
-that finds something missing stops with a line naming it.
+that finds something missing waits for it, logging a line that names it
+(its /readyz says it too).
 
 Setup never changes what exists: a stream an operator edited (say
 'nats stream edit EVENTS --max-bytes 1GB') keeps its settings, however

@@ -154,24 +154,38 @@ func TestSetupKeepsOperatorEdits(t *testing.T) {
 	}
 }
 
-// TestBindNamesWhatIsMissing: a service on a server nobody set up fails
-// with one line naming the missing stream, consumer or bucket.
+// TestBindNamesWhatIsMissing: a service on a server nobody set up gets
+// one line naming the missing stream, consumer or bucket, and Unready
+// says that waiting (for `gorch setup`) can help; with everything set up
+// nothing is missing, and other errors are not "unready".
 func TestBindNamesWhatIsMissing(t *testing.T) {
 	js := embeddedJS(t)
 	ctx := context.Background()
 	_, err := BindConsumer(ctx, js, StreamEvents, ConsumerCollect)
-	if err == nil || err.Error() != "cluster.Bind: stream EVENTS not found: run 'gorch setup' against this NATS server" {
-		t.Errorf("BindConsumer on an empty server = %v; want one line naming stream EVENTS", err)
+	if err == nil || err.Error() != "cluster.Bind: stream EVENTS not found: run 'gorch setup' against this NATS server" || !Unready(err) {
+		t.Errorf("BindConsumer on an empty server = %v (unready %v); want one line naming stream EVENTS, unready", err, Unready(err))
 	}
-	if _, err := BindKV(ctx, js, BucketRuns); err == nil || !strings.Contains(err.Error(), "bucket runs not found: run 'gorch setup'") {
-		t.Errorf("BindKV on an empty server = %v; want one line naming bucket runs", err)
+	if _, err := BindKV(ctx, js, BucketRuns); err == nil || !strings.Contains(err.Error(), "bucket runs not found: run 'gorch setup'") || !Unready(err) {
+		t.Errorf("BindKV on an empty server = %v; want one line naming bucket runs, unready", err)
+	}
+	if _, err := BindStream(ctx, js, StreamRuns); err == nil || !strings.Contains(err.Error(), "stream RUNS not found: run 'gorch setup'") || !Unready(err) {
+		t.Errorf("BindStream on an empty server = %v; want one line naming stream RUNS, unready", err)
 	}
 	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: StreamEvents, Subjects: []string{"ev.>"}}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := BindConsumer(ctx, js, StreamEvents, ConsumerCollect); err == nil ||
-		!strings.Contains(err.Error(), "consumer collector of stream EVENTS not found") {
-		t.Errorf("BindConsumer without the consumer = %v; want one line naming it", err)
+		!strings.Contains(err.Error(), "consumer collector of stream EVENTS not found") || !Unready(err) {
+		t.Errorf("BindConsumer without the consumer = %v; want one line naming it, unready", err)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := BindStream(cctx, js, StreamEvents); err == nil || Unready(err) {
+		t.Errorf("BindStream with a cancelled context = %v (unready %v); want an error that waiting does not fix", err, Unready(err))
+	}
+	if !Unready(jetstream.ErrJetStreamNotEnabled) || Unready(errs.New(errs.Config, "x", "y")) {
+		t.Errorf("Unready(JetStream not enabled) = %v, Unready(a config error) = %v; want true, false",
+			Unready(jetstream.ErrJetStreamNotEnabled), Unready(errs.New(errs.Config, "x", "y")))
 	}
 }
 

@@ -210,16 +210,45 @@ func createBucket(ctx context.Context, js jetstream.JetStream, cfg jetstream.Key
 	return err == nil, err
 }
 
+// NotSetUpError is the cause of a Bind error for a stream, consumer or
+// bucket that does not exist: `gorch setup` has not run against the
+// server (yet).
+type NotSetUpError struct {
+	What string // e.g. "stream EVENTS", "consumer disp-high of stream RUNS"
+}
+
+func (e *NotSetUpError) Error() string {
+	return e.What + " not found: run 'gorch setup' against this NATS server"
+}
+
+// Unready reports whether err, from a Bind, says that the cluster is not
+// ready yet, so that waiting can help: a stream, consumer or bucket is
+// missing, or JetStream is not available yet (a JetStream cluster that is
+// still electing its leader answers 503).
+func Unready(err error) bool {
+	var missing *NotSetUpError
+	var api *jetstream.APIError
+	return errors.As(err, &missing) || errors.As(err, &api) && api.Code == 503
+}
+
+// bindError is the error of a Bind of what, which the server reported as
+// err: a one-line *NotSetUpError when notFound says it does not exist.
+func bindError(what string, err error, notFound ...error) error {
+	const op = "cluster.Bind"
+	for _, nf := range notFound {
+		if errors.Is(err, nf) {
+			return errs.Wrap(errs.Cluster, op, &NotSetUpError{What: what}, "")
+		}
+	}
+	return errs.Wrap(errs.Cluster, op, err, "%s", what)
+}
+
 // BindStream returns the stream name, or a one-line error naming it when
 // it does not exist.
 func BindStream(ctx context.Context, js jetstream.JetStream, name string) (jetstream.Stream, error) {
-	const op = "cluster.Bind"
 	s, err := js.Stream(ctx, name)
-	switch {
-	case errors.Is(err, jetstream.ErrStreamNotFound):
-		return nil, errs.New(errs.Cluster, op, "stream %s not found: run 'gorch setup' against this NATS server", name)
-	case err != nil:
-		return nil, errs.Wrap(errs.Cluster, op, err, "stream %s", name)
+	if err != nil {
+		return nil, bindError("stream "+name, err, jetstream.ErrStreamNotFound)
 	}
 	return s, nil
 }
@@ -228,15 +257,12 @@ func BindStream(ctx context.Context, js jetstream.JetStream, name string) (jetst
 // error naming what is missing. It asks for the consumer only (a
 // worker may read its consumers' info, not the stream's).
 func BindConsumer(ctx context.Context, js jetstream.JetStream, stream, name string) (jetstream.Consumer, error) {
-	const op = "cluster.Bind"
 	c, err := js.Consumer(ctx, stream, name)
 	switch {
 	case errors.Is(err, jetstream.ErrStreamNotFound):
-		return nil, errs.New(errs.Cluster, op, "stream %s not found: run 'gorch setup' against this NATS server", stream)
-	case errors.Is(err, jetstream.ErrConsumerNotFound):
-		return nil, errs.New(errs.Cluster, op, "consumer %s of stream %s not found: run 'gorch setup' against this NATS server", name, stream)
+		return nil, bindError("stream "+stream, err, jetstream.ErrStreamNotFound)
 	case err != nil:
-		return nil, errs.Wrap(errs.Cluster, op, err, "consumer %s of stream %s", name, stream)
+		return nil, bindError("consumer "+name+" of stream "+stream, err, jetstream.ErrConsumerNotFound)
 	}
 	return c, nil
 }
@@ -244,13 +270,9 @@ func BindConsumer(ctx context.Context, js jetstream.JetStream, stream, name stri
 // BindKV returns the bucket name, or a one-line error naming it when it
 // does not exist.
 func BindKV(ctx context.Context, js jetstream.JetStream, bucket string) (jetstream.KeyValue, error) {
-	const op = "cluster.Bind"
 	kv, err := js.KeyValue(ctx, bucket)
-	switch {
-	case errors.Is(err, jetstream.ErrBucketNotFound):
-		return nil, errs.New(errs.Cluster, op, "bucket %s not found: run 'gorch setup' against this NATS server", bucket)
-	case err != nil:
-		return nil, errs.Wrap(errs.Cluster, op, err, "bucket %s", bucket)
+	if err != nil {
+		return nil, bindError("bucket "+bucket, err, jetstream.ErrBucketNotFound)
 	}
 	return kv, nil
 }

@@ -14,10 +14,11 @@ import (
 )
 
 // Readiness is a service's readiness: NATS connected and its set-up
-// (cluster.Setup, in the service's New) done.
+// (binding the cluster's streams and buckets, in the service's New) done.
 type Readiness struct {
-	nc   *nats.Conn
-	done atomic.Bool
+	nc      *nats.Conn
+	done    atomic.Bool
+	waiting atomic.Pointer[string] // why the set-up is not done yet, if known
 }
 
 // NewReadiness watches nc; call SetUp once the service is set up.
@@ -26,15 +27,24 @@ func NewReadiness(nc *nats.Conn) *Readiness { return &Readiness{nc: nc} }
 // SetUp marks the service's set-up done.
 func (r *Readiness) SetUp() { r.done.Store(true) }
 
+// Waiting records why the set-up is not done yet (e.g. a stream `gorch
+// setup` makes is missing), for Check to say.
+func (r *Readiness) Waiting(why error) {
+	msg := why.Error()
+	r.waiting.Store(&msg)
+}
+
 // Check returns nil when ready, else why not.
 func (r *Readiness) Check() error {
 	switch {
 	case r.nc == nil || !r.nc.IsConnected():
 		return errors.New("NATS not connected")
-	case !r.done.Load():
-		return errors.New("set-up not done")
+	case r.done.Load():
+		return nil
+	case r.waiting.Load() != nil:
+		return errors.New("set-up not done: " + *r.waiting.Load())
 	}
-	return nil
+	return errors.New("set-up not done")
 }
 
 // ClusterGauges reports the cluster-wide gauges: queue depth per priority

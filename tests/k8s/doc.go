@@ -29,7 +29,8 @@
 //	TestLauncher          the prod render's Deployments/StatefulSets/Jobs run as processes
 //	                      (commands, args, env resolved as a kubelet would; the workers
 //	                      in the image under podman): the setup Job makes replicas-3
-//	                      streams on 3 NATS servers and a 4-run sweep succeeds with
+//	                      streams on 3 NATS servers while the services wait for them
+//	                      (none restarts), and a 4-run sweep succeeds with
 //	                      nothing lost; without NATS auth and with per-role credentials
 //	                      from gorch auth init.
 //	TestImage             scripts/image.sh twice: the same digest; podman runs it.

@@ -684,6 +684,22 @@ func (l *launcher) supervise(pr *process, argv []string, env map[string]string) 
 	}
 }
 
+// restarted lists the containers of Deployments and StatefulSets that were started
+// more than once (a Job's retries are its way of waiting).
+func (l *launcher) restarted() []string {
+	var out []string
+	for _, p := range l.pods {
+		for _, pr := range p.procs {
+			pr.mu.Lock()
+			if n := pr.starts; n > 1 && p.kind != "Job" {
+				out = append(out, fmt.Sprintf("%s/%s (%d times)", p.name, pr.container.Name, n))
+			}
+			pr.mu.Unlock()
+		}
+	}
+	return out
+}
+
 // ready reports which pods are not ready yet: a readiness probe not answering 200, or a
 // Job not succeeded.
 func (l *launcher) notReady() []string {

@@ -191,6 +191,10 @@ func launchSweep(t *testing.T, gorch, natsBin, image string, auth bool) {
 		return nil
 	}, func() string { return l.logs(10) })
 	t.Logf("%d pods ready", len(l.pods))
+	// The services wait for NATS and for the setup Job's streams: none restarts.
+	if r := l.restarted(); len(r) > 0 {
+		t.Errorf("a clean rollout restarts no service; started more than once: %s", strings.Join(r, ", "))
+	}
 
 	natsURL := "nats://" + l.hosts["gorch-nats:4222"]
 	nc, err := cluster.Connect(natsURL, observer)
