@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -247,6 +248,9 @@ func TestBadValues(t *testing.T) {
 		{"nats.replicas=2", "nats.replicas 2: want 1, or an odd number from 3"},
 		{"streams.replicas=3", "streams.replicas 3 needs nats.replicas >= 3"},
 		{"secrets.create=true", "secrets.s3.accessKey is required with secrets.create"},
+		{"worker.resources.limits=null", "worker.resources.limits.memory is required: each attempt's memory limit (--max-memory) comes from it"},
+		{"worker.resources.limits.memory=2GB", `worker.resources.limits.memory "2GB": want a memory quantity such as 2Gi or 512Mi`},
+		{"worker.slots=40", "worker.resources.limits.memory 2Gi less worker.supervisorMemory 256Mi leaves 44Mi for each of 40 slots: want at least 64Mi"},
 	} {
 		cmd := exec.Command(helm(t), "template", "gorch", chartDir, "--set", c.set)
 		out, err := cmd.CombinedOutput()
@@ -254,5 +258,61 @@ func TestBadValues(t *testing.T) {
 		if err == nil || !strings.HasPrefix(first, "Error: ") || !strings.Contains(first, c.want) || strings.Count(string(out), "Error") != 1 {
 			t.Errorf("helm template --set %s = %v, %q; want one error line with %q", c.set, err, out, c.want)
 		}
+	}
+}
+
+// TestWorkerMaxMemory: in every render, each worker attempt's memory limit (`gorch worker
+// --max-memory`) is the worker container's memory limit less worker.supervisorMemory (the
+// worker process itself), split between the slots: attempts that fill their limits leave
+// the worker room, and the coordinator's admission uses what the container can give. The
+// overlays change the container's limit, and the limit with it.
+func TestWorkerMaxMemory(t *testing.T) {
+	var values struct {
+		Worker struct{ SupervisorMemory string } `json:"worker"`
+	}
+	b, err := os.ReadFile(filepath.Join(chartDir, "values.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal(b, &values); err != nil {
+		t.Fatal(err)
+	}
+	supervisor := quantity(t, values.Worker.SupervisorMemory)
+	for _, name := range append(renders, "helm-slots-3") {
+		args := []string{}
+		if name == "helm-slots-3" {
+			name, args = "helm-default", []string{"--set", "worker.slots=3"}
+		}
+		t.Run(strings.Join(append([]string{name}, args...), " "), func(t *testing.T) {
+			var found bool
+			for _, o := range parse(t, render(t, name, args...)) {
+				for _, c := range containers(t, o) {
+					if c.Name != "worker" {
+						continue
+					}
+					found = true
+					slots, maxMem := int64(0), ""
+					for _, a := range c.Args {
+						if v, ok := strings.CutPrefix(a, "--slots="); ok {
+							slots, _ = strconv.ParseInt(v, 10, 64)
+						}
+						if v, ok := strings.CutPrefix(a, "--max-memory="); ok {
+							maxMem = v
+						}
+					}
+					limit := quantity(t, c.Resources.Limits["memory"])
+					want := fmt.Sprintf("%dMiB", (limit-supervisor)/slots>>20)
+					if maxMem != want {
+						t.Errorf("%s: --max-memory=%s with a %s limit and %d slots; want %s (less %s for the worker process)",
+							o, maxMem, c.Resources.Limits["memory"], slots, want, values.Worker.SupervisorMemory)
+					} else {
+						t.Logf("%s: limit %s, %d slots: --max-memory=%s", o, c.Resources.Limits["memory"], slots, maxMem)
+					}
+				}
+			}
+			if !found {
+				t.Fatal("no worker container")
+			}
+		})
 	}
 }

@@ -160,3 +160,32 @@ imagePullSecrets:
 - --s3-insecure
 {{- end }}
 {{- end -}}
+
+{{/* gorch.bytes: a memory quantity (plain bytes, or with one of the suffixes Ki Mi Gi Ti,
+     k M G T; "1.5Gi" too) as a number of bytes. Call with (list quantity "the.value.name");
+     another form fails with one line naming the value. */}}
+{{- define "gorch.bytes" -}}
+{{- $q := index . 0 -}}
+{{- if not (kindIs "string" $q) }}{{ $q = printf "%.0f" (float64 $q) }}{{ end -}}
+{{- $re := "^([0-9]+(?:\\.[0-9]+)?)(Ki|Mi|Gi|Ti|k|M|G|T)?$" -}}
+{{- if not (regexMatch $re $q) -}}
+{{- fail (printf "%s %q: want a memory quantity such as 2Gi or 512Mi" (index . 1) $q) -}}
+{{- end -}}
+{{- $mult := dict "" 1 "Ki" 1024 "Mi" 1048576 "Gi" 1073741824 "Ti" 1099511627776 "k" 1000 "M" 1000000 "G" 1000000000 "T" 1000000000000 -}}
+{{- mulf (regexReplaceAll $re $q "${1}" | float64) (index $mult (regexReplaceAll $re $q "${2}")) -}}
+{{- end -}}
+
+{{/* gorch.workerMaxMemory: `gorch worker --max-memory`, the memory each attempt may use:
+     the worker container's memory limit less worker.supervisorMemory (the worker process
+     itself), split between worker.slots, in whole MiB (the flag's format). */}}
+{{- define "gorch.workerMaxMemory" -}}
+{{- $w := .Values.worker -}}
+{{- $limit := required "worker.resources.limits.memory is required: each attempt's memory limit (--max-memory) comes from it" (dig "limits" "memory" "" $w.resources) -}}
+{{- $bytes := include "gorch.bytes" (list $limit "worker.resources.limits.memory") | float64 -}}
+{{- $sup := include "gorch.bytes" (list $w.supervisorMemory "worker.supervisorMemory") | float64 -}}
+{{- $mib := floor (divf (subf $bytes $sup) (mulf (max 1 (int $w.slots)) 1048576)) -}}
+{{- if lt $mib 64.0 -}}
+{{- fail (printf "worker.resources.limits.memory %v less worker.supervisorMemory %v leaves %.0fMi for each of %v slots: want at least 64Mi" $limit $w.supervisorMemory $mib $w.slots) -}}
+{{- end -}}
+{{- printf "%.0fMiB" $mib -}}
+{{- end -}}
