@@ -83,7 +83,7 @@ func bindCluster[T any](ctx context.Context, s *service, newSvc func() (T, error
 		}
 		s.ready.Waiting(err)
 		if n <= 4 || n%32 == 0 {
-			s.log.Warn("cluster not set up; retrying with backoff", "attempt", n, "max_delay", natsconn.MaxDelay, "err", err)
+			s.log.Warn("cluster not ready; retrying with backoff", "attempt", n, "max_delay", natsconn.MaxDelay, "err", err)
 		}
 		select {
 		case <-ctx.Done():

@@ -35,7 +35,7 @@ func TestCollectorCmd(t *testing.T) {
 	}()
 	base := "http://" + waitHTTPAddr(t, &log)
 	const missing = "cluster.Bind: stream EVENTS not found: run 'gorch setup' against this NATS server"
-	line := waitLog(t, &log, regexp.MustCompile(`.*cluster not set up; retrying with backoff.*`))
+	line := waitLog(t, &log, regexp.MustCompile(`.*cluster not ready; retrying with backoff.*`))
 	if !strings.Contains(line, missing) {
 		t.Errorf("log line %q does not name the missing stream and gorch setup", line)
 	}

@@ -183,6 +183,11 @@ func TestBindNamesWhatIsMissing(t *testing.T) {
 	if _, err := BindStream(cctx, js, StreamEvents); err == nil || Unready(err) {
 		t.Errorf("BindStream with a cancelled context = %v (unready %v); want an error that waiting does not fix", err, Unready(err))
 	}
+	dctx, cancel := context.WithTimeout(ctx, -time.Second)
+	defer cancel()
+	if _, err := BindStream(dctx, js, StreamEvents); err == nil || !Unready(err) {
+		t.Errorf("BindStream unanswered in time = %v (unready %v); want an error that waiting may fix", err, Unready(err))
+	}
 	if !Unready(jetstream.ErrJetStreamNotEnabled) || Unready(errs.New(errs.Config, "x", "y")) {
 		t.Errorf("Unready(JetStream not enabled) = %v, Unready(a config error) = %v; want true, false",
 			Unready(jetstream.ErrJetStreamNotEnabled), Unready(errs.New(errs.Config, "x", "y")))

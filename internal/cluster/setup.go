@@ -5,6 +5,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/gorch/gorch/pkg/errs"
@@ -223,12 +224,15 @@ func (e *NotSetUpError) Error() string {
 
 // Unready reports whether err, from a Bind, says that the cluster is not
 // ready yet, so that waiting can help: a stream, consumer or bucket is
-// missing, or JetStream is not available yet (a JetStream cluster that is
-// still electing its leader answers 503).
+// missing, or JetStream is not available yet — not running, answering
+// 503, or not answering in time (a JetStream cluster that is still
+// electing the leaders of its streams and consumers). A cancelled context
+// is not.
 func Unready(err error) bool {
 	var missing *NotSetUpError
 	var api *jetstream.APIError
-	return errors.As(err, &missing) || errors.As(err, &api) && api.Code == 503
+	return errors.As(err, &missing) || errors.As(err, &api) && api.Code == 503 ||
+		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) || errors.Is(err, nats.ErrNoResponders)
 }
 
 // bindError is the error of a Bind of what, which the server reported as

@@ -685,16 +685,23 @@ func (l *launcher) supervise(pr *process, argv []string, env map[string]string) 
 }
 
 // restarted lists the containers of Deployments and StatefulSets that were started
-// more than once (a Job's retries are its way of waiting).
+// more than once (a Job's retries are its way of waiting), each with the last lines it
+// logged before it first exited.
 func (l *launcher) restarted() []string {
 	var out []string
 	for _, p := range l.pods {
 		for _, pr := range p.procs {
 			pr.mu.Lock()
-			if n := pr.starts; n > 1 && p.kind != "Job" {
-				out = append(out, fmt.Sprintf("%s/%s (%d times)", p.name, pr.container.Name, n))
-			}
+			n := pr.starts
 			pr.mu.Unlock()
+			if n <= 1 || p.kind == "Job" {
+				continue
+			}
+			data, _ := os.ReadFile(pr.log)
+			first, _, _ := strings.Cut(string(data), "launcher: exited")
+			lines := strings.Split(strings.TrimRight(first, "\n"), "\n")
+			out = append(out, fmt.Sprintf("%s/%s (%d times), first exit after:\n    %s", p.name, pr.container.Name, n,
+				strings.Join(lines[max(0, len(lines)-3):], "\n    ")))
 		}
 	}
 	return out
