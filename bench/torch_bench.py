@@ -16,7 +16,9 @@ Requests (gorchbench sends them; thread counts via torch.set_num_threads):
         this checkout's python/ with $GORCH_LIB; "eager" (the default) is plain PyTorch
     {"fig": "crossing", "backend": "gorch", ...}   -> microseconds per call of a compiled
         one-operator graph (relu of one float), for "gorch" and "aot_eager"
-Replies: {"value": x} or {"error": "..."}.
+Replies: {"value": x, "cpu_value": y} (work per wall-clock second and per CPU
+second of this process; for "crossing", microseconds per call and 0) or
+{"error": "..."}.
 
 Each figure's state (tensors, model, optimizer) is built once and reused across
 the warm-up and the repetitions, as on the gorch side.
@@ -132,13 +134,16 @@ def measure(req):
     min_time = float(req.get("min_time", 0.5))
     min_iters = int(req.get("min_iters", 3))
     n = 0
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     while True:
         step()
         n += 1
         el = time.perf_counter() - t0
         if n >= min_iters and el >= min_time:
-            return el / n * 1e6 if work < 0 else n / el * work
+            if work < 0:  # microseconds per call
+                return el / n * 1e6, 0.0
+            cpu = time.process_time() - c0
+            return n / el * work, (n / cpu * work if cpu > 0 else 0.0)
 
 
 def meta():
@@ -170,7 +175,11 @@ def serve():
             continue
         try:
             req = json.loads(line)
-            out = meta() if req.get("fig") == "meta" else {"value": measure(req)}
+            if req.get("fig") == "meta":
+                out = meta()
+            else:
+                wall, cpu = measure(req)
+                out = {"value": wall, "cpu_value": cpu}
         except Exception as e:  # reported to the harness, which stops
             out = {"error": f"{type(e).__name__}: {e}"}
         sys.stdout.write(json.dumps(out) + "\n")

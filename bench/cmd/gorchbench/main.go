@@ -388,18 +388,29 @@ func gptPrep(batch int, rng *tensor.RNG) (nn.Module, *tensor.Tensor, *tensor.Ten
 	return m, x, y, nil
 }
 
+// rate is one measurement: work per wall-clock second, and per CPU second
+// of the process (0 where unknown). On a shared, time-sliced machine the
+// second tracks each side's own speed better; both sides report both.
+type rate struct{ wall, cpu float64 }
+
+func (r rate) scaled(s float64) rate { return rate{r.wall * s, r.cpu * s} }
+
 // timeIt runs step until at least d has passed and at least minIters steps
 // ran, and returns steps per second.
-func timeIt(step func() error, d time.Duration, minIters int) (float64, error) {
-	start := time.Now()
+func timeIt(step func() error, d time.Duration, minIters int) (rate, error) {
+	start, c0 := time.Now(), processCPU()
 	n := 0
 	for {
 		if err := step(); err != nil {
-			return 0, err
+			return rate{}, err
 		}
 		n++
 		if el := time.Since(start); n >= minIters && el >= d {
-			return float64(n) / el.Seconds(), nil
+			r := rate{wall: float64(n) / el.Seconds()}
+			if c := processCPU() - c0; c > 0 && c0 > 0 {
+				r.cpu = float64(n) / c.Seconds()
+			}
+			return r, nil
 		}
 	}
 }
@@ -469,20 +480,21 @@ func (p *torchProc) call(req map[string]any) (map[string]any, error) {
 	return resp, nil
 }
 
-func (p *torchProc) measure(req map[string]any, d time.Duration, minIters int) (float64, error) {
+func (p *torchProc) measure(req map[string]any, d time.Duration, minIters int) (rate, error) {
 	r := map[string]any{"min_time": d.Seconds(), "min_iters": minIters}
 	for k, v := range req {
 		r[k] = v
 	}
 	resp, err := p.call(r)
 	if err != nil {
-		return 0, err
+		return rate{}, err
 	}
 	v, ok := resp["value"].(float64)
 	if !ok {
-		return 0, fmt.Errorf("torch driver: reply without value: %v", resp)
+		return rate{}, fmt.Errorf("torch driver: reply without value: %v", resp)
 	}
-	return v, nil
+	c, _ := resp["cpu_value"].(float64)
+	return rate{v, c}, nil
 }
 
 func (p *torchProc) close() {
@@ -587,15 +599,15 @@ const minIters = 1
 func measure(cfg config, res *results, torch *torchProc, f figure) error {
 	var step func() error
 	var work float64
-	gorchOnce := func(d time.Duration) (float64, error) {
-		var v float64
+	gorchOnce := func(d time.Duration) (rate, error) {
+		var v rate
 		err := withThreads(f.threads, func() error {
 			if strings.HasPrefix(f.base, "fma_peak") {
-				v = kernels.FMAPeak(d, f.threads)
+				v = rate{wall: kernels.FMAPeak(d, f.threads)}
 				return nil
 			}
 			r, err := timeIt(step, d, minIters)
-			v = r * work * f.scale
+			v = r.scaled(work * f.scale)
 			return err
 		})
 		return v, err
@@ -604,7 +616,7 @@ func measure(cfg config, res *results, torch *torchProc, f figure) error {
 	type side struct {
 		key  string
 		name string
-		once func(time.Duration) (float64, error)
+		once func(time.Duration) (rate, error)
 	}
 	var sides []side
 	if f.prepare != nil {
@@ -619,7 +631,7 @@ func measure(cfg config, res *results, torch *torchProc, f figure) error {
 	}
 	if torch != nil && f.req != nil {
 		torchSide := func(key, name string, req map[string]any) side {
-			return side{key, name, func(d time.Duration) (float64, error) { return torch.measure(req, d, minIters) }}
+			return side{key, name, func(d time.Duration) (rate, error) { return torch.measure(req, d, minIters) }}
 		}
 		if len(f.variants) == 0 {
 			sides = append(sides, torchSide(f.torchKey(), "torch", f.req))
@@ -642,19 +654,32 @@ func measure(cfg config, res *results, torch *torchProc, f figure) error {
 			if err != nil {
 				return fmt.Errorf("%s: %w", sd.key, err)
 			}
-			res.Samples[sd.key] = append(res.Samples[sd.key], v)
-			line += fmt.Sprintf("  %s %9.2f", sd.name, v)
+			res.Samples[sd.key] = append(res.Samples[sd.key], v.wall)
+			if v.cpu > 0 && f.threads == 1 {
+				res.Samples[perCPU(sd.key, f.unit)] = append(res.Samples[perCPU(sd.key, f.unit)], v.cpu)
+			}
+			line += fmt.Sprintf("  %s %9.2f (%.2f per CPU-s)", sd.name, v.wall, v.cpu)
 		}
 		fmt.Fprintf(cfg.log, "%s %s\n", line, f.unit)
 	}
 	for _, sd := range sides {
 		res.Figures[sd.key] = median(res.Samples[sd.key])
+		if s, ok := res.Samples[perCPU(sd.key, f.unit)]; ok {
+			res.Figures[perCPU(sd.key, f.unit)] = median(s)
+		}
 	}
 	if t := res.Figures[f.torchKey()]; t > 0 && f.prepare != nil {
 		res.Figures[f.base+"_ratio"] = res.Figures[f.key()] / t
 	}
+	if t := res.Figures[perCPU(f.torchKey(), f.unit)]; t > 0 && f.prepare != nil {
+		res.Figures[f.base+"_percpu_ratio"] = res.Figures[perCPU(f.key(), f.unit)] / t
+	}
 	return nil
 }
+
+// perCPU is the key of the per-CPU-second figure of key (unit its suffix):
+// mlp_b64_steps_per_s -> mlp_b64_percpu_steps_per_s.
+func perCPU(key, unit string) string { return strings.TrimSuffix(key, "_"+unit) + "_percpu_" + unit }
 
 // peakShares adds each matmul figure as a share of the FMA peak at the same
 // thread count.
@@ -762,6 +787,29 @@ func printTable(w io.Writer, cfg config, r *results) {
 		fmt.Fprintf(w, "%-18s %-12s %10.1f %10s %12s %12s %12s\n", f.base, f.unit, g, ts, ratio, gp, tp)
 	}
 	printCompile(w, cfg, r)
+	fmt.Fprintf(w, "\nper CPU second of each process (1-thread figures; steadier than wall clock on a shared machine):\n")
+	fmt.Fprintf(w, "%-18s %-12s %10s %10s %12s\n", "figure", "unit", "gorch", "torch", "gorch/torch")
+	for _, f := range r.order {
+		if f.threads != 1 || f.prepare == nil {
+			continue
+		}
+		g, ok := r.Figures[perCPU(f.key(), f.unit)]
+		if !ok {
+			continue
+		}
+		ts, ratio := "-", "-"
+		if t, ok := r.Figures[perCPU(f.torchKey(), f.unit)]; ok && t > 0 {
+			ts, ratio = fmt.Sprintf("%.1f", t), fmt.Sprintf("%.2fx", g/t)
+		}
+		fmt.Fprintf(w, "%-18s %-12s %10.1f %10s %12s\n", f.base, f.unit, g, ts, ratio)
+	}
+	for _, f := range r.order {
+		for _, v := range f.variants {
+			if t, ok := r.Figures[perCPU(f.base+"_"+v+"_"+f.unit, f.unit)]; ok {
+				fmt.Fprintf(w, "%-18s %-12s %10s %10.1f\n", f.base+"_"+v, f.unit, "-", t)
+			}
+		}
+	}
 	for _, wl := range instrWorkloads {
 		model, batch, _ := strings.Cut(wl, "_")
 		if v, ok := r.Figures[fmt.Sprintf("instructions_%s_b%s_per_step", model, batch)]; ok {
