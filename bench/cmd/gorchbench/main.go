@@ -603,7 +603,11 @@ func measure(cfg config, res *results, torch *torchProc, f figure) error {
 		var v rate
 		err := withThreads(f.threads, func() error {
 			if strings.HasPrefix(f.base, "fma_peak") {
+				start, c0 := time.Now(), processCPU()
 				v = rate{wall: kernels.FMAPeak(d, f.threads)}
+				if c := processCPU() - c0; c > 0 && c0 > 0 {
+					v.cpu = v.wall * time.Since(start).Seconds() / c.Seconds()
+				}
 				return nil
 			}
 			r, err := timeIt(step, d, minIters)
@@ -682,19 +686,28 @@ func measure(cfg config, res *results, torch *torchProc, f figure) error {
 func perCPU(key, unit string) string { return strings.TrimSuffix(key, "_"+unit) + "_percpu_" + unit }
 
 // peakShares adds each matmul figure as a share of the FMA peak at the same
-// thread count.
+// thread count, and the per-CPU-second figures as a share of the per-CPU
+// peak (the FMA loop's flops per CPU second of the process).
 func peakShares(res *results) {
 	for _, f := range res.order {
 		if !strings.HasPrefix(f.base, "matmul_") {
 			continue
 		}
-		peak := res.Figures[fmt.Sprintf("fma_peak_t%d_gflops", f.threads)]
-		if peak <= 0 {
-			continue
-		}
-		res.Figures[f.base+"_pct_fma_peak"] = 100 * res.Figures[f.key()] / peak
-		if t, ok := res.Figures[f.torchKey()]; ok {
-			res.Figures[f.base+"_torch_pct_fma_peak"] = 100 * t / peak
+		fma := fmt.Sprintf("fma_peak_t%d_gflops", f.threads)
+		for _, k := range []struct{ peak, gorch, torch, out string }{
+			{fma, f.key(), f.torchKey(), f.base + "_"},
+			{perCPU(fma, f.unit), perCPU(f.key(), f.unit), perCPU(f.torchKey(), f.unit), f.base + "_percpu_"},
+		} {
+			peak := res.Figures[k.peak]
+			if peak <= 0 {
+				continue
+			}
+			if g, ok := res.Figures[k.gorch]; ok {
+				res.Figures[k.out+"pct_fma_peak"] = 100 * g / peak
+			}
+			if t, ok := res.Figures[k.torch]; ok {
+				res.Figures[k.out+"torch_pct_fma_peak"] = 100 * t / peak
+			}
 		}
 	}
 }
@@ -788,7 +801,7 @@ func printTable(w io.Writer, cfg config, r *results) {
 	}
 	printCompile(w, cfg, r)
 	fmt.Fprintf(w, "\nper CPU second of each process (1-thread figures; steadier than wall clock on a shared machine):\n")
-	fmt.Fprintf(w, "%-18s %-12s %10s %10s %12s\n", "figure", "unit", "gorch", "torch", "gorch/torch")
+	fmt.Fprintf(w, "%-18s %-12s %10s %10s %12s %12s %12s\n", "figure", "unit", "gorch", "torch", "gorch/torch", "gorch %peak", "torch %peak")
 	for _, f := range r.order {
 		if f.threads != 1 || f.prepare == nil {
 			continue
@@ -797,11 +810,17 @@ func printTable(w io.Writer, cfg config, r *results) {
 		if !ok {
 			continue
 		}
-		ts, ratio := "-", "-"
+		ts, ratio, gp, tp := "-", "-", "-", "-"
 		if t, ok := r.Figures[perCPU(f.torchKey(), f.unit)]; ok && t > 0 {
 			ts, ratio = fmt.Sprintf("%.1f", t), fmt.Sprintf("%.2fx", g/t)
 		}
-		fmt.Fprintf(w, "%-18s %-12s %10.1f %10s %12s\n", f.base, f.unit, g, ts, ratio)
+		if v, ok := r.Figures[f.base+"_percpu_pct_fma_peak"]; ok {
+			gp = fmt.Sprintf("%.0f %%", v)
+		}
+		if v, ok := r.Figures[f.base+"_percpu_torch_pct_fma_peak"]; ok {
+			tp = fmt.Sprintf("%.0f %%", v)
+		}
+		fmt.Fprintf(w, "%-18s %-12s %10.1f %10s %12s %12s %12s\n", f.base, f.unit, g, ts, ratio, gp, tp)
 	}
 	for _, f := range r.order {
 		for _, v := range f.variants {
