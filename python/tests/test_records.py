@@ -77,7 +77,11 @@ def test_resumed_run_has_one_row_per_step(gorch_bin, fmnist, tmp_path):
     stored, resumes from that checkpoint: the steps after it exist in both
     attempts, and metrics() returns each once, attempt 2's."""
     data = tmp_path / "records"
-    proc = Proc([str(gorch_bin), "train", "--data-dir", str(data), "--model", "cnn", "--steps", "600",
+    # Long enough not to finish before the kill: LeNet trains at ~150 steps/s
+    # on one core now (600 steps took 5 s and ended before the poll saw a
+    # checkpoint).
+    steps = 3000
+    proc = Proc([str(gorch_bin), "train", "--data-dir", str(data), "--model", "cnn", "--steps", str(steps),
                  "--batch-size", "32", "--checkpoint-every", "150"])
     store = eventually(lambda: (data / "runs").is_dir() and any((data / "runs").iterdir()) and gorch.Store(data),
                        "the run to be created")
@@ -98,6 +102,6 @@ def test_resumed_run_has_one_row_per_step(gorch_bin, fmnist, tmp_path):
     run = store.run(rid)
     assert run.status == "succeeded" and run.attempt == 2
     m = run.metrics(["train/loss"])
-    assert list(m.index) == list(range(1, 601))
+    assert list(m.index) == list(range(1, steps + 1))
     h = run.metric_history(["train/loss"])
     assert (h[h["step"] > resumed_from]["attempt"] == 2).all()
