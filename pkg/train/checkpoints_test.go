@@ -50,3 +50,32 @@ func TestCheckpointsPullSucceedsAndFallsBack(t *testing.T) {
 		t.Errorf("after Save(30) with keepLast 2: %v", keys)
 	}
 }
+
+// TestCheckpointFollowsItsRecords: when a checkpoint of step N is in the
+// store, every metric of steps up to N is too. A run killed right after a
+// checkpoint resumes after N and never logs those steps again, so records
+// still queued in memory at the kill would be lost for good.
+func TestCheckpointFollowsItsRecords(t *testing.T) {
+	ctx := context.Background()
+	spec := blobSpec(10)
+	store, sink := newSink(t, spec)
+	for step := int64(1); step <= 10; step++ {
+		if err := sink.Log(step, "train/loss", float64(step)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := sink.SaveCheckpoint(ctx, 10, &experiment.Checkpoint{Train: experiment.TrainState{Step: 10}}); err != nil {
+		t.Fatal(err)
+	}
+	// Read what is durable now, before Finish flushes anything.
+	var steps []int64
+	for m, err := range experiment.NewReader(store).ReadMetrics(ctx, sink.RunID()) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		steps = append(steps, m.Step)
+	}
+	if len(steps) != 10 || steps[0] != 1 || steps[9] != 10 {
+		t.Errorf("metrics in the store after the step-10 checkpoint: steps %v; want 1..10", steps)
+	}
+}

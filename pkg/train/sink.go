@@ -108,9 +108,15 @@ func (s *RecordSink) Finish(ctx context.Context, status experiment.Status, runEr
 // Checkpoints returns the run's checkpoint directory.
 func (s *RecordSink) Checkpoints() *Checkpoints { return s.ckpts }
 
-// SaveCheckpoint writes the checkpoint object, then the LATEST pointer,
+// SaveCheckpoint first writes every queued metric and telemetry event, so
+// that the records of the steps a checkpoint covers are durable before a
+// resume can start after it (a resumed attempt never logs those steps
+// again). Then it writes the checkpoint object and the LATEST pointer,
 // records the artifact, and deletes checkpoints beyond the newest keepLast.
 func (s *RecordSink) SaveCheckpoint(ctx context.Context, step int64, ck *experiment.Checkpoint) error {
+	if err := s.rec.Flush(); err != nil {
+		return err
+	}
 	key, size, err := s.ckpts.Save(ctx, step, ck)
 	if err != nil {
 		return err
