@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # setup.sh installs what gorch needs on a Debian machine, idempotently:
-# the Go toolchain named in go.mod (from the Go module proxy when the
-# machine has no recent enough Go) and the Fashion-MNIST dataset; with
+# the Go toolchain named in go.mod (when the machine has no recent enough
+# Go: downloaded as a module by Debian's Go, as GOTOOLCHAIN does) and the Fashion-MNIST dataset; with
 # GORCH_SETUP_TEST_TOOLS=1 also the integration tests' servers (versitygw,
 # nats-server, Jaeger) and the Kubernetes tests' tools (kube-apiserver and
 # friends, etcd, helm, kwok, kubeconform and its schemas, podman), into
@@ -27,15 +27,35 @@ go_ok() {
 }
 
 if ! go_ok && [ -x /usr/local/go/bin/go ]; then export PATH=/usr/local/go/bin:$PATH; fi
+# install_go DIR puts Go $GO_WANT into DIR through the ordinary clients:
+# Debian's Go (any version that can download modules) fetches the toolchain
+# module golang.org/toolchain from the Go module proxy this machine is
+# configured with (GOPROXY), exactly as GOTOOLCHAIN would, and the archive
+# is unpacked into DIR.
+install_go() {
+  local dir=$1 boot=go
+  command -v unzip >/dev/null 2>&1 || apt_install unzip
+  if ! command -v go >/dev/null 2>&1; then
+    apt_install golang-go ca-certificates
+    boot=/usr/bin/go
+  fi
+  local tmp zip
+  tmp=$(mktemp -d)
+  zip=$(cd "$tmp" && GOTOOLCHAIN=local GOFLAGS=-modcacherw GOMODCACHE="$tmp/mod" \
+    "$boot" mod download -json "golang.org/toolchain@v0.0.1-go${GO_WANT}.linux-$(dpkg --print-architecture)" |
+    sed -n 's/^[[:space:]]*"Zip": "\(.*\)",$/\1/p')
+  [ -f "$zip" ] || { echo "setup: could not download the Go $GO_WANT toolchain module" >&2; rm -rf "$tmp"; return 1; }
+  unzip -q "$zip" -d "$tmp/x"
+  as_root rm -rf "$dir"
+  as_root mv "$tmp/x/golang.org/toolchain@v0.0.1-go${GO_WANT}.linux-$(dpkg --print-architecture)" "$dir"
+  as_root chmod -R a+rX "$dir"
+  as_root chmod a+x "$dir"/bin/* "$dir"/pkg/tool/*/*
+  rm -rf "$tmp"
+}
+
 if ! go_ok; then
   echo "setup: installing Go $GO_WANT into /usr/local/go" >&2
-  command -v curl >/dev/null 2>&1 && command -v unzip >/dev/null 2>&1 || apt_install curl unzip ca-certificates
-  tmp=$(mktemp -d)
-  curl -fsSL -o "$tmp/go.zip" "https://proxy.golang.org/golang.org/toolchain/@v/v0.0.1-go${GO_WANT}.linux-amd64.zip"
-  unzip -q "$tmp/go.zip" -d "$tmp"
-  as_root rm -rf /usr/local/go
-  as_root mv "$tmp/golang.org/toolchain@v0.0.1-go${GO_WANT}.linux-amd64" /usr/local/go
-  rm -rf "$tmp"
+  install_go /usr/local/go
   export PATH=/usr/local/go/bin:$PATH
 fi
 export PATH=$(go env GOPATH)/bin:$PATH
