@@ -241,6 +241,8 @@ func fmtRecords(st cluster.RunState) string {
 	switch {
 	case st.RecordsFinal:
 		return "final"
+	case st.RecordsOrphaned:
+		return "being written from the run state (its worker died before reporting the attempt's end)"
 	case cluster.Terminal(st.Status):
 		return "being written"
 	}

@@ -151,9 +151,16 @@ type RunState struct {
 	MemoryEstimate int64 `msgpack:"mem,omitempty" json:"memory_estimate,omitempty"`
 	// RecordsFinal: the collector has written the final records of the
 	// run's terminal attempt.
-	RecordsFinal bool      `msgpack:"final,omitempty" json:"records_final,omitempty"`
-	Submitted    time.Time `msgpack:"submitted" json:"submitted"`
-	Updated      time.Time `msgpack:"updated" json:"updated"`
+	RecordsFinal bool `msgpack:"final,omitempty" json:"records_final,omitempty"`
+	// RecordsOrphaned: the worker of the terminal attempt died after
+	// reporting the attempt's outcome and before publishing its
+	// "finished" event, so the collector ends the attempt's records from
+	// this state (Status, Error, Finished) instead.
+	RecordsOrphaned bool      `msgpack:"rorphan,omitempty" json:"records_orphaned,omitempty"`
+	Submitted       time.Time `msgpack:"submitted" json:"submitted"`
+	Updated         time.Time `msgpack:"updated" json:"updated"`
+	// Finished is when the run became terminal (the coordinator's clock).
+	Finished time.Time `msgpack:"finished,omitempty" json:"finished,omitzero"`
 	// TraceParent is the W3C traceparent of the submit span, so every
 	// attempt's spans join the run's one trace even when a RunRequest
 	// arrives without trace headers.

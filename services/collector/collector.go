@@ -151,11 +151,14 @@ func (c *Collector) Run(ctx context.Context) error {
 	ws := make([]*writer, c.opts.Writers)
 	var wg sync.WaitGroup
 	for i := range ws {
-		ws[i] = &writer{c: c, in: make(chan jetstream.Msg, writerQueue),
+		ws[i] = &writer{c: c, in: make(chan jetstream.Msg, writerQueue), ends: make(chan cluster.RunState, writerQueue),
 			ing: experiment.NewIngest(c.store, c.log), owners: newOwners(c.runs)}
 		wg.Go(func() { ws[i].run(ctx, wctx) })
 	}
+	var orphans sync.WaitGroup
+	orphans.Go(func() { c.watchOrphans(ctx, ws) })
 	c.fetch(ctx, ws)
+	orphans.Wait()
 	for _, w := range ws {
 		close(w.in)
 	}
@@ -211,6 +214,7 @@ func shard(run string, n int) int {
 type writer struct {
 	c      *Collector
 	in     chan jetstream.Msg
+	ends   chan cluster.RunState // orphaned attempts to end from their run state
 	ing    *experiment.Ingest
 	dec    batchDecoder
 	owners *owners // of the writer's runs
@@ -248,6 +252,10 @@ func (w *writer) run(ctx, wctx context.Context) {
 			case <-time.After(failBackoff):
 			}
 			failBackoff = min(2*failBackoff, 5*time.Second)
+		case st := <-w.ends:
+			if ctx.Err() == nil {
+				w.endFromState(wctx, st)
+			}
 		case <-tick.C:
 		}
 		if time.Since(lastSummary) >= c.opts.SummaryEvery {

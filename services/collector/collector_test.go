@@ -7,6 +7,7 @@ import (
 	"io"
 	"iter"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -713,4 +714,99 @@ func TestCollectorLateMetricsAfterFinished(t *testing.T) {
 		return nil
 	})
 	checkMetrics(t, st, "run-late", map[int][2]int64{1: {1, 30}})
+}
+
+// orphanRecords writes the run state the coordinator leaves when the
+// worker of w's attempt reported its end (status, at finished) and died
+// before publishing the "finished" event: terminal, RecordsOrphaned.
+func (w worker) orphanRecords(t *testing.T, status string, finished time.Time) {
+	t.Helper()
+	ctx := context.Background()
+	st, rev, err := cluster.GetState(ctx, w.e.runs, w.run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Status, st.Error, st.Finished, st.Updated, st.RecordsOrphaned = status, "", finished, finished.Add(time.Minute), true
+	b, _ := msgpack.Marshal(&st)
+	if _, err := w.e.runs.Update(ctx, cluster.RunKey(w.run), b, rev); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// finalNotices answers capi.final as a coordinator would and returns the
+// notices it got.
+func (e *env) finalNotices(t *testing.T) func() []cluster.FinalNotice {
+	t.Helper()
+	var mu sync.Mutex
+	var got []cluster.FinalNotice
+	reply, _ := cluster.Encode(cluster.TypeAPIReply, &cluster.APIReply{})
+	sub, err := e.nc.Subscribe(cluster.CollectorFinalSubject, func(m *nats.Msg) {
+		var n cluster.FinalNotice
+		if cluster.Decode(m.Data, cluster.TypeFinalNotice, &n) == nil {
+			mu.Lock()
+			got = append(got, n)
+			mu.Unlock()
+		}
+		_ = m.Respond(reply)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Unsubscribe() })
+	return func() []cluster.FinalNotice { mu.Lock(); defer mu.Unlock(); return slices.Clone(got) }
+}
+
+// TestCollectorEndsOrphanedRecords: the worker of an attempt reported its
+// outcome to the coordinator and died before publishing the "finished"
+// event; the coordinator marked the run's records orphaned. The collector
+// ends the attempt's records from the run state (status, the
+// coordinator's end time) after the attempt's events, and tells the
+// coordinator they are final. Where the "finished" event did get out, it
+// is applied first and the state changes nothing in the records.
+func TestCollectorEndsOrphanedRecords(t *testing.T) {
+	e := newEnv(t)
+	notices := e.finalNotices(t)
+	st := localStore(t)
+	e.start(t, st)
+
+	lost := worker{e: e, run: "run-orphan", attempt: 1}
+	lost.started(t)
+	lost.metrics(t, 1, 1, 10)
+	lost.metrics(t, 2, 11, 20)
+	ended := finishedAt(1).Add(time.Second)
+	lost.orphanRecords(t, cluster.StateSucceeded, ended)
+
+	late := worker{e: e, run: "run-orphan-late", attempt: 1}
+	late.started(t)
+	late.metrics(t, 1, 1, 20)
+	late.finished(t, "succeeded", 40, 20, "")
+	late.orphanRecords(t, cluster.StateSucceeded, ended)
+
+	for _, run := range []string{lost.run, late.run} {
+		s := waitSummary(t, st, run, 1)
+		if s.Status != experiment.StatusSucceeded || !s.Complete || s.Metrics["loss"].Count != 20 {
+			t.Errorf("%s: summary status %s, complete %v, loss count %d; want succeeded, true, 20", run, s.Status, s.Complete, s.Metrics["loss"].Count)
+		}
+	}
+	for run, want := range map[string]time.Time{lost.run: ended, late.run: finishedAt(1)} {
+		r, err := experiment.NewReader(st).GetRun(context.Background(), run)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !r.Started.Equal(startedAt(1)) || !r.Finished.Equal(want) {
+			t.Errorf("%s: run.json %v – %v; want %v – %v", run, r.Started, r.Finished, startedAt(1), want)
+		}
+	}
+	testutil.Eventually(t, 20*time.Second, func() error {
+		seen := map[cluster.FinalNotice]bool{}
+		for _, n := range notices() {
+			seen[n] = true
+		}
+		for _, run := range []string{lost.run, late.run} {
+			if !seen[cluster.FinalNotice{RunID: run, Attempt: 1, Status: cluster.StateSucceeded}] {
+				return fmt.Errorf("no records-final notice for %s attempt 1 (got %+v)", run, notices())
+			}
+		}
+		return nil
+	})
 }

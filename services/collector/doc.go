@@ -43,6 +43,18 @@
 // summary is rewritten. Values of earlier attempts past a later attempt's
 // resume step are kept and counted as superseded: see [experiment.Attempt].
 //
+// # Orphaned records
+//
+// A worker that dies after reporting an attempt's outcome to the
+// coordinator and before publishing its "finished" event would leave the
+// attempt's records open, and the run's RecordsFinal unset, for good. The
+// coordinator marks such a run RecordsOrphaned (it found the worker
+// dead); the collector watches the runs bucket for the mark, waits until
+// it has acked every event published before it (the attempt's records,
+// and a "finished" event that did get out, which then wins), ends the
+// attempt from the run state (its status, error and end time) through the
+// run's writer and sends capi.final.
+//
 // # Summaries
 //
 // Each writer rewrites run_summary.json of its runs with new records every

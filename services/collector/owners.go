@@ -70,35 +70,43 @@ type finalNotices struct {
 
 // notify sends a notice for every "finished" event with a terminal status
 // in items, which are durably written. It fails when a coordinator did
-// not answer (the items are then redelivered and notify tries again);
-// with no coordinator subscribed at all it logs and goes on.
+// not answer (the items are then redelivered and notify tries again).
 func (f *finalNotices) notify(ctx context.Context, items []item) error {
-	const op = "collector.final"
 	for _, it := range items {
 		ev, ok := it.v.(*cluster.RunEvent)
 		if !ok || ev.Kind != kindFinished || ev.Status == string(experiment.StatusInterrupted) {
 			continue
 		}
-		b, err := cluster.Encode(cluster.TypeFinalNotice, &cluster.FinalNotice{RunID: ev.RunID, Attempt: ev.Attempt, Status: ev.Status})
-		if err != nil {
+		if err := f.send(ctx, ev.RunID, ev.Attempt, ev.Status); err != nil {
 			return err
 		}
-		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		m, err := f.nc.RequestWithContext(rctx, cluster.CollectorFinalSubject, b)
-		cancel()
-		switch {
-		case errors.Is(err, nats.ErrNoResponders):
-			f.log.Warn("no coordinator to tell that a run's records are final", "run", ev.RunID, "attempt", ev.Attempt)
-			continue
-		case err != nil:
-			return errs.Wrap(errs.Cluster, op, err, "run %s", ev.RunID)
-		}
-		var r cluster.APIReply
-		if err := cluster.Decode(m.Data, cluster.TypeAPIReply, &r); err != nil {
-			f.log.Warn("undecodable answer to a records-final notice", "run", ev.RunID, "err", err)
-		} else if r.Error != "" {
-			f.log.Warn("the coordinator refused a records-final notice", "run", ev.RunID, "err", r.Error)
-		}
+	}
+	return nil
+}
+
+// send tells the coordinator that the records of run's attempt, which
+// ended status, are final. It fails when a coordinator did not answer;
+// with no coordinator subscribed at all it logs and goes on.
+func (f *finalNotices) send(ctx context.Context, run string, attempt int, status string) error {
+	b, err := cluster.Encode(cluster.TypeFinalNotice, &cluster.FinalNotice{RunID: run, Attempt: attempt, Status: status})
+	if err != nil {
+		return err
+	}
+	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	m, err := f.nc.RequestWithContext(rctx, cluster.CollectorFinalSubject, b)
+	cancel()
+	switch {
+	case errors.Is(err, nats.ErrNoResponders):
+		f.log.Warn("no coordinator to tell that a run's records are final", "run", run, "attempt", attempt)
+		return nil
+	case err != nil:
+		return errs.Wrap(errs.Cluster, "collector.final", err, "run %s", run)
+	}
+	var r cluster.APIReply
+	if err := cluster.Decode(m.Data, cluster.TypeAPIReply, &r); err != nil {
+		f.log.Warn("undecodable answer to a records-final notice", "run", run, "err", err)
+	} else if r.Error != "" {
+		f.log.Warn("the coordinator refused a records-final notice", "run", run, "err", r.Error)
 	}
 	return nil
 }

@@ -74,7 +74,13 @@
 // attempt it sends capi.final; the coordinator sets RecordsFinal. A run
 // that ends without an attempt left to report (cancelled while queued or
 // orphaned, attempts used up at a claim, a rejected request) is final at
-// once.
+// once. The collector ends an attempt's records on the worker's
+// "finished" event, which the worker publishes after the coordinator took
+// the outcome; when the liveness check finds the worker of a finished
+// run's last attempt dead while its records are not final, the worker
+// died in between, and the coordinator sets RecordsOrphaned: the collector
+// then ends the records from the run state and sends capi.final itself.
+// Every state records when the run became terminal (Finished).
 //
 // # Scaling out
 //

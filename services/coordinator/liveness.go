@@ -117,7 +117,9 @@ func (c *Coordinator) liveWorkers(ctx context.Context) (map[string]cluster.Worke
 }
 
 // orphanRuns marks orphaned every running run whose worker is not in
-// alive.
+// alive, and marks the records of a finished run orphaned when the worker
+// of its last attempt is not in alive before the collector said they are
+// final (see orphanRecords).
 func (c *Coordinator) orphanRuns(ctx context.Context, alive map[string]cluster.WorkerInfo) {
 	states, err := cluster.ListStates(ctx, c.kv)
 	if err != nil {
@@ -125,6 +127,10 @@ func (c *Coordinator) orphanRuns(ctx context.Context, alive map[string]cluster.W
 		return
 	}
 	for _, st := range states {
+		if cluster.Terminal(st.Status) {
+			c.orphanRecords(ctx, st, alive)
+			continue
+		}
 		if _, ok := alive[st.Worker]; ok || st.Status != cluster.StateRunning {
 			continue
 		}
@@ -142,6 +148,35 @@ func (c *Coordinator) orphanRuns(ctx context.Context, alive map[string]cluster.W
 		}
 		c.log.Warn("run orphaned: its worker's heartbeat expired", "run", st.RunID, "worker", worker, "attempt", attempt)
 	}
+}
+
+// orphanRecords sets RecordsOrphaned on a finished run whose records are
+// not final while the worker of its last attempt is dead: that worker
+// reported the attempt's outcome, then died before it published the
+// attempt's "finished" event, which would have ended the records and had
+// the collector send capi.final. The collector ends them from the run
+// state instead (and then sends capi.final), so RecordsFinal still comes.
+// A "finished" event that did get out is applied first: the collector
+// ends the records only once it has processed every event published
+// before it saw the mark.
+func (c *Coordinator) orphanRecords(ctx context.Context, st cluster.RunState, alive map[string]cluster.WorkerInfo) {
+	worker := st.Owner(st.Attempt)
+	if _, ok := alive[worker]; ok || worker == "" || st.RecordsFinal || st.RecordsOrphaned {
+		return
+	}
+	_, _, err := c.update(ctx, st.RunID, func(s *cluster.RunState) error {
+		if s.RecordsFinal || s.RecordsOrphaned || s.Attempt != st.Attempt || !cluster.Terminal(s.Status) {
+			return cluster.ErrStopUpdate
+		}
+		s.RecordsOrphaned = true
+		return nil
+	})
+	if err != nil {
+		c.log.Warn("marking a run's records orphaned failed", "run", st.RunID, "err", err)
+		return
+	}
+	c.log.Warn("run's records orphaned: its worker died before reporting the attempt's end to the collector; the collector ends them from the run state",
+		"run", st.RunID, "worker", worker, "attempt", st.Attempt, "status", st.Status)
 }
 
 // pruneFinished removes the states of runs that finished longer ago than

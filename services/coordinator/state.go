@@ -24,12 +24,17 @@ func (c *Coordinator) getState(ctx context.Context, id string) (cluster.RunState
 }
 
 // update changes a run's state by compare-and-set (cluster.UpdateState),
-// quarantining a malformed value first.
+// quarantining a malformed value first. It stamps Updated, and Finished
+// when the run becomes terminal.
 func (c *Coordinator) update(ctx context.Context, id string, mutate func(*cluster.RunState) error) (cluster.RunState, uint64, error) {
 	st, rev, err := cluster.UpdateState(ctx, c.kv, id, func(s *cluster.RunState) error {
+		was := s.Status
 		err := mutate(s)
 		if err == nil {
 			s.Updated = c.now()
+			if cluster.Terminal(s.Status) && !cluster.Terminal(was) {
+				s.Finished = s.Updated
+			}
 		}
 		return err
 	})

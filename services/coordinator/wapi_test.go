@@ -129,8 +129,10 @@ func TestHandBacksAndAttempts(t *testing.T) {
 }
 
 // TestOrphanedAndWorkers: a worker's heartbeat shows in `workers`; when it
-// expires, the coordinator marks the worker's running run orphaned; a
-// claim takes the orphaned run over.
+// expires, the coordinator marks the worker's running run orphaned, and
+// the records of a run it finished without the collector saying they are
+// final (it died before its "finished" event) orphaned too; a claim takes
+// the orphaned run over.
 func TestOrphanedAndWorkers(t *testing.T) {
 	e := startEnv(t, true)
 	ctx := context.Background()
@@ -138,6 +140,17 @@ func TestOrphanedAndWorkers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	finish := func(id string) {
+		e.ask(t, "w1", cluster.WOpClaim, cluster.WorkerRequest{RunID: id})
+		r := e.ask(t, "w1", cluster.WOpFinish, cluster.WorkerRequest{RunID: id, Attempt: 1, Outcome: &cluster.Outcome{Status: cluster.StateSucceeded}})
+		if r.State.Finished.IsZero() || !r.State.Finished.Equal(r.State.Updated) {
+			t.Errorf("finished run %+v; want Finished set to its last update", r.State)
+		}
+	}
+	unreported, final := e.submit(t), e.submit(t)
+	finish(unreported)
+	finish(final)
+	e.final(t, final, 1, cluster.StateSucceeded)
 	id := e.submit(t)
 	e.ask(t, "w1", cluster.WOpClaim, cluster.WorkerRequest{RunID: id})
 	beat := func() {
@@ -166,6 +179,12 @@ func TestOrphanedAndWorkers(t *testing.T) {
 	if ws, err := e.cli.Workers(ctx); err != nil || len(ws) != 0 {
 		t.Errorf("Workers after w1 fell silent = %+v, %v; want none", ws, err)
 	}
+	if st, err := e.cli.Status(ctx, unreported); err != nil || !st.RecordsOrphaned || st.RecordsFinal || st.Status != cluster.StateSucceeded {
+		t.Errorf("run w1 finished, records not final: %+v, %v; want succeeded, records orphaned", st, err)
+	}
+	if st, err := e.cli.Status(ctx, final); err != nil || st.RecordsOrphaned || !st.RecordsFinal {
+		t.Errorf("run w1 finished, records final: %+v, %v; want records final, not orphaned", st, err)
+	}
 	r := e.ask(t, "w2", cluster.WOpClaim, cluster.WorkerRequest{RunID: id})
 	if r.Action != cluster.ActionTrain || r.State.Status != cluster.StateRunning || r.State.Attempt != 2 || r.State.Worker != "w2" {
 		t.Errorf("claim of the orphaned run = %+v; want attempt 2 on w2", r)
@@ -179,30 +198,34 @@ func TestRecordsFinal(t *testing.T) {
 	e := startEnv(t, true)
 	ctx := context.Background()
 	id := e.submit(t)
-	notify := func(attempt int, status string) {
-		b, _ := cluster.Encode(cluster.TypeFinalNotice, &cluster.FinalNotice{RunID: id, Attempt: attempt, Status: status})
-		m, err := e.nc.Request(cluster.CollectorFinalSubject, b, 5*time.Second)
-		var r cluster.APIReply
-		if err == nil {
-			err = cluster.Decode(m.Data, cluster.TypeAPIReply, &r)
-		}
-		if err != nil || r.Error != "" {
-			t.Fatalf("final notice: %v %s", err, r.Error)
-		}
-	}
 	e.ask(t, "w1", cluster.WOpClaim, cluster.WorkerRequest{RunID: id})
-	notify(1, cluster.StateSucceeded) // not finished yet
+	e.final(t, id, 1, cluster.StateSucceeded) // not finished yet
 	if st, _ := e.cli.Status(ctx, id); st.RecordsFinal {
 		t.Errorf("records final while the run is running: %+v", st)
 	}
 	e.ask(t, "w1", cluster.WOpFinish, cluster.WorkerRequest{RunID: id, Attempt: 1, Outcome: &cluster.Outcome{Status: cluster.StateSucceeded, Step: 10}})
-	notify(2, cluster.StateSucceeded) // another attempt
+	e.final(t, id, 2, cluster.StateSucceeded) // another attempt
 	if st, _ := e.cli.Status(ctx, id); st.RecordsFinal {
 		t.Errorf("records final after a notice for attempt 2: %+v", st)
 	}
-	notify(1, cluster.StateSucceeded)
+	e.final(t, id, 1, cluster.StateSucceeded)
 	if st, _ := e.cli.Status(ctx, id); !st.RecordsFinal || st.Status != cluster.StateSucceeded || st.Step != 10 {
 		t.Errorf("after the notice: %+v; want succeeded at step 10 with records final", st)
+	}
+}
+
+// final sends the collector's notice that the records of run id's attempt
+// are final.
+func (e *env) final(t *testing.T, id string, attempt int, status string) {
+	t.Helper()
+	b, _ := cluster.Encode(cluster.TypeFinalNotice, &cluster.FinalNotice{RunID: id, Attempt: attempt, Status: status})
+	m, err := e.nc.Request(cluster.CollectorFinalSubject, b, 5*time.Second)
+	var r cluster.APIReply
+	if err == nil {
+		err = cluster.Decode(m.Data, cluster.TypeAPIReply, &r)
+	}
+	if err != nil || r.Error != "" {
+		t.Fatalf("final notice: %v %s", err, r.Error)
 	}
 }
 

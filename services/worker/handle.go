@@ -168,6 +168,7 @@ func (w *Worker) train(ctx context.Context, log *slog.Logger, msg jetstream.Msg,
 			status = reply.State.Status // e.g. a failure of a run being cancelled ends it cancelled
 		}
 	}
+	w.dieHook(log, spec, attempt)
 	span.SetAttributes(attribute.String("gorch.run.status", status), attribute.Int64("gorch.steps", res.Step))
 	if status == cluster.StateFailed {
 		span.SetStatus(codes.Error, res.Error)

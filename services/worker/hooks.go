@@ -1,11 +1,14 @@
 package worker
 
 import (
+	"log/slog"
 	"os"
 	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
+
+	"github.com/gorch/gorch/pkg/train"
 )
 
 // Test hooks: spec tags that make an attempt misbehave at a step, for the
@@ -25,6 +28,10 @@ const (
 	// before it writes the object, logging "test hook: paused" with its
 	// pid first.
 	HookPauseBeforeWrite = "gorch.test.pause_before_ckpt_write"
+	// HookDieAfterOutcome kills the worker (SIGKILL to itself) once the
+	// coordinator took the outcome of the attempt the value names ("1"),
+	// before the worker publishes the attempt's "finished" event.
+	HookDieAfterOutcome = "gorch.test.die_after_outcome"
 )
 
 // hookAt reports whether hook is set for this attempt at step.
@@ -62,6 +69,16 @@ func (s *ClusterSink) hook(step int64) {
 			keep = append(keep, b)
 		}
 	}
+}
+
+// dieHook runs HookDieAfterOutcome for attempt of a run with spec.
+func (w *Worker) dieHook(log *slog.Logger, spec *train.Spec, attempt int) {
+	if !w.hooks || spec == nil || spec.Tags[HookDieAfterOutcome] != strconv.Itoa(attempt) {
+		return
+	}
+	log.Warn("test hook: dying after the outcome was reported, before the finished event")
+	_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+	select {} // until the signal lands
 }
 
 // pauseHook runs HookPauseBeforeWrite for a checkpoint at step.

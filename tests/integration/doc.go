@@ -64,6 +64,11 @@
 //	TestFaultNATSClusterLeaderKill  F11: three nats-server processes, streams
 //	                    and buckets at replicas 3; the node leading RUNS and EVENTS
 //	                    is killed during a sweep and restarted: every run succeeds.
+//	TestFaultWorkerDiesBeforeFinishedEvent  a worker dies (test hook) after the
+//	                    coordinator took its attempt's outcome and before its
+//	                    "finished" event: the coordinator marks the records
+//	                    orphaned, the collector ends them from the run state and
+//	                    they become final, complete, with nothing lost.
 //	TestFaultBadMessages F8: malformed, unknown-version, wrong-type and
 //	                    no-state messages dead-lettered with reasons, an event of
 //	                    a run nobody claimed to dlq.forged; bad sweeps rejected;

@@ -19,6 +19,7 @@ import (
 
 	"github.com/gorch/gorch/internal/cluster"
 	"github.com/gorch/gorch/internal/testutil"
+	"github.com/gorch/gorch/pkg/experiment"
 	"github.com/gorch/gorch/services/worker"
 )
 
@@ -655,4 +656,45 @@ func (c *testCluster) checkTakeoverFenced(id, staleWorker string, total int) fen
 		t.Errorf("final resume point's object %s: %d bytes, %v; want %d", rp.Key, len(b), err, rp.Size)
 	}
 	return r
+}
+
+// TestFaultWorkerDiesBeforeFinishedEvent: a worker reports its attempt's
+// outcome to the coordinator (the run succeeds) and dies (test hook:
+// SIGKILL to itself) before it publishes the attempt's "finished" event,
+// which is what ends the records and makes the collector tell the
+// coordinator they are final. Once the worker's heartbeat expires, the
+// coordinator marks the run's records orphaned, the collector ends them
+// from the run state after the attempt's records, and the run's records
+// become final: the summary succeeded with every step, run.json ending
+// when the coordinator took the outcome, and nothing lost.
+func TestFaultWorkerDiesBeforeFinishedEvent(t *testing.T) {
+	c := startClusterSetup(t, hooksEnv, cluster.SetupOptions{WorkerTTL: 3 * time.Second}, "w1")
+	const steps = 300
+	id := c.submit(spec{Steps: steps, CkptEvery: 100, Seed: 11, Tags: map[string]string{worker.HookDieAfterOutcome: "1"}})
+	w1 := c.procByName("worker-w1")
+	if !w1.wait(90 * time.Second) {
+		t.Fatal("worker w1 still running 90s after the submit; its hook should have killed it")
+	}
+	st := c.state(id)
+	if st.Status != cluster.StateSucceeded || st.Attempt != 1 || st.RecordsFinal {
+		t.Fatalf("run after its worker died = %s, attempt %d, records final %v; want succeeded, attempt 1, records not final yet",
+			st.Status, st.Attempt, st.RecordsFinal)
+	}
+	t.Logf("worker w1 died (%v) after the coordinator took the outcome: run %s succeeded, records not final", w1.err, id)
+	c.waitRecordsFinal(60*time.Second, id)
+	st = c.waitTerminal(30*time.Second, id)[id]
+	if !st.RecordsOrphaned {
+		t.Errorf("run %s: records final, not marked orphaned: %+v; want the collector to have ended them from the state", id, st)
+	}
+	sum, err := experiment.NewReader(c.store).GetSummary(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Status != experiment.StatusSucceeded || !sum.Complete || sum.Metrics["train/loss"].Count != steps || !sum.Run.Finished.Equal(st.Finished) {
+		t.Errorf("summary: %s, complete %v, train/loss count %d, finished %v; want succeeded, complete, %d, %v (the coordinator's end)",
+			sum.Status, sum.Complete, sum.Metrics["train/loss"].Count, sum.Run.Finished, steps, st.Finished)
+	}
+	if r := c.check(); r.Succeeded != 1 {
+		t.Errorf("checker: %d succeeded; want 1", r.Succeeded)
+	}
 }

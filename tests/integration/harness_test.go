@@ -152,6 +152,7 @@ type testCluster struct {
 	client *coordinator.Client
 	store  experiment.Store
 	states *StateLog
+	setup  cluster.SetupOptions // what attach sets the cluster up with
 
 	// env returns extra environment variables for the process named name
 	// (nil: none).
@@ -175,7 +176,15 @@ func startCluster(t *testing.T, workers ...string) *testCluster {
 // "worker-<id>").
 func startClusterEnv(t *testing.T, env func(name string) []string, workers ...string) *testCluster {
 	t.Helper()
+	return startClusterSetup(t, env, cluster.SetupOptions{}, workers...)
+}
+
+// startClusterSetup is startClusterEnv with the streams and buckets set
+// up with o.
+func startClusterSetup(t *testing.T, env func(name string) []string, o cluster.SetupOptions, workers ...string) *testCluster {
+	t.Helper()
 	c := newTestCluster(t, env)
+	c.setup = o
 	ns, err := cluster.StartEmbedded(cluster.EmbeddedOptions{StoreDir: filepath.Join(c.dir, "nats"), Port: 0})
 	if err != nil {
 		t.Fatal(err)
@@ -245,7 +254,7 @@ func (c *testCluster) attach(url string, setup bool) {
 		t.Fatal(err)
 	}
 	if setup {
-		if _, err := cluster.Setup(ctx, c.js, cluster.SetupOptions{}); err != nil {
+		if _, err := cluster.Setup(ctx, c.js, c.setup); err != nil {
 			t.Fatal(err)
 		}
 	}
