@@ -157,12 +157,7 @@ list, one indented object for a run.`,
 				return err
 			}
 			if asJSON {
-				for _, st := range states {
-					if err := writeJSONLine(out, st); err != nil {
-						return err
-					}
-				}
-				return nil
+				return writeJSONLines(out, states)
 			}
 			tw := newTable(out)
 			row(tw, "RUN", "NAME", "STATUS", "PRIORITY", "ATTEMPT", "STEP", "WORKER", "RECORDS", "SUBMITTED")

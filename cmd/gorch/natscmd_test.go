@@ -187,7 +187,7 @@ func TestURLRedacted(t *testing.T) {
 func TestServiceWaitsForNATS(t *testing.T) {
 	t.Setenv("GORCH_NATS", "")
 	store := t.TempDir()
-	port := freePort(t)
+	port := testutil.FreePort(t)
 	// A cluster whose streams were set up before, as after a restart.
 	ns := startEmbeddedAt(t, store, port)
 	nc, err := cluster.Connect(ns.ClientURL(), cluster.ConnectOptions{})
@@ -233,7 +233,7 @@ func TestServiceWaitsForNATS(t *testing.T) {
 // goes away and the reconnect when it is back.
 func TestServiceLogsReconnect(t *testing.T) {
 	t.Setenv("GORCH_NATS", "")
-	store, port := t.TempDir(), freePort(t)
+	store, port := t.TempDir(), testutil.FreePort(t)
 	ns := startEmbeddedAt(t, store, port)
 	if _, err := runGorch(t, "setup", "--nats", "nats://127.0.0.1:"+strconv.Itoa(port)); err != nil {
 		t.Fatal(err)
@@ -246,16 +246,6 @@ func TestServiceLogsReconnect(t *testing.T) {
 	ns = startEmbeddedAt(t, store, port)
 	defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
 	waitLog(t, log, regexp.MustCompile(`msg="NATS reconnected" nats=nats://127\.0\.0\.1:\d+`))
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // startEmbeddedAt starts an embedded server on a given loopback port.

@@ -33,14 +33,19 @@ func row(w io.Writer, cells ...string) {
 	fmt.Fprintln(w, strings.Join(cells, "\t"))
 }
 
-// writeJSONLine writes v as one line of compact JSON (JSON Lines).
-func writeJSONLine(w io.Writer, v any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
+// writeJSONLines writes each of vs as one line of compact JSON (JSON
+// Lines).
+func writeJSONLines[T any](w io.Writer, vs []T) error {
+	for _, v := range vs {
+		b, err := json.Marshal(v)
+		if err != nil {
+			return err
+		}
+		if _, err := w.Write(append(b, '\n')); err != nil {
+			return err
+		}
 	}
-	_, err = w.Write(append(b, '\n'))
-	return err
+	return nil
 }
 
 // writeJSONIndent writes v as indented JSON followed by a newline.

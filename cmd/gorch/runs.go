@@ -88,12 +88,7 @@ logs. Metric columns show the last value logged; pick them with --metrics.`,
 			}
 			out := cmd.OutOrStdout()
 			if asJSON {
-				for _, s := range sums {
-					if err := writeJSONLine(out, s); err != nil {
-						return err
-					}
-				}
-				return nil
+				return writeJSONLines(out, sums)
 			}
 			if len(sums) == 0 {
 				fmt.Fprintf(cmd.ErrOrStderr(), "no runs in %s\n", so.name())

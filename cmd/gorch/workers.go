@@ -34,12 +34,7 @@ per line.`,
 				return err
 			}
 			if asJSON {
-				for _, w := range ws {
-					if err := writeJSONLine(out, w); err != nil {
-						return err
-					}
-				}
-				return nil
+				return writeJSONLines(out, ws)
 			}
 			tw := newTable(out)
 			row(tw, "WORKER", "HOST", "SLOTS", "BUSY", "MEMORY LIMIT", "RUNS", "LAST HEARTBEAT", "VERSION")

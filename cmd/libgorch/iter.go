@@ -83,31 +83,44 @@ type metricIter struct {
 	index map[string]int32
 }
 
+// openRunIter is the body of an export that opens an iterator over a run
+// of store handle h: it checks the out pointer it, resolves the run, and
+// sets *it to a handle of what open makes.
+func openRunIter(op string, h C.uint64_t, run *C.char, it *C.uint64_t, open func(ctx context.Context, rs *recordStore, id string) (any, error)) error {
+	if err := needOut(op, unsafe.Pointer(it)); err != nil {
+		return err
+	}
+	ctx := context.Background()
+	rs, id, err := storeRun(ctx, op, h, run)
+	if err != nil {
+		return err
+	}
+	v, err := open(ctx, rs, id)
+	if err != nil {
+		return err
+	}
+	*it = newHandle(v)
+	return nil
+}
+
 //export gorch_metrics_open
 func gorch_metrics_open(h C.uint64_t, run, names *C.char, it *C.uint64_t, errOut **C.char) C.int {
+	const op = "gorch.Run.metrics"
 	return guard(errOut, func() error {
-		const op = "gorch.Run.metrics"
-		if err := needOut(op, unsafe.Pointer(it)); err != nil {
-			return err
-		}
-		ctx := context.Background()
-		rs, id, err := storeRun(ctx, op, h, run)
-		if err != nil {
-			return err
-		}
-		m := &metricIter{pullIter: newPullIter(rs.rd.ReadMetrics(ctx, id)), index: map[string]int32{}}
-		if names != nil {
-			var list []string
-			if err := json.Unmarshal([]byte(C.GoString(names)), &list); err != nil {
-				return errs.Wrap(errs.Argument, op, err, "names")
+		return openRunIter(op, h, run, it, func(ctx context.Context, rs *recordStore, id string) (any, error) {
+			m := &metricIter{pullIter: newPullIter(rs.rd.ReadMetrics(ctx, id)), index: map[string]int32{}}
+			if names != nil {
+				var list []string
+				if err := json.Unmarshal([]byte(C.GoString(names)), &list); err != nil {
+					return nil, errs.Wrap(errs.Argument, op, err, "names")
+				}
+				m.want = map[string]bool{}
+				for _, n := range list {
+					m.want[n] = true
+				}
 			}
-			m.want = map[string]bool{}
-			for _, n := range list {
-				m.want[n] = true
-			}
-		}
-		*it = newHandle(m)
-		return nil
+			return m, nil
+		})
 	})
 }
 
@@ -163,17 +176,9 @@ func gorch_metrics_next(h C.uint64_t, cap C.int64_t, step *C.int64_t, name *C.in
 //export gorch_telemetry_open
 func gorch_telemetry_open(h C.uint64_t, run *C.char, it *C.uint64_t, errOut **C.char) C.int {
 	return guard(errOut, func() error {
-		const op = "gorch.Run.telemetry"
-		if err := needOut(op, unsafe.Pointer(it)); err != nil {
-			return err
-		}
-		ctx := context.Background()
-		rs, id, err := storeRun(ctx, op, h, run)
-		if err != nil {
-			return err
-		}
-		*it = newHandle(jsonPager(newPullIter(rs.rd.ReadTelemetry(ctx, id))))
-		return nil
+		return openRunIter("gorch.Run.telemetry", h, run, it, func(ctx context.Context, rs *recordStore, id string) (any, error) {
+			return jsonPager(newPullIter(rs.rd.ReadTelemetry(ctx, id))), nil
+		})
 	})
 }
 

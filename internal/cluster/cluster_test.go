@@ -41,20 +41,7 @@ func TestWireRoundTripAndRejects(t *testing.T) {
 }
 
 func TestSetupIdempotentOnEmbeddedServer(t *testing.T) {
-	ns, err := StartEmbedded(EmbeddedOptions{StoreDir: t.TempDir(), Port: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
-	nc, err := Connect("", ConnectOptions{Name: "test", InProcess: ns})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := embeddedJS(t)
 	ctx := context.Background()
 	for i := 0; i < 2; i++ {
 		res, err := Setup(ctx, js, SetupOptions{})

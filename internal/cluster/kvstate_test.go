@@ -6,24 +6,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/gorch/gorch/pkg/errs"
 )
 
 func TestStateHelpers(t *testing.T) {
-	ns, err := StartEmbedded(EmbeddedOptions{StoreDir: t.TempDir(), Port: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
-	nc, err := Connect("", ConnectOptions{Name: "test", InProcess: ns})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
+	js := embeddedJS(t)
 	ctx := context.Background()
 	if _, err := Setup(ctx, js, SetupOptions{}); err != nil {
 		t.Fatal(err)

@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/gorch/gorch/internal/cluster"
+	"github.com/gorch/gorch/internal/clustertest"
 )
 
 // TestQueueGaugesAfterPublish reads the queue gauges right after each
@@ -18,24 +19,8 @@ import (
 // machine); read from the stream's store it is exact. A fetched run moves
 // from pending to in flight, an acked one leaves both.
 func TestQueueGaugesAfterPublish(t *testing.T) {
-	ns, err := cluster.StartEmbedded(cluster.EmbeddedOptions{StoreDir: t.TempDir(), Port: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
-	nc, err := cluster.Connect("", cluster.ConnectOptions{InProcess: ns})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := clustertest.Start(t, -1, cluster.SetupOptions{}).JS
 	ctx := context.Background()
-	if _, err := cluster.Setup(ctx, js, cluster.SetupOptions{}); err != nil {
-		t.Fatal(err)
-	}
 	g := NewClusterGauges(js, 0)
 	check := func(what string, want map[string]float64) {
 		t.Helper()

@@ -6,7 +6,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -45,11 +44,7 @@ func StartVersityGW(tb testing.TB) *S3Server {
 		tb.Fatalf("versitygw not found in $PATH or %s; install it with: %s", ToolCache(), ToolInstall)
 	}
 	s := &S3Server{AccessKey: "gorchtest", SecretKey: "gorchtestsecret", Dir: tb.TempDir(), bin: bin}
-	port, err := freePort()
-	if err != nil {
-		tb.Fatalf("versitygw: no free port: %v", err)
-	}
-	s.Endpoint = "127.0.0.1:" + strconv.Itoa(port)
+	s.Endpoint = FreeAddr(tb)
 	tb.Cleanup(s.Stop)
 	s.start(tb)
 	return s
@@ -109,15 +104,6 @@ func (s *S3Server) start(tb testing.TB) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 type syncBuffer struct {

@@ -215,15 +215,7 @@ func (in *Ingest) Metrics(ctx context.Context, runID string, attempt int, seq, r
 	for i := range ms {
 		ms[i].Attempt = attempt // segment lines leave out the run
 	}
-	keep := ms
-	if stored := st.points[attempt]; stored != nil {
-		keep = ms[:0:0]
-		for _, m := range ms {
-			if _, dup := stored[pointKey{m.Step, m.Name}]; !dup {
-				keep = append(keep, m)
-			}
-		}
-	}
+	keep := unstored(ms, st.points[attempt], func(m Metric) pointKey { return pointKey{m.Step, m.Name} })
 	st.batches[bk] = struct{}{}
 	if len(keep) == 0 {
 		return nil
@@ -242,21 +234,29 @@ func (in *Ingest) Telemetry(ctx context.Context, runID string, attempt int, seq 
 	if _, dup := st.batches[bk]; dup {
 		return nil
 	}
-	keep := es
-	if st.spans != nil {
-		keep = es[:0:0]
-		for _, e := range es {
-			if _, dup := st.spans[spanKey{e.Name, e.Start.UnixNano(), e.Duration}]; !dup {
-				keep = append(keep, e)
-			}
-		}
-	}
+	keep := unstored(es, st.spans, func(e TelemetryEvent) spanKey { return spanKey{e.Name, e.Start.UnixNano(), e.Duration} })
 	st.batches[bk] = struct{}{}
 	if len(keep) == 0 {
 		return nil
 	}
 	st.dirty = true
 	return st.rec.telemetry.w.logAll(keep)
+}
+
+// unstored returns the items whose key is not in stored (the values found
+// in the store when the run was opened): items itself when stored is nil,
+// else a new slice.
+func unstored[T any, K comparable](items []T, stored map[K]struct{}, key func(T) K) []T {
+	if stored == nil {
+		return items
+	}
+	keep := items[:0:0]
+	for _, it := range items {
+		if _, dup := stored[key(it)]; !dup {
+			keep = append(keep, it)
+		}
+	}
+	return keep
 }
 
 // Checkpoint adds a checkpoint of an attempt to the run's artifacts,

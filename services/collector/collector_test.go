@@ -19,6 +19,7 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/gorch/gorch/internal/cluster"
+	"github.com/gorch/gorch/internal/clustertest"
 	"github.com/gorch/gorch/internal/testutil"
 	"github.com/gorch/gorch/pkg/errs"
 	"github.com/gorch/gorch/pkg/experiment"
@@ -34,32 +35,8 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	ns, err := cluster.StartEmbedded(cluster.EmbeddedOptions{StoreDir: t.TempDir(), Port: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	nc, err := cluster.Connect("", cluster.ConnectOptions{Name: "test", InProcess: ns})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		nc.Close()
-		ns.Shutdown()
-		ns.WaitForShutdown()
-	})
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	if _, err := cluster.Setup(ctx, js, cluster.SetupOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	runs, err := js.KeyValue(ctx, cluster.BucketRuns)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &env{nc: nc, js: js, runs: runs}
+	ns := clustertest.Start(t, -1, cluster.SetupOptions{})
+	return &env{nc: ns.NC, js: ns.JS, runs: ns.KV(t, cluster.BucketRuns)}
 }
 
 // testWorker is the worker id the tests publish events as.

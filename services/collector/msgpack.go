@@ -202,28 +202,20 @@ func (r *mpReader) uintN(n int) uint64 {
 	return binary.BigEndian.Uint64(p)
 }
 
-func (r *mpReader) mapLen() int {
-	c := r.byte1()
-	switch {
-	case c&0xf0 == 0x80:
-		return int(c & 0x0f)
-	case c == 0xde:
-		return int(r.uintN(2))
-	case c == 0xdf:
-		return r.length(r.uintN(4))
-	}
-	r.fail()
-	return 0
-}
+func (r *mpReader) mapLen() int   { return r.headerLen(0x80, 0xde, 0xdf) }
+func (r *mpReader) arrayLen() int { return r.headerLen(0x90, 0xdc, 0xdd) }
 
-func (r *mpReader) arrayLen() int {
+// headerLen reads the length of a map or array header: the fix form (fix
+// in the high nibble, the length in the low one), or the 16- or 32-bit
+// form (codes c16, c32).
+func (r *mpReader) headerLen(fix, c16, c32 byte) int {
 	c := r.byte1()
 	switch {
-	case c&0xf0 == 0x90:
+	case c&0xf0 == fix:
 		return int(c & 0x0f)
-	case c == 0xdc:
+	case c == c16:
 		return int(r.uintN(2))
-	case c == 0xdd:
+	case c == c32:
 		return r.length(r.uintN(4))
 	}
 	r.fail()

@@ -14,6 +14,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/gorch/gorch/internal/cluster"
+	"github.com/gorch/gorch/internal/clustertest"
+	"github.com/gorch/gorch/internal/testutil"
 	"github.com/gorch/gorch/pkg/errs"
 	"github.com/gorch/gorch/pkg/train"
 )
@@ -37,31 +39,10 @@ type env struct {
 // coordinator serving on it until the test ends.
 func startEnv(t *testing.T, withCoord bool) *env {
 	t.Helper()
-	ns, err := cluster.StartEmbedded(cluster.EmbeddedOptions{StoreDir: t.TempDir(), Port: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
-	nc, err := cluster.Connect("", cluster.ConnectOptions{Name: "test", InProcess: ns})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := cluster.Setup(context.Background(), js, cluster.SetupOptions{WorkerTTL: time.Second}); err != nil {
-		t.Fatal(err)
-	}
-	e := &env{nc: nc, js: js, cli: NewClient(nc)}
+	ns := clustertest.Start(t, -1, cluster.SetupOptions{WorkerTTL: time.Second})
+	e := &env{nc: ns.NC, js: ns.JS, cli: NewClient(ns.NC)}
 	if withCoord {
-		cnc, err := cluster.Connect("", cluster.ConnectOptions{Name: "coordinator", InProcess: ns})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(cnc.Close)
-		c, err := New(cnc, Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		c, err := New(ns.Connect(t, "coordinator", cluster.RoleCoordinator, ""), Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -75,18 +56,8 @@ func startEnv(t *testing.T, withCoord bool) *env {
 			}
 		})
 		// Wait until the coordinator's subscriptions are live.
-		deadline := time.Now().Add(5 * time.Second)
-		for {
-			if _, err := e.cli.List(context.Background()); err == nil {
-				break
-			} else if time.Now().After(deadline) {
-				t.Fatalf("coordinator not serving: %v", err)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-		if e.kv, err = js.KeyValue(context.Background(), cluster.BucketRuns); err != nil {
-			t.Fatal(err)
-		}
+		testutil.Eventually(t, 5*time.Second, func() error { _, err := e.cli.List(context.Background()); return err })
+		e.kv = ns.KV(t, cluster.BucketRuns)
 	}
 	return e
 }

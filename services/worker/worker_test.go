@@ -11,12 +11,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/gorch/gorch/internal/cluster"
+	"github.com/gorch/gorch/internal/clustertest"
 	"github.com/gorch/gorch/internal/testutil"
 	"github.com/gorch/gorch/pkg/experiment"
 	"github.com/gorch/gorch/services/coordinator"
@@ -32,7 +32,7 @@ type env struct {
 	cli   *coordinator.Client
 	store experiment.Store
 	dir   string // the store's directory
-	ns    *server.Server
+	ns    *clustertest.Server
 }
 
 func newEnv(t *testing.T) *env { return newEnvPort(t, -1) }
@@ -41,24 +41,10 @@ func newEnv(t *testing.T) *env { return newEnvPort(t, -1) }
 // port; -1: none, in-process clients only).
 func newEnvPort(t *testing.T, port int) *env {
 	t.Helper()
-	ns, err := cluster.StartEmbedded(cluster.EmbeddedOptions{StoreDir: t.TempDir(), Port: port})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
-	e := &env{t: t, ns: ns}
-	e.nc = e.connect("test", cluster.RoleClient)
-	if e.js, err = jetstream.New(e.nc); err != nil {
-		t.Fatal(err)
-	}
+	ns := clustertest.Start(t, port, cluster.SetupOptions{AckWait: 3 * time.Second})
+	e := &env{t: t, ns: ns, nc: ns.NC, js: ns.JS, runs: ns.KV(t, cluster.BucketRuns), dir: t.TempDir()}
 	ctx := context.Background()
-	if _, err := cluster.Setup(ctx, e.js, cluster.SetupOptions{AckWait: 3 * time.Second}); err != nil {
-		t.Fatal(err)
-	}
-	if e.runs, err = e.js.KeyValue(ctx, cluster.BucketRuns); err != nil {
-		t.Fatal(err)
-	}
-	e.dir = t.TempDir()
+	var err error
 	if e.store, err = experiment.NewLocalStore(e.dir); err != nil {
 		t.Fatal(err)
 	}
@@ -83,15 +69,7 @@ func quiet() *slog.Logger {
 }
 
 // connect opens an in-process connection as role (id for a worker).
-func (e *env) connect(id, role string) *nats.Conn {
-	e.t.Helper()
-	nc, err := cluster.Connect("", cluster.ConnectOptions{Name: id, InProcess: e.ns, InboxPrefix: cluster.InboxPrefix(role, id)})
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	e.t.Cleanup(nc.Close)
-	return nc
-}
+func (e *env) connect(id, role string) *nats.Conn { return e.ns.Connect(e.t, id, role, id) }
 
 // startWorker runs a worker until the returned stop is called; stop
 // waits for Run to return.

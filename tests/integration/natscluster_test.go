@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -34,16 +33,6 @@ type natsCluster struct {
 	nodes []*natsNode
 }
 
-func freeLoopbackPort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // startNATSCluster starts the three servers and waits until JetStream
 // answers through them.
 func startNATSCluster(c *testCluster) *natsCluster {
@@ -55,7 +44,7 @@ func startNATSCluster(c *testCluster) *natsCluster {
 	}
 	nc := &natsCluster{c: c}
 	for i := 1; i <= 3; i++ {
-		nc.nodes = append(nc.nodes, &natsNode{name: fmt.Sprintf("n%d", i), port: freeLoopbackPort(t), route: freeLoopbackPort(t),
+		nc.nodes = append(nc.nodes, &natsNode{name: fmt.Sprintf("n%d", i), port: testutil.FreePort(t), route: testutil.FreePort(t),
 			dir: filepath.Join(c.dir, fmt.Sprintf("nats-n%d", i))})
 	}
 	for i := range nc.nodes {

@@ -60,7 +60,7 @@ func startSecureNATS(t *testing.T) *secureNATS {
 	base := t.TempDir()
 	s.dir, s.log = filepath.Join(base, "deploy"), filepath.Join(base, "nats-server.log")
 	s.caFile = filepath.Join(s.dir, auth.TLSDir, "ca.pem")
-	addr := freeAddr(t)
+	addr := testutil.FreeAddr(t)
 	s.run("auth", "init", "--dir", s.dir, "--workers", "w1,w2", "--listen", addr,
 		"--tls-host", "127.0.0.1", "--jetstream-dir", filepath.Join(base, "jetstream"))
 	s.url = "tls://" + addr

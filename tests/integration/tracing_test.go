@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -42,7 +41,7 @@ func startJaeger(t *testing.T) *jaeger {
 	ports := map[string]string{}
 	var pairs []string
 	for _, p := range []string{"13133", "16686", "16685", "4317", "4318"} {
-		ports[p] = freeAddr(t)
+		ports[p] = testutil.FreeAddr(t)
 		pairs = append(pairs, "127.0.0.1:"+p, ports[p])
 	}
 	cfg = []byte(strings.NewReplacer(pairs...).Replace(string(cfg)))
@@ -97,16 +96,6 @@ func startJaeger(t *testing.T) *jaeger {
 		time.Sleep(50 * time.Millisecond)
 	}
 	return &jaeger{grpc: ports["4317"], http: ports["4318"], query: ports["16686"]}
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 // Jaeger's query API JSON (/api/traces), the parts the test reads.

@@ -19,6 +19,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gorch/gorch/internal/testutil"
 )
 
 // controlPlane is etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok
@@ -97,7 +99,7 @@ func (c *controlPlane) must(stdin []byte, args ...string) string {
 func startControlPlane(t *testing.T) *controlPlane {
 	c := &controlPlane{t: t, dir: t.TempDir()}
 	t.Cleanup(c.stop)
-	etcdPort, peerPort, apiPort := freePort(t), freePort(t), freePort(t)
+	etcdPort, peerPort, apiPort := testutil.FreePort(t), testutil.FreePort(t), testutil.FreePort(t)
 	c.start("etcd", tool(t, "etcd", "etcd", etcdVersion), "--data-dir", filepath.Join(c.dir, "etcd"),
 		"--listen-client-urls", fmt.Sprintf("http://127.0.0.1:%d", etcdPort),
 		"--advertise-client-urls", fmt.Sprintf("http://127.0.0.1:%d", etcdPort),

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -21,6 +20,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gorch/gorch/internal/testutil"
 )
 
 // The launcher runs rendered manifests as processes on this machine, doing what a kubelet,
@@ -245,7 +246,7 @@ func newLauncher(t *testing.T, objs []*object, bins map[string]string) *launcher
 				dir: filepath.Join(l.dir, name), ports: map[int]int{}, named: map[string]int{}, mounts: map[string]string{}}
 			for _, c := range p.spec.Containers {
 				for _, cp := range c.Ports {
-					p.ports[cp.ContainerPort] = freePort(t)
+					p.ports[cp.ContainerPort] = testutil.FreePort(t)
 					p.named[cp.Name] = cp.ContainerPort
 				}
 			}
@@ -325,15 +326,6 @@ func (p *pod) containerPort(port any) int {
 		return p.named[v]
 	}
 	return 0
-}
-
-func freePort(t testing.TB) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 var (
