@@ -29,7 +29,7 @@ rc=0
 GORCH_LIB=$lib GORCH_BIN=$PWD/.cache/gorch "$PYVENV/bin/python" -m pytest -q -p no:cacheprovider python/tests || rc=$?
 case $rc in
 0) ;;
-5) echo "pytest: no Python tests were collected" ;; # exit status 5: nothing to run is not a failure
+5) echo "pytest: no tests were collected from python/tests (exit status 5); the suite has tests, so this is a failure"; exit 1 ;;
 *) exit "$rc" ;;
 esac
 echo "== go test -tags k8s (deploy/k8s: helm, kustomize, kubeconform, a real API server, the manifests as processes, the image)"
