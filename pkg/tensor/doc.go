@@ -16,6 +16,14 @@
 // with [Scope.LayoutStats]; training gives each run its own scope and
 // persists the counters into the run's summary.
 //
+// # Memory reuse
+//
+// An operation's output gets fresh, zeroed memory unless its scope has an
+// [Arena] ([Scope.SetArena]): then the storage comes from the tensors of the
+// previous training step, freed together by [Arena.Reset], without the
+// clearing pass when the operation writes every element (matrix products,
+// linear and element-wise ops, [Tensor.Clone]). Training runs each step so.
+//
 // # Errors
 //
 // Functions return errors of the kinds in package errs: [errs.Layout] for an

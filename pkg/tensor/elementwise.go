@@ -20,7 +20,7 @@ func (u *unaryOp) apply(t *Tensor) (*Tensor, error) {
 	if err := check(u.stat, t); err != nil {
 		return nil, err
 	}
-	out := newContiguous(t.Scope(), t.shape)
+	out := newUninit(t.Scope(), t.shape)
 	dst, src, f := out.storage.data, t.storage.data, u.f
 	if u.fast != nil && t.IsContiguous() {
 		u.fast(dst, src[t.offset:t.offset+len(dst)])
@@ -219,7 +219,7 @@ func (b *binaryOp) apply(x, y *Tensor) (*Tensor, error) {
 	if _, err := checkShape(b.stat.name, shape); err != nil {
 		return nil, err
 	}
-	out := newContiguous(scopeOf(x, y), shape)
+	out := newUninit(scopeOf(x, y), shape)
 	b.into(out, x, y)
 	return out, nil
 }
@@ -339,7 +339,7 @@ func ReluBackward(g, x *Tensor) (*Tensor, error) {
 	if !EqualShape(g.shape, x.shape) {
 		return nil, errs.New(errs.Shape, s.name, "gradient of shape %v does not match input of shape %v", g.shape, x.shape)
 	}
-	out := newContiguous(scopeOf(g, x), x.shape)
+	out := newUninit(scopeOf(g, x), x.shape)
 	dst, gs, xs := out.storage.data, g.storage.data, x.storage.data
 	if g.IsContiguous() && x.IsContiguous() {
 		kernels.VecReluBackward(dst, gs[g.offset:g.offset+len(dst)], xs[x.offset:x.offset+len(dst)])
@@ -355,6 +355,7 @@ func ReluBackward(g, x *Tensor) (*Tensor, error) {
 			return
 		}
 		for i := range d {
+			d[i] = 0 // the storage may be recycled (newUninit)
 			if xs[xo] > 0 {
 				d[i] = gs[gi]
 			}

@@ -99,7 +99,7 @@ func Matmul(a, b *Tensor) (*Tensor, error) {
 	if _, err := checkShape("matmul", outShape); err != nil {
 		return nil, err
 	}
-	out := newContiguous(scopeOf(a, b), outShape)
+	out := newUninit(scopeOf(a, b), outShape) // every product writes its C with beta = 0
 	nb := 1
 	for _, d := range batch {
 		nb *= d
@@ -270,7 +270,7 @@ func linear(x, w, b *Tensor, relu bool) (*Tensor, error) {
 		return nil, errs.New(errs.Shape, "linear", "bias of shape %v does not match weight of shape %v", b.shape, w.shape)
 	}
 	outShape := append(append([]int(nil), x.shape[:len(x.shape)-1]...), outF)
-	out := newContiguous(scopeOf(x, w, b), outShape)
+	out := newUninit(scopeOf(x, w, b), outShape) // the GEMM writes C with beta = 0
 	rows := 1
 	for _, d := range x.shape[:len(x.shape)-1] {
 		rows *= d

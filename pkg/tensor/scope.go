@@ -18,6 +18,7 @@ import (
 type Scope struct {
 	counts [maxOps]opCount
 	noGrad atomic.Int32
+	arena  atomic.Pointer[Arena] // storages of new tensors; nil: fresh memory
 }
 
 // opCount holds one operation's counters in one scope; its methods do

@@ -77,13 +77,19 @@ func checkShape(op string, shape []int) (int, error) {
 
 // newContiguous allocates a zeroed contiguous tensor in scope sc; shape must
 // be valid. An operation passes scopeOf(its inputs).
-func newContiguous(sc *Scope, shape []int) *Tensor {
+func newContiguous(sc *Scope, shape []int) *Tensor { return newTensor(sc, shape, true) }
+
+// newUninit is newContiguous for an operation that writes every element of
+// its output: storage recycled by sc's arena is not cleared first.
+func newUninit(sc *Scope, shape []int) *Tensor { return newTensor(sc, shape, false) }
+
+func newTensor(sc *Scope, shape []int, zero bool) *Tensor {
 	n := 1
 	for _, d := range shape {
 		n *= d
 	}
 	sh := append([]int(nil), shape...)
-	return &Tensor{storage: &Storage{data: make([]float32, n), scope: sc}, shape: sh, strides: contiguousStrides(sh)}
+	return &Tensor{storage: &Storage{data: alloc(sc, n, zero), scope: sc}, shape: sh, strides: contiguousStrides(sh)}
 }
 
 // fromData wraps data (not copied) as a contiguous tensor in scope sc;

@@ -427,5 +427,11 @@ func (t *Tensor) Clone() (*Tensor, error) {
 	if err := check(statClone, t); err != nil {
 		return nil, err
 	}
-	return fromData(t.Scope(), t.ToSlice(), t.shape), nil
+	sc := t.Scope()
+	if !t.IsContiguous() {
+		return fromData(sc, t.copyData(), t.shape), nil
+	}
+	out := newUninit(sc, t.shape)
+	copy(out.storage.data, t.storage.data[t.offset:])
+	return out, nil
 }

@@ -120,8 +120,15 @@ func BenchmarkCNNStep(b *testing.B) {
 // benchSteps times full training steps (forward, cross-entropy, backward,
 // optimizer) of model on one batch and reports steps/s and steps/cpu-s.
 func benchSteps(b *testing.B, model nn.Module, opt optim.Optimizer, x, y *tensor.Tensor) {
+	// A scope with an arena, as Run's steps have.
+	scope, arena := tensor.NewScope(), tensor.NewArena()
+	nn.SetScope(model, scope)
+	scope.Adopt(x, y)
+	scope.SetArena(arena)
 	c0 := cpuTime()
 	for b.Loop() {
+		opt.ZeroGrad()
+		arena.Reset()
 		out, err := model.Forward(autograd.Const(x))
 		if err != nil {
 			b.Fatal(err)
@@ -130,7 +137,6 @@ func benchSteps(b *testing.B, model nn.Module, opt optim.Optimizer, x, y *tensor
 		if err != nil {
 			b.Fatal(err)
 		}
-		opt.ZeroGrad()
 		if err := loss.Backward(); err != nil {
 			b.Fatal(err)
 		}

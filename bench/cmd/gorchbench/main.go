@@ -97,6 +97,7 @@ func main() {
 	flag.BoolVar(&cfg.compile, "compile", true, "measure torch.compile (inductor, and gorch with -gorch-lib) training steps next to eager (torch only)")
 	flag.StringVar(&cfg.gorchLib, "gorch-lib", os.Getenv("GORCH_LIB"), "libgorch.so for the torch.compile(backend=\"gorch\") figures (bench/run.sh builds it); empty: none")
 	flag.BoolVar(&cfg.instructions, "instructions", true, "count instructions per training step (perf stat, else callgrind)")
+	flag.BoolVar(&useArena, "arena", os.Getenv("GORCH_BENCH_ARENA") != "0", "gorch training steps recycle their tensors' memory through a tensor.Arena, as gorch train does (GORCH_BENCH_ARENA=0: fresh memory, for an A/B)")
 	steps := flag.String("run-steps", "", "internal: run model_batch:n training steps and exit (the instruction counts' child)")
 	flag.Parse()
 	if *steps != "" {
@@ -302,6 +303,10 @@ func matmulPrep(n int) func() (func() error, float64, error) {
 	}
 }
 
+// useArena makes the training steps take their tensors' storages from a
+// tensor.Arena reset at the start of each step (pkg/train does the same).
+var useArena = true
+
 // trainPrep builds the model, Adam and a fixed synthetic batch; one step is
 // forward, cross-entropy, zero_grad, backward, Adam step.
 func trainPrep(model string, batch int) func() (func() error, float64, error) {
@@ -339,8 +344,19 @@ func trainPrep(model string, batch int) func() (func() error, float64, error) {
 				yd[i] = float32(i % 10)
 			}
 		}
+		// The run's scope, as in pkg/train: parameters and batch adopted,
+		// intermediate tensors from the arena.
+		scope := tensor.NewScope()
+		nn.SetScope(m, scope)
+		scope.Adopt(x, y)
+		var arena *tensor.Arena
+		if useArena {
+			arena = tensor.NewArena()
+			scope.SetArena(arena)
+		}
 		xv := autograd.Const(x)
 		step := func() error {
+			arena.Reset()
 			out, err := m.Forward(xv)
 			if err != nil {
 				return err
