@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"testing"
 
 	"github.com/gorch/gorch/pkg/errs"
@@ -236,5 +237,45 @@ func TestFusedReLUMatchesUnfused(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestFreshGradKept checks when a leaf keeps the gradient it is handed
+// instead of copying it: the weight and bias gradients of a linear op
+// (new products nothing else shares) are kept; a gradient passed through
+// a view op, or the caller's output gradient, is copied, so changing the
+// caller's tensor or another leaf's Grad leaves a Grad alone. Values are
+// checked against the products written out.
+func TestFreshGradKept(t *testing.T) {
+	x := Param(tn(t, []float32{1, 2, 3, 4, 5, 6}, 2, 3))
+	w := Param(tn(t, []float32{1, 0, -1, 2, 1, 0}, 2, 3))
+	b := Param(tn(t, []float32{0.5, -0.5}, 2))
+	y := ok(Linear(x, w, b))
+	g := tn(t, []float32{1, 2, 3, 4}, 2, 2)
+	if err := y.BackwardWith(BackwardOptions{Grad: g}); err != nil {
+		t.Fatal(err)
+	}
+	// dW = gᵀ·x, db = Σ_rows g, dx = g·w.
+	want := map[string][]float32{
+		"w": {13, 17, 21, 18, 24, 30},
+		"b": {4, 6},
+		"x": {5, 2, -1, 11, 4, -3},
+	}
+	for name, v := range map[string]*Variable{"w": w, "b": b, "x": x} {
+		if got := v.Grad.ToSlice(); !slices.Equal(got, want[name]) {
+			t.Errorf("%s.Grad = %v; want %v", name, got, want[name])
+		}
+	}
+
+	// A root that is a leaf's view: its gradient is the caller's tensor,
+	// which must be copied.
+	p := Param(tn(t, []float32{1, 2, 3, 4}, 4))
+	r := ok(Reshape(p, 2, 2))
+	if err := r.BackwardWith(BackwardOptions{Grad: g}); err != nil {
+		t.Fatal(err)
+	}
+	g.Data()[0] = 100
+	if got := p.Grad.ToSlice(); !slices.Equal(got, []float32{1, 2, 3, 4}) {
+		t.Errorf("p.Grad = %v after the caller changed its output gradient; want [1 2 3 4] (a copy)", got)
 	}
 }

@@ -81,6 +81,7 @@ type pass struct {
 	slots   map[*Variable][]*tensor.Tensor // incoming gradient per edge, in edge order
 	pending map[*Variable]int              // edges still to deliver
 	edge    map[*node][]int                // for each node input, its slot in the input's list
+	fresh   map[*tensor.Tensor]bool        // delivered gradients no one else shares (node.fresh)
 	ready   readyHeap
 	left    int // tasks not yet finished
 	err     error
@@ -94,6 +95,7 @@ func plan(root *Variable) *pass {
 		slots:   map[*Variable][]*tensor.Tensor{root: {nil}},
 		pending: map[*Variable]int{},
 		edge:    map[*node][]int{},
+		fresh:   map[*tensor.Tensor]bool{},
 	}
 	p.cond = sync.NewCond(&p.mu)
 	seen := map[*Variable]bool{root: true}
@@ -186,13 +188,19 @@ func (p *pass) execTask(v *Variable) (err error) {
 	p.mu.Lock()
 	slots := p.slots[v]
 	delete(p.slots, v)
+	// A sum of several slots is a new tensor; a single slot is unshared
+	// when a fresh node delivered it.
+	owned := len(slots) > 1 || p.fresh[slots[0]]
+	for _, s := range slots {
+		delete(p.fresh, s)
+	}
 	p.mu.Unlock()
 	g, err := sumSlots(slots)
 	if err != nil {
 		return err
 	}
 	if v.node == nil {
-		return accumulate(v, g)
+		return accumulate(v, g, owned)
 	}
 	grads, err := v.node.backward(g)
 	if err != nil {
@@ -216,6 +224,9 @@ func (p *pass) execTask(v *Variable) (err error) {
 			return errs.New(errs.Internal, v.node.op+".backward", "gradient of shape %v for input %d of shape %v", gi.Shape(), i, in.Data.Shape())
 		}
 		p.slots[in][idx[i]] = gi
+		if v.node.fresh {
+			p.fresh[gi] = true
+		}
 		if p.pending[in]--; p.pending[in] == 0 {
 			p.push(in)
 		}
@@ -235,10 +246,16 @@ func sumSlots(slots []*tensor.Tensor) (*tensor.Tensor, error) {
 	return g, nil
 }
 
-// accumulate adds g into leaf v's Grad, keeping Grad contiguous and owned.
-func accumulate(v *Variable, g *tensor.Tensor) error {
+// accumulate adds g into leaf v's Grad, keeping Grad contiguous and owned:
+// the first gradient is copied unless owned says nothing else shares it
+// and it is a whole contiguous storage, in which case it is kept.
+func accumulate(v *Variable, g *tensor.Tensor, owned bool) error {
 	var err error
 	if v.Grad == nil {
+		if owned && g.IsContiguous() && g.Offset() == 0 && g.Storage().Len() == g.Numel() {
+			v.Grad = g
+			return nil
+		}
 		v.Grad, err = g.Clone()
 		return err
 	}

@@ -83,7 +83,8 @@ func linear(x, w, b *Variable, relu bool) (*Variable, error) {
 	if err != nil {
 		return nil, err
 	}
-	return record(op, out, vs, func(g *tensor.Tensor) ([]*tensor.Tensor, error) {
+	// The gradients are new products and a new sum: fresh.
+	return freshGrads(record(op, out, vs, func(g *tensor.Tensor) ([]*tensor.Tensor, error) {
 		c := &calc{}
 		if relu {
 			g = c.do(tensor.ReluBackward(g, out))
@@ -103,7 +104,7 @@ func linear(x, w, b *Variable, relu bool) (*Variable, error) {
 			grads[2] = c.do(tensor.Sum(g2, []int{0}, false))
 		}
 		return grads, c.err
-	}), nil
+	})), nil
 }
 
 // Conv2d convolves x [N, C, H, W] with w [O, C, KH, KW] and adds b [O] (b may be nil).

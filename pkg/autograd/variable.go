@@ -27,6 +27,10 @@ type node struct {
 	seq      uint64
 	inputs   []*Variable // inputs that require grad, or nil in that position
 	backward func(g *tensor.Tensor) ([]*tensor.Tensor, error)
+	// fresh: every gradient backward returns is a new tensor that nothing
+	// else (another returned gradient, a saved tensor, g) shares, so a leaf
+	// can keep it as its Grad without a copy (see freshGrads).
+	fresh bool
 }
 
 var seqCounter atomic.Uint64
@@ -119,6 +123,17 @@ func record(op string, out *tensor.Tensor, inputs []*Variable, backward func(g *
 	}
 	v.requiresGrad = true
 	v.node = &node{op: op, seq: seqCounter.Add(1), inputs: ins, backward: backward}
+	return v
+}
+
+// freshGrads declares that v's backward returns only new, unshared
+// tensors (as PyTorch's AccumulateGrad steals a gradient nothing else
+// references): a leaf reached by one of them alone takes it as its Grad
+// instead of a copy. v is returned.
+func freshGrads(v *Variable) *Variable {
+	if v.node != nil {
+		v.node.fresh = true
+	}
 	return v
 }
 
