@@ -42,8 +42,10 @@
 // Log blocks while the channel is full (backpressure); TryLog never blocks
 // and counts what it drops. Records in a segment that failed to store are
 // counted as dropped too; Flush and Close return the first I/O error.
-// Metric lines are encoded by hand (strconv.AppendFloat/AppendInt into a
-// reused buffer), not with encoding/json per record.
+// Metric lines are encoded by hand into a reused buffer, not with
+// encoding/json per record; a value is written as strconv.AppendFloat's
+// shortest 'g' form (byte for byte, through a faster path for values of
+// up to 15 significant digits), so it reads back as the same float64.
 //
 // # Attempts
 //

@@ -3,7 +3,6 @@ package experiment
 import (
 	"context"
 	"encoding/json"
-	"math"
 	"strconv"
 	"time"
 )
@@ -88,7 +87,7 @@ func (e *metricEncoder) append(b []byte, m *Metric) []byte {
 		e.prefix = append(p, `,"step":`...)
 	}
 	b = append(b, e.prefix...)
-	b = strconv.AppendInt(b, m.Step, 10)
+	b = appendInt(b, m.Step)
 	b = append(b, e.name(m.Name)...)
 	b = appendJSONFloat(b, m.Value)
 	b = append(b, `,"time":"`...)
@@ -135,6 +134,31 @@ func (e *metricEncoder) appendTime(b []byte, t time.Time) []byte {
 	return append(b, d[:]...)
 }
 
+// appendInt is strconv.AppendInt(b, v, 10), two digits at a time.
+func appendInt(b []byte, v int64) []byte {
+	if v < 0 {
+		return strconv.AppendInt(b, v, 10)
+	}
+	var d [20]byte
+	i := len(d)
+	u := uint64(v)
+	for u >= 100 {
+		q := u / 100
+		r := u - q*100
+		i -= 2
+		d[i], d[i+1] = digitPairs[2*r], digitPairs[2*r+1]
+		u = q
+	}
+	if u >= 10 {
+		i -= 2
+		d[i], d[i+1] = digitPairs[2*u], digitPairs[2*u+1]
+	} else {
+		i--
+		d[i] = byte('0' + u)
+	}
+	return append(b, d[i:]...)
+}
+
 const digitPairs = "00010203040506070809" +
 	"10111213141516171819" +
 	"20212223242526272829" +
@@ -145,18 +169,6 @@ const digitPairs = "00010203040506070809" +
 	"70717273747576777879" +
 	"80818283848586878889" +
 	"90919293949596979899"
-
-func appendJSONFloat(b []byte, v float64) []byte {
-	switch {
-	case math.IsNaN(v):
-		return append(b, `"NaN"`...)
-	case math.IsInf(v, 1):
-		return append(b, `"+Inf"`...)
-	case math.IsInf(v, -1):
-		return append(b, `"-Inf"`...)
-	}
-	return strconv.AppendFloat(b, v, 'g', -1, 64)
-}
 
 // appendJSONString quotes s, taking a fast path for plain ASCII.
 func appendJSONString(b []byte, s string) []byte {

@@ -70,7 +70,7 @@ type config struct {
 	points     int // ingest: points per batch
 	out        string
 	only       string // "ingest": measure raw and ingest only
-	cpuProfile string // write a CPU profile of the measured repetitions here
+	cpuProfile string // write CPU profiles of the measured ingest phases here
 	log        io.Writer
 }
 
@@ -86,7 +86,7 @@ func main() {
 	flag.IntVar(&cfg.points, "points", 256, "ingest: metric points per batch")
 	flag.StringVar(&cfg.out, "o", "bench/cluster-results.json", "where to write the JSON results; empty: nowhere")
 	flag.StringVar(&cfg.only, "only", "", `"ingest": skip dispatch (for profiling the collector)`)
-	flag.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write a CPU profile of the measured repetitions (not the warm-up) to this file")
+	flag.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write a CPU profile of each measured ingest phase (first publish to last ack; not the warm-up) to this file, FILE.2, FILE.3, ... (go tool pprof FILE* merges them)")
 	flag.Parse()
 	if cfg.quick {
 		cfg.reps = 1
@@ -526,8 +526,9 @@ func ackTime(subj string) (time.Time, bool) {
 }
 
 // ingest publishes through EVENTS into the collector and waits until the
-// collector has acked every record.
-func ingest(e *env, cfg config) (ingestResult, error) {
+// collector has acked every record. A CPU profile of the timed section
+// goes to prof unless it is empty.
+func ingest(e *env, cfg config, prof string) (ingestResult, error) {
 	ids, msgs, err := encodeBatches(cfg)
 	if err != nil {
 		return ingestResult{}, err
@@ -553,6 +554,13 @@ func ingest(e *env, cfg config) (ingestResult, error) {
 	}
 	_ = sub.SetPendingLimits(-1, -1)
 	_ = e.nc.Flush()
+	stopProfile := func() {}
+	if prof != "" {
+		if stopProfile, err = startProfile(prof); err != nil {
+			_ = sub.Unsubscribe()
+			return ingestResult{}, err
+		}
+	}
 	cpu0, start := cpuTime(), time.Now()
 	perr := make(chan error, 1)
 	go func() {
@@ -561,12 +569,14 @@ func ingest(e *env, cfg config) (ingestResult, error) {
 	deadline := start.Add(5 * time.Minute)
 	for e.coll.Stats().Records < want {
 		if time.Now().After(deadline) {
+			stopProfile()
 			_ = sub.Unsubscribe()
 			return ingestResult{}, fmt.Errorf("ingest: collector wrote %d of %d records in 5 minutes", e.coll.Stats().Records-(want-int64(cfg.publishers*cfg.batches*cfg.points)), cfg.publishers*cfg.batches*cfg.points)
 		}
 		time.Sleep(time.Millisecond)
 	}
 	el, cpu := time.Since(start), cpuTime()-cpu0
+	stopProfile()
 	if err := <-perr; err != nil {
 		_ = sub.Unsubscribe()
 		return ingestResult{}, err
@@ -639,15 +649,8 @@ func run(cfg config) (map[string]any, error) {
 	if _, err := raw(e, wcfg); err != nil {
 		return nil, fmt.Errorf("warm-up: %w", err)
 	}
-	if _, err := ingest(e, wcfg); err != nil {
+	if _, err := ingest(e, wcfg, ""); err != nil {
 		return nil, fmt.Errorf("warm-up: %w", err)
-	}
-	if cfg.cpuProfile != "" {
-		stop, err := startProfile(cfg.cpuProfile)
-		if err != nil {
-			return nil, err
-		}
-		defer stop()
 	}
 	var sub, started, dp50, dp99, rawR, ing, lp50, lp99, ratio, rawCPU, ingCPU []float64
 	for rep := range cfg.reps {
@@ -661,7 +664,14 @@ func run(cfg config) (map[string]any, error) {
 		if err != nil {
 			return nil, err
 		}
-		in, err := ingest(e, cfg)
+		prof := ""
+		if cfg.cpuProfile != "" {
+			prof = cfg.cpuProfile
+			if rep > 0 {
+				prof += "." + strconv.Itoa(rep+1)
+			}
+		}
+		in, err := ingest(e, cfg, prof)
 		if err != nil {
 			return nil, err
 		}
