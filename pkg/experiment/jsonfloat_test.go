@@ -5,7 +5,9 @@ import (
 	"math"
 	"math/rand/v2"
 	"strconv"
+	"strings"
 	"testing"
+	"time"
 )
 
 // jsonFloatCases returns values for appendJSONFloat: edges, decimals with
@@ -130,6 +132,50 @@ func TestAppendInt(t *testing.T) {
 	for _, v := range vs {
 		if got, want := string(appendInt([]byte("x"), v)), "x"+strconv.FormatInt(v, 10); got != want {
 			t.Fatalf("appendInt(x, %d) = %s, want %s", v, got, want)
+		}
+	}
+}
+
+// TestMetricLines: the line encoder against lines built with strconv and
+// time.Format, over names long and short, escaped or not, more names than
+// its cache, attempts, steps, values and times of every size; each line
+// also reads back as the metric.
+func TestMetricLines(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 10))
+	names := []string{"loss", "acc", "", "x", `we"ird\name<é>`, strings.Repeat("n", 50), strings.Repeat("long/", 30), "lr", "grad_norm", "eval/acc"}
+	times := []time.Time{{}, time.Unix(0, 0), time.Unix(1700000000, 999999999), time.Date(9999, 12, 31, 23, 59, 50, 1, time.UTC),
+		time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC), time.Now()}
+	vals := jsonFloatCases()
+	var e metricEncoder
+	var buf []byte
+	for i := range 200000 {
+		m := Metric{Attempt: []int{1, 2, 1, 1 << 40, math.MaxInt64}[r.IntN(5)], Step: []int64{0, 7, -3, 123456, math.MaxInt64, math.MinInt64}[r.IntN(6)] + r.Int64N(1000),
+			Name: names[r.IntN(len(names))], Value: vals[r.IntN(len(vals))], Time: times[r.IntN(len(times))].Add(time.Duration(r.Int64N(3e9)))}
+		if r.IntN(3) == 0 {
+			buf = buf[:0:0] // no spare capacity
+		}
+		start := len(buf)
+		buf = e.append(buf, &m)
+		got := string(buf[start:])
+		name, _ := json.Marshal(m.Name)
+		val := strconv.FormatFloat(m.Value, 'g', -1, 64)
+		switch {
+		case math.IsNaN(m.Value):
+			val = `"NaN"`
+		case math.IsInf(m.Value, 1):
+			val = `"+Inf"`
+		case math.IsInf(m.Value, -1):
+			val = `"-Inf"`
+		}
+		want := `{"attempt":` + strconv.Itoa(m.Attempt) + `,"step":` + strconv.FormatInt(m.Step, 10) + `,"name":` + string(name) +
+			`,"value":` + val + `,"time":"` + m.Time.UTC().Format("2006-01-02T15:04:05.000000000Z") + `"}`
+		if got != want {
+			t.Fatalf("line %d = %s\nwant %s", i, got, want)
+		}
+		var back Metric
+		if err := json.Unmarshal(buf[start:], &back); err != nil || back.Step != m.Step || back.Name != m.Name || !back.Time.Equal(m.Time) ||
+			(math.Float64bits(back.Value) != math.Float64bits(m.Value) && !math.IsNaN(m.Value)) {
+			t.Fatalf("line %s reads back as %+v, %v", got, back, err)
 		}
 	}
 }
