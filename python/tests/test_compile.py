@@ -93,53 +93,56 @@ def test_explain_shows_no_fallback(fmnist_train, name, capsys):
     assert len(ex.partitions) >= 2 and "forward" in printed and "backward" in printed, printed
 
 
-def curves(make, batch, steps=200, backend=None, noise=0.0):
-    """Adam (lr 1e-3) on the same batches for an eager model and a twin,
-    compiled with backend or, with noise, eager with its gradients perturbed
-    by noise·max|g| (float32 rounding of the largest gradient for noise
-    1e-7). Returns both loss curves."""
+def curves(make, batch, backend, steps=200):
+    """Adam (lr 1e-3) on the same batches for three copies of one model:
+    eager in float64 (the reference), eager in float32, and compiled with
+    backend. Returns the three loss curves, one row per step."""
     eager, model = pair(make)
-    twin = torch.compile(model, backend=backend) if backend else model
-    opts = [torch.optim.Adam(m.parameters(), lr=1e-3) for m in (eager, model)]
-    g = torch.Generator().manual_seed(5)
+    ref = copy.deepcopy(eager).double()
+    models = (ref, eager, torch.compile(model, backend=backend))
+    opts = [torch.optim.Adam(m.parameters(), lr=1e-3) for m in (ref, eager, model)]
     out = []
     for i in range(steps):
         x, y = batch(i)
-        got = []
-        for m, opt in zip((eager, twin), opts):
+        row = []
+        for m, opt in zip(models, opts):
             opt.zero_grad()
-            _, loss = m(x, y)
+            xi = x.double() if m is ref and x.is_floating_point() else x
+            _, loss = m(xi, y)
             loss.backward()
-            if m is twin and noise:
-                for p in model.parameters():
-                    p.grad.add_(noise * p.grad.abs().max() * torch.randn(p.grad.shape, generator=g))
             opt.step()
-            got.append(loss.item())
-        out.append(got)
+            row.append(loss.item())
+        out.append(row)
     return out
 
 
-def max_rel(curve):
-    return max(abs(b - a) / abs(a) for a, b in curve)
+def max_rel(curve, a, b):
+    return max(abs(r[b] - r[a]) / abs(r[a]) for r in curve)
 
 
 @pytest.mark.parametrize("name", ["mlp", "lenet", "gpt"])
 def test_200_adam_steps_track_eager(fmnist_train, name):
     """The target is a relative loss difference of at most 1e-3 over 200
-    steps. ReLU networks cannot promise that: once a pre-activation sits
-    within rounding of 0, one ReLU (or max-pool choice) flips, and the
-    trajectory moves to a neighbouring one. So the bound is 1e-3 or twice
-    eager PyTorch's own divergence when its gradients carry float32
-    rounding noise (1e-7·max|g|), whichever is larger; both are printed."""
+    steps. Two float32 runs cannot promise that against each other: Adam
+    turns a rounding difference in a near-zero gradient into a full step,
+    one ReLU (or max-pool choice) flips, and the trajectory moves to a
+    neighbouring one (eager PyTorch against itself with its gradients
+    perturbed by 1e-6·max|g| differs by ~1e-2 after 200 steps on the MLP).
+    So, as torch._dynamo's accuracy check does with its fp64 reference,
+    both float32 runs are measured against eager PyTorch in float64: the
+    backend's curve must stay within 1e-3 of it, or within twice eager
+    float32's own distance from it, whichever is larger. Every distance is
+    printed (on an Intel Xeon with MKL: MLP gorch 3e-7, eager float32 6e-2
+    from float64)."""
     make, batch = cases(fmnist_train)[name]
     be = gc.Backend()
-    got = curves(make, batch, backend=be)
-    ref = curves(make, batch, noise=1e-7)
-    worst, self_worst = max_rel(got), max_rel(ref)
-    print(f"\n{name}: loss {got[0][0]:.4f} -> {got[-1][0]:.4f} (eager) / {got[-1][1]:.4f} (gorch); max relative "
-          f"difference over 200 Adam steps {worst:.2e} (eager vs eager with float32 gradient noise: {self_worst:.2e})")
-    assert got[-1][0] < 0.8 * got[0][0], "the model did not learn"
-    assert worst <= max(1e-3, 2 * self_worst)
+    got = curves(make, batch, be)
+    gorch64, eager64, gorch32 = max_rel(got, 0, 2), max_rel(got, 0, 1), max_rel(got, 1, 2)
+    print(f"\n{name}: loss {got[0][0]:.4f} -> {got[-1][0]:.4f} (float64) / {got[-1][1]:.4f} (eager) / "
+          f"{got[-1][2]:.4f} (gorch); max relative difference over 200 Adam steps from eager float64: "
+          f"gorch {gorch64:.2e}, eager float32 {eager64:.2e}; gorch from eager float32 {gorch32:.2e}")
+    assert got[-1][2] < 0.8 * got[0][2], "the model did not learn on gorch"
+    assert gorch64 <= max(1e-3, 2 * eager64)
     assert_on_gorch(be)
 
 
