@@ -79,23 +79,8 @@ func appendShortest(b []byte, neg bool, m uint64, k int) []byte {
 		m /= 10
 		k--
 	}
-	var db [16]byte // m's digits, right-aligned
-	i := len(db)
-	for m >= 100 {
-		q := m / 100
-		r := m - q*100
-		i -= 2
-		db[i], db[i+1] = digitPairs[2*r], digitPairs[2*r+1]
-		m = q
-	}
-	if m >= 10 {
-		i -= 2
-		db[i], db[i+1] = digitPairs[2*m], digitPairs[2*m+1]
-	} else {
-		i--
-		db[i] = byte('0' + m)
-	}
-	d := db[i:]
+	var db [20]byte // m's digits, right-aligned
+	d := db[putDigits(&db, m):]
 	nd := len(d)
 	dp := nd - k // digits before the decimal point (≤ 0: zeros after it)
 	var ob [48]byte

@@ -140,8 +140,13 @@ func appendInt(b []byte, v int64) []byte {
 		return strconv.AppendInt(b, v, 10)
 	}
 	var d [20]byte
+	return append(b, d[putDigits(&d, uint64(v)):]...)
+}
+
+// putDigits writes u's decimal digits right-aligned into d, two at a time,
+// and returns the index of the first.
+func putDigits(d *[20]byte, u uint64) int {
 	i := len(d)
-	u := uint64(v)
 	for u >= 100 {
 		q := u / 100
 		r := u - q*100
@@ -156,7 +161,7 @@ func appendInt(b []byte, v int64) []byte {
 		i--
 		d[i] = byte('0' + u)
 	}
-	return append(b, d[i:]...)
+	return i
 }
 
 const digitPairs = "00010203040506070809" +
