@@ -73,10 +73,23 @@ func (s ConvShape) segment(seg int) (out, in int) {
 }
 
 // threadsOf is the goroutine cap of be (0: GOMAXPROCS).
-func threadsOf(be Backend) int {
+func threadsOf(be Backend) int { return Threads(be) }
+
+// Threads returns how many goroutines be may use per call: GOMAXPROCS, or
+// less where [WithThreads] capped it. Engine code that runs work in
+// parallel outside GEMMs follows it, so one thread count (the host's, for
+// libgorch) caps all of gorch.
+func Threads(be Backend) int {
 	w := runtime.GOMAXPROCS(0)
-	if p, ok := be.(*packedBackend); ok && p.threads > 0 {
-		w = min(w, p.threads)
+	switch b := be.(type) {
+	case *packedBackend:
+		if b.threads > 0 {
+			w = min(w, b.threads)
+		}
+	case goBackend:
+		if b.threads > 0 {
+			w = min(w, b.threads)
+		}
 	}
 	return w
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"sync"
 
 	"github.com/gorch/gorch/pkg/errs"
 	"github.com/gorch/gorch/pkg/tensor"
@@ -19,6 +20,15 @@ type Plan struct {
 	steps   []step
 	slots   int
 	random  bool
+	// arenas holds the scopes of RunWith, each with a tensor.Arena that
+	// keeps the storages of one run for the next (one per concurrent run).
+	arenas sync.Pool
+}
+
+// arenaScope is a scope whose operations allocate from its arena.
+type arenaScope struct {
+	scope *tensor.Scope
+	arena *tensor.Arena
 }
 
 // step runs one node into its slot and then drops the slots whose last
@@ -160,6 +170,33 @@ func (p *Plan) Random() bool { return p.random }
 // returns its outputs, of the declared shapes (not necessarily their
 // strides). seed seeds the random operators.
 func (p *Plan) Run(inputs []*tensor.Tensor, seed uint64) ([]*tensor.Tensor, error) {
+	return p.run(inputs, seed)
+}
+
+// RunWith executes the plan like Run and hands its outputs to consume,
+// which must be done with them when it returns: the run's intermediate
+// tensors and outputs live in storages the plan recycles for the next run
+// (a tensor.Arena), so a plan run repeatedly allocates nothing after its
+// first runs and leaves no garbage. The inputs join the run's tensor scope
+// (tensor.Scope.Adopt) for the duration; pass tensors made for this call.
+// RunWith returns consume's error.
+func (p *Plan) RunWith(inputs []*tensor.Tensor, seed uint64, consume func(outs []*tensor.Tensor) error) error {
+	as, _ := p.arenas.Get().(*arenaScope)
+	if as == nil {
+		as = &arenaScope{scope: tensor.NewScope(), arena: tensor.NewArena()}
+		as.scope.SetArena(as.arena)
+	}
+	defer p.arenas.Put(as)
+	as.arena.Reset()
+	as.scope.Adopt(inputs...)
+	outs, err := p.run(inputs, seed)
+	if err != nil {
+		return err
+	}
+	return consume(outs)
+}
+
+func (p *Plan) run(inputs []*tensor.Tensor, seed uint64) ([]*tensor.Tensor, error) {
 	const op = "plan.Run"
 	if len(inputs) != len(p.inputs) {
 		return nil, errs.New(errs.Argument, op, "%d inputs; the plan takes %d", len(inputs), len(p.inputs))

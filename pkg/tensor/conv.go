@@ -3,7 +3,6 @@ package tensor
 import (
 	"math"
 	"math/bits"
-	"runtime"
 	"sync"
 
 	"github.com/gorch/gorch/internal/kernels"
@@ -221,10 +220,10 @@ func (g *window) col2im(cols, gx []float32, ld, off int) {
 	}
 }
 
-// parallelChunks runs fn(i) for i in [0, n) on up to GOMAXPROCS goroutines
+// parallelChunks runs fn(i) for i in [0, n) on up to workers() goroutines
 // when the total work (in multiply-adds) is large enough to pay for them.
 func parallelChunks(n int, work float64, fn func(i int)) {
-	if n <= 1 || work < 1<<17 || runtime.GOMAXPROCS(0) == 1 {
+	if n <= 1 || work < 1<<17 || workers() == 1 {
 		for i := 0; i < n; i++ {
 			fn(i)
 		}
@@ -238,7 +237,7 @@ func parallelChunks(n int, work float64, fn func(i int)) {
 // cores, so goroutines are not nested.
 func gemmBackend(chunks int) kernels.Backend {
 	be := kernels.Default()
-	if chunks >= runtime.GOMAXPROCS(0) {
+	if chunks >= workers() {
 		be = kernels.WithThreads(be, 1)
 	}
 	return be
@@ -300,7 +299,7 @@ func conv2d(x, w, b *Tensor, opt Conv2dOptions, relu bool) (*Tensor, error) {
 // im2col matrix, grouped samples per GEMM.
 func (g *window) im2colForward(xd, wd, bias, od []float32, o int) {
 	K, L := g.c*g.kh*g.kw, g.oh*g.ow
-	chunks := min(g.n, runtime.GOMAXPROCS(0))
+	chunks := min(g.n, workers())
 	per := (g.n + chunks - 1) / chunks
 	chunks = (g.n + per - 1) / per
 	be := gemmBackend(chunks)

@@ -1,7 +1,6 @@
 package tensor
 
 import (
-	"runtime"
 	"sync"
 
 	"github.com/gorch/gorch/internal/kernels"
@@ -212,10 +211,10 @@ func gemm2(be kernels.Backend, a, b *Tensor, c []float32, ldc int, beta float32)
 	be.Sgemm(am.trans, bm.trans, m, n, k, 1, am.data, am.ld, bm.data, bm.ld, beta, c, ldc)
 }
 
-// parallelFor calls fn(i) for i in [0, n) on up to GOMAXPROCS goroutines,
+// parallelFor calls fn(i) for i in [0, n) on up to workers() goroutines,
 // each taking a contiguous share.
 func parallelFor(n int, fn func(i int)) {
-	w := min(runtime.GOMAXPROCS(0), n)
+	w := min(workers(), n)
 	if w <= 1 {
 		for i := 0; i < n; i++ {
 			fn(i)
@@ -236,6 +235,11 @@ func parallelFor(n int, fn func(i int)) {
 	}
 	wg.Wait()
 }
+
+// workers is how many goroutines an operation may use: GOMAXPROCS, or the
+// thread cap of the default kernel backend (gorch_set_num_threads and
+// benchmarks' thread counts set it) when lower.
+func workers() int { return kernels.Threads(kernels.Default()) }
 
 // Linear returns x·wᵀ + b for x [..., in], w [out, in] and b [out] or nil.
 // w is passed to the GEMM transposed, never copied when its rows or columns
