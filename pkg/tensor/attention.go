@@ -231,13 +231,18 @@ func ScaledDotProductAttention(q, k, v *Tensor, opt AttentionOptions) (out, lse 
 		w := a.width(r)
 		m := math.Inf(-1)
 		for _, x := range row[:w] {
-			m = math.Max(m, float64(x)*a.scale)
+			if v := float64(x) * a.scale; v > m || math.IsNaN(v) {
+				m = v
+			}
 		}
+		// The exponentials in float32 (expf, within about 1 ulp, as
+		// PyTorch computes them), their sum in float64: float64 math.Exp
+		// was most of the GPT attention's time outside its GEMMs.
 		var sum float64
 		for j, x := range row[:w] {
-			e := math.Exp(float64(x)*a.scale - m)
-			sum += e
-			row[j] = float32(e)
+			e := expf(float32(float64(x)*a.scale - m))
+			sum += float64(e)
+			row[j] = e
 		}
 		inv := 1 / sum
 		for j := range row[:w] {
@@ -287,7 +292,7 @@ func ScaledDotProductAttentionBackward(g, q, k, v, out, lse *Tensor, opt Attenti
 		prow, drow := pd[r*a.s:(r+1)*a.s], dd[r*a.s:(r+1)*a.s]
 		w := a.width(r)
 		for j := range prow[:w] {
-			pr := math.Exp(float64(prow[j])*a.scale - float64(ld[r]))
+			pr := float64(expf(float32(float64(prow[j])*a.scale - float64(ld[r]))))
 			prow[j] = float32(pr)
 			drow[j] = float32(pr * (float64(drow[j]) - delta) * a.scale)
 		}
