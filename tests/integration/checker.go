@@ -274,23 +274,16 @@ func Gather(ctx context.Context, js jetstream.JetStream, store experiment.Store,
 	if err != nil {
 		return nil, err
 	}
-	for {
-		batch, err := cons.Fetch(256, jetstream.FetchMaxWait(300*time.Millisecond))
-		if err != nil {
-			return nil, err
+	err = drain(ctx, cons, func(m jetstream.Msg) error {
+		var ev cluster.CheckpointEvent
+		if err := cluster.Decode(m.Data(), cluster.TypeCheckpoint, &ev); err != nil {
+			return fmt.Errorf("checkpoint event on %s: %w", m.Subject(), err)
 		}
-		n := 0
-		for m := range batch.Messages() {
-			n++
-			var ev cluster.CheckpointEvent
-			if err := cluster.Decode(m.Data(), cluster.TypeCheckpoint, &ev); err != nil {
-				return nil, fmt.Errorf("checkpoint event on %s: %w", m.Subject(), err)
-			}
-			obs.CkptEvents = append(obs.CkptEvents, ev)
-		}
-		if n == 0 {
-			break
-		}
+		obs.CkptEvents = append(obs.CkptEvents, ev)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 
 	keys, err := store.List(ctx, "runs/")
@@ -469,4 +462,35 @@ func Pivot(ms []experiment.Metric) (map[int64]map[string]float64, error) {
 		row[m.Name] = m.Value
 	}
 	return out, nil
+}
+
+// drain hands each message cons has to each, in order, until the consumer
+// has nothing pending. An empty fetch is not the end: a stream whose leader
+// moved, or a loaded machine, can take longer than one fetch's wait to
+// deliver (the checker once stopped early there and reported checkpoints
+// as missing that it had not read).
+func drain(ctx context.Context, cons jetstream.Consumer, each func(jetstream.Msg) error) error {
+	for {
+		batch, err := cons.Fetch(256, jetstream.FetchMaxWait(300*time.Millisecond))
+		if err != nil {
+			return err
+		}
+		n := 0
+		for m := range batch.Messages() {
+			n++
+			if err := each(m); err != nil {
+				return err
+			}
+		}
+		if n > 0 {
+			continue
+		}
+		info, err := cons.Info(ctx)
+		if err != nil {
+			return err
+		}
+		if info.NumPending == 0 {
+			return nil
+		}
+	}
 }

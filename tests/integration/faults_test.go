@@ -46,24 +46,18 @@ func (c *testCluster) ckptEvents(id string) []cluster.CheckpointEvent {
 		c.t.Fatal(err)
 	}
 	var out []cluster.CheckpointEvent
-	for {
-		batch, err := cons.Fetch(256, jetstream.FetchMaxWait(300*time.Millisecond))
-		if err != nil {
-			c.t.Fatal(err)
+	err = drain(ctx, cons, func(m jetstream.Msg) error {
+		var ev cluster.CheckpointEvent
+		if err := cluster.Decode(m.Data(), cluster.TypeCheckpoint, &ev); err != nil {
+			return err
 		}
-		n := 0
-		for m := range batch.Messages() {
-			n++
-			var ev cluster.CheckpointEvent
-			if err := cluster.Decode(m.Data(), cluster.TypeCheckpoint, &ev); err != nil {
-				c.t.Fatal(err)
-			}
-			out = append(out, ev)
-		}
-		if n == 0 {
-			return out
-		}
+		out = append(out, ev)
+		return nil
+	})
+	if err != nil {
+		c.t.Fatal(err)
 	}
+	return out
 }
 
 // restartNATS shuts the embedded server down, waits down, and starts a
