@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/gorch/gorch/internal/cputime"
 )
 
 func randSlice(r *rand.Rand, n int) []float32 {
@@ -249,7 +251,7 @@ func BenchmarkSgemm(b *testing.B) {
 				x, y, z := randSlice(r, n*n), randSlice(r, n*n), make([]float32, n*n)
 				be.Sgemm(false, false, n, n, n, 1, x, n, y, n, 0, z, n) // warm the pools
 				b.ResetTimer()
-				c0 := cpuTime()
+				c0 := cputime.Process()
 				for range b.N {
 					be.Sgemm(false, false, n, n, n, 1, x, n, y, n, 0, z, n)
 				}
@@ -280,7 +282,7 @@ func BenchmarkFMAPeak(b *testing.B) {
 			const iters = 1 << 20
 			p := runtime.GOMAXPROCS(0)
 			b.ResetTimer()
-			c0 := cpuTime()
+			c0 := cputime.Process()
 			for range b.N {
 				var wg sync.WaitGroup
 				for range p {
@@ -300,7 +302,7 @@ func BenchmarkFMAPeak(b *testing.B) {
 // ran, which on a shared machine is steadier than the wall-clock figure.
 func reportFlops(b *testing.B, flops float64, cpu0 time.Duration) {
 	b.ReportMetric(flops/b.Elapsed().Seconds()/1e9, "GFLOP/s")
-	if c := cpuTime() - cpu0; c > 0 && cpu0 > 0 {
+	if c := cputime.Process() - cpu0; c > 0 && cpu0 > 0 {
 		b.ReportMetric(flops/c.Seconds()/1e9, "GFLOP/s/cpu-thread")
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/gorch/gorch/internal/cputime"
 )
 
 // BenchmarkKernel measures a micro-kernel alone on L1-resident packed
@@ -24,7 +26,7 @@ func BenchmarkKernel(b *testing.B) {
 			for i := range pb {
 				pb[i] = 1e-3
 			}
-			c0 := cpuTime()
+			c0 := cputime.Process()
 			for range b.N {
 				be.kernel(k, &pa[0], &pb[0], &c[0], be.nr, 1)
 			}
@@ -117,7 +119,7 @@ func BenchmarkSgemmTrain(b *testing.B) {
 				defer SetLegacyGemm(prev)
 				be.Sgemm(s.tA, s.tB, s.m, s.n, s.k, 1, x, ac, y, bc, 0, z, s.n)
 				b.ResetTimer()
-				c0 := cpuTime()
+				c0 := cputime.Process()
 				for range b.N {
 					be.Sgemm(s.tA, s.tB, s.m, s.n, s.k, 1, x, ac, y, bc, 0, z, s.n)
 				}

@@ -6,6 +6,7 @@ import (
 	"os"
 	"testing"
 
+	"github.com/gorch/gorch/internal/cputime"
 	"github.com/gorch/gorch/internal/kernels"
 	"github.com/gorch/gorch/pkg/autograd"
 	"github.com/gorch/gorch/pkg/data"
@@ -125,7 +126,7 @@ func benchSteps(b *testing.B, model nn.Module, opt optim.Optimizer, x, y *tensor
 	nn.SetScope(model, scope)
 	scope.Adopt(x, y)
 	scope.SetArena(arena)
-	c0 := cpuTime()
+	c0 := cputime.Process()
 	for b.Loop() {
 		opt.ZeroGrad()
 		arena.Reset()
@@ -146,7 +147,7 @@ func benchSteps(b *testing.B, model nn.Module, opt optim.Optimizer, x, y *tensor
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "steps/s")
 	// Steps per CPU second: on the shared VM steadier than wall clock.
-	if c := cpuTime() - c0; c > 0 && c0 > 0 {
+	if c := cputime.Process() - c0; c > 0 && c0 > 0 {
 		b.ReportMetric(float64(b.N)/c.Seconds(), "steps/cpu-s")
 	}
 }

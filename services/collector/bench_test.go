@@ -3,11 +3,11 @@ package collector
 import (
 	"context"
 	"log/slog"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/gorch/gorch/internal/cluster"
+	"github.com/gorch/gorch/internal/cputime"
 	"github.com/gorch/gorch/pkg/experiment"
 )
 
@@ -50,7 +50,7 @@ func BenchmarkWritePath(b *testing.B) {
 	var cpu time.Duration
 	for b.Loop() {
 		seq += perFlush
-		cpu0 := cpuTime()
+		cpu0 := cputime.Process()
 		for i, m := range msgs {
 			mb, err := d.decodeMetricBatch(m)
 			if err != nil {
@@ -63,17 +63,8 @@ func BenchmarkWritePath(b *testing.B) {
 		if err := in.Flush(ctx, run); err != nil {
 			b.Fatal(err)
 		}
-		cpu += cpuTime() - cpu0
+		cpu += cputime.Process() - cpu0
 	}
 	b.ReportMetric(float64(b.N*perFlush*points)/b.Elapsed().Seconds(), "points/s")
 	b.ReportMetric(float64(cpu)/float64(b.N*perFlush*points), "cpu-ns/point")
-}
-
-// cpuTime is the user and system CPU time this process has used.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -46,7 +46,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -54,6 +53,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/gorch/gorch/internal/cluster"
+	"github.com/gorch/gorch/internal/cputime"
 	"github.com/gorch/gorch/pkg/experiment"
 	"github.com/gorch/gorch/services/collector"
 	"github.com/gorch/gorch/services/coordinator"
@@ -476,25 +476,16 @@ func raw(e *env, cfg config) (rawResult, error) {
 	if err != nil {
 		return rawResult{}, err
 	}
-	cpu0, start := cpuTime(), time.Now()
+	cpu0, start := cputime.Process(), time.Now()
 	if err := publishAll(e, ids, msgs, func(run string) string { return "rawbench." + run }); err != nil {
 		return rawResult{}, err
 	}
-	el, cpu := time.Since(start), cpuTime()-cpu0
+	el, cpu := time.Since(start), cputime.Process()-cpu0
 	if s, err := e.js.Stream(context.Background(), rawStream); err == nil {
 		_ = s.Purge(context.Background())
 	}
 	n := float64(cfg.publishers * cfg.batches * cfg.points)
 	return rawResult{pointsPerS: n / el.Seconds(), cpuNsPerPoint: float64(cpu) / n}, nil
-}
-
-// cpuTime is the user and system CPU time this process has used.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 type ingestResult struct {
@@ -561,7 +552,7 @@ func ingest(e *env, cfg config, prof string) (ingestResult, error) {
 			return ingestResult{}, err
 		}
 	}
-	cpu0, start := cpuTime(), time.Now()
+	cpu0, start := cputime.Process(), time.Now()
 	perr := make(chan error, 1)
 	go func() {
 		perr <- publishAll(e, ids, msgs, func(run string) string { return cluster.EventSubject(benchWorker, cluster.KindMetrics, run) })
@@ -575,7 +566,7 @@ func ingest(e *env, cfg config, prof string) (ingestResult, error) {
 		}
 		time.Sleep(time.Millisecond)
 	}
-	el, cpu := time.Since(start), cpuTime()-cpu0
+	el, cpu := time.Since(start), cputime.Process()-cpu0
 	stopProfile()
 	if err := <-perr; err != nil {
 		_ = sub.Unsubscribe()

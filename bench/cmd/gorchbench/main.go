@@ -56,6 +56,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gorch/gorch/internal/cputime"
 	"github.com/gorch/gorch/internal/kernels"
 	"github.com/gorch/gorch/pkg/autograd"
 	"github.com/gorch/gorch/pkg/nn"
@@ -414,7 +415,7 @@ func (r rate) scaled(s float64) rate { return rate{r.wall * s, r.cpu * s} }
 // timeIt runs step until at least d has passed and at least minIters steps
 // ran, and returns steps per second.
 func timeIt(step func() error, d time.Duration, minIters int) (rate, error) {
-	start, c0 := time.Now(), processCPU()
+	start, c0 := time.Now(), cputime.Process()
 	n := 0
 	for {
 		if err := step(); err != nil {
@@ -423,7 +424,7 @@ func timeIt(step func() error, d time.Duration, minIters int) (rate, error) {
 		n++
 		if el := time.Since(start); n >= minIters && el >= d {
 			r := rate{wall: float64(n) / el.Seconds()}
-			if c := processCPU() - c0; c > 0 && c0 > 0 {
+			if c := cputime.Process() - c0; c > 0 && c0 > 0 {
 				r.cpu = float64(n) / c.Seconds()
 			}
 			return r, nil
@@ -619,9 +620,9 @@ func measure(cfg config, res *results, torch *torchProc, f figure) error {
 		var v rate
 		err := withThreads(f.threads, func() error {
 			if strings.HasPrefix(f.base, "fma_peak") {
-				start, c0 := time.Now(), processCPU()
+				start, c0 := time.Now(), cputime.Process()
 				v = rate{wall: kernels.FMAPeak(d, f.threads)}
-				if c := processCPU() - c0; c > 0 && c0 > 0 {
+				if c := cputime.Process() - c0; c > 0 && c0 > 0 {
 					v.cpu = v.wall * time.Since(start).Seconds() / c.Seconds()
 				}
 				return nil
