@@ -122,7 +122,11 @@ func claim(s *cluster.RunState, worker string, req *cluster.WorkerRequest, elsew
 		s.Status, s.Worker, s.RecordsFinal = cluster.StateCancelled, "", true
 		return cluster.ActionAck, nil
 	case s.UsedAttempts() >= cluster.MaxAttempts:
-		s.Status, s.Worker, s.RecordsFinal = cluster.StateFailed, "", true
+		s.Status, s.Worker = cluster.StateFailed, ""
+		// The last attempt's worker did not end its records (it died, or
+		// lost claim replies burnt the attempts after it): unless no attempt
+		// ever started, the collector ends them from this state.
+		s.RecordsFinal, s.RecordsOrphaned = s.Attempt == 0, s.Attempt > 0
 		if s.Error == "" {
 			s.Error = fmt.Sprintf("gave up after %d attempts", s.UsedAttempts())
 		}

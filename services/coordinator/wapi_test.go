@@ -128,6 +128,24 @@ func TestHandBacksAndAttempts(t *testing.T) {
 	}
 }
 
+// TestClaimsThatGiveUpLeaveRecordsToTheCollector: attempts taken over by
+// claims (their workers died, or the claims' replies were lost) until the
+// next claim gives up: the run fails, and its records are marked orphaned
+// (the collector ends them from the state), not final — no worker ended
+// them. A run that never started has final records at once.
+func TestClaimsThatGiveUpLeaveRecordsToTheCollector(t *testing.T) {
+	e := startEnv(t, true)
+	id := e.submit(t)
+	var r cluster.WorkerReply
+	for i := 0; i <= cluster.MaxAttempts; i++ {
+		r = e.ask(t, "w1", cluster.WOpClaim, cluster.WorkerRequest{RunID: id})
+	}
+	if st := r.State; r.Action != cluster.ActionTerm || st.Status != cluster.StateFailed || st.Attempt != cluster.MaxAttempts ||
+		st.RecordsFinal || !st.RecordsOrphaned || st.Error != "gave up after 3 attempts" {
+		t.Errorf("claim after %d taken-over attempts = %+v; want failed, gave up, records orphaned and not final", cluster.MaxAttempts, r)
+	}
+}
+
 // TestOrphanedAndWorkers: a worker's heartbeat shows in `workers`; when it
 // expires, the coordinator marks the worker's running run orphaned, and
 // the records of a run it finished without the collector saying they are
