@@ -2,6 +2,7 @@ package experiment
 
 import (
 	"math"
+	"slices"
 	"sync"
 	"time"
 )
@@ -37,6 +38,16 @@ type metricAcc struct {
 	steps    []int64
 	attempts []int32
 	vals     []float64
+}
+
+// grow makes room for at least n more values, doubling the capacity:
+// append grows large slices by a quarter, which copied each value about
+// four times over a long run (and allocated five times its size).
+func (a *metricAcc) grow(n int) {
+	n = max(n, len(a.vals), 64)
+	a.steps = slices.Grow(a.steps, n)
+	a.attempts = slices.Grow(a.attempts, n)
+	a.vals = slices.Grow(a.vals, n)
 }
 
 type eventAcc struct {
@@ -84,6 +95,9 @@ func (r *Rollup) AddMetrics(ms []Metric) {
 			}
 			copy(recent[1:], recent[:len(recent)-1])
 			recent[0].name, recent[0].acc = m.Name, a
+		}
+		if len(a.vals) == cap(a.vals) {
+			a.grow(len(ms) - i)
 		}
 		a.steps = append(a.steps, m.Step)
 		a.attempts = append(a.attempts, int32(min(m.Attempt, math.MaxInt32)))

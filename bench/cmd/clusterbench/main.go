@@ -15,13 +15,21 @@
 //	jetstream_raw_points_per_s   the same bytes, same publishers, to a stream without a
 //	                             consumer; from the first publish to the last PubAck (the ceiling)
 //	ingest_vs_raw_ratio          ingest_points_per_s / jetstream_raw_points_per_s
+//	jetstream_consume_points_per_s the same bytes, same publishers, to a stream with a durable
+//	                             consumer configured as the collector's, read by a consumer that
+//	                             does nothing but fetch and ack each message (the collector's
+//	                             own ceiling: everything JetStream does for a consumer, nothing
+//	                             gorch does); from the first publish to the last ack
+//	ingest_vs_consume_ratio      ingest_points_per_s / jetstream_consume_points_per_s
+//	consume_vs_raw_ratio         jetstream_consume_points_per_s / jetstream_raw_points_per_s
 //	raw_cpu_ns_per_point         CPU time (user+sys) of this process per point, raw phase
+//	consume_cpu_ns_per_point     the same for the consume phase
 //	ingest_cpu_ns_per_point      the same for the ingest phase (NATS server, publishers and
 //	                             collector are all in this process); on a shared machine CPU
 //	                             time varies less than wall time
 //
-// Each figure is measured -reps times (default 5), alternating (dispatch, raw, ingest,
-// dispatch, raw, ingest, ...); the medians are reported.
+// Each figure is measured -reps times (default 5), alternating (dispatch, raw, consume,
+// ingest, dispatch, raw, consume, ingest, ...); the medians are reported.
 //
 // Usage (from the repository root; make bench-cluster does this):
 //
@@ -123,9 +131,14 @@ type env struct {
 	pjs   []jetstream.JetStream
 	stop  func()
 	store string
+
+	consumed atomic.Int64 // messages acked by the consume phase's no-op consumer
 }
 
-const rawStream = "RAWBENCH"
+const (
+	rawStream     = "RAWBENCH"
+	consumeStream = "CONSBENCH"
+)
 
 // benchWorker is the worker id the benchmark claims runs and publishes
 // metrics as.
@@ -196,6 +209,34 @@ func startEnv(cfg config) (*env, error) {
 		cancel()
 		return nil, err
 	}
+	// The consume phase's stream and consumer: the EVENTS stream's and the
+	// collector consumer's settings, read on a connection of its own.
+	if _, err := e.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name: consumeStream, Subjects: []string{"consbench.>"}, Retention: jetstream.LimitsPolicy,
+		Storage: jetstream.FileStorage, Duplicates: cluster.DedupWindow,
+	}); err != nil {
+		cancel()
+		return nil, err
+	}
+	ccfg, err := e.js.Consumer(ctx, cluster.StreamEvents, cluster.ConsumerCollect)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	cc := ccfg.CachedInfo().Config
+	if _, err := e.js.CreateOrUpdateConsumer(ctx, consumeStream, jetstream.ConsumerConfig{
+		Durable: "consbench", AckPolicy: cc.AckPolicy, AckWait: cc.AckWait, MaxAckPending: cc.MaxAckPending,
+	}); err != nil {
+		cancel()
+		return nil, err
+	}
+	cnc2, err := conn("consumer")
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	wg.Add(1)
+	go func() { defer wg.Done(); e.consumeLoop(ctx, cnc2) }()
 	e.cli = coordinator.NewClient(e.nc)
 	for i := range cfg.publishers {
 		pnc, err := conn(fmt.Sprintf("publisher-%d", i))
@@ -209,7 +250,7 @@ func startEnv(cfg config) (*env, error) {
 	e.stop = func() {
 		cancel()
 		wg.Wait()
-		for _, c := range append(e.pubs, e.nc, cnc, knc) {
+		for _, c := range append(e.pubs, e.nc, cnc, knc, cnc2) {
 			c.Close()
 		}
 		ns.Shutdown()
@@ -488,6 +529,55 @@ func raw(e *env, cfg config) (rawResult, error) {
 	return rawResult{pointsPerS: n / el.Seconds(), cpuNsPerPoint: float64(cpu) / n}, nil
 }
 
+// consumeLoop fetches from the consume phase's consumer as the collector
+// fetches from EVENTS (batches of 1024, at most 500 ms of wait) and acks
+// every message, doing nothing else, until ctx is cancelled.
+func (e *env) consumeLoop(ctx context.Context, nc *nats.Conn) {
+	js, _ := jetstream.New(nc)
+	cons, err := js.Consumer(ctx, consumeStream, "consbench")
+	if err != nil {
+		return
+	}
+	for ctx.Err() == nil {
+		batch, err := cons.Fetch(1024, jetstream.FetchMaxWait(500*time.Millisecond))
+		if err != nil {
+			time.Sleep(10 * time.Millisecond)
+			continue
+		}
+		for m := range batch.Messages() {
+			if m.Ack() == nil {
+				e.consumed.Add(1)
+			}
+		}
+	}
+}
+
+// consume publishes the same bytes to a stream whose consumer only
+// fetches and acks, and waits until every message is acked.
+func consume(e *env, cfg config) (rawResult, error) {
+	ids, msgs, err := encodeBatches(cfg)
+	if err != nil {
+		return rawResult{}, err
+	}
+	want := e.consumed.Load() + int64(cfg.publishers*cfg.batches)
+	cpu0, start := cputime.Process(), time.Now()
+	if err := publishAll(e, ids, msgs, func(run string) string { return "consbench." + run }); err != nil {
+		return rawResult{}, err
+	}
+	for deadline := start.Add(5 * time.Minute); e.consumed.Load() < want; {
+		if time.Now().After(deadline) {
+			return rawResult{}, fmt.Errorf("consume: %d of %d messages acked in 5 minutes", e.consumed.Load()-(want-int64(cfg.publishers*cfg.batches)), cfg.publishers*cfg.batches)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	el, cpu := time.Since(start), cputime.Process()-cpu0
+	if s, err := e.js.Stream(context.Background(), consumeStream); err == nil {
+		_ = s.Purge(context.Background())
+	}
+	n := float64(cfg.publishers * cfg.batches * cfg.points)
+	return rawResult{pointsPerS: n / el.Seconds(), cpuNsPerPoint: float64(cpu) / n}, nil
+}
+
 type ingestResult struct {
 	pointsPerS    float64
 	cpuNsPerPoint float64
@@ -640,10 +730,14 @@ func run(cfg config) (map[string]any, error) {
 	if _, err := raw(e, wcfg); err != nil {
 		return nil, fmt.Errorf("warm-up: %w", err)
 	}
+	if _, err := consume(e, wcfg); err != nil {
+		return nil, fmt.Errorf("warm-up: %w", err)
+	}
 	if _, err := ingest(e, wcfg, ""); err != nil {
 		return nil, fmt.Errorf("warm-up: %w", err)
 	}
 	var sub, started, dp50, dp99, rawR, ing, lp50, lp99, ratio, rawCPU, ingCPU []float64
+	var consR, consCPU, ingCons, consRaw []float64
 	for rep := range cfg.reps {
 		var d dispatchResult
 		if cfg.only != "ingest" {
@@ -652,6 +746,10 @@ func run(cfg config) (map[string]any, error) {
 			}
 		}
 		rw, err := raw(e, cfg)
+		if err != nil {
+			return nil, err
+		}
+		cs, err := consume(e, cfg)
 		if err != nil {
 			return nil, err
 		}
@@ -672,9 +770,11 @@ func run(cfg config) (map[string]any, error) {
 		rawCPU, ingCPU = append(rawCPU, rw.cpuNsPerPoint), append(ingCPU, in.cpuNsPerPoint)
 		lp50, lp99 = append(lp50, ms(in.p50)), append(lp99, ms(in.p99))
 		ratio = append(ratio, in.pointsPerS/rw.pointsPerS)
-		fmt.Fprintf(cfg.log, "rep %d: dispatch %.0f submitted/s %.0f started/s p50 %.1f ms p99 %.1f ms | raw %.0f points/s (%.0f ns CPU/point) | ingest %.0f points/s (%.2f of raw, %.0f ns CPU/point) lag p50 %.1f ms p99 %.1f ms (%d acks)\n",
-			rep+1, d.submittedPerS, d.startedPerS, ms(d.p50), ms(d.p99), rw.pointsPerS, rw.cpuNsPerPoint, in.pointsPerS, in.pointsPerS/rw.pointsPerS,
-			in.cpuNsPerPoint, ms(in.p50), ms(in.p99), in.lagSamples)
+		consR, consCPU = append(consR, cs.pointsPerS), append(consCPU, cs.cpuNsPerPoint)
+		ingCons, consRaw = append(ingCons, in.pointsPerS/cs.pointsPerS), append(consRaw, cs.pointsPerS/rw.pointsPerS)
+		fmt.Fprintf(cfg.log, "rep %d: dispatch %.0f submitted/s %.0f started/s p50 %.1f ms p99 %.1f ms | raw %.0f points/s (%.0f ns CPU/point) | consume %.0f points/s (%.2f of raw, %.0f ns CPU/point) | ingest %.0f points/s (%.2f of raw, %.2f of consume, %.0f ns CPU/point) lag p50 %.1f ms p99 %.1f ms (%d acks)\n",
+			rep+1, d.submittedPerS, d.startedPerS, ms(d.p50), ms(d.p99), rw.pointsPerS, rw.cpuNsPerPoint, cs.pointsPerS, cs.pointsPerS/rw.pointsPerS, cs.cpuNsPerPoint,
+			in.pointsPerS, in.pointsPerS/rw.pointsPerS, in.pointsPerS/cs.pointsPerS, in.cpuNsPerPoint, ms(in.p50), ms(in.p99), in.lagSamples)
 	}
 	res := map[string]any{
 		"dispatch_submitted_per_s":   round3(median(sub)),
@@ -688,6 +788,11 @@ func run(cfg config) (map[string]any, error) {
 		"ingest_vs_raw_ratio":        math.Round(median(ratio)*1e6) / 1e6,
 		"raw_cpu_ns_per_point":       round3(median(rawCPU)),
 		"ingest_cpu_ns_per_point":    round3(median(ingCPU)),
+
+		"jetstream_consume_points_per_s": round3(median(consR)),
+		"consume_cpu_ns_per_point":       round3(median(consCPU)),
+		"ingest_vs_consume_ratio":        math.Round(median(ingCons)*1e6) / 1e6,
+		"consume_vs_raw_ratio":           math.Round(median(consRaw)*1e6) / 1e6,
 	}
 	res["meta"] = map[string]any{
 		"date":          time.Now().UTC().Format(time.RFC3339),
@@ -704,7 +809,7 @@ func run(cfg config) (map[string]any, error) {
 		"quick":         cfg.quick,
 		"reps":          cfg.reps,
 		"statistic":     "median",
-		"order":         "alternating: dispatch, raw, ingest per repetition, after a warm-up",
+		"order":         "alternating: dispatch, raw, consume, ingest per repetition, after a warm-up",
 		"dispatch_runs": cfg.runs, "dispatch_submitters": cfg.submitters, "dispatch_claimers": cfg.claimers,
 		"ingest_publishers": cfg.publishers, "ingest_batches_per_publisher": cfg.batches, "ingest_points_per_batch": cfg.points,
 		"ingest_bytes_per_batch": batchBytes(cfg),
@@ -712,6 +817,7 @@ func run(cfg config) (map[string]any, error) {
 		"runs_per_s_definition":  "runs claimed (claim request answered by the coordinator's CAS queued→running, RunRequest acked) per second from the first Submit",
 		"lag_definition":         "per EVENTS message: stream timestamp → the collector's ack (seen on its ack subject)",
 		"raw_definition":         "same envelopes and Msg-Ids, same publishers, stream without consumer; first publish → last PubAck",
+		"consume_definition":     "same envelopes and Msg-Ids, same publishers, stream with a durable consumer configured as the collector's, read by a consumer that only fetches (1024, 500 ms) and acks each message; first publish → last ack",
 	}
 	if cfg.out != "" {
 		b, err := json.MarshalIndent(res, "", "  ")
@@ -784,10 +890,13 @@ func printTable(w io.Writer, res map[string]any) {
 		{"dispatch latency p99", fmt.Sprintf("%.1f", f("dispatch_latency_p99_ms")), "ms", ""},
 		{"raw JetStream publish", fmt.Sprintf("%.0f", f("jetstream_raw_points_per_s")), "points/s", "ceiling"},
 		{"ingest (publish → collector → store)", fmt.Sprintf("%.0f", f("ingest_points_per_s")), "points/s", fmt.Sprintf("%.2fx of target 1 M", f("ingest_points_per_s")/1e6)},
+		{"JetStream consume, fetch+ack only", fmt.Sprintf("%.0f", f("jetstream_consume_points_per_s")), "points/s", fmt.Sprintf("%.2f of raw: a consumer's ceiling", f("consume_vs_raw_ratio"))},
 		{"ingest / raw", fmt.Sprintf("%.2f", f("ingest_vs_raw_ratio")), "ratio", "target ≥ 0.50"},
+		{"ingest / consume", fmt.Sprintf("%.2f", f("ingest_vs_consume_ratio")), "ratio", ""},
 		{"ingest lag p50", fmt.Sprintf("%.1f", f("ingest_lag_p50_ms")), "ms", ""},
 		{"ingest lag p99", fmt.Sprintf("%.1f", f("ingest_lag_p99_ms")), "ms", "target ≤ 1000"},
 		{"CPU per point, raw", fmt.Sprintf("%.0f", f("raw_cpu_ns_per_point")), "ns", "whole process"},
+		{"CPU per point, consume", fmt.Sprintf("%.0f", f("consume_cpu_ns_per_point")), "ns", fmt.Sprintf("%.1fx of raw", f("consume_cpu_ns_per_point")/f("raw_cpu_ns_per_point"))},
 		{"CPU per point, ingest", fmt.Sprintf("%.0f", f("ingest_cpu_ns_per_point")), "ns", fmt.Sprintf("%.1fx of raw", f("ingest_cpu_ns_per_point")/f("raw_cpu_ns_per_point"))},
 	}
 	fmt.Fprintf(w, "%-38s %14s  %-9s %s\n", "figure", "value", "unit", "ratio/target")

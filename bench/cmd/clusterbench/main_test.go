@@ -31,6 +31,7 @@ func TestQuickRun(t *testing.T) {
 		"dispatch_runs_per_s", "dispatch_submitted_per_s", "dispatch_latency_p50_ms", "dispatch_latency_p99_ms",
 		"ingest_points_per_s", "ingest_lag_p50_ms", "ingest_lag_p99_ms", "jetstream_raw_points_per_s", "ingest_vs_raw_ratio",
 		"raw_cpu_ns_per_point", "ingest_cpu_ns_per_point",
+		"jetstream_consume_points_per_s", "consume_cpu_ns_per_point", "ingest_vs_consume_ratio", "consume_vs_raw_ratio",
 	} {
 		v, ok := got[k].(float64)
 		if !ok {
