@@ -13,6 +13,13 @@ echo "== go vet"
 go vet ./...
 echo "== go test"
 go test -count=1 -timeout 30m ./...
+if grep -qw avx512f /proc/cpuinfo 2>/dev/null; then
+	# The engine's tests again as on an AVX2-only CPU (AMD EPYC machines without
+	# AVX-512): GODEBUG=cpu.avx512f=off makes feature detection report no
+	# AVX-512, so the AVX2 paths are chosen and checked against the references.
+	echo "== go test as on an AVX2-only CPU (GODEBUG=cpu.avx512f=off: engine, kernels, plans, training)"
+	GODEBUG=cpu.avx512f=off go test -count=1 -timeout 20m ./pkg/... ./internal/kernels ./internal/plan
+fi
 echo "== go test -race (autograd scheduler, kernels)"
 go test -count=1 -race -timeout 20m ./pkg/autograd/ ./internal/...
 echo "== python (pytest, against a GOEXPERIMENT=cgocheck2 build of libgorch)"

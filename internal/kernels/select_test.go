@@ -1,8 +1,12 @@
 package kernels
 
 import (
+	"fmt"
 	"os"
+	"os/exec"
 	"runtime"
+	"slices"
+	"strings"
 	"testing"
 
 	"golang.org/x/sys/cpu"
@@ -48,5 +52,30 @@ func TestDefaultIsWidest(t *testing.T) {
 	}
 	if got := VecPaths()[0]; got != vec && os.Getenv(EnvKernel) == "" {
 		t.Errorf("VecPaths()[0] = %q; want %q", got, vec)
+	}
+}
+
+// TestMaskedAVX512ChoosesAVX2 runs this test binary again with
+// GODEBUG=cpu.avx512f=off, which makes feature detection report a CPU
+// without AVX-512 (how scripts/test.sh runs the engine's tests as on an
+// AVX2-only machine), and checks that the child picks the AVX2 paths.
+func TestMaskedAVX512ChoosesAVX2(t *testing.T) {
+	if os.Getenv("GORCH_KERNELS_CHILD") == "1" {
+		fmt.Printf("paths: %s %s\n", Default().Name(), VecPath())
+		return
+	}
+	if runtime.GOARCH != "amd64" || !cpu.X86.HasAVX2 || !cpu.X86.HasFMA {
+		t.Skip("no AVX2 and FMA: nothing to mask down to")
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestMaskedAVX512ChoosesAVX2$", "-test.v")
+	cmd.Env = append(slices.DeleteFunc(os.Environ(), func(kv string) bool {
+		return strings.HasPrefix(kv, "GODEBUG=") || strings.HasPrefix(kv, EnvKernel+"=")
+	}), "GODEBUG=cpu.avx512f=off", "GORCH_KERNELS_CHILD=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("child: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "paths: avx2 avx2\n") {
+		t.Fatalf("with GODEBUG=cpu.avx512f=off the child chose %q; want the AVX2 GEMM and vector paths", out)
 	}
 }
