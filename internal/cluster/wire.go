@@ -165,6 +165,26 @@ type RunState struct {
 	// attempt's spans join the run's one trace even when a RunRequest
 	// arrives without trace headers.
 	TraceParent string `msgpack:"tp,omitempty" json:"trace_parent,omitempty"`
+	// Claim is the claim that started the current attempt: which worker
+	// process made it, for which delivery of which RUNS message. It makes
+	// a claim idempotent (see ClaimInfo).
+	Claim *ClaimInfo `msgpack:"claim,omitempty" json:"claim,omitempty"`
+}
+
+// ClaimInfo identifies a claim: the worker process (Instance, random per
+// process, so a restarted worker with the same id is another claimant)
+// and the RUNS message it holds (stream sequence Seq, delivery count
+// Delivered). A claim whose reply was lost is repeated by the same
+// process for the same message; the coordinator then answers the attempt
+// that claim started instead of starting another, unless the process
+// says it started that attempt already (WorkerRequest.Started). A claim
+// for an older delivery of the message than the current attempt's is
+// stale: the message was redelivered since, its lease is not the
+// claimant's any more.
+type ClaimInfo struct {
+	Instance  string `msgpack:"inst" json:"instance"`
+	Seq       uint64 `msgpack:"seq" json:"seq"`
+	Delivered uint64 `msgpack:"dlv" json:"delivered"`
 }
 
 // ResumePoint is a checkpoint object a resumed attempt loads: written
@@ -318,6 +338,13 @@ type WorkerRequest struct {
 	Outcome *Outcome `msgpack:"outcome,omitempty"`
 	// MemoryLimit: claim, the worker's per-attempt limit (bytes, 0: none).
 	MemoryLimit int64 `msgpack:"mem,omitempty"`
+	// Claim: claim, the claimant and the RUNS message's delivery; nil
+	// from a worker that predates idempotent claims.
+	Claim *ClaimInfo `msgpack:"claim,omitempty"`
+	// Started: claim, the newest attempt of the run this worker process
+	// started (0: none). A claim repeated after a lost reply names an
+	// older attempt than the run's current one, which it never started.
+	Started int `msgpack:"started,omitempty"`
 	// Reason: reject, why the request was dead-lettered.
 	Reason string `msgpack:"reason,omitempty"`
 }

@@ -23,11 +23,14 @@
 // answers with the state after it and, for the RUNS message, an action
 // (train, ack, term, nak):
 //
-//	claim       terminal → ack; CancelRequested → cancelled, ack; attempts
-//	            used up → failed, term; else running{attempt+1, worker},
-//	            Owners[attempt-1] = worker, train. A running or orphaned run
-//	            is taken over: its message was delivered again, so the
-//	            previous holder's lease ran out.
+//	claim       terminal → ack; CancelRequested → cancelled, ack; the
+//	            claim that started the current attempt, repeated → that
+//	            attempt, train; a claim for an older delivery of the
+//	            message than that one → leave; attempts used up → failed,
+//	            term; else running{attempt+1, worker}, Owners[attempt-1] =
+//	            worker, train. A running or orphaned run is taken over: its
+//	            message was delivered again, so the previous holder's lease
+//	            ran out.
 //	progress    step and total; the answer carries CancelRequested.
 //	checkpoint  the resume point {attempt, step, key, size, crc32c}: the key
 //	            must lie under runs/<id>/checkpoints/a<attempt>/, and an
@@ -37,6 +40,19 @@
 //	            nak until MaxAttempts, then failed.
 //	handback    queued, HandBacks+1 (no attempt used), nak.
 //	reject      a request the worker dead-lettered: failed with the reason.
+//
+// A claim is idempotent. It names the worker process (a random instance
+// id), the RUNS message's stream sequence and delivery count, and the
+// newest attempt of the run that process started ([cluster.ClaimInfo]).
+// When its reply is lost (NATS restarted, the request timed out) the
+// worker claims again, for the same delivery or a redelivery: the same
+// process, the same message and an attempt it never started get the
+// attempt the first claim started, so a lost reply uses up no attempt.
+// Another worker, a restarted process (a new instance) or a process whose
+// attempt started and died (it names that attempt) gets a new attempt; a
+// claim holding an older delivery than the current attempt's claim is
+// stale — the message went to someone else since — and is told to leave
+// the message.
 //
 // Every request but claim and reject names an attempt; unless that attempt
 // of that worker owns the run (running, or orphaned: the worker was only

@@ -49,10 +49,16 @@ func (c *Coordinator) workerOp(ctx context.Context, worker, op string, req *clus
 		return &cluster.WorkerReply{}, err
 	}
 	var mutate func(*cluster.RunState) (string, error)
+	repeated := false // a claim answered with the attempt it started before
 	switch op {
 	case cluster.WOpClaim:
 		elsewhere := c.fitsElsewhere(ctx, worker, req.MemoryLimit)
-		mutate = func(s *cluster.RunState) (string, error) { return claim(s, worker, req, elsewhere) }
+		mutate = func(s *cluster.RunState) (string, error) {
+			was := s.Attempt
+			action, err := claim(s, worker, req, elsewhere)
+			repeated = action == cluster.ActionTrain && s.Attempt == was
+			return action, err
+		}
 	case cluster.WOpProgress:
 		mutate = func(s *cluster.RunState) (string, error) { return "", progress(s, worker, req) }
 	case cluster.WOpCheckpoint:
@@ -73,7 +79,15 @@ func (c *Coordinator) workerOp(ctx context.Context, worker, op string, req *clus
 		return err
 	})
 	reply := &cluster.WorkerReply{Action: action, State: st}
-	if err == nil && action != "" && action != cluster.ActionTrain {
+	switch {
+	case err != nil || action == "":
+	case repeated:
+		c.log.Info("claim repeated (its reply was lost): answering the attempt it started", "run", st.RunID, "worker", worker,
+			"attempt", st.Attempt, "delivered", req.Claim.Delivered)
+	case op == cluster.WOpClaim && action == cluster.ActionLeave:
+		c.log.Info("stale claim: the run's message was delivered again since; leaving the attempt of the newer delivery", "run", st.RunID,
+			"worker", worker, "delivered", req.Claim.Delivered, "attempt", st.Attempt, "attempt_worker", st.Worker)
+	case action != cluster.ActionTrain:
 		c.log.Info("run settled", "run", st.RunID, "worker", worker, "op", op, "status", st.Status, "attempt", st.Attempt, "error", st.Error)
 	}
 	return reply, err
@@ -110,9 +124,12 @@ func (c *Coordinator) fitsElsewhere(ctx context.Context, worker string, limit in
 
 // claim starts the next attempt of a run on worker, or settles a run
 // that must not start. The RUNS message was delivered to worker, so a
-// running run's lease ran out: its attempt is taken over. A run whose
-// memory estimate exceeds the worker's limit goes back to the queue when
-// another live worker could take it, and fails otherwise.
+// running run's lease ran out: its attempt is taken over — unless the
+// claim repeats the one that started the current attempt (see
+// repeatedClaim), or holds an older delivery of the message than that
+// claim did (see staleClaim). A run whose memory estimate exceeds the
+// worker's limit goes back to the queue when another live worker could
+// take it, and fails otherwise.
 func claim(s *cluster.RunState, worker string, req *cluster.WorkerRequest, elsewhere func(int64) bool) (string, error) {
 	switch {
 	case cluster.Terminal(s.Status):
@@ -121,11 +138,25 @@ func claim(s *cluster.RunState, worker string, req *cluster.WorkerRequest, elsew
 		// No attempt will report on the run again: its records are final.
 		s.Status, s.Worker, s.RecordsFinal = cluster.StateCancelled, "", true
 		return cluster.ActionAck, nil
+	case repeatedClaim(s, worker, req):
+		// The reply to this claim was lost: answer the attempt it started.
+		if s.Status == cluster.StateRunning && req.Claim.Delivered <= s.Claim.Delivered {
+			return cluster.ActionTrain, cluster.ErrStopUpdate
+		}
+		c := *s.Claim
+		c.Delivered = max(c.Delivered, req.Claim.Delivered)
+		s.Status, s.Claim = cluster.StateRunning, &c
+		return cluster.ActionTrain, nil
+	case staleClaim(s, req):
+		return cluster.ActionLeave, cluster.ErrStopUpdate
 	case s.UsedAttempts() >= cluster.MaxAttempts:
 		s.Status, s.Worker = cluster.StateFailed, ""
 		// The last attempt's worker did not end its records (it died, or
-		// lost claim replies burnt the attempts after it): unless no attempt
-		// ever started, the collector ends them from this state.
+		// lost the message's lease, before it reported the attempt's end):
+		// unless no attempt ever started, the collector ends them from
+		// this state. (A claim whose reply was lost is repeated and gets
+		// its attempt back, see repeatedClaim; it ends up here only when
+		// the message went to another worker or process meanwhile.)
 		s.RecordsFinal, s.RecordsOrphaned = s.Attempt == 0, s.Attempt > 0
 		if s.Error == "" {
 			s.Error = fmt.Sprintf("gave up after %d attempts", s.UsedAttempts())
@@ -147,7 +178,36 @@ func claim(s *cluster.RunState, worker string, req *cluster.WorkerRequest, elsew
 		s.Owners = append(s.Owners, "") // attempts from before owners were recorded
 	}
 	s.Owners = append(s.Owners[:s.Attempt-1], worker)
+	s.Claim = nil
+	if req.Claim != nil {
+		c := *req.Claim
+		s.Claim = &c
+	}
 	return cluster.ActionTrain, nil
+}
+
+// repeatedClaim reports whether req repeats the claim that started s's
+// current attempt: the same worker process, for the same RUNS message,
+// and the process has not started that attempt. Its reply was lost (the
+// broker restarted, the request timed out), so the process does not know
+// the attempt; a new one would use up an attempt that never ran. A
+// process whose attempt started and died (a crashed attempt process
+// whose outcome did not get through) names that attempt in Started and
+// gets a new one, so no attempt's records are written twice.
+func repeatedClaim(s *cluster.RunState, worker string, req *cluster.WorkerRequest) bool {
+	return (s.Status == cluster.StateRunning || s.Status == cluster.StateOrphaned) && s.Worker == worker &&
+		s.Claim != nil && req.Claim != nil && req.Claim.Instance != "" &&
+		req.Claim.Instance == s.Claim.Instance && req.Claim.Seq == s.Claim.Seq && req.Started < s.Attempt
+}
+
+// staleClaim reports whether req holds an older delivery of the RUNS
+// message than the claim of s's running attempt: the message was
+// delivered again since (the claimant's lease ran out while its claim was
+// on the way or being retried), and the attempt of the newer delivery is
+// not taken over by the older one.
+func staleClaim(s *cluster.RunState, req *cluster.WorkerRequest) bool {
+	return s.Status == cluster.StateRunning && s.Claim != nil && req.Claim != nil && req.Claim.Seq != 0 &&
+		req.Claim.Seq == s.Claim.Seq && req.Claim.Delivered < s.Claim.Delivered
 }
 
 func progress(s *cluster.RunState, worker string, req *cluster.WorkerRequest) error {

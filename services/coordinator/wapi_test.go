@@ -129,7 +129,7 @@ func TestHandBacksAndAttempts(t *testing.T) {
 }
 
 // TestClaimsThatGiveUpLeaveRecordsToTheCollector: attempts taken over by
-// claims (their workers died, or the claims' replies were lost) until the
+// claims (their workers died, or lost the message's lease) until the
 // next claim gives up: the run fails, and its records are marked orphaned
 // (the collector ends them from the state), not final — no worker ended
 // them. A run that never started has final records at once.
@@ -143,6 +143,67 @@ func TestClaimsThatGiveUpLeaveRecordsToTheCollector(t *testing.T) {
 	if st := r.State; r.Action != cluster.ActionTerm || st.Status != cluster.StateFailed || st.Attempt != cluster.MaxAttempts ||
 		st.RecordsFinal || !st.RecordsOrphaned || st.Error != "gave up after 3 attempts" {
 		t.Errorf("claim after %d taken-over attempts = %+v; want failed, gave up, records orphaned and not final", cluster.MaxAttempts, r)
+	}
+}
+
+// TestClaimsAreIdempotent: a claim repeated by the same worker process
+// for the same RUNS message (its reply was lost; the message may have
+// been redelivered meanwhile) is answered with the attempt it started,
+// even the last one; a claim for an older delivery than the current
+// attempt's is left alone; the same worker after its attempt started (a
+// crashed attempt process), a restarted worker process and another
+// worker's newer delivery get a new attempt; a cancel still wins.
+func TestClaimsAreIdempotent(t *testing.T) {
+	e := startEnv(t, true)
+	claimBy := func(id string, inst string, seq, dlv uint64, started int) cluster.WorkerRequest {
+		return cluster.WorkerRequest{RunID: id, Claim: &cluster.ClaimInfo{Instance: inst, Seq: seq, Delivered: dlv}, Started: started}
+	}
+	type step struct {
+		name, worker string
+		req          cluster.WorkerRequest
+		want         string // action, status, attempt, worker, owners, claim
+	}
+	a, b := e.submit(t), e.submit(t)
+	steps := []step{
+		{"first claim", "w1", claimBy(a, "p1", 1, 1, 0), "train running 1 w1 [w1] p1/1/1"},
+		{"the same claim again (reply lost)", "w1", claimBy(a, "p1", 1, 1, 0), "train running 1 w1 [w1] p1/1/1"},
+		{"redelivered to the same process (reply lost, message nak'ed)", "w1", claimBy(a, "p1", 1, 2, 0), "train running 1 w1 [w1] p1/1/2"},
+		{"another worker's claim for an older delivery", "w2", claimBy(a, "p2", 1, 1, 0), "leave running 1 w1 [w1] p1/1/2"},
+		{"the process started attempt 1 and it died", "w1", claimBy(a, "p1", 1, 3, 1), "train running 2 w1 [w1 w1] p1/1/3"},
+		{"a restarted process with the same worker id", "w1", claimBy(a, "p9", 1, 4, 0), "train running 3 w1 [w1 w1 w1] p9/1/4"},
+		{"the last attempt's claim repeated", "w1", claimBy(a, "p9", 1, 4, 0), "train running 3 w1 [w1 w1 w1] p9/1/4"},
+		{"a takeover with every attempt used", "w2", claimBy(a, "p2", 1, 5, 0), "term failed 3  [w1 w1 w1] p9/1/4"},
+
+		{"first claim", "w1", claimBy(b, "p1", 2, 1, 0), "train running 1 w1 [w1] p1/2/1"},
+		{"takeover by another worker after the lease ran out", "w2", claimBy(b, "p2", 2, 2, 0), "train running 2 w2 [w1 w2] p2/2/2"},
+		{"the first worker's claim retried (its reply was lost)", "w1", claimBy(b, "p1", 2, 1, 0), "leave running 2 w2 [w1 w2] p2/2/2"},
+		{"the first worker's next delivery takes over", "w1", claimBy(b, "p1", 2, 3, 0), "train running 3 w1 [w1 w2 w1] p1/2/3"},
+	}
+	for i, s := range steps {
+		r := e.ask(t, s.worker, cluster.WOpClaim, s.req)
+		st := r.State
+		claim := "-"
+		if c := st.Claim; c != nil {
+			claim = fmt.Sprintf("%s/%d/%d", c.Instance, c.Seq, c.Delivered)
+		}
+		got := fmt.Sprintf("%s %s %d %s %v %s", r.Action, st.Status, st.Attempt, st.Worker, st.Owners, claim)
+		if r.Error != "" || got != s.want {
+			t.Errorf("step %d (%s): claim by %s = %q (err %q); want %q", i+1, s.name, s.worker, got, r.Error, s.want)
+		}
+	}
+	if st, err := e.cli.Status(context.Background(), a); err != nil || st.Error != "gave up after 3 attempts" || !st.RecordsOrphaned {
+		t.Errorf("status of %s = error %q, records orphaned %v (%v); want gave up after 3 attempts, orphaned", a, st.Error, st.RecordsOrphaned, err)
+	}
+	// The stale attempt stays fenced: its progress is refused.
+	if r := e.ask(t, "w2", cluster.WOpProgress, cluster.WorkerRequest{RunID: b, Attempt: 2, Step: 3}); !r.NotOwner {
+		t.Errorf("progress of taken-over attempt 2 = %+v; want not owner", r)
+	}
+	if err := e.cli.Cancel(context.Background(), b); err != nil {
+		t.Fatal(err)
+	}
+	r := e.ask(t, "w1", cluster.WOpClaim, claimBy(b, "p1", 2, 3, 0))
+	if r.Action != cluster.ActionAck || r.State.Status != cluster.StateCancelled {
+		t.Errorf("repeated claim of a run being cancelled = %s %s; want ack cancelled", r.Action, r.State.Status)
 	}
 }
 

@@ -20,7 +20,14 @@
 //	claim       the coordinator answers train (running{attempt+1, this
 //	            worker}, with the run's resume point), or what to do with
 //	            the message instead: ack (finished or cancelled), term
-//	            (attempts used up), nak.
+//	            (attempts used up), nak, leave (the message was delivered
+//	            to another worker since). A claim that gets no answer is
+//	            retried (with backoff, for up to two minutes, the lease
+//	            extended meanwhile): claims are idempotent for this process
+//	            and message, so a retry whose first try was applied gets
+//	            the same attempt. The claim names the newest attempt of the
+//	            run this process started, so one whose attempt process died
+//	            gets a new attempt, never the dead one again.
 //	started     event ev.<worker>.run.<id>, then training ([Ticket]): it
 //	            loads the resume point's checkpoint (checked by size and
 //	            CRC-32C), reports progress every AckWait/3 (the answer says
@@ -41,6 +48,12 @@
 //	lost        a refused progress or checkpoint request: another attempt
 //	            owns the run. Training stops; nothing is written, the
 //	            message is left alone.
+//
+// A slot holds a run from its claim to the end of its attempt. When the
+// run's message is delivered again meanwhile (its lease lapsed: NATS
+// restarted or was out of reach past the ack wait) to another slot of the
+// same worker, that slot does not claim: the holding slot takes the newer
+// delivery (to extend its lease and settle it) and keeps its attempt.
 //
 // A RunRequest that does not decode is dead-lettered (dlq.undecodable,
 // reason in the Gorch-Reason header) and the run its Nats-Msg-Id names is
@@ -97,7 +110,9 @@
 // With GORCH_TEST_HOOKS=1 in the worker's environment, spec tags make an
 // attempt panic, allocate without bound, or stop itself between its
 // ownership check and a checkpoint write ([HookPanic], [HookAlloc],
-// [HookPauseBeforeWrite]): the fault tests' way in.
+// [HookPauseBeforeWrite]), kill the worker after an outcome
+// ([HookDieAfterOutcome]) or drop the replies to its claims
+// ([HookDropClaimReplies]): the fault tests' way in.
 //
 // # Tracing
 //

@@ -38,20 +38,98 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 		return
 	}
 	log := w.log.With("run", req.RunID)
-	reply, err := w.api.call(bg, cluster.WOpClaim, &cluster.WorkerRequest{RunID: req.RunID, MemoryLimit: w.opts.MemoryLimit})
+	run, held := w.hold(req.RunID, msg)
+	if !held {
+		// Delivered again while a slot of this worker claims or trains
+		// the run (the lease lapsed: NATS restarted, or was out of reach
+		// past the ack wait). Another attempt would take the run from the
+		// one this worker has: keep that one, which now extends this
+		// delivery's lease and settles it.
+		log.Warn("run message delivered again while this worker holds the run; keeping the attempt it has")
+		if err := msg.InProgress(); err != nil {
+			log.Warn("extending the ack deadline failed", "err", err)
+		}
+		return
+	}
+	defer w.release(req.RunID)
+	reply, err := w.claim(ctx, log, run, &req)
 	switch {
 	case errors.Is(err, errs.Experiment): // the coordinator knows no such run
-		w.deadLetter(bg, msg, "nostate", "run has no state: "+err.Error())
+		w.deadLetter(bg, w.message(run), "nostate", "run has no state: "+err.Error())
 		return
 	case err != nil:
 		log.Warn("claiming the run failed; retrying later", "err", err)
-		_ = msg.NakWithDelay(retryDelay)
+		if err := w.message(run).NakWithDelay(retryDelay); err != nil {
+			log.Warn("handing the run message back failed; it returns after its ack wait", "err", err)
+		}
 		return
 	case reply.Action != cluster.ActionTrain:
-		w.settle(bg, log, msg, reply)
+		w.settle(bg, log, w.message(run), reply)
 		return
 	}
-	w.train(ctx, log, msg, &req, reply.State)
+	w.train(ctx, log, run, &req, reply.State)
+}
+
+// hold makes the calling slot the holder of run id, with msg, and
+// returns the run; or, when another slot holds the run, hands that slot
+// msg (the newer delivery) and returns false.
+func (w *Worker) hold(id string, msg jetstream.Msg) (*activeRun, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if a := w.active[id]; a != nil {
+		a.msg = msg
+		return a, false
+	}
+	a := &activeRun{msg: msg}
+	w.active[id] = a
+	return a, true
+}
+
+// release ends the calling slot's hold of run id.
+func (w *Worker) release(id string) {
+	w.mu.Lock()
+	delete(w.active, id)
+	w.mu.Unlock()
+}
+
+// message returns the newest delivery of run's RUNS message.
+func (w *Worker) message(run *activeRun) jetstream.Msg {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return run.msg
+}
+
+// claim asks the coordinator for the next attempt of the run, with the
+// message's lease extended meanwhile. A claim is idempotent for this
+// process and message (cluster.ClaimInfo), so one that got no answer is
+// retried as retry does: if the lost reply granted an attempt, the retry
+// is answered with that attempt instead of using up another.
+func (w *Worker) claim(ctx context.Context, log *slog.Logger, run *activeRun, req *cluster.RunRequest) (*cluster.WorkerReply, error) {
+	stop := w.extendLease(run, log)
+	defer stop()
+	drops := w.claimReplyDrops(req)
+	var reply *cluster.WorkerReply
+	err := retry(ctx, log, "claiming the run", func() error {
+		cr := &cluster.WorkerRequest{RunID: req.RunID, MemoryLimit: w.opts.MemoryLimit, Claim: &cluster.ClaimInfo{Instance: w.instance}}
+		if md, err := w.message(run).Metadata(); err == nil {
+			cr.Claim.Seq, cr.Claim.Delivered = md.Sequence.Stream, md.NumDelivered
+		}
+		w.mu.Lock()
+		cr.Started = w.started[req.RunID]
+		w.mu.Unlock()
+		var err error
+		// Not ctx: a claim that got through while the worker stops is
+		// answered, and its attempt handed back at once (train).
+		reply, err = w.api.call(context.WithoutCancel(ctx), cluster.WOpClaim, cr)
+		if err == nil && drops > 0 {
+			drops--
+			log.Warn("test hook: dropped the claim's reply", "action", reply.Action, "attempt", reply.State.Attempt)
+			reply, err = nil, errs.Wrap(errs.Cluster, cluster.WOpClaim, context.DeadlineExceeded, "run %s: no answer on %s (test hook)",
+				req.RunID, cluster.WorkerAPISubject(w.opts.ID, cluster.WOpClaim))
+		}
+		return err
+	})
+	return reply, err
 }
 
 // settle does with the RUNS message what the coordinator's reply says.
@@ -100,8 +178,8 @@ func (w *Worker) deadLetter(ctx context.Context, msg jetstream.Msg, token, reaso
 // train runs an attempt this worker claimed, reports its outcome to the
 // coordinator, settles the message as the coordinator says and publishes
 // the attempt's "finished" event.
-func (w *Worker) train(ctx context.Context, log *slog.Logger, msg jetstream.Msg, req *cluster.RunRequest, st cluster.RunState) {
-	ctx, span := w.runSpan(ctx, msg, req, st)
+func (w *Worker) train(ctx context.Context, log *slog.Logger, run *activeRun, req *cluster.RunRequest, st cluster.RunState) {
+	ctx, span := w.runSpan(ctx, w.message(run), req, st)
 	defer span.End()
 	bg := context.WithoutCancel(ctx)
 	attempt := st.Attempt
@@ -109,13 +187,11 @@ func (w *Worker) train(ctx context.Context, log *slog.Logger, msg jetstream.Msg,
 	rctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	w.mu.Lock()
-	w.active[req.RunID] = &activeRun{attempt: attempt, cancel: cancel}
+	run.attempt, run.cancel = attempt, cancel
+	// From here on records of the attempt may be written: a claim by
+	// this process must not be answered with it again.
+	w.started[req.RunID] = attempt
 	w.mu.Unlock()
-	defer func() {
-		w.mu.Lock()
-		delete(w.active, req.RunID)
-		w.mu.Unlock()
-	}()
 	spec, _ := train.ParseSpec("run "+req.RunID+" spec", req.Spec) // nil if invalid: the attempt fails on it
 	var seed uint64
 	if spec != nil {
@@ -128,7 +204,7 @@ func (w *Worker) train(ctx context.Context, log *slog.Logger, msg jetstream.Msg,
 		log.Warn("publishing the started event failed", "err", err)
 	}
 
-	stopLease := w.extendLease(msg, log)
+	stopLease := w.extendLease(run, log)
 	var res Result
 	if w.opts.Child != nil {
 		res = w.runChild(rctx, t)
@@ -161,9 +237,17 @@ func (w *Worker) train(ctx context.Context, log *slog.Logger, msg jetstream.Msg,
 	}
 	if err != nil {
 		log.Warn("the coordinator did not take the attempt's outcome; leaving its message to redelivery", "outcome", res.Status, "err", err)
-	} else if reply != nil {
+	} else {
+		// The attempt is over in the run state (or another one owns the run).
+		w.mu.Lock()
+		if w.started[req.RunID] == attempt {
+			delete(w.started, req.RunID)
+		}
+		w.mu.Unlock()
+	}
+	if err == nil && reply != nil {
 		log.Info("attempt ended", "outcome", res.Status, "status", reply.State.Status, "step", res.Step, "error", res.Error)
-		w.settle(bg, log, msg, reply)
+		w.settle(bg, log, w.message(run), reply)
 		if cluster.Terminal(reply.State.Status) {
 			status = reply.State.Status // e.g. a failure of a run being cancelled ends it cancelled
 		}
@@ -205,9 +289,10 @@ func (w *Worker) publishRunEvent(ctx, traceCtx context.Context, ev *cluster.RunE
 	return publish(ctx, w.log, w.js, traceCtx, w.opts.ID, cluster.KindRun, ev.RunID, cluster.TypeRunEvent, ev, cluster.MsgID(ev.RunID, ev.Attempt, "run", seq))
 }
 
-// extendLease tells JetStream every AckWait/3 that the message is still
-// being worked on, until the returned stop is called.
-func (w *Worker) extendLease(msg jetstream.Msg, log *slog.Logger) (stop func()) {
+// extendLease tells JetStream every AckWait/3 that run's message (its
+// newest delivery) is still being worked on, until the returned stop is
+// called.
+func (w *Worker) extendLease(run *activeRun, log *slog.Logger) (stop func()) {
 	done := make(chan struct{})
 	stopped := make(chan struct{})
 	go func() {
@@ -219,7 +304,7 @@ func (w *Worker) extendLease(msg jetstream.Msg, log *slog.Logger) (stop func()) 
 			case <-done:
 				return
 			case <-t.C:
-				if err := msg.InProgress(); err != nil {
+				if err := w.message(run).InProgress(); err != nil {
 					log.Warn("extending the ack deadline failed", "err", err)
 				}
 			}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/gorch/gorch/internal/cluster"
 	"github.com/gorch/gorch/pkg/train"
 )
 
@@ -32,7 +33,37 @@ const (
 	// coordinator took the outcome of the attempt the value names ("1"),
 	// before the worker publishes the attempt's "finished" event.
 	HookDieAfterOutcome = "gorch.test.die_after_outcome"
+	// HookDropClaimReplies drops the replies to the first N claims of the
+	// run by each worker process (the value is N), after the coordinator
+	// applied them, as a broker restart can lose them.
+	HookDropClaimReplies = "gorch.test.drop_claim_replies"
 )
+
+// claimReplyDrops returns how many claim replies HookDropClaimReplies
+// drops for the run req asks for.
+func (w *Worker) claimReplyDrops(req *cluster.RunRequest) int {
+	if !w.hooks {
+		return 0
+	}
+	spec, err := train.ParseSpec("run "+req.RunID+" spec", req.Spec)
+	if err != nil {
+		return 0
+	}
+	n, err := strconv.Atoi(spec.Tags[HookDropClaimReplies])
+	if err != nil {
+		return 0
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.claimDrops == nil {
+		w.claimDrops = map[string]bool{}
+	}
+	if w.claimDrops[req.RunID] {
+		return 0 // dropped for an earlier delivery already
+	}
+	w.claimDrops[req.RunID] = true
+	return n
+}
 
 // hookAt reports whether hook is set for this attempt at step.
 func (s *ClusterSink) hookAt(hook string, step int64) bool {

@@ -77,8 +77,17 @@ type Worker struct {
 
 	ckpts, ckptBytes atomic.Int64 // checkpoints written and their bytes
 
+	// instance names this worker process in its claims (random): a
+	// claim repeated by it after a lost reply gets the attempt it started.
+	instance string
+
 	mu     sync.Mutex
-	active map[string]*activeRun // run ID -> the attempt this worker trains
+	active map[string]*activeRun // run ID -> the slot that claims or trains it
+	// started: run ID -> the newest attempt this process started, until
+	// the coordinator took that attempt's outcome (see cluster.ClaimInfo).
+	started map[string]int
+	// claimDrops: runs whose claim replies HookDropClaimReplies dropped.
+	claimDrops map[string]bool
 }
 
 // Stats returns the worker's counters.
@@ -89,10 +98,15 @@ func (w *Worker) Stats() Stats {
 	return Stats{Active: n, Checkpoints: w.ckpts.Load(), CheckpointBytes: w.ckptBytes.Load()}
 }
 
-// activeRun is a run a slot is training.
+// activeRun is a run a slot holds: claims, then trains. Its fields are
+// guarded by Worker.mu.
 type activeRun struct {
-	attempt int
-	cancel  context.CancelCauseFunc
+	attempt int                     // 0 while claiming
+	cancel  context.CancelCauseFunc // nil while claiming
+	// msg is the newest delivery of the run's RUNS message: a delivery
+	// that arrives while a slot holds the run only extends the lease of
+	// the attempt the slot has (see Worker.hold).
+	msg jetstream.Msg
 }
 
 // Causes of an attempt's context cancellation. Any other cause (the
@@ -150,7 +164,8 @@ func New(nc *nats.Conn, opts Options) (*Worker, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	w := &Worker{opts: opts, host: host, log: opts.Logger.With("worker", opts.ID), nc: nc, js: js,
-		api: &coordAPI{nc: nc, worker: opts.ID}, active: map[string]*activeRun{}, hooks: os.Getenv(TestHooksEnv) == "1"}
+		api: &coordAPI{nc: nc, worker: opts.ID}, active: map[string]*activeRun{}, started: map[string]int{},
+		hooks: os.Getenv(TestHooksEnv) == "1", instance: randomHex(8)}
 	for _, p := range cluster.Priorities {
 		c, err := cluster.BindConsumer(ctx, js, cluster.StreamRuns, cluster.DispatchConsumer(p))
 		if err != nil {
@@ -175,9 +190,14 @@ func New(nc *nats.Conn, opts Options) (*Worker, error) {
 // DefaultID is a new worker ID: <hostname>-<6 random hex digits>.
 func DefaultID() string {
 	host, _ := os.Hostname()
-	var b [3]byte
-	_, _ = rand.Read(b[:])
-	return keySafe(host) + "-" + hex.EncodeToString(b[:])
+	return keySafe(host) + "-" + randomHex(3)
+}
+
+// randomHex is n random bytes in hex.
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
 }
 
 // keySafe maps s to a KV-key-safe token.
@@ -238,9 +258,13 @@ func (w *Worker) Run(ctx context.Context) error {
 func (w *Worker) cancelRun(id string, attempt int, cause error) {
 	w.mu.Lock()
 	a := w.active[id]
-	w.mu.Unlock()
+	var cancel context.CancelCauseFunc
 	if a != nil && (attempt == 0 || attempt == a.attempt) {
-		a.cancel(cause)
+		cancel = a.cancel // nil while the slot claims the run
+	}
+	w.mu.Unlock()
+	if cancel != nil {
+		cancel(cause)
 	}
 }
 

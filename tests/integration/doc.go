@@ -69,6 +69,10 @@
 //	                    "finished" event: the coordinator marks the records
 //	                    orphaned, the collector ends them from the run state and
 //	                    they become final, complete, with nothing lost.
+//	TestFaultClaimReplyLost  the coordinator applies a worker's claim but
+//	                    the reply is lost, twice (test hook): the worker's
+//	                    repeated claim gets the same attempt; the run succeeds
+//	                    on attempt 1 with records of that one attempt.
 //	TestFaultBadMessages F8: malformed, unknown-version, wrong-type and
 //	                    no-state messages dead-lettered with reasons, an event of
 //	                    a run nobody claimed to dlq.forged; bad sweeps rejected;

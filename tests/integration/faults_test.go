@@ -692,3 +692,52 @@ func TestFaultWorkerDiesBeforeFinishedEvent(t *testing.T) {
 		t.Errorf("checker: %d succeeded; want 1", r.Succeeded)
 	}
 }
+
+// TestFaultClaimReplyLost: the coordinator applies a worker's claim of a
+// run but the reply never reaches the worker — twice (test hook: the
+// worker drops the first two replies, as a NATS restart can lose them;
+// the failure TestFaultNATSRestart once saw burnt every attempt of a run
+// that never trained). The worker claims again and is answered with the
+// attempt its first claim started: the run succeeds on attempt 1 and its
+// records have that one attempt, complete, with nothing lost.
+func TestFaultClaimReplyLost(t *testing.T) {
+	c := startClusterEnv(t, hooksEnv, "w1")
+	const steps = 200
+	id := c.submit(spec{Steps: steps, CkptEvery: 50, Seed: 12, Tags: map[string]string{worker.HookDropClaimReplies: "2"}})
+	other := c.submit(shortSpec(100, 13))
+	final := c.waitTerminal(90*time.Second, id, other)
+	for _, r := range []string{id, other} {
+		if st := final[r]; st.Status != cluster.StateSucceeded || st.Attempt != 1 || fmt.Sprint(st.Owners) != "[w1]" {
+			t.Errorf("run %s = %s at attempt %d, owners %v (%s); want succeeded on attempt 1 of w1", r, st.Status, st.Attempt, st.Owners, st.Error)
+		}
+	}
+	c.waitRecordsFinal(60*time.Second, id)
+	sum, err := experiment.NewReader(c.store).GetSummary(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Status != experiment.StatusSucceeded || !sum.Complete || sum.Run.Attempt != 1 || len(sum.Run.Attempts) != 1 ||
+		sum.Metrics["train/loss"].Count != steps {
+		t.Errorf("summary: %s, complete %v, attempt %d, %d attempts, train/loss count %d; want succeeded, complete, attempt 1 only, %d",
+			sum.Status, sum.Complete, sum.Run.Attempt, len(sum.Run.Attempts), sum.Metrics["train/loss"].Count, steps)
+	}
+	if got := logCount(t, c.procByName("worker-w1"), "test hook: dropped the claim's reply"); got != 2 {
+		t.Errorf("worker w1 dropped %d claim replies; want 2", got)
+	}
+	if got := logCount(t, c.procByName("coordinator"), "claim repeated"); got != 2 {
+		t.Errorf("coordinator answered %d repeated claims; want 2", got)
+	}
+	if r := c.check(); r.Succeeded != 2 {
+		t.Errorf("checker: %d succeeded; want 2", r.Succeeded)
+	}
+}
+
+// logCount counts the lines of p's log that contain s.
+func logCount(t *testing.T, p *proc, s string) int {
+	t.Helper()
+	b, err := os.ReadFile(p.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Count(string(b), s)
+}
