@@ -31,7 +31,7 @@ each identity; the matching nats-server configuration; optionally a CA and a
 server certificate. Run the server with 'gorch nats --config DIR/nats-server.conf'
 (or nats-server -c), then each service with --creds DIR/creds/<its>.creds.`,
 	}
-	cmd.AddCommand(newAuthInitCmd(), newAuthAddWorkerCmd(), newAuthPermsCmd())
+	cmd.AddCommand(newAuthInitCmd(), newAuthAddWorkerCmd(), newAuthRevokeWorkerCmd(), newAuthPermsCmd())
 	return cmd
 }
 
@@ -104,6 +104,35 @@ with --creds and that file (its --id defaults to ID).`,
 				return err
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), path)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&dir, "dir", defaultAuthDir, "the deployment gorch auth init wrote")
+	return cmd
+}
+
+func newAuthRevokeWorkerCmd() *cobra.Command {
+	var dir string
+	cmd := &cobra.Command{
+		Use:   "revoke-worker ID",
+		Short: "Revoke a worker's credentials (applied when the NATS server reloads its configuration)",
+		Long: `Revoke worker ID's credentials: the gorch account's JWT in DIR/nats-server.conf
+gets a revocation of the worker's user key, signed again with the operator key,
+and DIR/creds/worker-ID.creds is removed. Reload the server's configuration to
+apply it (SIGHUP to 'gorch nats' or nats-server, or 'nats-server --signal reload');
+the server then closes the worker's connections and refuses its old credentials,
+wherever copies of them are. Other identities are untouched. 'gorch auth
+add-worker ID' can mint new credentials for the same worker later.`,
+		Example: `  gorch auth revoke-worker gpu7 --dir gorch-auth
+  kill -HUP $(pgrep -f 'gorch nats')`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			pub, err := auth.RevokeWorker(dir, args[0])
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "revoked worker %s (user %s) in %s\n", args[0], pub, filepath.Join(dir, auth.ServerConfigFile))
+			fmt.Fprintln(cmd.OutOrStdout(), "reload the NATS server's configuration to apply it: SIGHUP to gorch nats or nats-server")
 			return nil
 		},
 	}

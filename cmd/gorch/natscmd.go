@@ -4,8 +4,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
+	"os/signal"
 	"path/filepath"
 	"strconv"
+	"syscall"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/spf13/cobra"
@@ -104,13 +107,42 @@ refused unless --no-auth says that is meant.`,
 			return err
 		}
 		log.Info("ready", "nats", ns.ClientURL(), "jetstream_dir", opts.StoreDir, "auth", authMode(opts), "tls", opts.TLS)
-		<-cmd.Context().Done()
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
+		for done := false; !done; {
+			select {
+			case <-cmd.Context().Done():
+				done = true
+			case <-hup:
+				o.reload(cmd, ns, log)
+			}
+		}
 		ns.Shutdown()
 		ns.WaitForShutdown()
 		log.Info("stopped")
 		return nil
 	}
 	return cmd
+}
+
+// reload applies the configuration again (SIGHUP), as nats-server does:
+// new account JWTs (a worker revoked by gorch auth revoke-worker), users,
+// permissions and TLS files take effect; the listen address stays. A
+// configuration that does not load is logged and the running one kept.
+func (o natsCmdOptions) reload(cmd *cobra.Command, ns *server.Server, log *slog.Logger) {
+	opts, err := o.serverOptions(cmd)
+	if err == nil {
+		if addr, ok := ns.Addr().(*net.TCPAddr); ok {
+			opts.Port = addr.Port // a --listen port 0 stays the port it got
+		}
+		err = ns.ReloadOptions(opts)
+	}
+	if err != nil {
+		log.Error("configuration not reloaded; the running one stays", "err", err)
+		return
+	}
+	log.Info("configuration reloaded", "config", o.config)
 }
 
 // serverOptions builds the server's options from --config and the flags,
