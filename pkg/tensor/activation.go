@@ -3,6 +3,7 @@ package tensor
 import (
 	"math"
 
+	"github.com/gorch/gorch/internal/kernels"
 	"github.com/gorch/gorch/pkg/errs"
 )
 
@@ -28,7 +29,7 @@ var (
 	opRsqrt    = newUnary("rsqrt", func(x float32) float32 { return float32(1 / math.Sqrt(float64(x))) })
 
 	statGeluBackward    = stat("gelu_backward")
-	opGeluBackward      = &binaryOp{stat: statGeluBackward, f: func(g, x float32) float32 { return g * geluGrad(x) }}
+	opGeluBackward      = &binaryOp{stat: statGeluBackward, f: func(g, x float32) float32 { return g * geluGrad(x) }, fast: kernels.VecGeluBackward}
 	opGeluTanhBackward  = &binaryOp{stat: statGeluBackward, f: func(g, x float32) float32 { return g * geluTanhGrad(x) }}
 	statDropout         = stat("dropout")
 	statDropoutBackward = stat("dropout_backward")
@@ -42,16 +43,19 @@ func GeluTanh(t *Tensor) (*Tensor, error) { return opGeluTanh.apply(t) }
 // tanh selects the derivative of the tanh approximation instead of the
 // exact (erf) GELU. g and x broadcast together.
 func GeluBackward(g, x *Tensor, tanh bool) (*Tensor, error) {
-	op, grad := opGeluBackward, geluGrad
+	op, rows := opGeluBackward, kernels.VecGeluBackward
 	if tanh {
-		op, grad = opGeluTanhBackward, geluTanhGrad
+		op, rows = opGeluTanhBackward, func(dst, g, x []float32) {
+			for i := range dst {
+				dst[i] = g[i] * geluTanhGrad(x[i])
+			}
+		}
 	}
 	if g == nil || x == nil || !g.IsContiguous() || !x.IsContiguous() || !EqualShape(g.shape, x.shape) {
 		return op.apply(g, x)
 	}
-	// The common case (a [tokens, hidden] activation), element by element
-	// in chunks over the cores: erf and exp make this op as costly as a
-	// small GEMM.
+	// The common case (a [tokens, hidden] activation), in chunks over the
+	// cores, each through the vector kernel.
 	if err := check(op.stat, g, x); err != nil {
 		return nil, err
 	}
@@ -60,9 +64,8 @@ func GeluBackward(g, x *Tensor, tanh bool) (*Tensor, error) {
 	dst, gd, xd := out.storage.data, g.storage.data[g.offset:g.offset+n], x.storage.data[x.offset:x.offset+n]
 	const chunk = 1 << 14
 	parallelRows((n+chunk-1)/chunk, chunk, func(c int) {
-		for i := c * chunk; i < min(n, (c+1)*chunk); i++ {
-			dst[i] = gd[i] * grad(xd[i])
-		}
+		lo, hi := c*chunk, min(n, (c+1)*chunk)
+		rows(dst[lo:hi], gd[lo:hi], xd[lo:hi])
 	})
 	return out, nil
 }

@@ -66,7 +66,7 @@ var (
 	opRelu       = &unaryOp{stat: stat("relu"), f: func(x float32) float32 { return max(x, 0) }, fast: kernels.VecRelu}
 	opTanh       = newUnary("tanh", f32(math.Tanh))
 	opSigmoid    = newUnary("sigmoid", sigmoid)
-	opGelu       = newUnary("gelu", gelu)
+	opGelu       = &unaryOp{stat: stat("gelu"), f: kernels.Gelu, fast: kernels.VecGelu}
 	opSign       = newUnary("sign", sign)
 	opReciprocal = newUnary("reciprocal", func(x float32) float32 { return 1 / x })
 	opSquare     = newUnary("square", func(x float32) float32 { return x * x })
@@ -80,71 +80,14 @@ func sigmoid(x float32) float32 {
 	return float32(e / (1 + e))
 }
 
-// gelu is the exact GELU, x·Φ(x), PyTorch's default.
-func gelu(x float32) float32 {
-	cdf, _ := geluCDF(x)
-	return x * cdf
-}
-
-// geluGrad returns dGELU/dx at x, Φ(x) + x·φ(x).
-func geluGrad(x float32) float32 {
-	cdf, pdf := geluCDF(x)
-	return cdf + x*pdf
-}
-
-// geluCDF returns the standard normal CDF Φ(x) and density φ(x) in
-// float32. Φ(x) = (1 + erf(x/√2))/2 with erf from Abramowitz and Stegun
-// 7.1.26 (absolute error below 1.5e-7), the approximation PyTorch's
-// vectorised CPU kernels use for erf, GELU and its gradient; its exp(-z²)
-// is φ's exponential as well, so both cost one expf. The float64
-// math.Erf and math.Exp this replaced made GELU and its gradient the
-// GPT's costliest operations after the GEMMs.
-func geluCDF(x float32) (cdf, pdf float32) {
-	const (
-		invSqrt2   = 0.70710678118654752
-		invSqrt2Pi = 0.39894228040143268
-		p          = 0.3275911
-		a1         = 0.254829592
-		a2         = -0.284496736
-		a3         = 1.421413741
-		a4         = -1.453152027
-		a5         = 1.061405429
-	)
-	// Branch-free: the signs of activations are random, and mispredicted
-	// branches on them cost more than the arithmetic.
-	z := x * invSqrt2
-	zb := math.Float32bits(z)
-	az := math.Float32frombits(zb &^ (1 << 31))
-	t := 1 / (1 + p*az)
-	e := expf(-z * z) // exp(-x²/2)
-	y := 1 - ((((a5*t+a4)*t+a3)*t+a2)*t+a1)*t*e
-	y *= math.Float32frombits(0x3f800000 | zb&(1<<31)) // erf is odd
-	return 0.5 * (1 + y), e * invSqrt2Pi
-}
-
-// expf returns e^x in float32 within about 1 ulp: Cody-Waite reduction
-// to r = x - n·ln2 with |r| <= ln2/2 and Cephes' expf polynomial, scaled
-// by 2^n. Arguments outside [-87, 88] (where 2^n leaves the normal range)
-// and NaN take float64 math.Exp.
-func expf(x float32) float32 {
-	if !(x >= -87 && x <= 88) {
-		return float32(math.Exp(float64(x)))
-	}
-	const (
-		log2e = 1.44269504088896341
-		c1    = 0.693359375
-		c2    = -2.12194440e-4
-	)
-	// n = floor(x·log2e + 1/2), by truncation of a positive number (x >=
-	// -87 keeps x·log2e + 128.5 above 0) rather than a branch on x's sign.
-	n := int32(x*log2e+128.5) - 128
-	nf := float32(n)
-	r := x - nf*c1
-	r -= nf * c2
-	z := r * r
-	px := (((((1.9875691500e-4*r+1.3981999507e-3)*r+8.3334519073e-3)*r+4.1665795894e-2)*r+1.6666665459e-1)*r+5.0000001201e-1)*z + r + 1
-	return px * math.Float32frombits(uint32(n+127)<<23)
-}
+// gelu, geluGrad and expf are the engine's scalar GELU and float32 exp;
+// the kernels package holds them beside its vector versions, which give
+// the same bits (kernels.VecGelu, kernels.VecGeluBackward).
+var (
+	gelu     = kernels.Gelu
+	geluGrad = kernels.GeluGrad
+	expf     = kernels.Expf
+)
 
 func sign(x float32) float32 {
 	switch {
