@@ -17,3 +17,9 @@ func geluFwdAVX512(d, x *float32, n int, tab *uint32) int
 
 //go:noescape
 func geluBackAVX512(d, gr, x *float32, n int, tab *uint32) int
+
+//go:noescape
+func expfAVX2(d, x *float32, n int, tab *uint32) int
+
+//go:noescape
+func expfAVX512(d, x *float32, n int, tab *uint32) int

@@ -68,6 +68,43 @@ func TestVecGeluBitIdentical(t *testing.T) {
 	}
 }
 
+// TestVecExpBitIdentical checks VecExp on every path against Expf, bit
+// for bit, across and beyond the fast range [-87, 88], in place too.
+func TestVecExpBitIdentical(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	var xs []float32
+	for range 20000 {
+		xs = append(xs, float32(rng.Float64()*200-105))
+	}
+	for _, v := range []float32{-87, 88, math.Nextafter32(-87, -100), math.Nextafter32(88, 100), -103.9, -104, 0,
+		float32(math.Copysign(0, -1)), 1e-40, float32(math.Inf(1)), float32(math.Inf(-1)), float32(math.NaN())} {
+		for k := range 13 {
+			xs = append(xs, float32(k)-6)
+		}
+		xs = append(xs, v, v)
+	}
+	for _, path := range VecPaths() {
+		prev, err := SetVecPath(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range []int{1, 8, 15, 16, 17, 33, len(xs) - 1} {
+			x := xs[1 : 1+n]
+			got := make([]float32, n)
+			VecExp(got, x)
+			inPlace := append([]float32(nil), x...)
+			VecExp(inPlace, inPlace)
+			for i := range n {
+				want := Expf(x[i])
+				if !sameBits(got[i], want) || !sameBits(inPlace[i], want) {
+					t.Fatalf("%s: VecExp(%v) = %v (in place %v); Expf gives %v", path, x[i], got[i], inPlace[i], want)
+				}
+			}
+		}
+		SetVecPath(prev)
+	}
+}
+
 // TestGeluAccuracy checks the reference against float64 erf over
 // [-10, 10]: the error of A&S 7.1.26 (|erf error| < 1.5e-7, so Φ within
 // 7.5e-8) scaled by |x|, plus a few float32 roundings of the result — as

@@ -29,7 +29,7 @@ var (
 	opRsqrt    = newUnary("rsqrt", func(x float32) float32 { return float32(1 / math.Sqrt(float64(x))) })
 
 	statGeluBackward    = stat("gelu_backward")
-	opGeluBackward      = &binaryOp{stat: statGeluBackward, f: func(g, x float32) float32 { return g * geluGrad(x) }, fast: kernels.VecGeluBackward}
+	opGeluBackward      = &binaryOp{stat: statGeluBackward, f: func(g, x float32) float32 { return g * kernels.GeluGrad(x) }, fast: kernels.VecGeluBackward}
 	opGeluTanhBackward  = &binaryOp{stat: statGeluBackward, f: func(g, x float32) float32 { return g * geluTanhGrad(x) }}
 	statDropout         = stat("dropout")
 	statDropoutBackward = stat("dropout_backward")

@@ -3,6 +3,7 @@ package tensor
 import (
 	"math"
 
+	"github.com/gorch/gorch/internal/kernels"
 	"github.com/gorch/gorch/pkg/errs"
 )
 
@@ -235,14 +236,17 @@ func ScaledDotProductAttention(q, k, v *Tensor, opt AttentionOptions) (out, lse 
 				m = v
 			}
 		}
-		// The exponentials in float32 (expf, within about 1 ulp, as
-		// PyTorch computes them), their sum in float64: float64 math.Exp
-		// was most of the GPT attention's time outside its GEMMs.
-		var sum float64
+		// The exponentials in float32 (kernels.Expf, within about 1 ulp,
+		// as PyTorch computes them; VecExp gives Expf's bits),
+		// their sum in float64: float64 math.Exp was most of the GPT
+		// attention's time outside its GEMMs.
 		for j, x := range row[:w] {
-			e := expf(float32(float64(x)*a.scale - m))
+			row[j] = float32(float64(x)*a.scale - m)
+		}
+		kernels.VecExp(row[:w], row[:w])
+		var sum float64
+		for _, e := range row[:w] {
 			sum += float64(e)
-			row[j] = e
 		}
 		inv := 1 / sum
 		for j := range row[:w] {
@@ -292,9 +296,11 @@ func ScaledDotProductAttentionBackward(g, q, k, v, out, lse *Tensor, opt Attenti
 		prow, drow := pd[r*a.s:(r+1)*a.s], dd[r*a.s:(r+1)*a.s]
 		w := a.width(r)
 		for j := range prow[:w] {
-			pr := float64(expf(float32(float64(prow[j])*a.scale - float64(ld[r]))))
-			prow[j] = float32(pr)
-			drow[j] = float32(pr * (float64(drow[j]) - delta) * a.scale)
+			prow[j] = float32(float64(prow[j])*a.scale - float64(ld[r]))
+		}
+		kernels.VecExp(prow[:w], prow[:w])
+		for j, p := range prow[:w] {
+			drow[j] = float32(float64(p) * (float64(drow[j]) - delta) * a.scale)
 		}
 		clear(prow[w:])
 		clear(drow[w:])

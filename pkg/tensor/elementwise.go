@@ -80,15 +80,6 @@ func sigmoid(x float32) float32 {
 	return float32(e / (1 + e))
 }
 
-// gelu, geluGrad and expf are the engine's scalar GELU and float32 exp;
-// the kernels package holds them beside its vector versions, which give
-// the same bits (kernels.VecGelu, kernels.VecGeluBackward).
-var (
-	gelu     = kernels.Gelu
-	geluGrad = kernels.GeluGrad
-	expf     = kernels.Expf
-)
-
 func sign(x float32) float32 {
 	switch {
 	case x > 0:

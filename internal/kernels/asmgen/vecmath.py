@@ -1,7 +1,7 @@
 # generates internal/kernels/vecmath_amd64.s (go generate in internal/kernels)
 #
-# The exact GELU and its gradient, 16 (AVX-512) or 8 (AVX2) lanes at a
-# time. Each lane repeats, operation for operation, the Go reference in
+# The exact GELU, its gradient and float32 exp, 16 (AVX-512) or 8 (AVX2)
+# lanes at a time. Each lane repeats, operation for operation, the Go reference in
 # vecmath.go (GeluCDF, Expf): float32 multiplies and adds in the same
 # order, no FMA, a correctly rounded VDIVPS, CVTTPS2DQ for int32(f), so
 # the result is bit for bit the reference's. A block where exp's argument
@@ -19,12 +19,38 @@ w('#include "textflag.h"\n')
 C = {name: i for i, name in enumerate([
     "invSqrt2", "abs", "sign", "one", "p", "a1", "a2", "a3", "a4", "a5",
     "log2e", "c1285", "c1", "c2", "p0", "p1", "p2", "p3", "p4", "p5",
-    "i128", "i127", "m87", "half", "invSqrt2Pi"])}
+    "i128", "i127", "m87", "half", "invSqrt2Pi", "p88"])}
 
 ISA = {
     "AVX512": dict(reg="Z", vb=64, lanes=16, band="VPANDD", bor="VPORD", bxor="VPXORD", full="$0xffff"),
     "AVX2": dict(reg="Y", vb=32, lanes=8, band="VANDPS", bor="VORPS", bxor="VXORPS", full="$0xff"),
 }
+
+
+def exp_block(c, r):
+    """e = Expf(v) for v in r(3), into r(5); r(4), r(6), r(7) are scratch."""
+    # e = exp(v): n = int32(v·log2e + 128.5) - 128, r = v - n·c1 - n·c2.
+    w("\tVMULPS %s, %s, %s\n" % (c("log2e"), r(3), r(4)))
+    w("\tVADDPS %s, %s, %s\n" % (c("c1285"), r(4), r(4)))
+    w("\tVCVTTPS2DQ %s, %s\n" % (r(4), r(4)))
+    w("\tVPSUBD %s, %s, %s\n" % (c("i128"), r(4), r(4)))             # n
+    w("\tVCVTDQ2PS %s, %s\n" % (r(4), r(5)))                         # float32(n)
+    w("\tVMULPS %s, %s, %s\n" % (c("c1"), r(5), r(6)))
+    w("\tVSUBPS %s, %s, %s\n" % (r(6), r(3), r(6)))                  # v - n·c1
+    w("\tVMULPS %s, %s, %s\n" % (c("c2"), r(5), r(7)))
+    w("\tVSUBPS %s, %s, %s\n" % (r(7), r(6), r(6)))                  # r
+    w("\tVMULPS %s, %s, %s\n" % (r(6), r(6), r(7)))                  # r·r
+    w("\tVMULPS %s, %s, %s\n" % (c("p0"), r(6), r(5)))
+    for k in ("p1", "p2", "p3", "p4"):
+        w("\tVADDPS %s, %s, %s\n" % (c(k), r(5), r(5)))
+        w("\tVMULPS %s, %s, %s\n" % (r(6), r(5), r(5)))
+    w("\tVADDPS %s, %s, %s\n" % (c("p5"), r(5), r(5)))
+    w("\tVMULPS %s, %s, %s\n" % (r(7), r(5), r(5)))                  # ·r²
+    w("\tVADDPS %s, %s, %s\n" % (r(6), r(5), r(5)))                  # + r
+    w("\tVADDPS %s, %s, %s\n" % (c("one"), r(5), r(5)))              # + 1
+    w("\tVPADDD %s, %s, %s\n" % (c("i127"), r(4), r(4)))
+    w("\tVPSLLD $23, %s, %s\n" % (r(4), r(4)))                       # 2^n
+    w("\tVMULPS %s, %s, %s\n" % (r(4), r(5), r(5)))                  # e
 
 
 def gen(name, isa, backward):
@@ -65,28 +91,7 @@ def gen(name, isa, backward):
         w("\tVCMPPS $13, %s, %s, %s\n" % (c("m87"), r(3), r(4)))
         w("\tVMOVMSKPS %s, AX\n" % r(4))
     w("\tCMPL AX, %s\n\tJNE done\n" % isa["full"])
-    # e = exp(v): n = int32(v·log2e + 128.5) - 128, r = v - n·c1 - n·c2.
-    w("\tVMULPS %s, %s, %s\n" % (c("log2e"), r(3), r(4)))
-    w("\tVADDPS %s, %s, %s\n" % (c("c1285"), r(4), r(4)))
-    w("\tVCVTTPS2DQ %s, %s\n" % (r(4), r(4)))
-    w("\tVPSUBD %s, %s, %s\n" % (c("i128"), r(4), r(4)))             # n
-    w("\tVCVTDQ2PS %s, %s\n" % (r(4), r(5)))                         # float32(n)
-    w("\tVMULPS %s, %s, %s\n" % (c("c1"), r(5), r(6)))
-    w("\tVSUBPS %s, %s, %s\n" % (r(6), r(3), r(6)))                  # v - n·c1
-    w("\tVMULPS %s, %s, %s\n" % (c("c2"), r(5), r(7)))
-    w("\tVSUBPS %s, %s, %s\n" % (r(7), r(6), r(6)))                  # r
-    w("\tVMULPS %s, %s, %s\n" % (r(6), r(6), r(7)))                  # r·r
-    w("\tVMULPS %s, %s, %s\n" % (c("p0"), r(6), r(5)))
-    for k in ("p1", "p2", "p3", "p4"):
-        w("\tVADDPS %s, %s, %s\n" % (c(k), r(5), r(5)))
-        w("\tVMULPS %s, %s, %s\n" % (r(6), r(5), r(5)))
-    w("\tVADDPS %s, %s, %s\n" % (c("p5"), r(5), r(5)))
-    w("\tVMULPS %s, %s, %s\n" % (r(7), r(5), r(5)))                  # ·r²
-    w("\tVADDPS %s, %s, %s\n" % (r(6), r(5), r(5)))                  # + r
-    w("\tVADDPS %s, %s, %s\n" % (c("one"), r(5), r(5)))              # + 1
-    w("\tVPADDD %s, %s, %s\n" % (c("i127"), r(4), r(4)))
-    w("\tVPSLLD $23, %s, %s\n" % (r(4), r(4)))                       # 2^n
-    w("\tVMULPS %s, %s, %s\n" % (r(4), r(5), r(5)))                  # e
+    exp_block(c, r)
     # y = 1 - ((((a5·t + a4)·t + a3)·t + a2)·t + a1)·t·e, with z's sign.
     w("\tVMULPS %s, %s, %s\n" % (c("a5"), r(2), r(6)))
     for k in ("a4", "a3", "a2"):
@@ -118,8 +123,45 @@ def gen(name, isa, backward):
     w("\tVZEROUPPER\n\tRET\n\n")
 
 
+def gen_exp(name, isa):
+    R, vb, L = isa["reg"], isa["vb"], isa["lanes"]
+
+    def c(k):
+        return "%d(R8)" % (C[k] * vb)
+
+    def r(i):
+        return "%s%d" % (R, i)
+
+    w("// func %s(d, x *float32, n int, tab *uint32) int\n" % name)
+    w("TEXT ·%s(SB), NOSPLIT, $0-40\n" % name)
+    w("\tMOVQ d+0(FP), DI\n\tMOVQ x+8(FP), SI\n\tMOVQ n+16(FP), CX\n\tMOVQ tab+24(FP), R8\n")
+    w("\tXORQ BX, BX\n")
+    w("loop:\n")
+    w("\tCMPQ BX, CX\n\tJGE done\n")
+    w("\tVMOVUPS (SI), %s\n" % r(3))
+    # The reference's range test: -87 <= v <= 88 (false for NaN).
+    if R == "Z":
+        w("\tVCMPPS $13, %s, %s, K1\n" % (c("m87"), r(3)))
+        w("\tVCMPPS $2, %s, %s, K2\n" % (c("p88"), r(3)))
+        w("\tKANDW K1, K2, K1\n")
+        w("\tKMOVW K1, AX\n")
+    else:
+        w("\tVCMPPS $13, %s, %s, %s\n" % (c("m87"), r(3), r(4)))
+        w("\tVCMPPS $2, %s, %s, %s\n" % (c("p88"), r(3), r(5)))
+        w("\tVANDPS %s, %s, %s\n" % (r(5), r(4), r(4)))
+        w("\tVMOVMSKPS %s, AX\n" % r(4))
+    w("\tCMPL AX, %s\n\tJNE done\n" % isa["full"])
+    exp_block(c, r)
+    w("\tVMOVUPS %s, (DI)\n" % r(5))
+    w("\tADDQ $%d, SI\n\tADDQ $%d, DI\n\tADDQ $%d, BX\n\tJMP loop\n" % (vb, vb, L))
+    w("done:\n")
+    w("\tMOVQ BX, ret+32(FP)\n")
+    w("\tVZEROUPPER\n\tRET\n\n")
+
+
 for isa in ("AVX2", "AVX512"):
     gen("geluFwd" + isa, ISA[isa], False)
     gen("geluBack" + isa, ISA[isa], True)
+    gen_exp("expf" + isa, ISA[isa])
 
 print("".join(out), end="")
