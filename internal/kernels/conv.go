@@ -312,10 +312,16 @@ func ConvBackwardWeight(be Backend, s ConvShape, x, gout, gw []float32) {
 }
 
 // gemmFor picks the packed kernel set for a weight gradient with n output
-// channels: the AVX-512 12×32 tile when n fills it, else the AVX2 6×16 one
-// where the CPU has it (a 16-channel layer would waste half a 32-wide tile).
+// channels: the AVX-512 tile when n fills it (the 12×32 one under a 6×64
+// tile for 32 to 63 channels), else the AVX2 6×16 one where the CPU has it
+// (a 16-channel layer would waste half a 32-wide tile).
 func gemmFor(be Backend, n int) *packedBackend {
 	p := be.(*packedBackend)
+	for p.narrow != nil && n < p.nr {
+		nb := *p.narrow
+		nb.threads = p.threads
+		p = &nb
+	}
 	if p.nr > 16 && n < p.nr && hasAVX2() {
 		return avx2Backend
 	}

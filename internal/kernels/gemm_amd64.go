@@ -1,11 +1,16 @@
 package kernels
 
-import "golang.org/x/sys/cpu"
+import (
+	"os"
+
+	"golang.org/x/sys/cpu"
+)
 
 //go:generate sh -c "python3 asmgen/gen.py > gemm_amd64.s"
 
 // Micro-kernels and packing routines, one set per instruction set
-// (asmgen/gen.py): AVX-512F with a 12×32 zmm tile, AVX2+FMA with a 6×16
+// (asmgen/gen.py): AVX-512F with a 12×32 zmm tile (and a 6×64 one, the
+// AVX512W set, for Intel's two 512-bit FMA units), AVX2+FMA with a 6×16
 // ymm tile. Shapes in the comments use mr×nr for the tile.
 
 // sgemmKernelAVX512 adds alpha times the product of a packed 12-row A
@@ -34,6 +39,31 @@ func sgemmKernelAVX512SSet(k int, a, b *float32, ldb int, c *float32, ldc int, a
 
 //go:noescape
 func sgemmKernelAVX2SSet(k int, a, b *float32, ldb int, c *float32, ldc int, alpha float32)
+
+// sgemmKernelAVX512W and its Set variant are the 6×64 counterparts (4 B
+// vectors and 6 broadcasts per 24 FMAs, against 2 and 12 for the 12×32
+// tile); their A slivers are the AVX2 set's 6-row packs.
+//
+//go:noescape
+func sgemmKernelAVX512W(k int, a, b, c *float32, ldc int, alpha float32)
+
+//go:noescape
+func sgemmKernelAVX512WSet(k int, a, b, c *float32, ldc int, alpha float32)
+
+//go:noescape
+func packBTransAVX512W(k8 int, b *float32, ldb int, dst *float32)
+
+//go:noescape
+func packBRowsAVX512W(k int, b *float32, ldb int, dst *float32)
+
+// cpuVendor returns CPUID leaf 0's vendor registers.
+func cpuVendor() (ebx, edx, ecx uint32)
+
+// isIntel reports whether the CPU says "GenuineIntel".
+func isIntel() bool {
+	b, d, c := cpuVendor()
+	return b == 0x756e6547 && d == 0x49656e69 && c == 0x6c65746e
+}
 
 // packARows12AVX512 and packARows6AVX2 pack a full mr-row sliver of
 // op(A) = Aᵀ, k steps deep: dst[p*mr + r] = a[p*lda + r].
@@ -204,19 +234,54 @@ func hasAVX512VL() bool { return cpu.X86.HasAVX512F && cpu.X86.HasAVX512VL }
 func hasAVX2() bool     { return cpu.X86.HasAVX2 && cpu.X86.HasFMA }
 
 var (
-	avx512Backend = &packedBackend{name: "avx512", mr: 12, nr: 32, kc: 256, nc: 512,
+	// avx512Tile12x32 is the AVX-512 backend on AMD (Zen 4 runs a zmm FMA
+	// as two halves: 1 per cycle) and every product narrower than 64
+	// columns on Intel.
+	avx512Tile12x32 = &packedBackend{name: "avx512", mr: 12, nr: 32, kc: 256, nc: 512,
 		kernel: sgemmKernelAVX512, kernelSet: sgemmKernelAVX512Set, kernelS: sgemmKernelAVX512S, kernelSSet: sgemmKernelAVX512SSet,
 		packT: packBTransAVX512, packA: packA12AVX512, packARows: packARows12AVX512, packRows: packBRowsAVX512,
 		packATab: packATab12AVX512}
-	avx2Backend = &packedBackend{name: "avx2", mr: 6, nr: 16, kc: 256, nc: 512,
+	// avx512Tile6x64 is the AVX-512 backend on Intel, whose two 512-bit
+	// FMA units the 12×32 tile cannot keep busy: on an Ice Lake Xeon the
+	// 6×64 kernel alone on packed operands runs ~13 % faster (10 loads per
+	// 24 FMAs instead of 14; bench/README.md). Its k steps are deeper (kc 512, half the
+	// C tile loads and stores; nc 256 keeps a step's B block at 512 KiB):
+	// +3 % at 1024³ there. It always packs B (no kernelS): reading 64-float
+	// rows in place was slower there for every shape measured, 256–768
+	// square (−3 to −19 %, worst at the power-of-two 512) and the MLP's
+	// (−1 to −10 %).
+	avx512Tile6x64 = &packedBackend{name: "avx512", mr: 6, nr: 64, kc: 512, nc: 256,
+		kernel: sgemmKernelAVX512W, kernelSet: sgemmKernelAVX512WSet,
+		packT: packBTransAVX512W, packA: packA6AVX2, packARows: packARows6AVX2, packRows: packBRowsAVX512W,
+		packATab: packATab6AVX2, narrow: avx512Tile12x32}
+	// avx512Backend is the one ByName("avx512") returns (see init).
+	avx512Backend = avx512Tile12x32
+	avx2Backend   = &packedBackend{name: "avx2", mr: 6, nr: 16, kc: 256, nc: 512,
 		kernel: sgemmKernelAVX2, kernelSet: sgemmKernelAVX2Set, kernelS: sgemmKernelAVX2S, kernelSSet: sgemmKernelAVX2SSet,
 		packT: packBTransAVX2, packA: packA6AVX2, packARows: packARows6AVX2, packRows: packBRowsAVX2,
 		packATab: packATab6AVX2, conv: convAVX2}
 )
 
+// EnvAVX512Tile names the environment variable that picks the AVX-512
+// GEMM tile: "12x32" or "6x64"; unset or empty: 6x64 on Intel, 12x32
+// elsewhere. It is an A/B hook for benchmarks. The tiles' k steps differ
+// (kc 256 and 512), so results may differ in the last bits between them.
+const EnvAVX512Tile = "GORCH_AVX512_TILE"
+
 func init() {
-	avx512Backend.conv = convAVX2
-	if hasAVX512VL() {
-		avx512Backend.conv = convAVX512
+	for _, be := range []*packedBackend{avx512Tile12x32, avx512Tile6x64} {
+		be.conv = convAVX2
+		if hasAVX512VL() {
+			be.conv = convAVX512
+		}
+	}
+	switch os.Getenv(EnvAVX512Tile) {
+	case "12x32":
+	case "6x64":
+		avx512Backend = avx512Tile6x64
+	default:
+		if hasAVX512() && isIntel() {
+			avx512Backend = avx512Tile6x64
+		}
 	}
 }

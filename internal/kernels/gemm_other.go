@@ -5,7 +5,7 @@ package kernels
 func hasAVX512() bool { return false }
 func hasAVX2() bool   { return false }
 
-var avx512Backend, avx2Backend *packedBackend
+var avx512Backend, avx512Tile12x32, avx512Tile6x64, avx2Backend *packedBackend
 
 func fmaPeakAVX512(iters int) { panic("kernels: no AVX-512 on this architecture") }
 func fmaPeakAVX2(iters int)   { panic("kernels: no AVX2 on this architecture") }

@@ -11,24 +11,29 @@ import (
 // that computes one mr×nr tile of C from a packed A sliver (mr rows, k-major)
 // and a packed B panel (nr columns, k-major).
 //
-// Loop nest, for each block of nc columns of C:
+// Loop nest (runRows), for each block of mcRows rows of C:
 //
-//	pack op(B)[:, j0:j0+nc] into nr-column panels (in parallel)
-//	tasks = (range of mr-row slivers) × (range of panels), run by workers:
-//	  for p0 in steps of kc:          // the B panels of one kc step sit in L2
-//	    for each sliver: pack op(A)[rows, p0:p0+kc]   // stays in L1
-//	      for each panel: kernel → C tile += alpha·Σ
+//	for p0 in steps of kc:
+//	  pack op(A)[:, p0:p0+kc] into mr-row slivers (in parallel)
+//	  for each block of nc columns of C:
+//	    pack op(B)[p0:p0+kc, block] into nr-column panels (in parallel)
+//	    tasks = (range of slivers) × (range of panels), run by workers:
+//	      for each sliver:               // stays in L1 across the panels
+//	        for each panel: kernel → C tile += alpha·Σ   // panels sit in L2
 //
-// Every C element is owned by exactly one task and accumulated over the same
-// kc steps in the same order whatever the number of workers, and full and edge
-// tiles round identically, so results are bit-identical across GOMAXPROCS.
+// A and B are each packed once, and a step's B block (kc·nc floats) is
+// packed just before its kernels stream it, so it is still in L2. Every C
+// element is owned by exactly one task of each step and accumulated over the
+// same kc steps in the same order whatever the number of workers, and full
+// and edge tiles round identically, so results are bit-identical across
+// GOMAXPROCS.
 type packedBackend struct {
 	name   string
 	mr, nr int // register tile
 	// Blocking: kc is the depth of a k step, nc the columns of a packed B
 	// block. One k step of a block (kc·nc floats, 512 KiB) stays in each
-	// core's L2 (1 MiB on Zen 4) while every sliver streams it, so threads
-	// on different cores do not contend for L3.
+	// core's L2 (1 MiB on Zen 4, 1.25 MiB on Ice Lake) while every sliver
+	// streams it, so threads on different cores do not contend for L3.
 	kc, nc int
 	kernel func(k int, a, b, c *float32, ldc int, alpha float32)
 	// kernelSet assigns C = alpha·Σ instead of adding (optional): the first
@@ -58,6 +63,9 @@ type packedBackend struct {
 	// conv holds the direct-convolution tiles (conv.go), widest first
 	// within each height; nil: convolutions take the im2col path.
 	conv []convTile
+	// narrow, if set, computes the products with fewer than nr columns
+	// (its own tile is narrower).
+	narrow *packedBackend
 }
 
 // directBMaxM is the largest m for which B (not transposed) is read in place
@@ -105,6 +113,12 @@ func (be *packedBackend) Sgemm(transA, transB bool, m, n, k int, alpha float32, 
 	}
 	if k <= 0 || alpha == 0 {
 		scaleC(m, n, beta, c, ldc)
+		return
+	}
+	if be.narrow != nil && n < be.nr {
+		nb := *be.narrow
+		nb.threads = be.threads
+		nb.Sgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 		return
 	}
 	if 2*n < be.nr && m > n && !legacyGemm.Load() {
@@ -184,13 +198,15 @@ type packedGemm struct {
 	packRows       func(k int, b *float32, ldb int, dst *float32)
 }
 
-// Scratch buffers (*[]float32), one pool per use so that the small A-sliver
-// buffers and the large packed-B blocks do not evict each other (a pool
-// miss allocates, and zeroes, a fresh buffer). In legacy mode both share
+// Scratch buffers (*[]float32), one pool per use so that buffers of
+// different sizes do not evict each other (a pool miss allocates, and
+// zeroes, a fresh buffer). In legacy mode the GEMM's A slivers share
 // packedPool, as before.
 var (
-	packedPool sync.Pool // packed B blocks (and everything in legacy mode)
-	slivPool   sync.Pool // per-worker A slivers (+ edge B panel)
+	packedPool sync.Pool // packed B blocks (and the A slivers in legacy mode)
+	stepPool   sync.Pool // the packed A slivers of a k step
+	edgePool   sync.Pool // direct path: a worker's packed edge B panel
+	slivPool   sync.Pool // conv: per-worker A slivers; sgemmNarrow's Cᵀ
 )
 
 func getBuf(n int) *[]float32 { return getBufFrom(&packedPool, n) }
@@ -204,135 +220,300 @@ func getBufFrom(pool *sync.Pool, n int) *[]float32 {
 	return &s
 }
 
-func (g *packedGemm) run(workers int) {
-	be := g.be
-	mr, nr := be.mr, be.nr
-	slivers := (g.m + mr - 1) / mr
-	var pbBuf *[]float32
-	paLen := be.kc*mr + 8 // + slack for packAFull's spare lanes
-	aPool := &slivPool
-	if legacyGemm.Load() {
-		aPool = &packedPool
-	}
-	if g.direct {
-		paLen += be.kc * nr // room for the packed edge panel
-	} else {
-		pbBuf = getBuf(g.k * roundUp(min(g.n, be.nc), nr))
-		defer packedPool.Put(pbBuf)
-	}
-	for j0 := 0; j0 < g.n; j0 += be.nc {
-		nn := min(be.nc, g.n-j0)
-		panels := (nn + nr - 1) / nr
-		var pb []float32
-		if !g.direct {
-			pb = (*pbBuf)[:g.k*panels*nr]
-			g.packB(pb, j0, nn, workers)
-		}
+// mcRows bounds the rows whose A slivers are packed together for one k
+// step (mcRows·kc floats): taller products run in row blocks, each packing
+// B again.
+const mcRows = 3072
 
-		// Many small tasks, taken dynamically: the last one to finish
-		// before the block's barrier is short (a few slivers).
-		want := 1
-		if workers > 1 {
-			want = 16 * workers
-		}
-		rowTasks := min(slivers, want)
-		colTasks := min(panels, (want+rowTasks-1)/rowTasks)
-		tasks := rowTasks * colTasks
-		task := func(t int, pa []float32) {
-			rt, ct := t/colTasks, t%colTasks
-			s0, s1 := rt*slivers/rowTasks, (rt+1)*slivers/rowTasks
-			q0, q1 := ct*panels/colTasks, (ct+1)*panels/colTasks
-			g.block(pb, pa, j0, nn, s0, s1, q0, q1)
-		}
-		w := min(workers, tasks)
-		if w <= 1 {
-			pa := getBufFrom(aPool, paLen)
-			for t := 0; t < tasks; t++ {
-				task(t, *pa)
-			}
-			aPool.Put(pa)
-			continue
-		}
-		var next atomic.Int64
-		var wg sync.WaitGroup
-		for range w {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				pa := getBufFrom(aPool, paLen)
-				for {
-					t := int(next.Add(1) - 1)
-					if t >= tasks {
-						break
-					}
-					task(t, *pa)
-				}
-				aPool.Put(pa)
-			}()
-		}
-		wg.Wait()
+func (g *packedGemm) run(workers int) {
+	for i0 := 0; i0 < g.m; i0 += mcRows {
+		g.runRows(workers, i0, min(mcRows, g.m-i0))
 	}
 }
 
-// block computes C for slivers [s0, s1) and panels [q0, q1) of the column
-// block at j0, walking k in kc steps.
-func (g *packedGemm) block(pb, paBuf []float32, j0, nn, s0, s1, q0, q1 int) {
+// runRows computes rows [i0, i0+mm) of C. Loop nest:
+//
+//	for p0 in steps of kc:
+//	  pack the A slivers of the step
+//	  for each block of nc columns:
+//	    pack the step's B panels              // kc·nc floats, stay in L2
+//	    tasks = (range of slivers) × (range of panels): kernels
+//
+// A and B are each packed once, and a step's B block is packed just before
+// its kernels read it, so it is still in L2. With several workers the
+// packing is pipelined: phase i runs the kernels of block i-1, then packs
+// block i (its B panels, and the A slivers when it starts a k step) into
+// the other of two buffers, all as tasks taken from one queue, so the
+// packing fills the phase's tail and there is one barrier per block.
+func (g *packedGemm) runRows(workers, i0, mm int) {
 	be := g.be
-	mr, nr, kc := be.mr, be.nr, be.kc
-	var tmp [12 * 32]float32
-	for p0 := 0; p0 < g.k; p0 += kc {
-		kk := min(kc, g.k-p0)
-		kern, kernS, tile := be.kernel, be.kernelS, g.addTile
-		if g.assign && p0 == 0 {
-			kern, kernS, tile = be.kernelSet, be.kernelSSet, g.setTile
+	r := rowBlock{g: g, i0: i0, mm: mm, slivers: (mm + be.mr - 1) / be.mr, paStride: be.kc*be.mr + 8}
+	for p0 := 0; p0 < g.k; p0 += be.kc {
+		for j0 := 0; j0 < g.n; j0 += be.nc {
+			r.blocks = append(r.blocks, gemmBlock{p0: p0, kk: min(be.kc, g.k-p0), j0: j0, nn: min(be.nc, g.n-j0)})
 		}
-		var pbk []float32
-		if g.direct {
-			// Full panels are read in place; the edge panel (fewer than nr
-			// columns) is packed once per k step, zero-padded.
-			if qe := q1 - 1; j0+qe*nr+nr > j0+nn {
-				e := paBuf[kc*mr+8 : kc*mr+8+kk*nr]
-				g.packBRange(e, j0+qe*nr, nn-qe*nr, 0, 1, p0, kk)
-				pbk = e
+	}
+	nbuf := 1
+	if workers > 1 && len(r.blocks) > 1 {
+		nbuf = 2
+	}
+	pool := &stepPool
+	if legacyGemm.Load() {
+		pool = &packedPool
+	}
+	paBuf := getBufFrom(pool, nbuf*r.slivers*r.paStride)
+	defer pool.Put(paBuf)
+	for i := range nbuf {
+		r.pa[i] = (*paBuf)[i*r.slivers*r.paStride : (i+1)*r.slivers*r.paStride]
+	}
+	if !g.direct {
+		pbLen := be.kc * roundUp(min(g.n, be.nc), be.nr)
+		pbBuf := getBuf(nbuf * pbLen)
+		defer packedPool.Put(pbBuf)
+		for i := range nbuf {
+			r.pb[i] = (*pbBuf)[i*pbLen : (i+1)*pbLen]
+		}
+	} else {
+		for range workers {
+			b := getBufFrom(&edgePool, be.kc*be.nr)
+			defer edgePool.Put(b)
+			r.edge = append(r.edge, *b)
+		}
+	}
+	if workers <= 1 {
+		r.work(0, nil)
+		return
+	}
+	tm := newTeam(workers)
+	var wg sync.WaitGroup
+	for w := 1; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r.work(w, tm)
+		}()
+	}
+	r.work(0, tm)
+	wg.Wait()
+}
+
+// gemmBlock is a k step [p0, p0+kk) of a block of columns [j0, j0+nn).
+type gemmBlock struct{ p0, kk, j0, nn int }
+
+// rowBlock is one runRows call: rows [i0, i0+mm) of C in mr-row slivers.
+type rowBlock struct {
+	g        *packedGemm
+	i0, mm   int
+	slivers  int
+	blocks   []gemmBlock  // in order: k steps, and blocks of columns within each
+	pa       [2][]float32 // a step's packed A slivers, sliver s at s·paStride
+	paStride int          // kc·mr + slack for packAFull's spare lanes
+	pb       [2][]float32 // a block's packed B panels (unused when B is read in place)
+	edge     [][]float32  // direct path: each worker's packed edge panel
+	next     atomic.Int64
+}
+
+// buffers returns the packed A and B of block b (one buffer of each with
+// a single worker, two alternating ones with several).
+func (r *rowBlock) buffers(b int) (pa, pb []float32) {
+	if r.pa[1] == nil {
+		return r.pa[0], r.pb[0]
+	}
+	return r.pa[(r.blocks[b].p0/r.g.be.kc)%2], r.pb[b%2]
+}
+
+// aSlivers is the number of A slivers one packing task packs.
+const aSlivers = 16
+
+// work runs the phases as worker w of tm (alone for a nil team): phase i
+// computes block i-1 and packs block i. Tasks are taken dynamically from one
+// counter that only grows: a phase's tasks are base .. base+tasks-1, and
+// each worker draws one number past them before it stops at the barrier.
+func (r *rowBlock) work(w int, tm *team) {
+	g, be := r.g, r.g.be
+	mr, nr := be.mr, be.nr
+	nw := tm.size()
+	var sc []float32
+	if g.direct {
+		sc = r.edge[w]
+	}
+	want := 1 // compute tasks per block
+	if nw > 1 {
+		want = 16 * nw
+	}
+	base := 0
+	for i := 0; i <= len(r.blocks); i++ {
+		// Kernels of block i-1.
+		var ctasks, rowTasks, colTasks, panels int
+		var cb gemmBlock
+		if i > 0 {
+			cb = r.blocks[i-1]
+			panels = (cb.nn + nr - 1) / nr
+			rowTasks = min(r.slivers, want)
+			colTasks = min(panels, (want+rowTasks-1)/rowTasks)
+			ctasks = rowTasks * colTasks
+		}
+		// Packing of block i: A when it starts a k step, and B.
+		var atasks, btasks int
+		var pb gemmBlock
+		if i < len(r.blocks) {
+			pb = r.blocks[i]
+			if i == 0 || r.blocks[i-1].p0 != pb.p0 {
+				atasks = (r.slivers + aSlivers - 1) / aSlivers
 			}
-		} else {
-			pbk = pb[p0*panelsOf(nn, nr)*nr:] // the panels of this kc step, each kk×nr
+			if !g.direct {
+				btasks = (pb.nn + nr - 1) / nr
+			}
 		}
-		for s := s0; s < s1; s++ {
-			i0 := s * mr
-			rows := min(mr, g.m-i0)
-			pa := paBuf[:kk*mr]
-			g.packA(pa, i0, rows, p0, kk)
-			for q := q0; q < q1; q++ {
-				jc := j0 + q*nr
-				cols := min(nr, j0+nn-jc)
-				if g.direct && cols == nr {
-					bp := &g.b[p0*g.ldb+jc]
-					if rows == mr {
-						kernS(kk, &pa[0], bp, g.ldb, &g.c[i0*g.ldc+jc], g.ldc, g.alpha)
-						continue
-					}
-					t := tmp[:mr*nr]
-					clear(t)
-					be.kernelS(kk, &pa[0], bp, g.ldb, &t[0], nr, g.alpha)
-					tile(t, i0, jc, rows, cols)
-					continue
+		tasks := ctasks + atasks + btasks
+		for {
+			t := int(r.next.Add(1)-1) - base
+			if t >= tasks {
+				break
+			}
+			switch {
+			case t < ctasks:
+				rt, ct := t/colTasks, t%colTasks
+				s0, s1 := rt*r.slivers/rowTasks, (rt+1)*r.slivers/rowTasks
+				q0, q1 := ct*panels/colTasks, (ct+1)*panels/colTasks
+				pa, pbuf := r.buffers(i - 1)
+				g.block(pbuf, pa, r.paStride, sc, r.i0, r.mm, cb.j0, cb.nn, cb.p0, cb.kk, s0, s1, q0, q1)
+			case t < ctasks+atasks:
+				pa, _ := r.buffers(i)
+				s0 := (t - ctasks) * aSlivers
+				for s := s0; s < min(s0+aSlivers, r.slivers); s++ {
+					row := r.i0 + s*mr
+					g.packA(pa[s*r.paStride:(s+1)*r.paStride], row, min(mr, r.i0+r.mm-row), pb.p0, pb.kk)
 				}
-				var bp *float32
-				if g.direct {
-					bp = &pbk[0]
-				} else {
-					bp = &pbk[q*kk*nr]
-				}
-				if rows == mr && cols == nr {
-					kern(kk, &pa[0], bp, &g.c[i0*g.ldc+jc], g.ldc, g.alpha)
+			default:
+				_, pbuf := r.buffers(i)
+				q := t - ctasks - atasks
+				g.packBRange(pbuf, pb.j0, pb.nn, q, q+1, pb.p0, pb.kk)
+			}
+		}
+		base += tasks + nw
+		tm.wait()
+	}
+}
+
+// team is a barrier for the workers of one product: a phase of a GEMM
+// step lasts tens of microseconds to milliseconds, and waking a blocked
+// goroutine costs ~20 µs on a shared VM, so waiters spin briefly (the
+// others are running on their own cores) before they block.
+type team struct {
+	n     int32
+	count atomic.Int32
+	gen   atomic.Uint32
+	mu    sync.Mutex
+	cond  sync.Cond
+}
+
+func newTeam(n int) *team {
+	t := &team{n: int32(n)}
+	t.cond.L = &t.mu
+	return t
+}
+
+// size is the number of workers (1 for a nil team).
+func (t *team) size() int {
+	if t == nil {
+		return 1
+	}
+	return int(t.n)
+}
+
+// teamSpins bounds a waiter's spinning (each round a load, every 16th a
+// runtime.Gosched): about 10–50 µs.
+const teamSpins = 2048
+
+// wait returns once all n workers have called it (a no-op on a nil team).
+func (t *team) wait() {
+	if t == nil {
+		return
+	}
+	g := t.gen.Load()
+	if t.count.Add(1) == t.n {
+		t.count.Store(0)
+		t.mu.Lock()
+		t.gen.Add(1)
+		t.cond.Broadcast()
+		t.mu.Unlock()
+		return
+	}
+	for i := 0; i < teamSpins; i++ {
+		if t.gen.Load() != g {
+			return
+		}
+		if i%16 == 15 {
+			runtime.Gosched()
+		}
+	}
+	t.mu.Lock()
+	for t.gen.Load() == g {
+		t.cond.Wait()
+	}
+	t.mu.Unlock()
+}
+
+// block computes the k step [p0, p0+kk) of C for slivers [s0, s1) (rows
+// from i0, mm in all) and panels [q0, q1) of the column block at j0: pa
+// holds the step's packed A slivers (sliver s at s·paStride), pb its packed
+// B panels (panel q at q·kk·nr; unused when B is read in place), sc room
+// for the direct path's packed edge panel.
+func (g *packedGemm) block(pb, pa []float32, paStride int, sc []float32, i0, mm, j0, nn, p0, kk, s0, s1, q0, q1 int) {
+	be := g.be
+	mr, nr := be.mr, be.nr
+	var tmp [maxTile]float32
+	kern, kernS, tile := be.kernel, be.kernelS, g.addTile
+	if g.assign && p0 == 0 {
+		kern, kernS, tile = be.kernelSet, be.kernelSSet, g.setTile
+	}
+	var pbk []float32
+	if g.direct {
+		// Full panels are read in place; the edge panel (fewer than nr
+		// columns) is packed once per task, zero-padded.
+		pbk = pb
+		if qe := q1 - 1; qe*nr+nr > nn {
+			e := sc[:kk*nr]
+			g.packBRange(e, j0+qe*nr, nn-qe*nr, 0, 1, p0, kk)
+			pbk = e
+		}
+	} else {
+		pbk = pb
+	}
+	for s := s0; s < s1; s++ {
+		r0 := i0 + s*mr
+		rows := min(mr, i0+mm-r0)
+		ps := &pa[s*paStride]
+		for q := q0; q < q1; q++ {
+			jc := j0 + q*nr
+			cols := min(nr, j0+nn-jc)
+			if g.direct && cols == nr {
+				bp := &g.b[p0*g.ldb+jc]
+				if rows == mr {
+					kernS(kk, ps, bp, g.ldb, &g.c[r0*g.ldc+jc], g.ldc, g.alpha)
 					continue
 				}
 				t := tmp[:mr*nr]
 				clear(t)
-				be.kernel(kk, &pa[0], bp, &t[0], nr, g.alpha)
-				tile(t, i0, jc, rows, cols)
+				be.kernelS(kk, ps, bp, g.ldb, &t[0], nr, g.alpha)
+				tile(t, r0, jc, rows, cols)
+				continue
 			}
+			var bp *float32
+			if g.direct {
+				bp = &pbk[0]
+			} else {
+				bp = &pbk[q*kk*nr]
+			}
+			if rows == mr && cols == nr {
+				kern(kk, ps, bp, &g.c[r0*g.ldc+jc], g.ldc, g.alpha)
+				continue
+			}
+			t := tmp[:mr*nr]
+			clear(t)
+			be.kernel(kk, ps, bp, &t[0], nr, g.alpha)
+			tile(t, r0, jc, rows, cols)
 		}
 	}
 }
@@ -401,37 +582,6 @@ func (g *packedGemm) packA(pa []float32, i0, rows, p0, kk int) {
 	}
 }
 
-// packB copies op(B)[:, j0:j0+nn] (all k rows) into nr-column panels, kc step
-// by kc step: element (p0+p, q*nr+c) of a step of depth kk lands at
-// pb[p0*panels*nr + q*kk*nr + p*nr + c], so one step's panels are contiguous
-// and stream in order. Large blocks are packed by w goroutines.
-func (g *packedGemm) packB(pb []float32, j0, nn, w int) {
-	panels := (nn + g.be.nr - 1) / g.be.nr
-	w = min(w, panels)
-	if w <= 1 || g.k*nn < 1<<15 {
-		g.packBPanels(pb, j0, nn, 0, panels)
-		return
-	}
-	var wg sync.WaitGroup
-	for i := range w {
-		q0, q1 := i*panels/w, (i+1)*panels/w
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			g.packBPanels(pb, j0, nn, q0, q1)
-		}()
-	}
-	wg.Wait()
-}
-
-func (g *packedGemm) packBPanels(pb []float32, j0, nn, q0, q1 int) {
-	nr, kc := g.be.nr, g.be.kc
-	panels := panelsOf(nn, nr)
-	for p0 := 0; p0 < g.k; p0 += kc {
-		g.packBRange(pb[p0*panels*nr:], j0, nn, q0, q1, p0, min(kc, g.k-p0))
-	}
-}
-
 // packBRange packs panels [q0, q1) of op(B)[p0:p0+kk, j0:j0+nn] into step,
 // panel q at step[q*kk*nr:].
 func (g *packedGemm) packBRange(step []float32, j0, nn, q0, q1, p0, kk int) {
@@ -482,5 +632,8 @@ func (g *packedGemm) packBRange(step []float32, j0, nn, q0, q1, p0, kk int) {
 		}
 	}
 }
+
+// maxTile bounds mr·nr over the backends (the edge tiles' buffer).
+const maxTile = 12 * 32
 
 func panelsOf(n, nr int) int { return (n + nr - 1) / nr }

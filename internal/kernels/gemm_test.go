@@ -89,13 +89,19 @@ func runCase(t *testing.T, be Backend, r *rand.Rand, transA, transB bool, m, n, 
 	return c
 }
 
-// backends returns every backend this machine supports, by name.
+// backends returns every backend this machine supports, by name; on
+// AVX-512 both tiles ("avx512-12x32", "avx512-6x64"), whichever is the
+// default on this CPU.
 func backends(t testing.TB) map[string]Backend {
 	out := map[string]Backend{}
 	for _, name := range Available() {
 		b, err := ByName(name)
 		if err != nil {
 			t.Fatalf("ByName(%q): %v", name, err)
+		}
+		if name == "avx512" {
+			out["avx512-12x32"], out["avx512-6x64"] = avx512Tile12x32, avx512Tile6x64
+			continue
 		}
 		out[name] = b
 	}
@@ -109,7 +115,8 @@ func TestSgemmRandom(t *testing.T) {
 }
 
 // TestSgemmOddSizes covers the sizes around the register tiles and blocking
-// parameters of the assembly paths (12×32, 6×16, kc 256, nc 1024).
+// parameters of the assembly paths (12×32, 6×64, 6×16, kc 256, nc 512,
+// row blocks of mcRows).
 func TestSgemmOddSizes(t *testing.T) {
 	if testing.Short() {
 		t.Skip("slow")
@@ -118,7 +125,7 @@ func TestSgemmOddSizes(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			testSgemmRandom(t, be, []int{1, 3, 17, 33, 257}, []int{1, 33, 257, 513})
 			r := rand.New(rand.NewPCG(5, 6))
-			for _, tc := range []struct{ m, n, k int }{{13, 1030, 7}, {1, 2051, 3}, {25, 1025, 300}, {130, 65, 600}} {
+			for _, tc := range []struct{ m, n, k int }{{13, 1030, 7}, {1, 2051, 3}, {25, 1025, 300}, {130, 65, 600}, {70, 127, 513}, {mcRows + 7, 129, 9}, {600, 64, 40}} {
 				for _, tA := range []bool{false, true} {
 					for _, tB := range []bool{false, true} {
 						runCase(t, be, r, tA, tB, tc.m, tc.n, tc.k, 0.75, 0.5, 2)

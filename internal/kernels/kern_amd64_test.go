@@ -1,6 +1,7 @@
 package kernels
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -11,11 +12,11 @@ import (
 // BenchmarkKernel measures a micro-kernel alone on L1-resident packed
 // operands: the ceiling the packed driver can approach.
 func BenchmarkKernel(b *testing.B) {
-	for _, be := range []*packedBackend{avx2Backend, avx512Backend} {
+	for _, be := range []*packedBackend{avx2Backend, avx512Tile12x32, avx512Tile6x64} {
 		if _, err := ByName(be.name); err != nil {
 			continue
 		}
-		b.Run(be.name, func(b *testing.B) {
+		b.Run(fmt.Sprintf("%s-%dx%d", be.name, be.mr, be.nr), func(b *testing.B) {
 			const k = 256
 			pa := make([]float32, k*be.mr)
 			pb := make([]float32, k*be.nr)
@@ -40,9 +41,9 @@ func BenchmarkKernel(b *testing.B) {
 // packing path, on the training shapes and odd ones, for every assembly
 // backend this CPU runs.
 func TestFastPathsBitIdentical(t *testing.T) {
-	for _, be := range []*packedBackend{avx512Backend, avx2Backend} {
+	for _, be := range []*packedBackend{avx512Tile12x32, avx512Tile6x64, avx2Backend} {
 		if _, err := ByName(be.name); err == nil {
-			t.Run(be.name, func(t *testing.T) { testFastPaths(t, be) })
+			t.Run(fmt.Sprintf("%s-%dx%d", be.name, be.mr, be.nr), func(t *testing.T) { testFastPaths(t, be) })
 		}
 	}
 }

@@ -33,11 +33,13 @@ func TestPackedDriverTiles(t *testing.T) {
 	for _, be := range []*packedBackend{
 		{name: "ref12x32", mr: 12, nr: 32, kc: 256, nc: 1024},
 		{name: "ref6x16", mr: 6, nr: 16, kc: 256, nc: 1024},
+		{name: "ref6x64", mr: 6, nr: 64, kc: 256, nc: 512},
+		{name: "ref6x64-small", mr: 6, nr: 64, kc: 9, nc: 128},
 		{name: "ref12x32-small", mr: 12, nr: 32, kc: 7, nc: 64},
 	} {
 		be.kernel = refKernel(be.mr, be.nr)
 		t.Run(be.name, func(t *testing.T) {
-			testSgemmRandom(t, be, []int{1, 13, 33, 70}, []int{1, 9, 40})
+			testSgemmRandom(t, be, []int{1, 13, 33, 70, 130}, []int{1, 9, 40})
 			r := rand.New(rand.NewPCG(7, 8))
 			for _, tA := range []bool{false, true} {
 				for _, tB := range []bool{false, true} {

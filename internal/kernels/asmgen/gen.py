@@ -1,7 +1,8 @@
 # generates internal/kernels/gemm_amd64.s (go generate in internal/kernels)
 #
 # One description per instruction set: the AVX-512 path uses a 12x32 tile
-# of zmm registers, the AVX2 path a 6x16 tile of ymm registers. For each
+# of zmm registers (AVX512W a 6x64 one, for CPUs with two 512-bit FMA
+# units), the AVX2 path a 6x16 tile of ymm registers. For each
 # there is a micro-kernel on a packed B panel, the same kernel reading B in
 # place (row stride ldb, bit-identical results), and the packing routines
 # the driver calls (A slivers, B panels, transposing B panels).
@@ -15,6 +16,8 @@ ISA = {
     # registers per row (tile columns = vecs * lanes), first broadcast
     # register, number of broadcast registers, zeroing instruction
     "AVX512": dict(reg="Z", vb=64, mr=12, vecs=2, bcast=26, nbc=6, zero="VPXORD"),
+    # 6x64: 10 loads (4 B vectors, 6 broadcasts) per 24 FMAs instead of 14
+    "AVX512W": dict(reg="Z", vb=64, mr=6, vecs=4, bcast=28, nbc=4, zero="VPXORD"),
     "AVX2": dict(reg="Y", vb=32, mr=6, vecs=2, bcast=14, nbc=2, zero="VXORPS"),
 }
 
@@ -28,7 +31,7 @@ def step(isa, off_a, off_b, brow):
     as "(DI)"), then for each row of the tile broadcast a[r] and FMA into
     the row's accumulators."""
     R, vecs, mr = isa["reg"], isa["vecs"], isa["mr"]
-    breg = 2 * mr  # B in registers 2mr .. 2mr+vecs-1
+    breg = vecs * mr  # B in registers vecs·mr .. vecs·mr+vecs-1
     s = []
     for v in range(vecs):
         off = off_b + isa["vb"] * v
@@ -58,13 +61,21 @@ def store_tile(isa, alpha_off, label, assign):
     w("\tVZEROUPPER\n\tRET\n")
 
 
+def row_lines(nbytes):
+    """Offsets that touch every cache line of a row of nbytes bytes at any
+    alignment (for rows of up to 128 bytes, its first and last float)."""
+    if nbytes <= 128:
+        return [0, nbytes - 4]
+    return list(range(0, nbytes - 4, 64)) + [nbytes - 4]
+
+
 def prologue_c(isa):
     """Prefetch the C tile (rows at stride R8 from DX) and zero the accumulators."""
     R, vecs, mr = isa["reg"], isa["vecs"], isa["mr"]
     w("\tMOVQ DX, AX")
     for r in range(mr):
-        w("\tPREFETCHT0 (AX)")
-        w(f"\tPREFETCHT0 {isa['vb']*vecs-4}(AX)")
+        for off in row_lines(isa['vb'] * vecs):
+            w(f"\tPREFETCHT0 {off if off else ''}(AX)")
         if r < mr - 1:
             w("\tADDQ R8, AX")
     for i in range(vecs * mr):
@@ -229,20 +240,27 @@ TEXT ·packBTrans{name}(SB), NOSPLIT, $0-32
 	MOVQ ldb+16(FP), R9
 	SHLQ $2, R9
 	MOVQ dst+24(FP), DI""")
-    bases = ["SI", "R11", "R12", "R13"][: nr // 8]
-    # column group g (8 rows of b) starts at SI + 8g·ldb
+    # column group g (8 rows of b) starts at SI + 8g·ldb: up to 4 groups
+    # each keep a base register; wider panels walk AX from SI, group by group
+    chained = nr // 8 > 4
+    bases = ["AX"] * (nr // 8) if chained else ["SI", "R11", "R12", "R13"][: nr // 8]
     w("\tLEAQ (R9)(R9*2), R10")
-    for g in range(1, nr // 8):
-        w(f"\tLEAQ ({bases[g-1]})(R9*8), {bases[g]}")
+    if not chained:
+        for g in range(1, nr // 8):
+            w(f"\tLEAQ ({bases[g-1]})(R9*8), {bases[g]}")
     w(f"""	TESTQ CX, CX
 	JZ   done{lab}
 loop{lab}:""")
+    if chained:
+        w("\tMOVQ SI, AX")
     for g, b in enumerate(bases):
         w(f"\tLEAQ ({b})(R9*4), BX")
         rows = [f"({b})", f"({b})(R9*1)", f"({b})(R9*2)", f"({b})(R10*1)",
                 "(BX)", "(BX)(R9*1)", "(BX)(R9*2)", "(BX)(R10*1)"]
         out.extend(tr8(rows, 32 * g, 4 * nr))
-    for b in bases:
+        if chained and g < len(bases) - 1:
+            w("\tLEAQ (BX)(R9*4), AX")
+    for b in (["SI"] if chained else bases):
         w(f"\tADDQ $32, {b}")
     w(f"""	ADDQ ${32*nr}, DI
 	DECQ CX
@@ -360,8 +378,9 @@ done{lab}:
 """)
 
 
-def pack_b_rows(name, isa):
-    """packBRows<name>: dst[p*nr + c] = b[p*ldb + c], k rows of nr floats."""
+def pack_b_rows(name, isa, pf_rows=0):
+    """packBRows<name>: dst[p*nr + c] = b[p*ldb + c], k rows of nr floats
+    (with pf_rows, prefetching the row pf_rows further)."""
     R, vb, vecs = isa["reg"], isa["vb"], isa["vecs"]
     nr = nr_of(isa)
     lab = f"pbr{name.lower()}"
@@ -374,10 +393,17 @@ TEXT ·packBRows{name}(SB), NOSPLIT, $0-32
 	MOVQ b+8(FP), SI
 	MOVQ ldb+16(FP), R9
 	SHLQ $2, R9
-	MOVQ dst+24(FP), DI
-	TESTQ CX, CX
+	MOVQ dst+24(FP), DI""")
+    if pf_rows:
+        w(f"\tLEAQ (R9*{pf_rows}), R10")  # pf_rows: 2, 4 or 8
+    w(f"""	TESTQ CX, CX
 	JZ   done{lab}
 loop{lab}:""")
+    if pf_rows:
+        # rows pf_rows ahead: each row is a short run on its own page
+        # when ldb is large, which the hardware prefetchers do not follow
+        for off in range(0, vb * vecs, 64):
+            w(f"\tPREFETCHT0 {off if off else ''}(SI)(R10*1)")
     for v in range(vecs):
         w(f"\tVMOVUPS {vb*v}(SI), {R}{v}")
     for v in range(vecs):
@@ -395,12 +421,14 @@ done{lab}:
 for name, isa in ISA.items():
     for assign in (False, True):
         kernel(name, isa, assign)
-        kernel_strided(name, isa, assign)
+        if name != "AVX512W":  # B always packed (see gemm_amd64.go)
+            kernel_strided(name, isa, assign)
     pack_b_trans(name, nr_of(isa))
-    pack_a(name, isa["mr"])
-    pack_a_table(name, isa["mr"])
-    pack_a_rows(name, isa["mr"])
-    pack_b_rows(name, isa)
+    if name != "AVX512W":  # its 6-row A slivers use the AVX2 packs
+        pack_a(name, isa["mr"])
+        pack_a_table(name, isa["mr"])
+        pack_a_rows(name, isa["mr"])
+    pack_b_rows(name, isa, 8 if name == "AVX512W" else 0)
 
 # ---------- direct convolution (stride 1, no padding), ymm ----------
 # A conv tile is mr output channels (or input-gradient rows) by nb vectors
@@ -583,6 +611,19 @@ w("""	VMOVUPS Y8, (DI)
 	JNZ  loopmp
 donemp:
 	VZEROUPPER
+	RET
+""")
+
+# ---------- CPU vendor ----------
+w("""// func cpuVendor() (ebx, edx, ecx uint32)
+// CPUID leaf 0: the vendor string's three registers ("Genu", "ineI", "ntel").
+TEXT ·cpuVendor(SB), NOSPLIT, $0-12
+	XORL AX, AX
+	XORL CX, CX
+	CPUID
+	MOVL BX, ebx+0(FP)
+	MOVL DX, edx+4(FP)
+	MOVL CX, ecx+8(FP)
 	RET
 """)
 
