@@ -1,5 +1,5 @@
 # Convenience targets; the README's two commands work without make.
-.PHONY: demo test bench bench-cluster gobench build fuzz test-faults image test-k8s
+.PHONY: demo test bench bench-avx2 bench-cluster gobench build fuzz test-faults image test-k8s
 build:
 	go build -o bin/gorch ./cmd/gorch
 demo:
@@ -8,6 +8,8 @@ test:
 	./scripts/test.sh
 bench:          # gorch vs PyTorch side by side (BENCH_QUICK=1: quick mode); see bench/README.md
 	./bench/run.sh
+bench-avx2:     # make bench with both sides as on an AVX2-only CPU (gorch avx2, MKL/ATen AVX2); writes bench/results-avx2.json
+	BENCH_AVX2=1 ./bench/run.sh
 bench-cluster:  # dispatch and metrics-ingest throughput on an embedded NATS (-quick: small); writes bench/cluster-results.json
 	go run ./bench/cmd/clusterbench
 gobench:        # Go micro-benchmarks only

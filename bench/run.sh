@@ -4,6 +4,8 @@
 #   bench/run.sh                  full run: 5 alternating repetitions, writes bench/results.json
 #   BENCH_QUICK=1 bench/run.sh    1 repetition, small sizes, writes .cache/bench-quick.json
 #   BENCH_NO_TORCH=1 bench/run.sh gorch only (no venv, no torch install)
+#   BENCH_AVX2=1 bench/run.sh     both sides as on an AVX2-only CPU (gorch's avx2 kernels, MKL and ATen
+#                                 limited to AVX2), matmul/MLP/CNN/GPT only, writes bench/results-avx2.json
 #   BENCH_VENV=DIR               use another venv than ~/.cache/gorch/torch-venv-<version>
 #   extra arguments go to gorchbench (e.g. -only matmul_1024 -reps 9)
 #
@@ -35,7 +37,13 @@ if [ -z "${BENCH_NO_TORCH:-}" ]; then
 fi
 mkdir -p .cache
 go build -o .cache/gorchbench ./bench/cmd/gorchbench
-if [ -n "${BENCH_QUICK:-}" ]; then
+if [ -n "${BENCH_AVX2:-}" ]; then
+	# An AVX2-only machine's view on an AVX-512 one: gorch's kernels by
+	# GORCH_KERNEL, MKL's by MKL_ENABLE_INSTRUCTIONS, ATen's by
+	# ATEN_CPU_CAPABILITY (results.json's meta records all three).
+	export GORCH_KERNEL=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2 ATEN_CPU_CAPABILITY=avx2
+	args+=(-only fma,matmul,mlp,cnn,gpt -compile=false -o bench/results-avx2.json)
+elif [ -n "${BENCH_QUICK:-}" ]; then
 	args+=(-quick -o .cache/bench-quick.json)
 else
 	args+=(-o bench/results.json)

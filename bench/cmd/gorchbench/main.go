@@ -604,7 +604,21 @@ func meta(cfg config, started time.Time) map[string]any {
 		"quick":             cfg.quick,
 		"statistic":         "median",
 		"loadavg_start":     loadAvg(),
+		"env":               benchEnv(),
 	}
+}
+
+// benchEnv returns the environment variables that choose either side's
+// kernels (make bench-avx2 sets them to run both sides as on an AVX2-only
+// CPU), those that are set.
+func benchEnv() map[string]string {
+	env := map[string]string{}
+	for _, k := range []string{kernels.EnvKernel, "GODEBUG", "MKL_ENABLE_INSTRUCTIONS", "ATEN_CPU_CAPABILITY"} {
+		if v, ok := os.LookupEnv(k); ok {
+			env[k] = v
+		}
+	}
+	return env
 }
 
 // minIters: each measurement runs for at least minTime; one iteration
