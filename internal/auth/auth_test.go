@@ -24,12 +24,25 @@ import (
 // configuration, on a free loopback port, and returns its URL.
 func startServer(t *testing.T, dir string) string {
 	t.Helper()
+	return startServerOpts(t, dir).ClientURL()
+}
+
+// serverOptions loads a deployment's configuration as startServer runs it
+// (loopback, no log, no signal handling), on port.
+func serverOptions(t *testing.T, dir string, port int) *server.Options {
+	t.Helper()
 	opts, err := server.ProcessConfigFile(filepath.Join(dir, ServerConfigFile))
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts.Host, opts.Port, opts.NoLog, opts.NoSigs = "127.0.0.1", server.RANDOM_PORT, true, true
-	ns, err := server.NewServer(opts)
+	opts.Host, opts.Port, opts.NoLog, opts.NoSigs = "127.0.0.1", port, true, true
+	return opts
+}
+
+// startServerOpts is startServer returning the server.
+func startServerOpts(t *testing.T, dir string) *server.Server {
+	t.Helper()
+	ns, err := server.NewServer(serverOptions(t, dir, server.RANDOM_PORT))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,7 +51,7 @@ func startServer(t *testing.T, dir string) string {
 		t.Fatal("server not ready")
 	}
 	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
-	return ns.ClientURL()
+	return ns
 }
 
 // waitRefused waits for the server to refuse subj to nc.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,7 +12,6 @@ import (
 	"time"
 
 	"github.com/nats-io/jwt/v2"
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
 	"github.com/gorch/gorch/internal/cluster"
@@ -30,25 +30,7 @@ func TestRevokeWorker(t *testing.T) {
 		t.Fatal(err)
 	}
 	confPath := filepath.Join(dir, ServerConfigFile)
-	load := func() *server.Options {
-		opts, err := server.ProcessConfigFile(confPath)
-		if err != nil {
-			t.Fatal(err)
-		}
-		opts.Host, opts.NoLog, opts.NoSigs = "127.0.0.1", true, true
-		return opts
-	}
-	opts := load()
-	opts.Port = server.RANDOM_PORT
-	ns, err := server.NewServer(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	go ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("server not ready")
-	}
-	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	ns := startServerOpts(t, dir)
 	url := ns.ClientURL()
 
 	// A copy of w1's credentials, as a stolen one would be.
@@ -104,9 +86,7 @@ func TestRevokeWorker(t *testing.T) {
 	}
 
 	// The server applies it on reload: w1 is cut off, w2 is not.
-	newOpts := load()
-	newOpts.Port = opts.Port
-	if err := ns.ReloadOptions(newOpts); err != nil {
+	if err := ns.ReloadOptions(serverOptions(t, dir, ns.Addr().(*net.TCPAddr).Port)); err != nil {
 		t.Fatal(err)
 	}
 	select {

@@ -109,91 +109,65 @@ func geluTables() (t512 *[26 * 16]uint32, t256 *[26 * 8]uint32) {
 // long as dst.
 func VecGelu(dst, x []float32) {
 	x = x[:len(dst)]
-	i := 0
-	for {
-		lv, n := vecSplit(len(dst) - i)
-		if lv == vecGo {
-			break
+	vecDrive(len(dst), func(lv, i, n int) int {
+		if lv == vecAVX512 {
+			return geluFwdAVX512(&dst[i], &x[i], n, &geluTable512[0])
 		}
-		done, lanes := 0, 8
-		switch lv {
-		case vecAVX512:
-			done, lanes = geluFwdAVX512(&dst[i], &x[i], n, &geluTable512[0]), 16
-		case vecAVX2:
-			done = geluFwdAVX2(&dst[i], &x[i], n, &geluTable256[0])
-		}
-		i += done
-		if done == n {
-			break
-		}
-		// A block with a lane outside the fast range (|x| > ~13.19, inf,
-		// NaN): the reference does it.
-		for end := i + lanes; i < end; i++ {
-			dst[i] = Gelu(x[i])
-		}
-	}
-	for ; i < len(dst); i++ {
-		dst[i] = Gelu(x[i])
-	}
+		return geluFwdAVX2(&dst[i], &x[i], n, &geluTable256[0])
+	}, func(i int) { dst[i] = Gelu(x[i]) })
 }
 
 // VecGeluBackward sets dst[i] = g[i]·GeluGrad(x[i]) for i < len(dst); g and
 // x must be at least as long as dst.
 func VecGeluBackward(dst, g, x []float32) {
 	g, x = g[:len(dst)], x[:len(dst)]
-	i := 0
-	for {
-		lv, n := vecSplit(len(dst) - i)
-		if lv == vecGo {
-			break
+	vecDrive(len(dst), func(lv, i, n int) int {
+		if lv == vecAVX512 {
+			return geluBackAVX512(&dst[i], &g[i], &x[i], n, &geluTable512[0])
 		}
-		done, lanes := 0, 8
-		switch lv {
-		case vecAVX512:
-			done, lanes = geluBackAVX512(&dst[i], &g[i], &x[i], n, &geluTable512[0]), 16
-		case vecAVX2:
-			done = geluBackAVX2(&dst[i], &g[i], &x[i], n, &geluTable256[0])
-		}
-		i += done
-		if done == n {
-			break
-		}
-		for end := i + lanes; i < end; i++ {
-			dst[i] = g[i] * GeluGrad(x[i])
-		}
-	}
-	for ; i < len(dst); i++ {
-		dst[i] = g[i] * GeluGrad(x[i])
-	}
+		return geluBackAVX2(&dst[i], &g[i], &x[i], n, &geluTable256[0])
+	}, func(i int) { dst[i] = g[i] * GeluGrad(x[i]) })
 }
 
 // VecExp sets dst[i] = Expf(x[i]) for i < len(dst); x must be at least as
 // long as dst. dst may be x.
 func VecExp(dst, x []float32) {
 	x = x[:len(dst)]
+	vecDrive(len(dst), func(lv, i, n int) int {
+		if lv == vecAVX512 {
+			return expfAVX512(&dst[i], &x[i], n, &geluTable512[0])
+		}
+		return expfAVX2(&dst[i], &x[i], n, &geluTable256[0])
+	}, func(i int) { dst[i] = Expf(x[i]) })
+}
+
+// vecDrive runs one of these kernels over n elements: asm(lv, i, m) does
+// elements i to i+m on vector path lv (m a multiple of its lanes) and
+// returns how many it did, fewer when a block needs the Go reference (an
+// argument outside the fast range); ref(i) does element i with the
+// reference. Such a block and the tail go to ref; the kernel resumes after
+// the block.
+func vecDrive(n int, asm func(lv, i, m int) int, ref func(i int)) {
 	i := 0
 	for {
-		lv, n := vecSplit(len(dst) - i)
+		lv, m := vecSplit(n - i)
 		if lv == vecGo {
 			break
 		}
-		done, lanes := 0, 8
-		switch lv {
-		case vecAVX512:
-			done, lanes = expfAVX512(&dst[i], &x[i], n, &geluTable512[0]), 16
-		case vecAVX2:
-			done = expfAVX2(&dst[i], &x[i], n, &geluTable256[0])
-		}
+		done := asm(lv, i, m)
 		i += done
-		if done == n {
+		if done == m {
 			break
 		}
-		// A block with a lane outside [-87, 88] or NaN: the reference.
+		lanes := 8
+		if lv == vecAVX512 {
+			lanes = 16
+		}
 		for end := i + lanes; i < end; i++ {
-			dst[i] = Expf(x[i])
+			ref(i)
 		}
 	}
-	for ; i < len(dst); i++ {
-		dst[i] = Expf(x[i])
+	for ; i < n; i++ {
+		ref(i)
 	}
 }
