@@ -249,6 +249,9 @@ func checkpoint(s *cluster.RunState, worker string, req *cluster.WorkerRequest) 
 // cannot help ends the run at once; another goes back to the queue until
 // MaxAttempts attempts were used.
 func finish(s *cluster.RunState, worker string, req *cluster.WorkerRequest) (string, error) {
+	if action, ok := finishedBefore(s, worker, req); ok {
+		return action, cluster.ErrStopUpdate
+	}
 	if err := owned(s, worker, req.Attempt); err != nil {
 		return "", err
 	}
@@ -283,6 +286,30 @@ func finish(s *cluster.RunState, worker string, req *cluster.WorkerRequest) (str
 	}
 	s.Status, s.Worker = cluster.StateQueued, ""
 	return cluster.ActionNak, nil
+}
+
+// finishedBefore reports whether req repeats the outcome that worker
+// already recorded for its attempt — a finish whose reply was lost, sent
+// again — and the action finish answered it with. The repeat gets the same
+// answer and changes nothing, so the worker settles its message at once
+// instead of leaving it to be redelivered.
+func finishedBefore(s *cluster.RunState, worker string, req *cluster.WorkerRequest) (string, bool) {
+	o := req.Outcome
+	if o == nil || req.Attempt < 1 || s.Attempt != req.Attempt || s.Owner(req.Attempt) != worker {
+		return "", false
+	}
+	failed := o.Status == cluster.StateFailed && s.ErrorKind == o.Kind && strings.HasPrefix(s.Error, o.Error)
+	switch {
+	case s.Status == cluster.StateSucceeded && o.Status == cluster.StateSucceeded:
+		return cluster.ActionAck, true
+	case s.Status == cluster.StateCancelled && (o.Status == cluster.StateCancelled || failed && s.CancelRequested):
+		return cluster.ActionAck, true
+	case s.Status == cluster.StateFailed && failed:
+		return cluster.ActionTerm, true
+	case s.Status == cluster.StateQueued && s.Worker == "" && failed && o.Retryable:
+		return cluster.ActionNak, true
+	}
+	return "", false
 }
 
 // handBack gives an owned attempt back to the queue (its worker is

@@ -36,6 +36,7 @@ func TestWorkerTransitions(t *testing.T) {
 		notOwner         bool
 		errHas           string
 		action, status   string
+		unchanged        bool // an answer that must not change the state
 		check            func(cluster.RunState) string
 	}{
 		{name: "progress by another worker", worker: "w2", op: cluster.WOpProgress, req: cluster.WorkerRequest{RunID: id, Attempt: 1, Step: 5},
@@ -56,6 +57,10 @@ func TestWorkerTransitions(t *testing.T) {
 			action: cluster.ActionNak, status: cluster.StateQueued, check: func(s cluster.RunState) string {
 				return fmt.Sprintf("%s %s %v worker %q", s.Error, s.ErrorKind, s.Retryable, s.Worker)
 			}},
+		{name: "the same failure again (its reply was lost) gets the same answer", worker: "w1", op: cluster.WOpFinish,
+			req: cluster.WorkerRequest{RunID: id, Attempt: 1,
+				Outcome: &cluster.Outcome{Status: cluster.StateFailed, Error: "store down", Kind: "io", Retryable: true}},
+			action: cluster.ActionNak, status: cluster.StateQueued, unchanged: true},
 		{name: "w2 takes the next attempt", worker: "w2", op: cluster.WOpClaim, req: cluster.WorkerRequest{RunID: id},
 			action: cluster.ActionTrain, status: cluster.StateRunning, check: func(s cluster.RunState) string {
 				return fmt.Sprintf("attempt %d owners %v resume %d", s.Attempt, s.Owners, s.Resume.Step)
@@ -69,6 +74,14 @@ func TestWorkerTransitions(t *testing.T) {
 			action: cluster.ActionTerm, status: cluster.StateFailed, check: func(s cluster.RunState) string {
 				return fmt.Sprintf("%s %s %v resume %d", s.Error, s.ErrorKind, s.Retryable, s.Resume.Step)
 			}},
+		{name: "that outcome again gets the same answer", worker: "w2", op: cluster.WOpFinish, req: cluster.WorkerRequest{RunID: id, Attempt: 2,
+			Outcome: &cluster.Outcome{Status: cluster.StateFailed, Error: "loss is NaN at step 3", Kind: "training"}},
+			action: cluster.ActionTerm, status: cluster.StateFailed, unchanged: true},
+		{name: "another outcome for that attempt is refused", worker: "w2", op: cluster.WOpFinish, req: cluster.WorkerRequest{RunID: id, Attempt: 2,
+			Outcome: &cluster.Outcome{Status: cluster.StateSucceeded}}, notOwner: true},
+		{name: "the old attempt's worker repeating its outcome is refused", worker: "w1", op: cluster.WOpFinish,
+			req: cluster.WorkerRequest{RunID: id, Attempt: 1,
+				Outcome: &cluster.Outcome{Status: cluster.StateFailed, Error: "store down", Kind: "io", Retryable: true}}, notOwner: true},
 		{name: "a claim of a finished run drops the request", worker: "w3", op: cluster.WOpClaim, req: cluster.WorkerRequest{RunID: id},
 			action: cluster.ActionAck, status: cluster.StateFailed},
 	}
@@ -96,6 +109,10 @@ func TestWorkerTransitions(t *testing.T) {
 			t.Errorf("%s: action %q, status %q; want %q, %q", s.name, r.Action, r.State.Status, s.action, s.status)
 		case s.check != nil && s.check(r.State) != want[s.name]:
 			t.Errorf("%s: %s; want %s", s.name, s.check(r.State), want[s.name])
+		case s.unchanged:
+			if after, _ := e.cli.Status(context.Background(), id); !after.Updated.Equal(before.Updated) || after.Attempt != before.Attempt {
+				t.Errorf("%s: answered, but the state changed: %+v -> %+v", s.name, before, after)
+			}
 		}
 	}
 }
@@ -393,5 +410,24 @@ func TestAdmission(t *testing.T) {
 	if st := r.State; r.Action != cluster.ActionTerm || st.Status != cluster.StateFailed || st.Attempt != 0 || st.ErrorKind != "memory" ||
 		!strings.HasPrefix(st.Error, "admission: the run needs about 389.9 GiB") || !strings.Contains(st.Error, "worker small's memory limit of 4.0 GiB") {
 		t.Errorf("claim by a too small worker, none bigger = %+v; want failed at once with the estimate and the limit", r)
+	}
+}
+
+// TestRepeatedFinishIsAnsweredAgain: a worker that sends its success
+// again (the first reply was lost) is told to ack, and nothing changes;
+// the same outcome from another worker is refused.
+func TestRepeatedFinishIsAnsweredAgain(t *testing.T) {
+	e := startEnv(t, true)
+	id := e.submit(t)
+	e.ask(t, "w1", cluster.WOpClaim, cluster.WorkerRequest{RunID: id})
+	done := cluster.WorkerRequest{RunID: id, Attempt: 1, Outcome: &cluster.Outcome{Status: cluster.StateSucceeded, Step: 10}}
+	first := e.ask(t, "w1", cluster.WOpFinish, done)
+	again := e.ask(t, "w1", cluster.WOpFinish, done)
+	if first.Action != cluster.ActionAck || again.Action != cluster.ActionAck || again.Error != "" ||
+		again.State.Status != cluster.StateSucceeded || !again.State.Updated.Equal(first.State.Updated) {
+		t.Errorf("finish, then the same finish: %+v, %+v; want ack twice, the state written once", first, again)
+	}
+	if r := e.ask(t, "w2", cluster.WOpFinish, done); !r.NotOwner {
+		t.Errorf("the same outcome from another worker = %+v; want refused as not the owner", r)
 	}
 }
