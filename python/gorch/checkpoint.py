@@ -98,14 +98,42 @@ class Checkpoint:
 
     def torch_module(self) -> Any:
         """The ``torch.nn`` model equivalent to gorch's model of this
-        checkpoint (from ``model_config``: the MLP with its hidden sizes and
-        dropout, or the LeNet CNN), with the parameters loaded strictly.
-        Inputs are normalised as gorch does it ((x/255 - 0.2860) / 0.3530
-        for Fashion-MNIST; the MLP takes them flattened)."""
+        checkpoint, built from ``model_config`` with the parameters loaded
+        strictly (gorch's parameter names are the module's).
+
+        * ``mlp``: ``torch.nn.Sequential`` of Linear, ReLU (and Dropout when
+          the spec has it) with the checkpoint's layer sizes; it takes
+          Fashion-MNIST images flattened and normalised as gorch does
+          ((x/255 - 0.2860) / 0.3530).
+        * ``cnn``: the LeNet ``torch.nn.Sequential`` (conv 16, pool, conv
+          32, pool, 512-128-10), same input normalisation, [N, 1, 28, 28].
+        * ``gpt``: gorch's ``nn.GPT`` (GPT-2's layout) sized by the spec's
+          ``model.layers``, ``d_model``, ``heads``, ``context`` and
+          ``vocab`` (gorch's defaults 2, 64, 4, 64 where absent; a vocab
+          of 0 means the dataset's, read off ``wte.weight``): token and
+          learned position embeddings, pre-norm blocks ``x + Drop(Attn(
+          LN1(x)))``, ``x + Drop(MLP(LN2(x)))`` with causal self-attention
+          (one fused q/k/v Linear ``c_attn``, scale 1/sqrt(d_model/heads),
+          no attention dropout, ``c_proj``) and a 4·d_model MLP with exact
+          (erf) GELU, LayerNorms with eps 1e-5, a final ``ln_f`` and an
+          untied ``lm_head`` without bias; dropout after the embeddings
+          and on each residual branch. It maps token ids (int64) [batch,
+          T], T <= context, to logits [batch, T, vocab]. Names are
+          ``wte.weight``, ``wpe.weight``, ``h.0.ln_1.weight``,
+          ``h.0.attn.c_attn.weight``, ..., ``ln_f.bias``,
+          ``lm_head.weight``.
+
+        The module is in training mode, as torch builds it: call
+        ``.eval()`` to turn dropout off. A checkpoint whose parameters do
+        not fit the model its config describes raises
+        :class:`ShapeError` naming the first mismatch; a config no model
+        can have, :class:`ConfigError`.
+        """
         torch = _import_torch()
         nn = torch.nn
         model = (self.model_config or {}).get("model") or {}
         name = model.get("name", "mlp")
+        what = name
         if name == "cnn":
             m = nn.Sequential(nn.Conv2d(1, 16, 5), nn.ReLU(), nn.MaxPool2d(2, 2), nn.Conv2d(16, 32, 5), nn.ReLU(),
                               nn.MaxPool2d(2, 2), nn.Flatten(), nn.Linear(32 * 4 * 4, 128), nn.ReLU(), nn.Linear(128, 10))
@@ -122,13 +150,63 @@ class Checkpoint:
                     if model.get("dropout"):
                         layers.append(nn.Dropout(float(model["dropout"])))
             m = nn.Sequential(*layers)
+        elif name == "gpt":
+            cfg = _gpt_config(model, self.params)
+            what = "gpt (" + ", ".join(f"{k} {v}" for k, v in cfg.items()) + ")"
+            from .torch_gpt import GPT
+
+            m = GPT(**cfg)
         else:
-            raise errors.ConfigError(f"model {name!r} has no torch equivalent here (mlp, cnn)", op="torch_module")
-        try:
-            m.load_state_dict(self.to_torch(), strict=True)
-        except RuntimeError as e:
-            raise errors.ShapeError(f"checkpoint does not fit {name}: {e}", op="torch_module") from None
+            raise errors.ConfigError(f"model {name!r} has no torch equivalent here (mlp, cnn, gpt)", op="torch_module")
+        sd = self.to_torch()
+        _check_fit(m, sd, what)
+        m.load_state_dict(sd, strict=True)
         return m
+
+
+def _check_fit(m: Any, sd: Mapping[str, Any], what: str) -> None:
+    """Raises a one-line ShapeError naming the first difference between
+    module m's parameters and the state dict sd (missing, unexpected or
+    differently shaped tensors), with the count of the others."""
+    want = {k: tuple(v.shape) for k, v in m.state_dict().items()}
+    have = {k: tuple(v.shape) for k, v in sd.items()}
+    diffs = [f"{k} is {list(have[k])} in the checkpoint, {list(s)} in the model"
+             for k, s in want.items() if k in have and have[k] != s]
+    diffs += [f"the checkpoint has no {k}" for k in want if k not in have]
+    diffs += [f"the model has no {k}" for k in have if k not in want]
+    if diffs:
+        more = f" (and {len(diffs) - 1} more)" if len(diffs) > 1 else ""
+        raise errors.ShapeError(f"checkpoint does not fit {what}: {diffs[0]}{more}", op="torch_module")
+
+
+# gorch's GPT sizes where a spec leaves them out (pkg/train's gptDefaults).
+_GPT_DEFAULTS = {"layers": 2, "d_model": 64, "heads": 4, "context": 64}
+
+
+def _gpt_config(model: Mapping[str, Any], params: Mapping[str, np.ndarray]) -> Dict[str, Any]:
+    """The GPT's sizes from a spec's model section, checked as gorch's spec
+    validation does; vocab 0 (the dataset's vocabulary) is read off the
+    token embedding's rows."""
+    cfg: Dict[str, Any] = {}
+    for k in ("layers", "d_model", "heads", "context", "vocab"):
+        v = model.get(k) or _GPT_DEFAULTS.get(k, 0)
+        if not isinstance(v, int) or isinstance(v, bool) or v < 0 or (v == 0 and k != "vocab"):
+            raise errors.ConfigError(f"model.{k} must be a positive integer, got {v!r}", op="torch_module")
+        cfg[k] = v
+    if cfg["d_model"] % cfg["heads"]:
+        raise errors.ConfigError(f"model.heads: {cfg['heads']} heads do not divide d_model {cfg['d_model']}",
+                                 op="torch_module")
+    if cfg["vocab"] == 0:
+        wte = params.get("wte.weight")
+        if wte is None or wte.ndim != 2 or wte.shape[0] == 0:
+            raise errors.ShapeError("checkpoint has no wte.weight [vocab, d_model] to read the vocabulary from",
+                                    op="torch_module")
+        cfg["vocab"] = int(wte.shape[0])
+    dropout = model.get("dropout") or 0.0
+    if not isinstance(dropout, (int, float)) or isinstance(dropout, bool) or not 0 <= dropout < 1:
+        raise errors.ConfigError(f"model.dropout must be in [0, 1), got {dropout!r}", op="torch_module")
+    cfg["dropout"] = float(dropout)
+    return cfg
 
 
 def _import_torch() -> Any:

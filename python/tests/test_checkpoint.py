@@ -120,3 +120,14 @@ def test_torch_round_trip(tmp_path):
     x = torch.randn(4, 5)
     assert torch.equal(m(x), m2(x))
     assert torch.equal(ck.torch_module()(x), m(x))
+
+
+def test_torch_module_that_does_not_fit_raises_one_line_shape_error(tmp_path):
+    import torch
+    m = torch.nn.Sequential(torch.nn.Linear(5, 7), torch.nn.ReLU(), torch.nn.Linear(7, 3))
+    gorch.save_checkpoint(m.state_dict(), tmp_path / "m.rtch", model_config={"model": {"name": "cnn"}})
+    with pytest.raises(gorch.ShapeError) as e:
+        gorch.load_checkpoint(tmp_path / "m.rtch").torch_module()
+    # 0.weight and 0.bias differ, 3/7/9.* are missing, 2.* are extra.
+    assert str(e.value) == ("checkpoint does not fit cnn: 0.weight is [7, 5] in the checkpoint, [16, 1, 5, 5] "
+                            "in the model (and 9 more)")
