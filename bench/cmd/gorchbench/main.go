@@ -98,7 +98,7 @@ func main() {
 	flag.BoolVar(&cfg.compile, "compile", true, "measure torch.compile (inductor, and gorch with -gorch-lib) training steps next to eager (torch only)")
 	flag.StringVar(&cfg.gorchLib, "gorch-lib", os.Getenv("GORCH_LIB"), "libgorch.so for the torch.compile(backend=\"gorch\") figures (bench/run.sh builds it); empty: none")
 	flag.BoolVar(&cfg.instructions, "instructions", true, "count instructions per training step (perf stat, else callgrind)")
-	flag.BoolVar(&useArena, "arena", os.Getenv("GORCH_BENCH_ARENA") != "0", "gorch training steps recycle their tensors' memory through a tensor.Arena, as gorch train does (GORCH_BENCH_ARENA=0: fresh memory, for an A/B)")
+	flag.BoolVar(&useArena, "arena", os.Getenv("GORCH_BENCH_ARENA") != "0", "gorch training steps and matmul products recycle their tensors' memory through a tensor.Arena, as gorch train does (GORCH_BENCH_ARENA=0: fresh memory, for an A/B)")
 	steps := flag.String("run-steps", "", "internal: run model_batch:n training steps and exit (the instruction counts' child)")
 	flag.Parse()
 	if *steps != "" {
@@ -296,7 +296,18 @@ func matmulPrep(n int) func() (func() error, float64, error) {
 		if err != nil {
 			return nil, 0, err
 		}
+		// With useArena the product's storage is recycled from one call to
+		// the next, as a training step's are (and as PyTorch's caching
+		// allocator recycles torch.mm's): no fresh memory to clear each call.
+		var arena *tensor.Arena
+		if useArena {
+			scope := tensor.NewScope()
+			scope.Adopt(a, b)
+			arena = tensor.NewArena()
+			scope.SetArena(arena)
+		}
 		step := func() error {
+			arena.Reset()
 			_, err := tensor.Matmul(a, b)
 			return err
 		}
