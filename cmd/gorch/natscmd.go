@@ -98,6 +98,12 @@ refused unless --no-auth says that is meant.`,
 			level = slog.LevelDebug
 		}
 		log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
+		// SIGHUP reloads the configuration. Caught from before the server
+		// listens: a client may send it as soon as it can connect, and
+		// uncaught it would end the process.
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
 		opts, err := o.serverOptions(cmd)
 		if err != nil {
 			return err
@@ -107,9 +113,6 @@ refused unless --no-auth says that is meant.`,
 			return err
 		}
 		log.Info("ready", "nats", ns.ClientURL(), "jetstream_dir", opts.StoreDir, "auth", authMode(opts), "tls", opts.TLS)
-		hup := make(chan os.Signal, 1)
-		signal.Notify(hup, syscall.SIGHUP)
-		defer signal.Stop(hup)
 		for done := false; !done; {
 			select {
 			case <-cmd.Context().Done():
