@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/gorch/gorch/internal/testutil"
 )
 
 // TestMain lets the test binary stand in for gorch as the attempt process
@@ -35,6 +37,7 @@ func buildGorch(t *testing.T) string {
 // TestBadInputOneLine checks that bad flags and a missing dataset give one
 // line on stderr, exit status 1 and no stack trace.
 func TestBadInputOneLine(t *testing.T) {
+	testutil.Long(t, "runs gorch commands as processes")
 	bin := buildGorch(t)
 	empty := t.TempDir()
 	store := t.TempDir()
@@ -86,6 +89,7 @@ func TestBadInputOneLine(t *testing.T) {
 // TestTrainSmoke runs a short training through the binary and checks the
 // final line on stdout.
 func TestTrainSmoke(t *testing.T) {
+	testutil.Long(t, "runs gorch commands as processes")
 	if _, err := os.Stat("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz"); err != nil {
 		t.Fatalf("Fashion-MNIST missing: apt-get install -y dataset-fashion-mnist (%v)", err)
 	}

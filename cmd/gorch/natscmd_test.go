@@ -29,6 +29,7 @@ var readyRe = regexp.MustCompile(`msg=ready nats=(\S+)`)
 // TestNATSCommand starts the built `gorch nats` on a free port, connects
 // to the URL of its ready line and stops it with SIGINT.
 func TestNATSCommand(t *testing.T) {
+	testutil.Long(t, "runs gorch commands as processes")
 	bin := buildGorch(t)
 	cmd := exec.Command(bin, "nats", "--listen", "127.0.0.1:0", "--jetstream-dir", t.TempDir())
 	stderr, err := cmd.StderrPipe()

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gorch/gorch/internal/testutil"
 	"github.com/gorch/gorch/pkg/autograd"
 	"github.com/gorch/gorch/pkg/experiment"
 	"github.com/gorch/gorch/pkg/nn"
@@ -540,6 +541,7 @@ func TestCkptInspect(t *testing.T) {
 // TestRecordsBinary runs the built binary: bad input exits 1 with one
 // "gorch: " line on stderr; a valid checkpoint exits 0.
 func TestRecordsBinary(t *testing.T) {
+	testutil.Long(t, "runs gorch commands as processes")
 	bin := buildGorch(t)
 	dir := fixtureStore(t)
 	ck := fixtureCheckpoint(t)

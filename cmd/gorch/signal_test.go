@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gorch/gorch/internal/testutil"
 	"github.com/gorch/gorch/pkg/experiment"
 )
 
@@ -22,6 +23,7 @@ import (
 // and checks that it finished its step, checkpointed, recorded status
 // interrupted with an incomplete summary, and that --resume completes it.
 func TestSIGTERMInterruptsAndResumes(t *testing.T) {
+	testutil.Long(t, "runs gorch commands as processes")
 	bin := buildGorch(t)
 	dir := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)

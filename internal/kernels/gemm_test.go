@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gorch/gorch/internal/cputime"
+	"github.com/gorch/gorch/internal/testutil"
 )
 
 func randSlice(r *rand.Rand, n int) []float32 {
@@ -158,6 +159,7 @@ func testSgemmRandom(t *testing.T, be Backend, sizes, ks []int) {
 }
 
 func TestSgemmLargeParallelDeterministic(t *testing.T) {
+	testutil.Long(t, "large or exhaustive kernel checks")
 	for name, be := range backends(t) {
 		t.Run(name, func(t *testing.T) { testDeterministic(t, be) })
 	}

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/gorch/gorch/internal/cputime"
+	"github.com/gorch/gorch/internal/testutil"
 )
 
 // BenchmarkKernel measures a micro-kernel alone on L1-resident packed
@@ -41,6 +42,7 @@ func BenchmarkKernel(b *testing.B) {
 // packing path, on the training shapes and odd ones, for every assembly
 // backend this CPU runs.
 func TestFastPathsBitIdentical(t *testing.T) {
+	testutil.Long(t, "large or exhaustive kernel checks")
 	for _, be := range []*packedBackend{avx512Tile12x32, avx512Tile6x64, avx2Backend} {
 		if _, err := ByName(be.name); err == nil {
 			t.Run(fmt.Sprintf("%s-%dx%d", be.name, be.mr, be.nr), func(t *testing.T) { testFastPaths(t, be) })

@@ -4,6 +4,8 @@ import (
 	"math/rand/v2"
 	"testing"
 	"unsafe"
+
+	"github.com/gorch/gorch/internal/testutil"
 )
 
 // refKernel returns a pure-Go micro-kernel with the assembly kernels'
@@ -30,6 +32,7 @@ func refKernel(mr, nr int) func(k int, a, b, c *float32, ldc int, alpha float32)
 // TestPackedDriverTiles runs the packed driver with Go kernels of the
 // assembly tile shapes (whatever the CPU supports) and odd blockings.
 func TestPackedDriverTiles(t *testing.T) {
+	testutil.Long(t, "large or exhaustive kernel checks")
 	for _, be := range []*packedBackend{
 		{name: "ref12x32", mr: 12, nr: 32, kc: 256, nc: 1024},
 		{name: "ref6x16", mr: 6, nr: 16, kc: 256, nc: 1024},

@@ -22,3 +22,13 @@ func Eventually(tb testing.TB, timeout time.Duration, check func() error) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// Long skips tb under `go test -short`, saying why: the test starts real
+// processes or servers, or trains for seconds. `go test -short ./...` is
+// the quick local loop; scripts/test.sh (and CI) run everything.
+func Long(tb testing.TB, why string) {
+	tb.Helper()
+	if testing.Short() {
+		tb.Skip("skipped with -short: " + why)
+	}
+}

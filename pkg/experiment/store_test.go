@@ -425,6 +425,7 @@ func testResume(t *testing.T, s Store) {
 }
 
 func TestS3WrongSecret(t *testing.T) {
+	testutil.Long(t, "waits for S3 retries")
 	gw := testutil.StartVersityGW(t)
 	ctx := context.Background()
 	_, err := NewS3Store(ctx, S3Config{Endpoint: gw.Endpoint, Bucket: "gorch-auth", AccessKey: gw.AccessKey,

@@ -8,6 +8,7 @@ import (
 
 	"github.com/gorch/gorch/internal/cputime"
 	"github.com/gorch/gorch/internal/kernels"
+	"github.com/gorch/gorch/internal/testutil"
 	"github.com/gorch/gorch/pkg/autograd"
 	"github.com/gorch/gorch/pkg/data"
 	"github.com/gorch/gorch/pkg/experiment"
@@ -27,6 +28,7 @@ func requireFashionMNIST(t testing.TB) {
 // on the real dataset, through the full recording loop, and checks their
 // test accuracy and the run record.
 func TestFashionMNISTAccuracy(t *testing.T) {
+	testutil.Long(t, "trains on Fashion-MNIST for a minute")
 	requireFashionMNIST(t)
 	cases := []struct {
 		model string

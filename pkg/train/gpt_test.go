@@ -5,6 +5,7 @@ import (
 	"math"
 	"testing"
 
+	"github.com/gorch/gorch/internal/testutil"
 	"github.com/gorch/gorch/pkg/data"
 	"github.com/gorch/gorch/pkg/experiment"
 	"github.com/gorch/gorch/pkg/nn"
@@ -33,6 +34,7 @@ func unigramEntropy(ds *data.TensorDataset) float64 {
 // the unigram entropy of the text (the model must use its context: the
 // spelling of words, word order and agreement).
 func TestGPTTrainsOnGrammar(t *testing.T) {
+	testutil.Long(t, "trains a GPT for seconds")
 	spec := &Spec{Model: ModelSpec{Name: "gpt", Layers: 2, DModel: 32, Heads: 4, Context: 32},
 		Dataset: DatasetSpec{Name: "grammar", Size: 512}, Optimizer: OptimizerSpec{Name: "adamw", LR: 3e-3},
 		Steps: 300, BatchSize: 16, Seed: 1, LogEvery: 100, EvalEvery: 300}

@@ -217,6 +217,7 @@ func (e *env) metricSteps(id string) map[int][]int64 {
 // the last one the run's resume point; a garbage message ends in the DLQ
 // and does not stop the workers.
 func TestRunsSucceedWithinSlotsAndGarbageIsDeadLettered(t *testing.T) {
+	testutil.Long(t, "trains runs in child processes")
 	e := newEnv(t)
 	ctx := context.Background()
 	if _, err := e.js.Publish(ctx, cluster.DispatchSubject(cluster.PriorityNormal), []byte("not msgpack")); err != nil {

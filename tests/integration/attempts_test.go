@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/gorch/gorch/internal/cluster"
+	"github.com/gorch/gorch/internal/testutil"
 	"github.com/gorch/gorch/pkg/errs"
 	"github.com/gorch/gorch/services/worker"
 )
@@ -44,6 +45,7 @@ func hooksEnv(string) []string { return []string{worker.TestHooksEnv + "=1"} }
 //   - no service process exits, and the checker finds nothing lost or
 //     duplicated and one terminal state per run.
 func TestFaultAttemptsFailAlone(t *testing.T) {
+	testutil.Long(t, "starts gorch processes and servers")
 	t.Run("worker", func(t *testing.T) {
 		c := startClusterEnv(t, hooksEnv)
 		c.start("worker-w1", append(c.workerArgs("w1", c.url, c.s3.Endpoint), "--slots", "2", "--max-memory", attemptLimit)...)

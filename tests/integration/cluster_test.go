@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gorch/gorch/internal/cluster"
+	"github.com/gorch/gorch/internal/testutil"
 	"github.com/gorch/gorch/pkg/experiment"
 	"github.com/gorch/gorch/services/coordinator"
 )
@@ -34,6 +35,7 @@ grid:
 // TestSweepCompletes: a grid of 8 runs submitted with `gorch sweep` all
 // succeed, each with a complete summary and a checkpoint in S3.
 func TestSweepCompletes(t *testing.T) {
+	testutil.Long(t, "starts gorch processes and servers")
 	c := startCluster(t, "w1", "w2", "w3")
 	path := filepath.Join(c.dir, "sweep.yaml")
 	if err := os.WriteFile(path, []byte(gridSweep), 0o644); err != nil {
@@ -96,6 +98,7 @@ func hasSuffix(keys []string, suffix string) bool {
 // TestCancel: a running run stops and ends cancelled; a queued run
 // cancelled before any worker takes it ends cancelled without starting.
 func TestCancel(t *testing.T) {
+	testutil.Long(t, "starts gorch processes and servers")
 	c := startCluster(t, "w1", "w2")
 	long := spec{Steps: 100000, CkptEvery: 500}
 	a, b := c.submit(long), c.submit(long)
@@ -144,6 +147,7 @@ func TestCancel(t *testing.T) {
 // and is not retried (a training error is deterministic): it ends failed
 // with its error and kind, while other runs succeed.
 func TestPoisonRun(t *testing.T) {
+	testutil.Long(t, "starts gorch processes and servers")
 	c := startCluster(t, "w1", "w2")
 	poison := c.submit(spec{Steps: 300, CkptEvery: 25, Optimizer: "{name: sgd, lr: 1.0e+30}"})
 	var good []string
@@ -184,6 +188,7 @@ var longSpec = spec{Steps: 3000, CkptEvery: 200, Hidden: "[64, 64]", Batch: 64}
 // they share one AckWait (testAckWait). GORCH_INTEG_KILLS sets their number
 // (default 5).
 func TestWorkerSIGKILL(t *testing.T) {
+	testutil.Long(t, "starts gorch processes and servers")
 	seeds := 5
 	if n, err := strconv.Atoi(os.Getenv("GORCH_INTEG_KILLS")); err == nil && n > 0 {
 		seeds = n
@@ -273,6 +278,7 @@ func TestWorkerSIGKILL(t *testing.T) {
 // hands it back at once (Nak, no AckWait); another worker resumes it, and
 // no more than one checkpoint interval of steps is redone.
 func TestWorkerSIGTERM(t *testing.T) {
+	testutil.Long(t, "starts gorch processes and servers")
 	c := startCluster(t, "w1", "w2")
 	s := longSpec
 	id := c.submit(s)

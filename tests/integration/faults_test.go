@@ -177,6 +177,7 @@ const pauseAt = 400
 // the takeover, it announces no checkpoint after the new owner's, and its
 // late metrics stay under attempt 1.
 func TestFaultWorkerSIGSTOP(t *testing.T) {
+	testutil.Long(t, "starts gorch processes and servers")
 	c := startClusterEnv(t, func(string) []string { return []string{worker.TestHooksEnv + "=1"} }, "w1", "w2")
 	s := pauseSpec
 	s.Tags = map[string]string{worker.HookPauseBeforeWrite: fmt.Sprintf("1:%d", pauseAt)}
@@ -290,6 +291,7 @@ func readFile(path string) string {
 // not acknowledged are redelivered to the new one, and after dedup none is
 // lost or stored twice.
 func TestFaultCollectorSIGKILL(t *testing.T) {
+	testutil.Long(t, "starts gorch processes and servers")
 	c := startCluster(t, "w1", "w2")
 	var ids []string
 	for i := range 6 {
@@ -330,6 +332,7 @@ func TestFaultCollectorSIGKILL(t *testing.T) {
 // run is redelivered, runs submitted after the restart run too, and every
 // run ends in exactly one terminal state with the RUNS queue drained.
 func TestFaultNATSRestart(t *testing.T) {
+	testutil.Long(t, "starts gorch processes and servers")
 	c := startCluster(t, "w1", "w2", "w3")
 	var ids []string
 	for i := range 6 {
@@ -411,6 +414,7 @@ func TestFaultNATSRestart(t *testing.T) {
 // directory and port everything lands: every run succeeds on its first
 // attempt and the checker finds nothing lost and every summary complete.
 func TestFaultS3Outage(t *testing.T) {
+	testutil.Long(t, "starts gorch processes and servers")
 	c := startCluster(t, "w1", "w2")
 	var ids []string
 	for i := range 4 {
@@ -469,6 +473,7 @@ func TestFaultS3Outage(t *testing.T) {
 // reason and create no run; and the consumers keep going: a good run
 // submitted afterwards succeeds with complete records.
 func TestFaultBadMessages(t *testing.T) {
+	testutil.Long(t, "starts gorch processes and servers")
 	c := startCluster(t, "w1")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -662,6 +667,7 @@ func (c *testCluster) checkTakeoverFenced(id, staleWorker string, total int) fen
 // become final: the summary succeeded with every step, run.json ending
 // when the coordinator took the outcome, and nothing lost.
 func TestFaultWorkerDiesBeforeFinishedEvent(t *testing.T) {
+	testutil.Long(t, "starts gorch processes and servers")
 	c := startClusterSetup(t, hooksEnv, cluster.SetupOptions{WorkerTTL: 3 * time.Second}, "w1")
 	const steps = 300
 	id := c.submit(spec{Steps: steps, CkptEvery: 100, Seed: 11, Tags: map[string]string{worker.HookDieAfterOutcome: "1"}})
@@ -701,6 +707,7 @@ func TestFaultWorkerDiesBeforeFinishedEvent(t *testing.T) {
 // attempt its first claim started: the run succeeds on attempt 1 and its
 // records have that one attempt, complete, with nothing lost.
 func TestFaultClaimReplyLost(t *testing.T) {
+	testutil.Long(t, "starts gorch processes and servers")
 	c := startClusterEnv(t, hooksEnv, "w1")
 	const steps = 200
 	id := c.submit(spec{Steps: steps, CkptEvery: 50, Seed: 12, Tags: map[string]string{worker.HookDropClaimReplies: "2"}})

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"maps"
 	"os"
@@ -36,6 +37,10 @@ func TestMain(m *testing.M) {
 }
 
 func buildAndRun(m *testing.M) int {
+	flag.Parse()
+	if testing.Short() {
+		return m.Run() // the tests that need gorch skip themselves (testutil.Long)
+	}
 	root, err := repoRoot()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "integration:", err)

@@ -155,6 +155,7 @@ func (c *testCluster) moveLeader(stream, to string) error {
 // fail over to the other nodes and carry on: every run ends succeeded, in
 // exactly one terminal state, with nothing lost or duplicated.
 func TestFaultNATSClusterLeaderKill(t *testing.T) {
+	testutil.Long(t, "starts gorch processes and servers")
 	c := newTestCluster(t, nil)
 	t.Cleanup(c.stopAll)
 	ncl := startNATSCluster(c)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/gorch/gorch/internal/cluster"
+	"github.com/gorch/gorch/internal/testutil"
 )
 
 // F5: network partition of a worker. The worker runs in its own network
@@ -213,6 +214,7 @@ func (f *forwarder) close() {
 // and never the stale attempt's, and the
 // checker finds nothing lost or duplicated and one terminal state.
 func TestFaultWorkerPartition(t *testing.T) {
+	testutil.Long(t, "starts gorch processes and servers")
 	pn := newPartitionNet(t) // before the cluster: its cleanup runs after the processes are stopped
 	c := startCluster(t)
 	natsFwd := startForwarder(t, net.JoinHostPort(pn.HostIP, "0"), strings.TrimPrefix(c.url, "nats://"))

@@ -21,6 +21,7 @@ import (
 // server closes the revoked worker's connection and refuses a copy of
 // its old credentials, while the other worker goes on.
 func TestRevokeWorker(t *testing.T) {
+	testutil.Long(t, "starts gorch processes and servers")
 	natsServer := testutil.ToolPath("nats-server", testutil.NATSServerVersion)
 	if natsServer == "" {
 		t.Fatalf("nats-server %s not found: %s", testutil.NATSServerVersion, testutil.ToolInstall)

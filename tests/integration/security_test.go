@@ -485,6 +485,7 @@ func runMatrix(t *testing.T, s *secureNATS, m *matrix) {
 //   - no service hit a permission it lacks, and no seed, private key or S3
 //     secret appears in any log or output.
 func TestSecureCluster(t *testing.T) {
+	testutil.Long(t, "starts gorch processes and servers")
 	s := startSecureNATS(t)
 	var m matrix
 	runMatrix(t, s, &m)

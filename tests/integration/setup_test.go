@@ -82,6 +82,7 @@ func (e operatorEdits) check(js jetstream.JetStream) error {
 // every service — coordinator, collector, worker — and of `gorch up`, and
 // the cluster still runs a run afterwards.
 func TestOperatorEditsSurvive(t *testing.T) {
+	testutil.Long(t, "starts gorch processes and servers")
 	t.Run("services", func(t *testing.T) {
 		c := startCluster(t, "w1")
 		edits.apply(t, c.js)

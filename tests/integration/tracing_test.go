@@ -176,6 +176,7 @@ func (j *jaeger) traces(t *testing.T, service, run string) []jTrace {
 //	    ├── checkpoint × checkpoints
 //	    └── collector.write (gorch-collector, consumer) × batches written
 func TestTracing(t *testing.T) {
+	testutil.Long(t, "starts gorch processes and servers")
 	j := startJaeger(t)
 	env := func(name string) []string {
 		e := []string{"OTEL_BSP_SCHEDULE_DELAY=100", "GORCH_TRACE_STEPS=10"}
