@@ -513,16 +513,29 @@ type rawResult struct {
 
 // raw publishes the same bytes to a stream nobody consumes.
 func raw(e *env, cfg config) (rawResult, error) {
+	return publishPhase(e, cfg, "rawbench.", rawStream, nil)
+}
+
+// publishPhase publishes cfg's batches under subject prefix into stream,
+// waits for wait (if any: it returns once the phase's messages are
+// consumed), then purges the stream, and reports the phase's points per
+// second and CPU per point from the first publish to the end of the wait.
+func publishPhase(e *env, cfg config, prefix, stream string, wait func(start time.Time) error) (rawResult, error) {
 	ids, msgs, err := encodeBatches(cfg)
 	if err != nil {
 		return rawResult{}, err
 	}
 	cpu0, start := cputime.Process(), time.Now()
-	if err := publishAll(e, ids, msgs, func(run string) string { return "rawbench." + run }); err != nil {
+	if err := publishAll(e, ids, msgs, func(run string) string { return prefix + run }); err != nil {
 		return rawResult{}, err
 	}
+	if wait != nil {
+		if err := wait(start); err != nil {
+			return rawResult{}, err
+		}
+	}
 	el, cpu := time.Since(start), cputime.Process()-cpu0
-	if s, err := e.js.Stream(context.Background(), rawStream); err == nil {
+	if s, err := e.js.Stream(context.Background(), stream); err == nil {
 		_ = s.Purge(context.Background())
 	}
 	n := float64(cfg.publishers * cfg.batches * cfg.points)
@@ -555,27 +568,17 @@ func (e *env) consumeLoop(ctx context.Context, nc *nats.Conn) {
 // consume publishes the same bytes to a stream whose consumer only
 // fetches and acks, and waits until every message is acked.
 func consume(e *env, cfg config) (rawResult, error) {
-	ids, msgs, err := encodeBatches(cfg)
-	if err != nil {
-		return rawResult{}, err
-	}
-	want := e.consumed.Load() + int64(cfg.publishers*cfg.batches)
-	cpu0, start := cputime.Process(), time.Now()
-	if err := publishAll(e, ids, msgs, func(run string) string { return "consbench." + run }); err != nil {
-		return rawResult{}, err
-	}
-	for deadline := start.Add(5 * time.Minute); e.consumed.Load() < want; {
-		if time.Now().After(deadline) {
-			return rawResult{}, fmt.Errorf("consume: %d of %d messages acked in 5 minutes", e.consumed.Load()-(want-int64(cfg.publishers*cfg.batches)), cfg.publishers*cfg.batches)
+	msgs := int64(cfg.publishers * cfg.batches)
+	want := e.consumed.Load() + msgs
+	return publishPhase(e, cfg, "consbench.", consumeStream, func(start time.Time) error {
+		for deadline := start.Add(5 * time.Minute); e.consumed.Load() < want; {
+			if time.Now().After(deadline) {
+				return fmt.Errorf("consume: %d of %d messages acked in 5 minutes", e.consumed.Load()-(want-msgs), msgs)
+			}
+			time.Sleep(time.Millisecond)
 		}
-		time.Sleep(time.Millisecond)
-	}
-	el, cpu := time.Since(start), cputime.Process()-cpu0
-	if s, err := e.js.Stream(context.Background(), consumeStream); err == nil {
-		_ = s.Purge(context.Background())
-	}
-	n := float64(cfg.publishers * cfg.batches * cfg.points)
-	return rawResult{pointsPerS: n / el.Seconds(), cpuNsPerPoint: float64(cpu) / n}, nil
+		return nil
+	})
 }
 
 type ingestResult struct {
