@@ -25,7 +25,7 @@
 #define GORCH_H
 #include <stdint.h>
 
-#define GORCH_ABI_VERSION 1
+#define GORCH_ABI_VERSION 2
 #define GORCH_EFORK 100
 
 void gorch_free(void *p);
@@ -93,6 +93,15 @@ int gorch_plan_ops(char **out, char **err);
 int gorch_plan_check(const char *graph, char **out, char **err);
 int gorch_plan_compile(const char *graph, uint64_t *h, char **info, char **err);
 int gorch_plan_run(uint64_t plan, void *const *ptrs, int64_t n, uint64_t seed, char **err);
+/* Datasets, as a run trains on them (pkg/train.Datasets). spec is a run spec
+ * (JSON or YAML, as gorch train --config takes); split is "train" or "test".
+ * open: *info is {"split", "dataset", "len", "x_shape", "x_dtype", "y_shape"};
+ * x_dtype "int64" says the inputs are token ids. read: copies the split's
+ * inputs and labels (as float32, row-major; labels are class indices or
+ * token ids) into the caller's arrays of nx and ny floats, which
+ * must be the shapes' sizes. */
+int gorch_dataset_open(const char *spec, const char *split, uint64_t *h, char **info, char **err);
+int gorch_dataset_read(uint64_t h, float *x, int64_t nx, float *y, int64_t ny, char **err);
 /* The number of threads gorch's kernels use in this process (also GOMAXPROCS). */
 int gorch_set_num_threads(int32_t n, char **err);
 

@@ -44,7 +44,7 @@ func main() {}
 
 // abiVersion is GORCH_ABI_VERSION of gorch.h; bump it with any change to
 // an export's signature or meaning.
-const abiVersion = 1
+const abiVersion = 2
 
 // codeFork is GORCH_EFORK: the call came from a forked child.
 const codeFork = 100

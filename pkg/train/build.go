@@ -15,8 +15,13 @@ import (
 // MeanStd), fixed so every run normalises identically.
 const fmnistMean, fmnistStd = 0.2860, 0.3530
 
-// datasets loads the spec's train and test splits.
-func datasets(s *Spec) (trainDS, testDS *data.TensorDataset, err error) {
+// Datasets returns the train and test splits a run of spec s trains and
+// evaluates on, as the training loop builds them: Fashion-MNIST normalised
+// (and flattened for the MLP), the grammar text cut into next-token
+// windows, the synthetic sets drawn from s.Seed, train_limit applied. The
+// order is the stored one; each epoch's shuffle is the loader's. s must be
+// valid (ParseSpec, Validate).
+func Datasets(s *Spec) (trainDS, testDS *data.TensorDataset, err error) {
 	switch s.Dataset.Name {
 	case "fashion-mnist":
 		dir := s.Dataset.Dir

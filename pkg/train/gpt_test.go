@@ -41,7 +41,7 @@ func TestGPTTrainsOnGrammar(t *testing.T) {
 	if err := spec.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	trainDS, testDS, err := datasets(spec)
+	trainDS, testDS, err := Datasets(spec)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -142,7 +142,7 @@ type trainer struct {
 func newTrainer(spec *Spec, sink Sink, opts Options, scope *tensor.Scope) (*trainer, error) {
 	t := &trainer{spec: spec, sink: sink, opts: opts, scope: scope, arena: tensor.NewArena(), evalStep: -1}
 	var err error
-	if t.trainDS, t.testDS, err = datasets(spec); err != nil {
+	if t.trainDS, t.testDS, err = Datasets(spec); err != nil {
 		return nil, err
 	}
 	classes := max(numClasses(t.trainDS), numClasses(t.testDS))

@@ -10,6 +10,9 @@ C ABI):
 * **Records** — :class:`Store` over a local ``--data-dir`` or an S3
   bucket: ``store.runs()`` (one row per run, like ``mlflow.search_runs``),
   ``store.run(id).metrics()`` (indexed by step), telemetry, checkpoints.
+* **Data** — :func:`dataset` gives the train or test split a run spec
+  trains on (``run.dataset("test")`` for a stored run), built by gorch, so
+  a checkpoint can be scored in PyTorch on exactly gorch's held-out data.
 * **Cluster** — :class:`Client`: submit, sweep, status, wait, cancel,
   follow.
 * **torch.compile** — ``torch.compile(model, backend="gorch")`` trains a
@@ -27,6 +30,7 @@ method for worker processes.
 from ._lib import version
 from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from .client import Client, ClusterRun
+from .datasets import dataset
 from .errors import (ArgumentError, CheckpointError, ClusterError, ConfigError, CorruptCheckpointError, DataError,
                      ExperimentError, ForkError, GorchError, InternalError, LayoutError, NotFoundError, ShapeError,
                      StorageError, TrainingError, UnsupportedError, WaitTimeout)
@@ -35,7 +39,7 @@ from .records import Run, Store
 __version__ = "0.1.0"
 
 __all__ = [
-    "version", "Checkpoint", "load_checkpoint", "save_checkpoint", "Store", "Run", "Client", "ClusterRun",
+    "version", "dataset", "Checkpoint", "load_checkpoint", "save_checkpoint", "Store", "Run", "Client", "ClusterRun",
     "GorchError", "ArgumentError", "CheckpointError", "ClusterError", "ConfigError", "CorruptCheckpointError",
     "DataError", "ExperimentError", "ForkError", "InternalError", "LayoutError", "NotFoundError", "ShapeError",
     "StorageError", "TrainingError", "UnsupportedError", "WaitTimeout",

@@ -11,7 +11,7 @@ from typing import Any, Optional, Union
 
 from . import errors
 
-ABI_VERSION = 1
+ABI_VERSION = 2
 _EFORK = 100
 
 _lock = threading.Lock()
@@ -60,6 +60,8 @@ _SIGS = {
     "gorch_plan_compile": (c_int, [c_char_p, _P(c_uint64), _S, _S]),
     "gorch_plan_run": (c_int, [c_uint64, c_void_p, c_int64, c_uint64, _S]),
     "gorch_set_num_threads": (c_int, [c_int32, _S]),
+    "gorch_dataset_open": (c_int, [c_char_p, c_char_p, _P(c_uint64), _S, _S]),
+    "gorch_dataset_read": (c_int, [c_uint64, c_void_p, c_int64, c_void_p, c_int64, _S]),
 }
 
 

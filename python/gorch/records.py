@@ -12,6 +12,7 @@ import numpy as np
 
 from . import _lib, errors
 from .checkpoint import Checkpoint, _open
+from .datasets import dataset as _dataset
 
 _PAGE = 65536
 
@@ -158,6 +159,13 @@ class Run:
 
     def __repr__(self) -> str:
         return f"<gorch.Run {self.id} {self.name!r} {self.status}>"
+
+    def dataset(self, split: str = "test") -> Any:
+        """``(x, y)`` numpy arrays of the run's train or test split, as it
+        trained and evaluated on them (see :func:`gorch.dataset`)."""
+        if not self.config:
+            raise errors.NotFoundError(f"run {self.id} has no recorded spec")
+        return _dataset(self.config, split)
 
     def _metric_pages(self, names: Optional[Sequence[str]]) -> Iterator[tuple]:
         sel = None

@@ -16,116 +16,15 @@ from conftest import run_gorch, run_id
 MODEL = {"name": "gpt", "layers": 2, "d_model": 32, "heads": 4, "context": 32, "dropout": 0.1}
 SIZE, SEED, STEPS, EVERY = 256, 5, 300, 150
 
-# --- the grammar text, as pkg/data/text.go generates it -----------------
-# A transcription of gorch's generator and of the generator it draws from
-# (pkg/tensor/rng.go over Go's math/rand/v2 PCG-DXSM), so the test scores
-# the same held-out windows gorch evaluated; a drift from the Go code
-# shows as a different loss, or a vocabulary that does not fit wte.
-
-M64, M128 = (1 << 64) - 1, (1 << 128) - 1
-PCG_MUL = (2549297995355413924 << 64) | 4865540595714422341
-PCG_INC = (6364136223846793005 << 64) | 1442695040888963407
-
-
-class GoRNG:
-    """pkg/tensor's RNG: rand.NewPCG(seed, seed^0x9e3779b97f4a7c15), Intn
-    by Lemire's multiply-shift with rejection."""
-
-    def __init__(self, seed: int) -> None:
-        self.state = (seed << 64) | (seed ^ 0x9E3779B97F4A7C15)
-
-    def uint64(self) -> int:
-        self.state = (self.state * PCG_MUL + PCG_INC) & M128
-        hi, lo = self.state >> 64, self.state & M64
-        hi ^= hi >> 32
-        hi = (hi * 0xDA942042E4DD58B5) & M64
-        hi ^= hi >> 48
-        return (hi * (lo | 1)) & M64
-
-    def intn(self, n: int) -> int:
-        while True:
-            p = self.uint64() * n
-            hi, lo = p >> 64, p & M64
-            if lo >= n or lo >= ((1 << 64) - n) % n:
-                return hi
-
-
-NOUNS = [("cat", "cats"), ("dog", "dogs"), ("bird", "birds"), ("child", "children"), ("robot", "robots"),
-         ("teacher", "teachers"), ("river", "rivers"), ("fox", "foxes")]
-NAMES = ["alice", "bob", "maria", "tom"]
-ADJS = ["small", "red", "quiet", "old", "happy", "bright", "lazy"]
-TRANS = [("sees", "see"), ("likes", "like"), ("follows", "follow"), ("finds", "find"), ("helps", "help")]
-INTRANS = [("sleeps", "sleep"), ("runs", "run"), ("sings", "sing"), ("waits", "wait")]
-ADVS = ["quickly", "slowly", "today", "again", "quietly"]
-PREPS = ["near", "under", "with", "behind"]
-DETS = (["the", "a", "every", "this"], ["the", "some", "many", "these"])
-
-
-def grammar_vocab() -> dict:
-    """data.GrammarVocab: character -> its rank in the sorted alphabet."""
-    alphabet = " .,\n" + "".join("".join(ws) for ws in (NAMES, ADJS, ADVS, PREPS, DETS[0], DETS[1]))
-    alphabet += "".join(a + b for ps in (NOUNS, TRANS, INTRANS) for a, b in ps)
-    return {c: i for i, c in enumerate(sorted(set(alphabet)))}
-
-
-def grammar_text(n: int, seed: int) -> str:
-    """data.GrammarText(n, seed)."""
-    r, out = GoRNG(seed), []
-
-    def pick(words):
-        return words[r.intn(len(words))]
-
-    def noun_phrase() -> int:
-        if r.intn(5) == 0:
-            out.append(pick(NAMES))
-            return 0
-        num = r.intn(2)
-        out.append(pick(DETS[num]))
-        while r.intn(3) == 0:
-            out.append(" " + pick(ADJS))
-        out.append(" " + NOUNS[r.intn(len(NOUNS))][num])
-        return num
-
-    def sentence() -> None:
-        num = noun_phrase()
-        out.append(" ")
-        kind = r.intn(3)
-        if kind == 0:
-            out.append(TRANS[r.intn(len(TRANS))][num] + " ")
-            noun_phrase()
-        elif kind == 1:
-            verb = INTRANS[r.intn(len(INTRANS))][num]
-            out.append(verb + " " + pick(ADVS))
-        else:
-            verb = INTRANS[r.intn(len(INTRANS))][num]
-            out.append(verb + " " + pick(PREPS) + " ")
-            noun_phrase()
-        if r.intn(4) == 0:
-            out.append(", and ")
-            sentence()
-            return
-        out.append(".")
-
-    length = 0
-    while length < n:
-        start = len(out)
-        sentence()
-        out.append("\n" if r.intn(6) == 0 else " ")
-        length += sum(len(s) for s in out[start:])
-    return "".join(out)[:n]
-
-
-def heldout_windows(size: int, context: int, seed: int):
-    """pkg/train's grammarSplits test split: the text after the training
-    windows, cut into [N, context] inputs and next-token targets."""
-    n_test = max(size // 4, 1)
-    vocab = grammar_vocab()
-    ids = np.array([vocab[c] for c in grammar_text((size + n_test) * context + 2, seed)], np.int64)
-    ids = ids[size * context + 1:]
-    n = (len(ids) - 1) // context
-    x = ids[:n * context].reshape(n, context)
-    y = ids[1:n * context + 1].reshape(n, context)
-    return torch.from_numpy(x), torch.from_numpy(y), len(vocab)
+def heldout_windows(run):
+    """The held-out windows gorch evaluated the run on (gorch.Run.dataset:
+    pkg/train's own split of the grammar text), as torch tensors, and the
+    vocabulary size of the run's model."""
+    x, y = run.dataset("test")
+    vocab = run.checkpoint().params["wte.weight"].shape[0]
+    assert x.shape == y.shape == (SIZE // 4, MODEL["context"]) and x.dtype == y.dtype == np.int64
+    assert (x[:, 1:] == y[:, :-1]).all() and 0 <= x.min() and max(x.max(), y.max()) < vocab
+    return torch.from_numpy(x), torch.from_numpy(y), vocab
 
 
 # --- the tests -------------------------------------------------------------
@@ -143,7 +42,7 @@ def gpt_run(gorch_bin, tmp_path_factory):
 
 
 def test_gpt_checkpoint_in_torch_gives_gorch_eval_loss(gpt_run):
-    x, y, vocab = heldout_windows(SIZE, MODEL["context"], SEED)
+    x, y, vocab = heldout_windows(gpt_run)
     hist = gpt_run.metric_history(["eval/loss", "eval/accuracy"])
     recorded = {(r.name, int(r.step)): float(r.value) for r in hist.itertuples()}
     steps = [c["step"] for c in gpt_run.checkpoints()]
@@ -175,7 +74,7 @@ def test_gpt_checkpoint_in_torch_gives_gorch_eval_loss(gpt_run):
 
 def test_gpt_torch_module_is_causal(gpt_run):
     net = gpt_run.checkpoint().torch_module().eval()
-    x, _, _ = heldout_windows(SIZE, MODEL["context"], SEED)
+    x, _, _ = heldout_windows(gpt_run)
     with torch.no_grad():
         full = net(x[:4])
         assert torch.allclose(net(x[:4, :10]), full[:, :10], rtol=0, atol=1e-5)
