@@ -12,10 +12,8 @@
 # (`s3://bucket` works too, with `GORCH_S3_ENDPOINT` and the AWS_* keys).
 
 # %%
-import gzip
 import os
 
-import numpy as np
 import torch
 
 import gorch
@@ -40,12 +38,8 @@ ckpt = run.checkpoint()  # verified; ckpt.params are numpy views of the file
 model = ckpt.torch_module()  # torch.nn.Sequential(Linear, ReLU, Linear) with gorch's weights
 print(ckpt, {k: tuple(v.shape) for k, v in ckpt.params.items()})
 
-# %% Evaluate it on the Fashion-MNIST test set, normalised as gorch does
-with gzip.open("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz") as f:
-    x = np.frombuffer(f.read(), np.uint8, offset=16).reshape(-1, 784).astype(np.float32)
-with gzip.open("/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz") as f:
-    y = np.frombuffer(f.read(), np.uint8, offset=8)
-x = (x / np.float32(255) - np.float32(0.2860)) / np.float32(0.3530)
+# %% Evaluate it on the Fashion-MNIST test set, exactly as gorch evaluated it
+x, y = run.dataset("test")  # numpy (10000, 784) float32, normalised as gorch does, and int64 labels
 with torch.no_grad():
     accuracy = float((model(torch.from_numpy(x)).argmax(1).numpy() == y).mean())
 print(f"PyTorch: {100 * accuracy:.2f} %; gorch reported {100 * m['eval/accuracy'].dropna().iloc[-1]:.2f} %")
