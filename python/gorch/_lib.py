@@ -93,12 +93,15 @@ def lib() -> ctypes.CDLL:
                 l = ctypes.CDLL(str(path))
             except OSError as e:
                 raise errors.StorageError(f"loading {path}: {e}", op="gorch") from None
+            # The version first: a library of another ABI may lack a symbol.
+            l.gorch_abi_version.restype, l.gorch_abi_version.argtypes = c_int, []
+            if l.gorch_abi_version() != ABI_VERSION:
+                raise errors.InternalError(
+                    f"{path} has ABI version {l.gorch_abi_version()}, this package needs {ABI_VERSION}: "
+                    "rebuild it (go build -buildmode=c-shared -o libgorch.so ./cmd/libgorch)", op="gorch")
             for name, (res, args) in _SIGS.items():
                 f = getattr(l, name)
                 f.restype, f.argtypes = res, args
-            if l.gorch_abi_version() != ABI_VERSION:
-                raise errors.InternalError(
-                    f"{path} has ABI version {l.gorch_abi_version()}, this package needs {ABI_VERSION}", op="gorch")
             _loaded_pid = os.getpid()
             _lib = l
     return _lib
