@@ -89,6 +89,11 @@ func TestNoPanicWalk(t *testing.T) {
 		},
 		"MaskedFill": {{Op: "masked_fill", Call: func() error { return errOf(MaskedFill(v, randn(1, 4), 0)) }}},
 		"Tril":       {{Op: "tril", Call: func() error { return errOf(Tril(Param(randn(1, 3)), 0)) }}},
+		"AttentionQKV": {
+			{Op: "attention_qkv", Call: func() error { return errOf(AttentionQKV(nil, 2, tensor.AttentionOptions{})) }},
+			{Op: "attention_qkv", Call: func() error { return errOf(AttentionQKV(Param(randn(1, 2, 4)), 2, tensor.AttentionOptions{})) }},
+			{Op: "attention_qkv", Call: func() error { return errOf(AttentionQKV(Param(randn(1, 2, 6)), 4, tensor.AttentionOptions{})) }},
+		},
 		"ScaledDotProductAttention": {
 			{Op: "scaled_dot_product_attention", Call: func() error { return errOf(ScaledDotProductAttention(v, v, nil, tensor.AttentionOptions{})) }},
 			{Op: "scaled_dot_product_attention", Call: func() error {

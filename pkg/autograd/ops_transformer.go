@@ -114,3 +114,25 @@ func ScaledDotProductAttention(q, k, v *Variable, opt tensor.AttentionOptions) (
 		return []*tensor.Tensor{gq, gk, gv}, err
 	}), nil
 }
+
+// AttentionQKV is multi-head self-attention on a transformer block's
+// packed projections qkv [B, T, 3·D] (queries, keys, values side by side),
+// returning the heads' outputs side by side, [B, T, D]: the same as
+// splitting qkv into q, k and v, viewing each as [B, heads, T, D/heads],
+// ScaledDotProductAttention and transposing back, without the views'
+// copies. The backward pass writes the gradient of qkv in one piece.
+func AttentionQKV(qkv *Variable, heads int, opt tensor.AttentionOptions) (*Variable, error) {
+	const op = "attention_qkv"
+	ts, err := datas(op, qkv)
+	if err != nil {
+		return nil, err
+	}
+	out, probs, err := tensor.AttentionQKV(ts[0], heads, opt)
+	if err != nil {
+		return nil, err
+	}
+	return record(op, out, []*Variable{qkv}, func(g *tensor.Tensor) ([]*tensor.Tensor, error) {
+		gx, err := tensor.AttentionQKVBackward(g, ts[0], probs, heads, opt)
+		return []*tensor.Tensor{gx}, err
+	}), nil
+}

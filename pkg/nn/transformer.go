@@ -135,9 +135,9 @@ func (e *Embedding) Parameters() []NamedParameter { return weightBias(e.Weight, 
 
 // CausalSelfAttention is multi-head self-attention in which each position
 // attends to itself and the positions before it. One Linear ("c_attn")
-// projects x [B, T, D] to queries, keys and values; heads are views of
-// those, attention is fused ([autograd.ScaledDotProductAttention]); a
-// second Linear ("c_proj") mixes the heads.
+// projects x [B, T, D] to queries, keys and values; attention runs per
+// head on slices of that projection ([autograd.AttentionQKV], fused:
+// no copies of the heads); a second Linear ("c_proj") mixes the heads.
 type CausalSelfAttention struct {
 	children
 	Heads int
@@ -172,34 +172,12 @@ func (a *CausalSelfAttention) Forward(x *autograd.Variable) (*autograd.Variable,
 	if x == nil || x.Data == nil || x.Data.Dim() != 3 || x.Data.Shape()[2] != a.QKV.In {
 		return nil, errs.New(errs.Shape, op, "input must be [B, T, %d], got %v", a.QKV.In, shapeOf(x))
 	}
-	s := x.Data.Shape()
-	b, t, d := s[0], s[1], s[2]
 	qkv, err := a.QKV.Forward(x)
 	if err != nil {
 		return nil, err
 	}
-	var heads [3]*autograd.Variable // q, k, v as [B, H, T, E] views
-	for i := range heads {
-		h, err := autograd.Narrow(qkv, 2, i*d, d)
-		if err == nil {
-			h, err = autograd.View(h, b, t, a.Heads, d/a.Heads)
-		}
-		if err == nil {
-			h, err = autograd.Transpose(h, 1, 2)
-		}
-		if err != nil {
-			return nil, err
-		}
-		heads[i] = h
-	}
-	y, err := autograd.ScaledDotProductAttention(heads[0], heads[1], heads[2], tensor.AttentionOptions{Causal: true})
+	y, err := autograd.AttentionQKV(qkv, a.Heads, tensor.AttentionOptions{Causal: true})
 	if err != nil {
-		return nil, err
-	}
-	if y, err = autograd.Transpose(y, 1, 2); err != nil {
-		return nil, err
-	}
-	if y, err = autograd.Reshape(y, b, t, d); err != nil {
 		return nil, err
 	}
 	return a.Proj.Forward(y)

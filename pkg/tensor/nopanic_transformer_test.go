@@ -55,6 +55,30 @@ func transformerBadCalls(v, bad *Tensor) map[string][]badCall {
 			}},
 			{Op: "scaled_dot_product_attention", Call: func() error { return e2(ScaledDotProductAttention(x4, nilT, k4, att)) }},
 		},
+		"AttentionQKV": {
+			{Op: "attention_qkv", Call: func() error { return e2(AttentionQKV(nilT, 2, att)) }},
+			{Op: "attention_qkv", Call: func() error { return e2(AttentionQKV(x4, 2, att)) }},
+			{Op: "attention_qkv", Call: func() error { return e2(AttentionQKV(coreMust(Zeros(1, 2, 6)), 4, att)) }},
+			{Op: "attention_qkv", Call: func() error { return e2(AttentionQKV(coreMust(Zeros(1, 2, 6)), 0, att)) }},
+			{Op: "attention_qkv", Call: func() error {
+				return e2(AttentionQKV(coreMust(Zeros(1, 2, 6)), 2, AttentionOptions{Scale: float32(math.NaN())}))
+			}},
+			{Op: "attention_qkv", Call: func() error { return e2(AttentionQKV(bad, 1, att)) }},
+		},
+		"AttentionQKVBackward": {
+			{Op: "attention_qkv_backward", Call: func() error {
+				return e1(AttentionQKVBackward(coreMust(Zeros(1, 2, 3)), coreMust(Zeros(1, 2, 6)), coreMust(Zeros(1, 1, 2, 2)), 1, att))
+			}},
+			{Op: "attention_qkv_backward", Call: func() error {
+				return e1(AttentionQKVBackward(coreMust(Zeros(1, 2, 2)), coreMust(Zeros(1, 2, 6)), coreMust(Zeros(1, 1, 2, 3)), 1, att))
+			}},
+			{Op: "attention_qkv_backward", Call: func() error {
+				return e1(AttentionQKVBackward(coreMust(Zeros(1, 2, 2)), coreMust(Zeros(1, 2, 6)), nilT, 1, att))
+			}},
+			{Op: "attention_qkv_backward", Call: func() error {
+				return e1(AttentionQKVBackward(coreMust(Zeros(1, 2, 2)), coreMust(Zeros(1, 2, 5)), coreMust(Zeros(1, 1, 2, 2)), 1, att))
+			}},
+		},
 		"ScaledDotProductAttentionBackward": {
 			{Op: "scaled_dot_product_attention_backward", Call: func() error {
 				return e3(ScaledDotProductAttentionBackward(k4, x4, k4, k4, x4, coreMust(Zeros(1, 2, 3)), att))

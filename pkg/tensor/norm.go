@@ -44,7 +44,7 @@ func affineValues(op, what string, t *Tensor, normalized []int) ([]float32, erro
 	if !EqualShape(t.shape, normalized) {
 		return nil, errs.New(errs.Shape, op, "%s of shape %v does not match normalized shape %v", what, t.shape, normalized)
 	}
-	return values(t), nil
+	return t.Data(), nil
 }
 
 // LayerNorm normalises x over its trailing dimensions normalized (which must
@@ -76,46 +76,77 @@ func LayerNorm(x *Tensor, normalized []int, w, b *Tensor, eps float32) (out, mea
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	xd := values(x)
+	xd := x.Data() // read in place when contiguous
 	sc := scopeOf(x, w, b)
-	out, mean, rstd = newContiguous(sc, x.shape), newContiguous(sc, statShape), newContiguous(sc, statShape)
+	out, mean, rstd = newUninit(sc, x.shape), newUninit(sc, statShape), newUninit(sc, statShape)
 	od, md, rd := out.storage.data, mean.storage.data, rstd.storage.data
 	parallelRows(m, n, func(i int) {
 		row := xd[i*n : (i+1)*n]
+		o := od[i*n : (i+1)*n]
+		o = o[:len(row)]
 		mu, rs := moments(row, eps)
 		md[i], rd[i] = float32(mu), float32(rs)
-		o := od[i*n : (i+1)*n]
-		for j, v := range row {
-			y := (float64(v) - mu) * rs
-			if wd != nil {
-				y *= float64(wd[j])
+		switch {
+		case wd != nil && bd != nil:
+			wr, br := wd[:len(row)], bd[:len(row)]
+			for j, v := range row {
+				o[j] = float32((float64(v)-mu)*rs*float64(wr[j]) + float64(br[j]))
 			}
-			if bd != nil {
-				y += float64(bd[j])
+		case wd != nil:
+			wr := wd[:len(row)]
+			for j, v := range row {
+				o[j] = float32((float64(v) - mu) * rs * float64(wr[j]))
 			}
-			o[j] = float32(y)
+		case bd != nil:
+			br := bd[:len(row)]
+			for j, v := range row {
+				o[j] = float32((float64(v)-mu)*rs + float64(br[j]))
+			}
+		default:
+			for j, v := range row {
+				o[j] = float32((float64(v) - mu) * rs)
+			}
 		}
 	})
 	return out, mean, rstd, nil
 }
 
 // moments returns the mean and 1/√(biased variance + eps) of row, in float64
-// (two passes, so the variance does not cancel).
+// (two passes, so the variance does not cancel; four partial sums per
+// pass, so the additions do not wait on each other).
 func moments(row []float32, eps float32) (mean, rstd float64) {
-	if len(row) == 0 {
+	n := len(row)
+	if n == 0 {
 		return math.NaN(), math.NaN()
 	}
-	var sum float64
-	for _, v := range row {
-		sum += float64(v)
+	var s0, s1, s2, s3 float64
+	j := 0
+	for ; j+4 <= n; j += 4 {
+		r := row[j : j+4 : j+4]
+		s0 += float64(r[0])
+		s1 += float64(r[1])
+		s2 += float64(r[2])
+		s3 += float64(r[3])
 	}
-	mean = sum / float64(len(row))
-	var ss float64
-	for _, v := range row {
-		d := float64(v) - mean
-		ss += d * d
+	for ; j < n; j++ {
+		s0 += float64(row[j])
 	}
-	return mean, 1 / math.Sqrt(ss/float64(len(row))+float64(eps))
+	mean = ((s0 + s1) + (s2 + s3)) / float64(n)
+	s0, s1, s2, s3 = 0, 0, 0, 0
+	j = 0
+	for ; j+4 <= n; j += 4 {
+		r := row[j : j+4 : j+4]
+		d0, d1, d2, d3 := float64(r[0])-mean, float64(r[1])-mean, float64(r[2])-mean, float64(r[3])-mean
+		s0 += d0 * d0
+		s1 += d1 * d1
+		s2 += d2 * d2
+		s3 += d3 * d3
+	}
+	for ; j < n; j++ {
+		d := float64(row[j]) - mean
+		s0 += d * d
+	}
+	return mean, 1 / math.Sqrt(((s0+s1)+(s2+s3))/float64(n)+float64(eps))
 }
 
 // LayerNormBackward returns the gradients of LayerNorm with respect to x,
@@ -142,19 +173,21 @@ func LayerNormBackward(g, x *Tensor, normalized []int, mean, rstd, w *Tensor, wa
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	xd, gd, md, rd := values(x), values(g), values(mean), values(rstd)
+	xd, gd, md, rd := x.Data(), g.Data(), mean.Data(), rstd.Data() // read in place when contiguous
 	if want[0] {
-		gx = newContiguous(scopeOf(g, x, w), x.shape)
+		gx = newUninit(scopeOf(g, x, w), x.shape)
 		layerNormInputGrad(gx.storage.data, gd, xd, md, rd, wd, m, n)
 	}
 	if want[1] || want[2] {
 		sw, sb := make([]float64, n), make([]float64, n)
 		for i := 0; i < m; i++ {
 			mu, rs := float64(md[i]), float64(rd[i])
-			for j := 0; j < n; j++ {
-				gv := float64(gd[i*n+j])
-				sw[j] += gv * (float64(xd[i*n+j]) - mu) * rs
-				sb[j] += gv
+			gr, xr := gd[i*n:(i+1)*n], xd[i*n:(i+1)*n]
+			xr, sw, sb := xr[:len(gr)], sw[:len(gr)], sb[:len(gr)]
+			for j, gv := range gr {
+				g := float64(gv)
+				sw[j] += g * (float64(xr[j]) - mu) * rs
+				sb[j] += g
 			}
 		}
 		if want[1] {
@@ -173,23 +206,45 @@ func layerNormInputGrad(dst, g, x, mean, rstd, w []float32, m, n int) {
 	parallelRows(m, n, func(i int) {
 		mu, rs := float64(mean[i]), float64(rstd[i])
 		gr, xr, o := g[i*n:(i+1)*n], x[i*n:(i+1)*n], dst[i*n:(i+1)*n]
-		var a, b float64 // Σ ĝ, Σ ĝ·x̂
-		for j := range gr {
-			gh := float64(gr[j])
-			if w != nil {
-				gh *= float64(w[j])
+		xr, o = xr[:len(gr)], o[:len(gr)]
+		var a0, a1, b0, b1 float64 // Σ ĝ, Σ ĝ·x̂ in two partial sums each
+		if w != nil {
+			wr := w[:len(gr)]
+			j := 0
+			for ; j+2 <= len(gr); j += 2 {
+				g0, g1 := float64(gr[j])*float64(wr[j]), float64(gr[j+1])*float64(wr[j+1])
+				a0 += g0
+				a1 += g1
+				b0 += g0 * (float64(xr[j]) - mu) * rs
+				b1 += g1 * (float64(xr[j+1]) - mu) * rs
 			}
-			a += gh
-			b += gh * (float64(xr[j]) - mu) * rs
+			for ; j < len(gr); j++ {
+				g0 := float64(gr[j]) * float64(wr[j])
+				a0 += g0
+				b0 += g0 * (float64(xr[j]) - mu) * rs
+			}
+			a, b := (a0+a1)/float64(n), (b0+b1)/float64(n)
+			for j, gv := range gr {
+				o[j] = float32(rs * (float64(gv)*float64(wr[j]) - a - (float64(xr[j])-mu)*rs*b))
+			}
+			return
 		}
-		a /= float64(n)
-		b /= float64(n)
-		for j := range gr {
-			gh := float64(gr[j])
-			if w != nil {
-				gh *= float64(w[j])
-			}
-			o[j] = float32(rs * (gh - a - (float64(xr[j])-mu)*rs*b))
+		j := 0
+		for ; j+2 <= len(gr); j += 2 {
+			g0, g1 := float64(gr[j]), float64(gr[j+1])
+			a0 += g0
+			a1 += g1
+			b0 += g0 * (float64(xr[j]) - mu) * rs
+			b1 += g1 * (float64(xr[j+1]) - mu) * rs
+		}
+		for ; j < len(gr); j++ {
+			g0 := float64(gr[j])
+			a0 += g0
+			b0 += g0 * (float64(xr[j]) - mu) * rs
+		}
+		a, b := (a0+a1)/float64(n), (b0+b1)/float64(n)
+		for j, gv := range gr {
+			o[j] = float32(rs * (float64(gv) - a - (float64(xr[j])-mu)*rs*b))
 		}
 	})
 }
