@@ -77,8 +77,28 @@ func AttentionQKV(qkv *Tensor, heads int, opt AttentionOptions) (out, probs *Ten
 		return out, probs, nil
 	}
 	x, od, pd := qkv.Data(), out.storage.data, probs.storage.data
-	be := kernels.WithThreads(kernels.Default(), 1)
 	t, d3 := a.t, 3*a.d
+	if kernels.SmallGemmOK(t) && kernels.SmallGemmOK(a.e) {
+		kt := newUninit(sc, []int{a.b * a.h, a.e, t}).storage.data // each head's Kᵀ
+		parallelFor(a.b*a.h, func(i int) {
+			bi, hi := i/a.h, i%a.h
+			base := bi*t*d3 + hi*a.e
+			q, k, v := x[base:], x[base+a.d:], x[base+2*a.d:]
+			p, kth := pd[i*t*t:(i+1)*t*t], kt[i*a.e*t:(i+1)*a.e*t]
+			transposeInto(kth, k, t, a.e, d3)
+			o := od[bi*t*a.d+hi*a.e:]
+			for i0 := 0; i0 < t; i0 += attnBlock {
+				rows, nc := min(attnBlock, t-i0), a.keys(i0)
+				kernels.SmallGemm(false, rows, nc, a.e, q[i0*d3:], d3, kth, t, p[i0*t:], t)
+				for r := i0; r < i0+rows; r++ {
+					softmaxScaledRow(p[r*t:(r+1)*t], a.width(r), a.scale)
+				}
+				kernels.SmallGemm(false, rows, a.e, nc, p[i0*t:], t, v, d3, o[i0*a.d:], a.d)
+			}
+		})
+		return out, probs, nil
+	}
+	be := kernels.WithThreads(kernels.Default(), 1)
 	parallelFor(a.b*a.h, func(i int) {
 		bi, hi := i/a.h, i%a.h
 		base := bi*t*d3 + hi*a.e
@@ -92,46 +112,86 @@ func AttentionQKV(qkv *Tensor, heads int, opt AttentionOptions) (out, probs *Ten
 	return out, probs, nil
 }
 
-// softmaxScaledRow replaces the first w scores of row by softmax(scale·s)
-// and zeroes the rest, computing what ScaledDotProductAttention's rows
-// compute. The exponentials run over w rounded up to the vector width
-// (the padding holds zeros, whose exponentials are then dropped), so that
-// short causal rows do not fall to the scalar Expf for their tails.
-func softmaxScaledRow(row []float32, w int, scale float64) {
-	m := math.Inf(-1)
-	if scale > 0 { // max(scale·s) = scale·max(s); NaN compares false and is caught below
-		mx := float32(math.Inf(-1))
-		for _, x := range row[:w] {
-			if x > mx {
-				mx = x
-			}
-		}
-		m = float64(mx) * scale
-	} else {
-		for _, x := range row[:w] {
-			if v := float64(x) * scale; v > m {
-				m = v
-			}
+// attnBlock is how many query rows the blocked attention handles at a
+// time: causal products skip the key columns after the block's last row.
+const attnBlock = 16
+
+// keys returns how many key columns the query rows from i0 to
+// i0+attnBlock attend to (a multiple of 16 when t is).
+func (a qkvAttention) keys(i0 int) int {
+	if a.causal {
+		return min(a.t, i0+attnBlock)
+	}
+	return a.t
+}
+
+// transposeInto writes the transpose of the rows×cols matrix src (row
+// stride ld) into dst (cols×rows, contiguous), four source rows at a time.
+func transposeInto(dst, src []float32, rows, cols, ld int) {
+	r := 0
+	for ; r+4 <= rows; r += 4 {
+		s0, s1 := src[r*ld:r*ld+cols], src[(r+1)*ld:(r+1)*ld+cols]
+		s2, s3 := src[(r+2)*ld:(r+2)*ld+cols], src[(r+3)*ld:(r+3)*ld+cols]
+		s1, s2, s3 = s1[:len(s0)], s2[:len(s0)], s3[:len(s0)]
+		for c, v := range s0 {
+			d := dst[c*rows+r : c*rows+r+4 : c*rows+r+4]
+			d[0], d[1], d[2], d[3] = v, s1[c], s2[c], s3[c]
 		}
 	}
-	for j, x := range row[:w] {
-		if x != x {
-			m = math.NaN() // as ScaledDotProductAttention: a NaN score makes the row NaN
+	for ; r < rows; r++ {
+		for c, v := range src[r*ld : r*ld+cols] {
+			dst[c*rows+r] = v
 		}
-		row[j] = float32(float64(x)*scale - m)
+	}
+}
+
+// softmaxScaledRow replaces the first w scores of row by softmax(scale·s)
+// and zeroes the rest, in float32 as PyTorch's CPU flash attention does
+// (scale, subtract the maximum, exponentiate, normalise), with the sum of
+// the exponentials in float64. The vector kernels run over w rounded up
+// to the vector width (within the row), so that short causal rows do not
+// fall to scalar tails: the padding's values are cleared at the end.
+func softmaxScaledRow(row []float32, w int, scale float64) {
+	if kernels.AttnSoftmaxRow(row, w, float32(scale)) {
+		return
 	}
 	wr := min(len(row), (w+15)&^15)
+	// The maximum skips NaN scores; they still make the row NaN through
+	// the sum of the exponentials, as in ScaledDotProductAttention.
+	if scale <= 0 {
+		kernels.VecMulScalar(row[:wr], row[:wr], float32(scale))
+	}
+	m := float32(math.Inf(-1))
+	for _, x := range row[:w] {
+		if x > m {
+			m = x
+		}
+	}
+	if scale > 0 { // max(scale·s) = scale·max(s)
+		kernels.VecMulScalar(row[:wr], row[:wr], float32(scale))
+		m *= float32(scale)
+	}
+	kernels.VecSubScalar(row[:wr], row[:wr], m)
 	clear(row[w:wr])
 	kernels.VecExp(row[:wr], row[:wr])
-	var sum float64
-	for _, e := range row[:w] {
-		sum += float64(e)
-	}
-	inv := 1 / sum
-	for j, e := range row[:w] {
-		row[j] = float32(float64(e) * inv)
-	}
+	kernels.VecMulScalar(row[:w], row[:w], float32(1/kernels.VecSumF64(row[:w])))
 	clear(row[w:])
+}
+
+// softmaxGradRow turns row drow of dP into row of dS = P ⊙ (dP - Σ dP·P)·scale
+// for the matching row prow of P, w of whose entries are unmasked; tmp
+// holds at least w values of scratch.
+func softmaxGradRow(prow, drow, tmp []float32, w int, scale float64) {
+	if kernels.AttnSoftmaxGradRow(prow, drow, w, float32(scale)) {
+		return
+	}
+	wr := min(len(prow), (w+15)&^15)
+	kernels.VecMul(tmp[:w], prow[:w], drow[:w])
+	delta := float32(kernels.VecSumF64(tmp[:w]))
+	kernels.VecSubScalar(drow[:wr], drow[:wr], delta)
+	kernels.VecMul(drow[:wr], drow[:wr], prow[:wr])
+	kernels.VecMulScalar(drow[:wr], drow[:wr], float32(scale))
+	clear(drow[w:])
 }
 
 // AttentionQKVBackward returns the gradient of AttentionQKV with respect
@@ -156,26 +216,49 @@ func AttentionQKVBackward(g, qkv, probs *Tensor, heads int, opt AttentionOptions
 	}
 	scratch := newUninit(sc, probs.shape)
 	x, gd, pd, dd, gxd := qkv.Data(), g.Data(), probs.Data(), scratch.storage.data, gx.storage.data
-	be := kernels.WithThreads(kernels.Default(), 1)
 	t, d3 := a.t, 3*a.d
+	if kernels.SmallGemmOK(t) && kernels.SmallGemmOK(a.e) {
+		vt := newUninit(sc, []int{a.b * a.h, a.e, t}).storage.data // each head's Vᵀ
+		parallelFor(a.b*a.h, func(i int) {
+			bi, hi := i/a.h, i%a.h
+			base := bi*t*d3 + hi*a.e
+			q, k, v := x[base:], x[base+a.d:], x[base+2*a.d:]
+			gq, gk, gv := gxd[base:], gxd[base+a.d:], gxd[base+2*a.d:]
+			gh := gd[bi*t*a.d+hi*a.e:] // this head's dO, row stride D
+			p, ds, vth := pd[i*t*t:(i+1)*t*t], dd[i*t*t:(i+1)*t*t], vt[i*a.e*t:(i+1)*a.e*t]
+			transposeInto(vth, v, t, a.e, d3)
+			tmp := make([]float32, t)
+			for i0 := 0; i0 < t; i0 += attnBlock {
+				rows, nc := min(attnBlock, t-i0), a.keys(i0)
+				kernels.SmallGemm(false, rows, nc, a.e, gh[i0*a.d:], a.d, vth, t, ds[i0*t:], t) // dP = dO·Vᵀ
+				for r := i0; r < i0+rows; r++ {
+					softmaxGradRow(p[r*t:(r+1)*t], ds[r*t:(r+1)*t], tmp, a.width(r), a.scale)
+				}
+				kernels.SmallGemm(false, rows, a.e, nc, ds[i0*t:], t, k, d3, gq[i0*d3:], d3) // dQ = dS·K
+			}
+			// dK = dSᵀ·Q and dV = Pᵀ·dO by key rows: causal rows of Pᵀ
+			// and dSᵀ start at the diagonal.
+			for j0 := 0; j0 < t; j0 += attnBlock {
+				rows, from := min(attnBlock, t-j0), 0
+				if a.causal {
+					from = j0
+				}
+				kernels.SmallGemm(true, rows, a.e, t-from, ds[from*t+j0:], t, q[from*d3:], d3, gk[j0*d3:], d3)
+				kernels.SmallGemm(true, rows, a.e, t-from, p[from*t+j0:], t, gh[from*a.d:], a.d, gv[j0*d3:], d3)
+			}
+		})
+		return gx, nil
+	}
+	be := kernels.WithThreads(kernels.Default(), 1)
 	parallelFor(a.b*a.h, func(i int) {
 		bi, hi := i/a.h, i%a.h
 		base := bi*t*d3 + hi*a.e
 		gh := gd[bi*t*a.d+hi*a.e:] // this head's dO, row stride D
-		p, ds := pd[i*t*t:(i+1)*t*t], dd[i*t*t:(i+1)*t*t]
+		p, ds, tmp := pd[i*t*t:(i+1)*t*t], dd[i*t*t:(i+1)*t*t], make([]float32, t)
 		be.Sgemm(true, false, t, a.e, t, 1, p, t, gh, a.d, 0, gxd[base+2*a.d:], d3) // dV = Pᵀ·dO
 		be.Sgemm(false, true, t, t, a.e, 1, gh, a.d, x[base+2*a.d:], d3, 0, ds, t)  // dP = dO·Vᵀ
 		for r := range t {
-			prow, drow := p[r*t:(r+1)*t], ds[r*t:(r+1)*t]
-			w := a.width(r)
-			var delta float64 // Σ dP·P over the row
-			for j, pv := range prow[:w] {
-				delta += float64(pv) * float64(drow[j])
-			}
-			for j, pv := range prow[:w] {
-				drow[j] = float32(float64(pv) * (float64(drow[j]) - delta) * a.scale)
-			}
-			clear(drow[w:])
+			softmaxGradRow(p[r*t:(r+1)*t], ds[r*t:(r+1)*t], tmp, a.width(r), a.scale)
 		}
 		be.Sgemm(false, false, t, a.e, t, 1, ds, t, x[base+a.d:], d3, 0, gxd[base:], d3) // dQ = dS·K
 		be.Sgemm(true, false, t, a.e, t, 1, ds, t, x[base:], d3, 0, gxd[base+a.d:], d3)  // dK = dSᵀ·Q

@@ -3,6 +3,7 @@ package tensor
 import (
 	"math"
 
+	"github.com/gorch/gorch/internal/kernels"
 	"github.com/gorch/gorch/pkg/errs"
 )
 
@@ -80,73 +81,37 @@ func LayerNorm(x *Tensor, normalized []int, w, b *Tensor, eps float32) (out, mea
 	sc := scopeOf(x, w, b)
 	out, mean, rstd = newUninit(sc, x.shape), newUninit(sc, statShape), newUninit(sc, statShape)
 	od, md, rd := out.storage.data, mean.storage.data, rstd.storage.data
-	parallelRows(m, n, func(i int) {
-		row := xd[i*n : (i+1)*n]
-		o := od[i*n : (i+1)*n]
-		o = o[:len(row)]
-		mu, rs := moments(row, eps)
-		md[i], rd[i] = float32(mu), float32(rs)
-		switch {
-		case wd != nil && bd != nil:
-			wr, br := wd[:len(row)], bd[:len(row)]
-			for j, v := range row {
-				o[j] = float32((float64(v)-mu)*rs*float64(wr[j]) + float64(br[j]))
-			}
-		case wd != nil:
-			wr := wd[:len(row)]
-			for j, v := range row {
-				o[j] = float32((float64(v) - mu) * rs * float64(wr[j]))
-			}
-		case bd != nil:
-			br := bd[:len(row)]
-			for j, v := range row {
-				o[j] = float32((float64(v)-mu)*rs + float64(br[j]))
-			}
-		default:
-			for j, v := range row {
-				o[j] = float32((float64(v) - mu) * rs)
-			}
+	parallelRowRange(m, n, func(lo, hi int) {
+		sq := make([]float32, n)
+		for i := lo; i < hi; i++ {
+			md[i], rd[i] = layerNormRow(od[i*n:(i+1)*n], xd[i*n:(i+1)*n], sq, wd, bd, eps)
 		}
 	})
 	return out, mean, rstd, nil
 }
 
-// moments returns the mean and 1/√(biased variance + eps) of row, in float64
-// (two passes, so the variance does not cancel; four partial sums per
-// pass, so the additions do not wait on each other).
-func moments(row []float32, eps float32) (mean, rstd float64) {
+// layerNormRow writes the normalised row into o, (row - mean)·rstd·w + b
+// in float32 as PyTorch's CPU layer norm computes it, and returns mean and
+// rstd = 1/√(biased variance + eps). The mean and the variance are sums in
+// float64: the variance is Σ(x - mean)² over the centred row (two passes,
+// so it does not cancel). sq is scratch of len(row). w and b may be nil.
+func layerNormRow(o, row, sq, w, b []float32, eps float32) (mean, rstd float32) {
 	n := len(row)
 	if n == 0 {
-		return math.NaN(), math.NaN()
+		return float32(math.NaN()), float32(math.NaN())
 	}
-	var s0, s1, s2, s3 float64
-	j := 0
-	for ; j+4 <= n; j += 4 {
-		r := row[j : j+4 : j+4]
-		s0 += float64(r[0])
-		s1 += float64(r[1])
-		s2 += float64(r[2])
-		s3 += float64(r[3])
+	mu := float32(kernels.VecSumF64(row) / float64(n))
+	kernels.VecSubScalar(o, row, mu)
+	kernels.VecMul(sq, o, o)
+	rs := float32(1 / math.Sqrt(kernels.VecSumF64(sq)/float64(n)+float64(eps)))
+	kernels.VecMulScalar(o, o, rs)
+	if w != nil {
+		kernels.VecMul(o, o, w)
 	}
-	for ; j < n; j++ {
-		s0 += float64(row[j])
+	if b != nil {
+		kernels.VecAdd(o, o, b)
 	}
-	mean = ((s0 + s1) + (s2 + s3)) / float64(n)
-	s0, s1, s2, s3 = 0, 0, 0, 0
-	j = 0
-	for ; j+4 <= n; j += 4 {
-		r := row[j : j+4 : j+4]
-		d0, d1, d2, d3 := float64(r[0])-mean, float64(r[1])-mean, float64(r[2])-mean, float64(r[3])-mean
-		s0 += d0 * d0
-		s1 += d1 * d1
-		s2 += d2 * d2
-		s3 += d3 * d3
-	}
-	for ; j < n; j++ {
-		d := float64(row[j]) - mean
-		s0 += d * d
-	}
-	return mean, 1 / math.Sqrt(((s0+s1)+(s2+s3))/float64(n)+float64(eps))
+	return mu, rs
 }
 
 // LayerNormBackward returns the gradients of LayerNorm with respect to x,
@@ -176,18 +141,28 @@ func LayerNormBackward(g, x *Tensor, normalized []int, mean, rstd, w *Tensor, wa
 	xd, gd, md, rd := x.Data(), g.Data(), mean.Data(), rstd.Data() // read in place when contiguous
 	if want[0] {
 		gx = newUninit(scopeOf(g, x, w), x.shape)
-		layerNormInputGrad(gx.storage.data, gd, xd, md, rd, wd, m, n)
+		gxd := gx.storage.data
+		parallelRowRange(m, n, func(lo, hi int) {
+			gh, xh := make([]float32, n), make([]float32, n)
+			for i := lo; i < hi; i++ {
+				layerNormInputGradRow(gxd[i*n:(i+1)*n], gd[i*n:(i+1)*n], xd[i*n:(i+1)*n], gh, xh, wd, md[i], rd[i])
+			}
+		})
 	}
 	if want[1] || want[2] {
-		sw, sb := make([]float64, n), make([]float64, n)
+		// Row after row in one goroutine: the sums' order does not depend
+		// on the thread count.
+		sw, sb, xh := make([]float64, n), make([]float64, n), make([]float32, n)
 		for i := 0; i < m; i++ {
-			mu, rs := float64(md[i]), float64(rd[i])
-			gr, xr := gd[i*n:(i+1)*n], xd[i*n:(i+1)*n]
-			xr, sw, sb := xr[:len(gr)], sw[:len(gr)], sb[:len(gr)]
-			for j, gv := range gr {
-				g := float64(gv)
-				sw[j] += g * (float64(xr[j]) - mu) * rs
-				sb[j] += g
+			gr := gd[i*n : (i+1)*n]
+			if want[1] {
+				kernels.VecSubScalar(xh, xd[i*n:(i+1)*n], md[i])
+				kernels.VecMulScalar(xh, xh, rd[i])
+				kernels.VecMul(xh, xh, gr)
+				kernels.VecAccumF64(sw, xh)
+			}
+			if want[2] {
+				kernels.VecAccumF64(sb, gr)
 			}
 		}
 		if want[1] {
@@ -200,53 +175,41 @@ func LayerNormBackward(g, x *Tensor, normalized []int, mean, rstd, w *Tensor, wa
 	return gx, gw, gb, nil
 }
 
-// layerNormInputGrad writes, per row, rstd·(ĝ - mean(ĝ) - x̂·mean(ĝ·x̂))
-// with ĝ = g·w and x̂ = (x - mean)·rstd.
-func layerNormInputGrad(dst, g, x, mean, rstd, w []float32, m, n int) {
-	parallelRows(m, n, func(i int) {
-		mu, rs := float64(mean[i]), float64(rstd[i])
-		gr, xr, o := g[i*n:(i+1)*n], x[i*n:(i+1)*n], dst[i*n:(i+1)*n]
-		xr, o = xr[:len(gr)], o[:len(gr)]
-		var a0, a1, b0, b1 float64 // Σ ĝ, Σ ĝ·x̂ in two partial sums each
-		if w != nil {
-			wr := w[:len(gr)]
-			j := 0
-			for ; j+2 <= len(gr); j += 2 {
-				g0, g1 := float64(gr[j])*float64(wr[j]), float64(gr[j+1])*float64(wr[j+1])
-				a0 += g0
-				a1 += g1
-				b0 += g0 * (float64(xr[j]) - mu) * rs
-				b1 += g1 * (float64(xr[j+1]) - mu) * rs
-			}
-			for ; j < len(gr); j++ {
-				g0 := float64(gr[j]) * float64(wr[j])
-				a0 += g0
-				b0 += g0 * (float64(xr[j]) - mu) * rs
-			}
-			a, b := (a0+a1)/float64(n), (b0+b1)/float64(n)
-			for j, gv := range gr {
-				o[j] = float32(rs * (float64(gv)*float64(wr[j]) - a - (float64(xr[j])-mu)*rs*b))
-			}
-			return
-		}
-		j := 0
-		for ; j+2 <= len(gr); j += 2 {
-			g0, g1 := float64(gr[j]), float64(gr[j+1])
-			a0 += g0
-			a1 += g1
-			b0 += g0 * (float64(xr[j]) - mu) * rs
-			b1 += g1 * (float64(xr[j+1]) - mu) * rs
-		}
-		for ; j < len(gr); j++ {
-			g0 := float64(gr[j])
-			a0 += g0
-			b0 += g0 * (float64(xr[j]) - mu) * rs
-		}
-		a, b := (a0+a1)/float64(n), (b0+b1)/float64(n)
-		for j, gv := range gr {
-			o[j] = float32(rs * (float64(gv) - a - (float64(xr[j])-mu)*rs*b))
-		}
-	})
+// layerNormInputGradRow writes into o the input gradient of one row,
+// rstd·(ĝ - mean(ĝ) - x̂·mean(ĝ·x̂)) with ĝ = g·w and x̂ = (x - mean)·rstd,
+// in float32 with the two means summed in float64. gh and xh are scratch
+// of len(g); w may be nil.
+func layerNormInputGradRow(o, g, x, gh, xh, w []float32, mean, rstd float32) {
+	n := len(g)
+	if n == 0 {
+		return
+	}
+	if w != nil {
+		kernels.VecMul(gh, g, w)
+		g = gh
+	}
+	kernels.VecSubScalar(xh, x, mean)
+	kernels.VecMulScalar(xh, xh, rstd)
+	a := float32(kernels.VecSumF64(g) / float64(n))
+	kernels.VecMul(o, g, xh)
+	b := float32(kernels.VecSumF64(o) / float64(n))
+	kernels.VecMulScalar(xh, xh, b)
+	kernels.VecSub(o, g, xh)
+	kernels.VecSubScalar(o, o, a)
+	kernels.VecMulScalar(o, o, rstd)
+}
+
+// parallelRowRange calls fn for ranges of the m rows of n elements,
+// spreading them over goroutines when there is enough work (one fn call
+// per range, so fn can hold per-range scratch).
+func parallelRowRange(m, n int, fn func(lo, hi int)) {
+	w := min(workers(), m)
+	if m*n < 1<<15 || w <= 1 {
+		fn(0, m)
+		return
+	}
+	per := (m + w - 1) / w
+	parallelFor((m+per-1)/per, func(c int) { fn(c*per, min(m, (c+1)*per)) })
 }
 
 // parallelRows calls fn for each of m rows of n elements, spreading the

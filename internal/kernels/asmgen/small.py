@@ -59,6 +59,162 @@ def main():
         for nb in range(1, 5):
             print()
             print(kernel(mr, nb))
+    print()
+    print(softmax_kernels())
+
+
+# --- attention softmax rows (AttnSoftmaxRow, AttnSoftmaxGradRow) -----------
+# exp is vecmath.py's block (Expf's operations, with its constant table);
+# imported lazily so that this file's own output does not include
+# vecmath.py's.
+
+def exp_block_lines():
+    import importlib.util
+    import io
+    import contextlib
+    import os
+    spec = importlib.util.spec_from_file_location("vecmath", os.path.join(os.path.dirname(__file__), "vecmath.py"))
+    mod = importlib.util.module_from_spec(spec)
+    with contextlib.redirect_stdout(io.StringIO()):
+        spec.loader.exec_module(mod)
+    mod.out.clear()
+    mod.exp_block(lambda k: "%d(R8)" % (mod.C[k] * 64), lambda i: "Z%d" % i)
+    lines = "".join(mod.out).rstrip("\n").split("\n")
+    return lines, mod.C
+
+
+def mask(w, tag):
+    """K1 = lanes BX+l < R10 (w) of a 16-lane block."""
+    w("\tMOVQ R10, CX")
+    w("\tSUBQ BX, CX")
+    w("\tMOVL $0xffff, AX")
+    w("\tCMPQ CX, $16")
+    w(f"\tJGE mask{tag}")
+    w("\tXORL AX, AX")
+    w("\tCMPQ CX, $0")
+    w(f"\tJLE mask{tag}")
+    w("\tMOVL $1, AX")
+    w("\tSHLL CX, AX")
+    w("\tDECL AX")
+    w(f"mask{tag}:")
+    w("\tKMOVW AX, K1")
+
+
+def hsum_pd(w):
+    """X10 = the sum of Z10's and Z11's lanes."""
+    w("\tVADDPD Z11, Z10, Z10")
+    w("\tVEXTRACTF64X4 $1, Z10, Y11")
+    w("\tVADDPD Y11, Y10, Y10")
+    w("\tVEXTRACTF128 $1, Y10, X11")
+    w("\tVADDPD X11, X10, X10")
+    w("\tVPERMILPD $1, X10, X11")
+    w("\tVADDSD X11, X10, X10")
+
+
+def acc_pd(w, src):
+    """Z10, Z11 += the float64 values of Z{src}'s high and low halves."""
+    w(f"\tVEXTRACTF32X8 $1, Z{src}, Y6")
+    w("\tVCVTPS2PD Y6, Z6")
+    w(f"\tVCVTPS2PD Y{src}, Z7")
+    w("\tVADDPD Z6, Z10, Z10")
+    w("\tVADDPD Z7, Z11, Z11")
+
+
+def softmax_kernels():
+    out = []
+    w = out.append
+    exp_lines, C = exp_block_lines()
+    w("// func attnSoftmaxAVX512(row *float32, w, wr int, scale float32, tab *uint32) float64")
+    w("// row[:wr] = exp(row·scale - max(row[:w])·scale), 0 from w on; returns the")
+    w("// float64 sum. Arguments below -87 are clamped there (e^-87 is 1.6e-38).")
+    w("TEXT ·attnSoftmaxAVX512(SB), NOSPLIT, $0-48")
+    w("\tMOVQ row+0(FP), DI")
+    w("\tMOVQ w+8(FP), R10")
+    w("\tMOVQ wr+16(FP), DX")
+    w("\tVBROADCASTSS scale+24(FP), Z8")
+    w("\tMOVQ tab+32(FP), R8")
+    w("\tVMOVUPS %d(R8), Z12" % (C["m87"] * 64))
+    w("\tMOVL $0xff800000, AX")
+    w("\tVPBROADCASTD AX, Z0")
+    w("\tXORQ BX, BX")
+    w("max:")
+    w("\tCMPQ BX, R10")
+    w("\tJGE maxdone")
+    mask(w, "max")
+    w("\tVMAXPS (DI)(BX*4), Z0, K1, Z0")
+    w("\tADDQ $16, BX")
+    w("\tJMP max")
+    w("maxdone:")
+    w("\tVEXTRACTF32X8 $1, Z0, Y1")
+    w("\tVMAXPS Y1, Y0, Y0")
+    w("\tVEXTRACTF128 $1, Y0, X1")
+    w("\tVMAXPS X1, X0, X0")
+    w("\tVPERMILPS $0x4e, X0, X1")
+    w("\tVMAXPS X1, X0, X0")
+    w("\tVPERMILPS $0xb1, X0, X1")
+    w("\tVMAXPS X1, X0, X0")
+    w("\tVBROADCASTSS X0, Z9")
+    w("\tVMULPS Z8, Z9, Z9")
+    w("\tVXORPD Z10, Z10, Z10")
+    w("\tVXORPD Z11, Z11, Z11")
+    w("\tXORQ BX, BX")
+    w("exp:")
+    w("\tCMPQ BX, DX")
+    w("\tJGE expdone")
+    mask(w, "exp")
+    w("\tVMOVUPS (DI)(BX*4), Z3")
+    w("\tVMULPS Z8, Z3, Z3")
+    w("\tVSUBPS Z9, Z3, Z3")
+    w("\tVMAXPS Z3, Z12, Z3")  # max(-87, v), NaN kept
+    out.extend(exp_lines)
+    w("\tVMOVUPS.Z Z5, K1, Z5")
+    w("\tVMOVUPS Z5, (DI)(BX*4)")
+    acc_pd(w, 5)
+    w("\tADDQ $16, BX")
+    w("\tJMP exp")
+    w("expdone:")
+    hsum_pd(w)
+    w("\tVMOVSD X10, ret+40(FP)")
+    w("\tVZEROUPPER")
+    w("\tRET")
+    w("")
+    w("// func attnSoftmaxGradAVX512(p, d *float32, wr int, scale float32)")
+    w("// d[:wr] = (d - Σ p·d)·p·scale, the sum of the float32 products in float64.")
+    w("TEXT ·attnSoftmaxGradAVX512(SB), NOSPLIT, $0-28")
+    w("\tMOVQ p+0(FP), SI")
+    w("\tMOVQ d+8(FP), DI")
+    w("\tMOVQ wr+16(FP), DX")
+    w("\tVBROADCASTSS scale+24(FP), Z8")
+    w("\tVXORPD Z10, Z10, Z10")
+    w("\tVXORPD Z11, Z11, Z11")
+    w("\tXORQ BX, BX")
+    w("dot:")
+    w("\tCMPQ BX, DX")
+    w("\tJGE dotdone")
+    w("\tVMOVUPS (SI)(BX*4), Z1")
+    w("\tVMULPS (DI)(BX*4), Z1, Z1")
+    acc_pd(w, 1)
+    w("\tADDQ $16, BX")
+    w("\tJMP dot")
+    w("dotdone:")
+    hsum_pd(w)
+    w("\tVCVTSD2SS X10, X10, X9")
+    w("\tVBROADCASTSS X9, Z9")
+    w("\tXORQ BX, BX")
+    w("grad:")
+    w("\tCMPQ BX, DX")
+    w("\tJGE graddone")
+    w("\tVMOVUPS (DI)(BX*4), Z1")
+    w("\tVSUBPS Z9, Z1, Z1")
+    w("\tVMULPS (SI)(BX*4), Z1, Z1")
+    w("\tVMULPS Z8, Z1, Z1")
+    w("\tVMOVUPS Z1, (DI)(BX*4)")
+    w("\tADDQ $16, BX")
+    w("\tJMP grad")
+    w("graddone:")
+    w("\tVZEROUPPER")
+    w("\tRET")
+    return "\n".join(out)
 
 
 if __name__ == "__main__":
