@@ -50,6 +50,15 @@ func sgemmKernelAVX512W(k int, a, b, c *float32, ldc int, alpha float32)
 //go:noescape
 func sgemmKernelAVX512WSet(k int, a, b, c *float32, ldc int, alpha float32)
 
+// sgemmKernelAVX512WA and its Set variant read the 6 rows of A in place
+// (a[r*lda + p]) instead of a packed sliver; bit-identical results.
+//
+//go:noescape
+func sgemmKernelAVX512WA(k int, a *float32, lda int, b, c *float32, ldc int, alpha float32)
+
+//go:noescape
+func sgemmKernelAVX512WASet(k int, a *float32, lda int, b, c *float32, ldc int, alpha float32)
+
 //go:noescape
 func packBTransAVX512W(k8 int, b *float32, ldb int, dst *float32)
 
@@ -246,12 +255,16 @@ var (
 	// 6×64 kernel alone on packed operands runs ~13 % faster (10 loads per
 	// 24 FMAs instead of 14; bench/README.md). Its k steps are deeper (kc 512, half the
 	// C tile loads and stores; nc 256 keeps a step's B block at 512 KiB):
-	// +3 % at 1024³ there. It always packs B (no kernelS): reading 64-float
-	// rows in place was slower there for every shape measured, 256–768
-	// square (−3 to −19 %, worst at the power-of-two 512) and the MLP's
-	// (−1 to −10 %).
-	avx512Tile6x64 = &packedBackend{name: "avx512", mr: 6, nr: 64, kc: 512, nc: 256,
+	// +3 % at 1024³ there; products up to k = 1024 run as one k step (kcMax:
+	// C written once; +1–4 % at 1024³ and the MLP's k = 784). It always packs
+	// B (no kernelS): reading 64-float rows in place was slower there for
+	// every shape measured, 256–768 square (−3 to −19 %, worst at the
+	// power-of-two 512) and the MLP's (−1 to −10 %). It reads A in place
+	// instead (kernelA, op(A) = A): +4.5 % at 1024³, +9–13 % on MLP and GPT
+	// shapes (bench/README.md).
+	avx512Tile6x64 = &packedBackend{name: "avx512", mr: 6, nr: 64, kc: 512, nc: 256, kcMax: 1024,
 		kernel: sgemmKernelAVX512W, kernelSet: sgemmKernelAVX512WSet,
+		kernelA: sgemmKernelAVX512WA, kernelASet: sgemmKernelAVX512WASet,
 		packT: packBTransAVX512W, packA: packA6AVX2, packARows: packARows6AVX2, packRows: packBRowsAVX512W,
 		packATab: packATab6AVX2, narrow: avx512Tile12x32}
 	// avx512Backend is the one ByName("avx512") returns (see init).

@@ -22,7 +22,9 @@ import (
 //	        for each panel: kernel → C tile += alpha·Σ   // panels sit in L2
 //
 // A and B are each packed once, and a step's B block (kc·nc floats) is
-// packed just before its kernels stream it, so it is still in L2. Every C
+// packed just before its kernels stream it, so it is still in L2. Where the
+// backend has kernelA and op(A) = A, full A slivers are not packed at all:
+// the kernel broadcasts from the mr rows of A in place. Every C
 // element is owned by exactly one task of each step and accumulated over the
 // same kc steps in the same order whatever the number of workers, and full
 // and edge tiles round identically, so results are bit-identical across
@@ -35,6 +37,10 @@ type packedBackend struct {
 	// core's L2 (1 MiB on Zen 4, 1.25 MiB on Ice Lake) while every sliver
 	// streams it, so threads on different cores do not contend for L3.
 	kc, nc int
+	// kcMax, if above kc, is the deepest product run as one k step (C
+	// written once, not read back and added to per step); its B blocks are
+	// narrowed to keep kc·nc floats.
+	kcMax  int
 	kernel func(k int, a, b, c *float32, ldc int, alpha float32)
 	// kernelSet assigns C = alpha·Σ instead of adding (optional): the first
 	// k step of a product with beta = 0, so C needs no clearing pass.
@@ -46,6 +52,10 @@ type packedBackend struct {
 	// instructions in the same order (bit-identical results); used instead
 	// of packing B when op(B) = B and m is small (see directBMaxM).
 	kernelS, kernelSSet func(k int, a, b *float32, ldb int, c *float32, ldc int, alpha float32)
+	// kernelA is kernel reading its mr rows of A in place at row stride
+	// lda (op(A) = A), with the same instructions in the same order
+	// (bit-identical results); used instead of packing full A slivers.
+	kernelA, kernelASet func(k int, a *float32, lda int, b, c *float32, ldc int, alpha float32)
 	// packT packs one full nr-column panel of op(B) = Bᵀ, 8·k8 steps deep
 	// (dst[p*nr + c] = b[c*ldb + p]).
 	packT func(k8 int, b *float32, ldb int, dst *float32)
@@ -83,6 +93,10 @@ const directBMaxM = 512
 var legacyGemm atomic.Bool
 
 func init() { legacyGemm.Store(os.Getenv("GORCH_GEMM_LEGACY") == "1") }
+
+// directAOff turns off reading A in place (kernelA): an A/B hook for
+// benchmarks; results are bit-identical either way.
+var directAOff atomic.Bool
 
 // SetLegacyGemm turns the packed driver's fast paths off (on = true) or back
 // on and returns the previous setting. It is an A/B hook for benchmarks;
@@ -150,9 +164,13 @@ func (be *packedBackend) Sgemm(transA, transB bool, m, n, k int, alpha float32, 
 		}
 	}
 	p := packedGemm{be: be, transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, c: c, ldc: ldc,
-		assign: assign}
+		assign: assign, kc: be.kc, nc: be.nc}
+	if k > be.kc && k <= be.kcMax {
+		p.kc, p.nc = k, max(be.nr, be.kc*be.nc/k/be.nr*be.nr)
+	}
 	if !legacyGemm.Load() {
 		p.direct = be.kernelS != nil && !transB && m <= directBMaxM
+		p.directA = be.kernelA != nil && !transA && !p.direct && !directAOff.Load()
 		p.packT = be.packT
 		p.packAFull = be.packA
 		p.packARows = be.packARows
@@ -187,10 +205,12 @@ type packedGemm struct {
 	be             *packedBackend
 	transA, transB bool
 	m, n, k        int
+	kc, nc         int // blocking: be.kc and be.nc, or one k step (kcMax)
 	alpha          float32
 	a, b, c        []float32
 	lda, ldb, ldc  int
 	direct         bool // B read in place by be.kernelS (no packB)
+	directA        bool // full A slivers read in place by be.kernelA (no packA)
 	assign         bool // the first k step assigns C (beta = 0, C not cleared)
 	packT          func(k8 int, b *float32, ldb int, dst *float32)
 	packAFull      func(k8 int, a *float32, lda int, dst *float32)
@@ -247,10 +267,14 @@ func (g *packedGemm) run(workers int) {
 // packing fills the phase's tail and there is one barrier per block.
 func (g *packedGemm) runRows(workers, i0, mm int) {
 	be := g.be
-	r := rowBlock{g: g, i0: i0, mm: mm, slivers: (mm + be.mr - 1) / be.mr, paStride: be.kc*be.mr + 8}
-	for p0 := 0; p0 < g.k; p0 += be.kc {
-		for j0 := 0; j0 < g.n; j0 += be.nc {
-			r.blocks = append(r.blocks, gemmBlock{p0: p0, kk: min(be.kc, g.k-p0), j0: j0, nn: min(be.nc, g.n-j0)})
+	r := rowBlock{g: g, i0: i0, mm: mm, slivers: (mm + be.mr - 1) / be.mr, paStride: g.kc*be.mr + 8}
+	packed := r.slivers // A slivers packed per k step
+	if g.directA {
+		packed = 1 // only the partial last sliver, if any
+	}
+	for p0 := 0; p0 < g.k; p0 += g.kc {
+		for j0 := 0; j0 < g.n; j0 += g.nc {
+			r.blocks = append(r.blocks, gemmBlock{p0: p0, kk: min(g.kc, g.k-p0), j0: j0, nn: min(g.nc, g.n-j0)})
 		}
 	}
 	nbuf := 1
@@ -261,13 +285,13 @@ func (g *packedGemm) runRows(workers, i0, mm int) {
 	if legacyGemm.Load() {
 		pool = &packedPool
 	}
-	paBuf := getBufFrom(pool, nbuf*r.slivers*r.paStride)
+	paBuf := getBufFrom(pool, nbuf*packed*r.paStride)
 	defer pool.Put(paBuf)
 	for i := range nbuf {
-		r.pa[i] = (*paBuf)[i*r.slivers*r.paStride : (i+1)*r.slivers*r.paStride]
+		r.pa[i] = (*paBuf)[i*packed*r.paStride : (i+1)*packed*r.paStride]
 	}
 	if !g.direct {
-		pbLen := be.kc * roundUp(min(g.n, be.nc), be.nr)
+		pbLen := g.kc * roundUp(min(g.n, g.nc), be.nr)
 		pbBuf := getBuf(nbuf * pbLen)
 		defer packedPool.Put(pbBuf)
 		for i := range nbuf {
@@ -275,7 +299,7 @@ func (g *packedGemm) runRows(workers, i0, mm int) {
 		}
 	} else {
 		for range workers {
-			b := getBufFrom(&edgePool, be.kc*be.nr)
+			b := getBufFrom(&edgePool, g.kc*be.nr)
 			defer edgePool.Put(b)
 			r.edge = append(r.edge, *b)
 		}
@@ -306,7 +330,7 @@ type rowBlock struct {
 	i0, mm   int
 	slivers  int
 	blocks   []gemmBlock  // in order: k steps, and blocks of columns within each
-	pa       [2][]float32 // a step's packed A slivers, sliver s at s·paStride
+	pa       [2][]float32 // a step's packed A slivers, sliver s at sliverAt(s)
 	paStride int          // kc·mr + slack for packAFull's spare lanes
 	pb       [2][]float32 // a block's packed B panels (unused when B is read in place)
 	edge     [][]float32  // direct path: each worker's packed edge panel
@@ -319,7 +343,15 @@ func (r *rowBlock) buffers(b int) (pa, pb []float32) {
 	if r.pa[1] == nil {
 		return r.pa[0], r.pb[0]
 	}
-	return r.pa[(r.blocks[b].p0/r.g.be.kc)%2], r.pb[b%2]
+	return r.pa[(r.blocks[b].p0/r.g.kc)%2], r.pb[b%2]
+}
+
+// sliverAt is the offset of sliver s in a step's packed A buffer.
+func (r *rowBlock) sliverAt(s int) int {
+	if r.g.directA {
+		return 0 // the buffer holds the partial last sliver only
+	}
+	return s * r.paStride
 }
 
 // aSlivers is the number of A slivers one packing task packs.
@@ -360,6 +392,12 @@ func (r *rowBlock) work(w int, tm *team) {
 			pb = r.blocks[i]
 			if i == 0 || r.blocks[i-1].p0 != pb.p0 {
 				atasks = (r.slivers + aSlivers - 1) / aSlivers
+				if g.directA {
+					atasks = 0
+					if r.mm%mr != 0 {
+						atasks = 1
+					}
+				}
 			}
 			if !g.direct {
 				btasks = (pb.nn + nr - 1) / nr
@@ -377,13 +415,17 @@ func (r *rowBlock) work(w int, tm *team) {
 				s0, s1 := rt*r.slivers/rowTasks, (rt+1)*r.slivers/rowTasks
 				q0, q1 := ct*panels/colTasks, (ct+1)*panels/colTasks
 				pa, pbuf := r.buffers(i - 1)
-				g.block(pbuf, pa, r.paStride, sc, r.i0, r.mm, cb.j0, cb.nn, cb.p0, cb.kk, s0, s1, q0, q1)
+				g.block(pbuf, pa, r, sc, cb.j0, cb.nn, cb.p0, cb.kk, s0, s1, q0, q1)
 			case t < ctasks+atasks:
 				pa, _ := r.buffers(i)
-				s0 := (t - ctasks) * aSlivers
-				for s := s0; s < min(s0+aSlivers, r.slivers); s++ {
+				s0, s1 := (t-ctasks)*aSlivers, min((t-ctasks+1)*aSlivers, r.slivers)
+				if g.directA {
+					s0, s1 = r.slivers-1, r.slivers
+				}
+				for s := s0; s < s1; s++ {
 					row := r.i0 + s*mr
-					g.packA(pa[s*r.paStride:(s+1)*r.paStride], row, min(mr, r.i0+r.mm-row), pb.p0, pb.kk)
+					o := r.sliverAt(s)
+					g.packA(pa[o:o+r.paStride], row, min(mr, r.i0+r.mm-row), pb.p0, pb.kk)
 				}
 			default:
 				_, pbuf := r.buffers(i)
@@ -455,18 +497,20 @@ func (t *team) wait() {
 	t.mu.Unlock()
 }
 
-// block computes the k step [p0, p0+kk) of C for slivers [s0, s1) (rows
-// from i0, mm in all) and panels [q0, q1) of the column block at j0: pa
-// holds the step's packed A slivers (sliver s at s·paStride), pb its packed
+// block computes the k step [p0, p0+kk) of C for slivers [s0, s1) of the
+// row block rb and panels [q0, q1) of the column block at j0: pa
+// holds the step's packed A slivers (sliver s at rb.sliverAt(s); full
+// slivers are read in place instead when g.directA), pb its packed
 // B panels (panel q at q·kk·nr; unused when B is read in place), sc room
 // for the direct path's packed edge panel.
-func (g *packedGemm) block(pb, pa []float32, paStride int, sc []float32, i0, mm, j0, nn, p0, kk, s0, s1, q0, q1 int) {
+func (g *packedGemm) block(pb, pa []float32, rb *rowBlock, sc []float32, j0, nn, p0, kk, s0, s1, q0, q1 int) {
 	be := g.be
+	i0, mm := rb.i0, rb.mm
 	mr, nr := be.mr, be.nr
 	var tmp [maxTile]float32
-	kern, kernS, tile := be.kernel, be.kernelS, g.addTile
+	kern, kernS, kernA, tile := be.kernel, be.kernelS, be.kernelA, g.addTile
 	if g.assign && p0 == 0 {
-		kern, kernS, tile = be.kernelSet, be.kernelSSet, g.setTile
+		kern, kernS, kernA, tile = be.kernelSet, be.kernelSSet, be.kernelASet, g.setTile
 	}
 	var pbk []float32
 	if g.direct {
@@ -484,7 +528,24 @@ func (g *packedGemm) block(pb, pa []float32, paStride int, sc []float32, i0, mm,
 	for s := s0; s < s1; s++ {
 		r0 := i0 + s*mr
 		rows := min(mr, i0+mm-r0)
-		ps := &pa[s*paStride]
+		if g.directA && rows == mr {
+			as := &g.a[r0*g.lda+p0]
+			for q := q0; q < q1; q++ {
+				jc := j0 + q*nr
+				cols := min(nr, j0+nn-jc)
+				bp := &pb[q*kk*nr]
+				if cols == nr {
+					kernA(kk, as, g.lda, bp, &g.c[r0*g.ldc+jc], g.ldc, g.alpha)
+					continue
+				}
+				t := tmp[:mr*nr]
+				clear(t)
+				be.kernelA(kk, as, g.lda, bp, &t[0], nr, g.alpha)
+				tile(t, r0, jc, rows, cols)
+			}
+			continue
+		}
+		ps := &pa[rb.sliverAt(s)]
 		for q := q0; q < q1; q++ {
 			jc := j0 + q*nr
 			cols := min(nr, j0+nn-jc)

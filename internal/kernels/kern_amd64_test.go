@@ -38,9 +38,9 @@ func BenchmarkKernel(b *testing.B) {
 }
 
 // TestFastPathsBitIdentical checks that the driver's fast paths (B read in
-// place by kernelS, assembly packing) give exactly the bits of the legacy
-// packing path, on the training shapes and odd ones, for every assembly
-// backend this CPU runs.
+// place by kernelS, A read in place by kernelA, assembly packing) give
+// exactly the bits of the legacy packing path, on the training shapes and
+// odd ones, for every assembly backend this CPU runs.
 func TestFastPathsBitIdentical(t *testing.T) {
 	testutil.Long(t, "large or exhaustive kernel checks")
 	for _, be := range []*packedBackend{avx512Tile12x32, avx512Tile6x64, avx2Backend} {
@@ -52,7 +52,8 @@ func TestFastPathsBitIdentical(t *testing.T) {
 
 func testFastPaths(t *testing.T, be *packedBackend) {
 	shapes := [][3]int{{64, 256, 784}, {256, 256, 784}, {64, 10, 256}, {256, 784, 64}, {64, 784, 256},
-		{16, 25, 576}, {32, 400, 64}, {25, 576, 16}, {400, 64, 32}, {7, 33, 9}, {13, 17, 300}, {6, 16, 8}, {600, 70, 21}, {1, 1, 1}}
+		{16, 25, 576}, {32, 400, 64}, {25, 576, 16}, {400, 64, 32}, {7, 33, 9}, {13, 17, 300}, {6, 16, 8}, {600, 70, 21}, {1, 1, 1},
+		{301, 200, 1023}, {100, 130, 1100}} // one k step up to kcMax (k%8 ≠ 0), and two
 	for _, sh := range shapes {
 		m, n, k := sh[0], sh[1], sh[2]
 		for _, tA := range []bool{false, true} {

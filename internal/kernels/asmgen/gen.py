@@ -127,6 +127,77 @@ loop{lab}t:""")
     store_tile(isa, 40, f"store{lab}", assign)
 
 
+def kernel_direct_a(name, isa, assign):
+    """sgemmKernel<name>A: the kernel reading its mr rows of A in place
+    (a[r*lda + p], op(A) = A) instead of a packed sliver: no packing pass,
+    whose writes and reads back cost more than the kernel's strided
+    broadcasts. Same instructions in the same order, so results are
+    bit-identical."""
+    R, vecs, mr = isa["reg"], isa["vecs"], isa["mr"]
+    nr = nr_of(isa)
+    rows = row_operands(mr)  # from SI and BX at stride R9
+    assert mr <= 8
+    fn = f"sgemmKernel{name}A" + ("Set" if assign else "")
+    lab = fn.lower()
+    w(f"""// func {fn}(k int, a *float32, lda int, b, c *float32, ldc int, alpha float32)
+//
+// sgemmKernel{name}{"Set" if assign else ""} with A read in place: a[r*lda + p] instead of a
+// packed sliver. Same instructions in the same order, so results are bit-identical.
+TEXT ·{fn}(SB), NOSPLIT, $0-52
+	MOVQ k+0(FP), CX
+	MOVQ a+8(FP), SI
+	MOVQ lda+16(FP), R9
+	SHLQ $2, R9""")
+    for ln in row_bases(mr):
+        w(ln)
+    w("""	MOVQ b+24(FP), DI
+	MOVQ c+32(FP), DX
+	MOVQ ldc+40(FP), R8
+	SHLQ $2, R8""")
+    prologue_c(isa)
+
+    def stepd(u, brow):
+        # step() with each broadcast from its row of A, u steps in
+        breg = vecs * mr
+        st = []
+        for v in range(vecs):
+            off = 4 * nr * u + isa["vb"] * v
+            st.append(f"\tVMOVUPS {off if off else ''}{brow}, {R}{breg+v}")
+        for r in range(mr):
+            br = isa["bcast"] + (r % isa["nbc"])
+            st.append(f"\tVBROADCASTSS {4*u if u else ''}{rows[r]}, {R}{br}")
+            for v in range(vecs):
+                st.append(f"\tVFMADD231PS {R}{breg+v}, {R}{br}, {R}{vecs*r+v}")
+        return st
+
+    bases = ["SI", "BX"][: (mr + 3) // 4]
+    w(f"""	MOVQ CX, R11
+	SHRQ $2, R11
+	JZ   tail{lab}
+loop{lab}:""")
+    lines = 16 * nr // 64  # cache lines of B per iteration (4 k steps)
+    for u in range(4):
+        for line in range(u * lines // 4, (u + 1) * lines // 4):
+            w(f"\tPREFETCHT0 {16*nr + 64*line}(DI)")
+        out.extend(stepd(u, "(DI)"))
+    for b in bases:
+        w(f"\tADDQ $16, {b}")
+    w(f"""	ADDQ ${16*nr}, DI
+	DECQ R11
+	JNZ  loop{lab}
+tail{lab}:
+	ANDQ $3, CX
+	JZ   store{lab}
+loop{lab}t:""")
+    out.extend(stepd(0, "(DI)"))
+    for b in bases:
+        w(f"\tADDQ $4, {b}")
+    w(f"""	ADDQ ${4*nr}, DI
+	DECQ CX
+	JNZ  loop{lab}t""")
+    store_tile(isa, 48, f"store{lab}", assign)
+
+
 def kernel_strided(name, isa, assign):
     """sgemmKernel<name>S: the kernel reading B in place at row stride ldb."""
     mr, nr = isa["mr"], nr_of(isa)
@@ -423,6 +494,8 @@ for name, isa in ISA.items():
         kernel(name, isa, assign)
         if name != "AVX512W":  # B always packed (see gemm_amd64.go)
             kernel_strided(name, isa, assign)
+        else:  # A read in place where op(A) = A
+            kernel_direct_a(name, isa, assign)
     pack_b_trans(name, nr_of(isa))
     if name != "AVX512W":  # its 6-row A slivers use the AVX2 packs
         pack_a(name, isa["mr"])
