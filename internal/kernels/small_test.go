@@ -19,7 +19,7 @@ func TestSmallGemmMatchesGo(t *testing.T) {
 	defer SetVecPath(prev)
 	r := rand.New(rand.NewPCG(1, 2))
 	for _, transA := range []bool{false, true} {
-		for _, m := range []int{1, 2, 3, 4, 5, 7, 64} {
+		for _, m := range []int{1, 2, 3, 4, 5, 7, 12, 16, 17, 33, 64} {
 			for _, n := range []int{16, 32, 48, 64, 80, 128} {
 				for _, k := range []int{0, 1, 16, 37, 64} {
 					name := fmt.Sprintf("transA=%v/m=%d/n=%d/k=%d", transA, m, n, k)

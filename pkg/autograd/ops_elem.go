@@ -21,10 +21,14 @@ func binary(op string, a, b *Variable, f func(x, y *tensor.Tensor) (*tensor.Tens
 	return record(op, out, inputs, func(g *tensor.Tensor) ([]*tensor.Tensor, error) {
 		c := &calc{}
 		ga, gb := grads(c, g, ts[0], ts[1], out, needs(inputs, 0), needs(inputs, 1))
-		if needs(inputs, 0) {
+		// Gradients already of the input's shape pass as they are (Add's
+		// is g itself, for both inputs): backward functions never write to
+		// the gradients they get, and the engine copies any it did not
+		// make before keeping it as a leaf's Grad.
+		if needs(inputs, 0) && ga != nil && !tensor.EqualShape(ga.Shape(), ts[0].Shape()) {
 			ga = c.do(tensor.SumTo(ga, ts[0].Shape()))
 		}
-		if needs(inputs, 1) {
+		if needs(inputs, 1) && gb != nil && !tensor.EqualShape(gb.Shape(), ts[1].Shape()) {
 			gb = c.do(tensor.SumTo(gb, ts[1].Shape()))
 		}
 		return []*tensor.Tensor{ga, gb}, c.err

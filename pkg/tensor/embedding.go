@@ -1,6 +1,9 @@
 package tensor
 
-import "github.com/gorch/gorch/pkg/errs"
+import (
+	"github.com/gorch/gorch/internal/kernels"
+	"github.com/gorch/gorch/pkg/errs"
+)
 
 var (
 	statEmbedding         = stat("embedding")
@@ -63,15 +66,12 @@ func EmbeddingBackward(g, indices *Tensor, numWeights, paddingIdx int) (*Tensor,
 	}
 	d := g.shape[r]
 	acc := make([]float64, numWeights*d)
-	gd := values(g)
+	gd := g.Data() // read in place when contiguous
 	for j, k := range idx {
 		if k == paddingIdx {
 			continue
 		}
-		dst, src := acc[k*d:(k+1)*d], gd[j*d:(j+1)*d]
-		for c, v := range src {
-			dst[c] += float64(v)
-		}
+		kernels.VecAccumF64(acc[k*d:(k+1)*d], gd[j*d:(j+1)*d])
 	}
 	return fromData(scopeOf(g, indices), toF32(acc, 1), []int{numWeights, d}), nil
 }

@@ -100,6 +100,11 @@ func layerNormRow(o, row, sq, w, b []float32, eps float32) (mean, rstd float32) 
 	if n == 0 {
 		return float32(math.NaN()), float32(math.NaN())
 	}
+	if w != nil && b != nil {
+		if mu, rs, ok := kernels.LayerNormRow(o, row, w, b, eps); ok {
+			return mu, rs
+		}
+	}
 	mu := float32(kernels.VecSumF64(row) / float64(n))
 	kernels.VecSubScalar(o, row, mu)
 	kernels.VecMul(sq, o, o)
@@ -155,6 +160,9 @@ func LayerNormBackward(g, x *Tensor, normalized []int, mean, rstd, w *Tensor, wa
 		sw, sb, xh := make([]float64, n), make([]float64, n), make([]float32, n)
 		for i := 0; i < m; i++ {
 			gr := gd[i*n : (i+1)*n]
+			if want[1] && want[2] && kernels.LayerNormWeightGradRow(sw, sb, gr, xd[i*n:(i+1)*n], md[i], rd[i]) {
+				continue
+			}
 			if want[1] {
 				kernels.VecSubScalar(xh, xd[i*n:(i+1)*n], md[i])
 				kernels.VecMulScalar(xh, xh, rd[i])
@@ -181,7 +189,7 @@ func LayerNormBackward(g, x *Tensor, normalized []int, mean, rstd, w *Tensor, wa
 // of len(g); w may be nil.
 func layerNormInputGradRow(o, g, x, gh, xh, w []float32, mean, rstd float32) {
 	n := len(g)
-	if n == 0 {
+	if n == 0 || w != nil && kernels.LayerNormInputGradRow(o, g, x, w, mean, rstd) {
 		return
 	}
 	if w != nil {
