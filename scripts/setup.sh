@@ -70,6 +70,8 @@ fi
 if [ "${GORCH_SETUP_TEST_TOOLS:-}" = 1 ]; then
   command -v gcc >/dev/null 2>&1 || apt_install gcc libc6-dev
   python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || apt_install python3 python3-venv python3-pip
+  # qemu-user runs the engine's tests on an emulated AVX2-only CPU (test.sh).
+  if [ "$(uname -m)" = x86_64 ] && ! command -v qemu-x86_64 >/dev/null 2>&1; then apt_install qemu-user; fi
 fi
 
 # Test tools (GORCH_SETUP_TEST_TOOLS=1): servers the integration tests run

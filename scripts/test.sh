@@ -20,6 +20,21 @@ if grep -qw avx512f /proc/cpuinfo 2>/dev/null; then
 	echo "== go test as on an AVX2-only CPU (GODEBUG=cpu.avx512f=off: engine, kernels, plans, training)"
 	GODEBUG=cpu.avx512f=off go test -count=1 -timeout 20m ./pkg/... ./internal/kernels ./internal/plan
 fi
+if [ "$(uname -m)" = x86_64 ]; then
+	# And on an emulated AVX2-only CPU: qemu-user with the AMD EPYC-Milan model
+	# (AVX2+FMA, no AVX-512) reports that CPU's CPUID, so detection picks the
+	# AVX2 paths from the CPU itself, and it executes every instruction, so an
+	# AVX-512 instruction anywhere on those paths ends the test (SIGILL).
+	echo "== engine tests on an emulated AVX2-only CPU (qemu-x86_64 -cpu EPYC-Milan: kernels, tensor, autograd, nn, optim, plans)"
+	mkdir -p .cache/qemu
+	for pkg in internal/kernels pkg/tensor pkg/autograd pkg/nn pkg/optim internal/plan; do
+		echo "-- $pkg"
+		bin=$PWD/.cache/qemu/$(basename "$pkg").test
+		go test -c -o "$bin" "./$pkg"
+		(cd "$pkg" && qemu-x86_64 -cpu EPYC-Milan "$bin" -test.count=1 -test.timeout=20m 2> >(grep -v "TCG doesn't support" >&2)) ||
+			{ echo "FAIL: $pkg on the emulated AVX2-only CPU"; exit 1; }
+	done
+fi
 echo "== go test -race (autograd scheduler, kernels)"
 go test -count=1 -race -timeout 20m ./pkg/autograd/ ./internal/...
 echo "== python (pytest, against a GOEXPERIMENT=cgocheck2 build of libgorch)"
