@@ -59,6 +59,15 @@ func sgemmKernelAVX512WA(k int, a *float32, lda int, b, c *float32, ldc int, alp
 //go:noescape
 func sgemmKernelAVX512WASet(k int, a *float32, lda int, b, c *float32, ldc int, alpha float32)
 
+// sgemmKernelAVX512WAT and its Set variant read A in place where
+// op(A) = Aᵀ: the sliver's k steps are rows of a, a[p*lda + r].
+//
+//go:noescape
+func sgemmKernelAVX512WAT(k int, a *float32, lda int, b, c *float32, ldc int, alpha float32)
+
+//go:noescape
+func sgemmKernelAVX512WATSet(k int, a *float32, lda int, b, c *float32, ldc int, alpha float32)
+
 //go:noescape
 func packBTransAVX512W(k8 int, b *float32, ldb int, dst *float32)
 
@@ -261,10 +270,12 @@ var (
 	// every shape measured, 256–768 square (−3 to −19 %, worst at the
 	// power-of-two 512) and the MLP's (−1 to −10 %). It reads A in place
 	// instead (kernelA, op(A) = A): +4.5 % at 1024³, +9–13 % on MLP and GPT
-	// shapes (bench/README.md).
+	// shapes; and Aᵀ for products of up to 128 columns (kernelAT: +16–37 %
+	// on GPT weight-gradient shapes; bench/README.md).
 	avx512Tile6x64 = &packedBackend{name: "avx512", mr: 6, nr: 64, kc: 512, nc: 256, kcMax: 1024,
 		kernel: sgemmKernelAVX512W, kernelSet: sgemmKernelAVX512WSet,
 		kernelA: sgemmKernelAVX512WA, kernelASet: sgemmKernelAVX512WASet,
+		kernelAT: sgemmKernelAVX512WAT, kernelATSet: sgemmKernelAVX512WATSet,
 		packT: packBTransAVX512W, packA: packA6AVX2, packARows: packARows6AVX2, packRows: packBRowsAVX512W,
 		packATab: packATab6AVX2, narrow: avx512Tile12x32}
 	// avx512Backend is the one ByName("avx512") returns (see init).

@@ -23,8 +23,9 @@ import (
 //
 // A and B are each packed once, and a step's B block (kc·nc floats) is
 // packed just before its kernels stream it, so it is still in L2. Where the
-// backend has kernelA and op(A) = A, full A slivers are not packed at all:
-// the kernel broadcasts from the mr rows of A in place. Every C
+// backend has kernelA and op(A) = A (or kernelAT, op(A) = Aᵀ and a narrow
+// product), full A slivers are not packed at all: the kernel broadcasts
+// from A in place. Every C
 // element is owned by exactly one task of each step and accumulated over the
 // same kc steps in the same order whatever the number of workers, and full
 // and edge tiles round identically, so results are bit-identical across
@@ -56,6 +57,9 @@ type packedBackend struct {
 	// lda (op(A) = A), with the same instructions in the same order
 	// (bit-identical results); used instead of packing full A slivers.
 	kernelA, kernelASet func(k int, a *float32, lda int, b, c *float32, ldc int, alpha float32)
+	// kernelAT is kernelA for op(A) = Aᵀ (a[p*lda + r]), used for
+	// products of at most 2·nr columns.
+	kernelAT, kernelATSet func(k int, a *float32, lda int, b, c *float32, ldc int, alpha float32)
 	// packT packs one full nr-column panel of op(B) = Bᵀ, 8·k8 steps deep
 	// (dst[p*nr + c] = b[c*ldb + p]).
 	packT func(k8 int, b *float32, ldb int, dst *float32)
@@ -96,7 +100,7 @@ func init() { legacyGemm.Store(os.Getenv("GORCH_GEMM_LEGACY") == "1") }
 
 // directAOff turns off reading A in place (kernelA): an A/B hook for
 // benchmarks; results are bit-identical either way.
-var directAOff atomic.Bool
+var directAOff, directATOff atomic.Bool
 
 // SetLegacyGemm turns the packed driver's fast paths off (on = true) or back
 // on and returns the previous setting. It is an A/B hook for benchmarks;
@@ -171,6 +175,11 @@ func (be *packedBackend) Sgemm(transA, transB bool, m, n, k int, alpha float32, 
 	if !legacyGemm.Load() {
 		p.direct = be.kernelS != nil && !transB && m <= directBMaxM
 		p.directA = be.kernelA != nil && !transA && !p.direct && !directAOff.Load()
+		// Aᵀ in place uses 24 bytes of each 64-byte line it reads (a k step
+		// is a row of a), so it pays only where each sliver meets few
+		// panels: n ≤ 2·nr (+16–37 % on 192×64×1024, 1024×64×1024,
+		// 192×128×1024; −13 % at 1024×192×256 and −37 % at 1024³).
+		p.directA = p.directA || be.kernelAT != nil && transA && n <= 2*be.nr && !p.direct && !directATOff.Load()
 		p.packT = be.packT
 		p.packAFull = be.packA
 		p.packARows = be.packARows
@@ -508,9 +517,16 @@ func (g *packedGemm) block(pb, pa []float32, rb *rowBlock, sc []float32, j0, nn,
 	i0, mm := rb.i0, rb.mm
 	mr, nr := be.mr, be.nr
 	var tmp [maxTile]float32
+	kernA0 := be.kernelA // for edge tiles (adds into a cleared tile)
 	kern, kernS, kernA, tile := be.kernel, be.kernelS, be.kernelA, g.addTile
 	if g.assign && p0 == 0 {
 		kern, kernS, kernA, tile = be.kernelSet, be.kernelSSet, be.kernelASet, g.setTile
+	}
+	if g.transA {
+		kernA0, kernA = be.kernelAT, be.kernelAT
+		if g.assign && p0 == 0 {
+			kernA = be.kernelATSet
+		}
 	}
 	var pbk []float32
 	if g.direct {
@@ -529,7 +545,12 @@ func (g *packedGemm) block(pb, pa []float32, rb *rowBlock, sc []float32, j0, nn,
 		r0 := i0 + s*mr
 		rows := min(mr, i0+mm-r0)
 		if g.directA && rows == mr {
-			as := &g.a[r0*g.lda+p0]
+			var as *float32
+			if g.transA {
+				as = &g.a[p0*g.lda+r0]
+			} else {
+				as = &g.a[r0*g.lda+p0]
+			}
 			for q := q0; q < q1; q++ {
 				jc := j0 + q*nr
 				cols := min(nr, j0+nn-jc)
@@ -540,7 +561,7 @@ func (g *packedGemm) block(pb, pa []float32, rb *rowBlock, sc []float32, j0, nn,
 				}
 				t := tmp[:mr*nr]
 				clear(t)
-				be.kernelA(kk, as, g.lda, bp, &t[0], nr, g.alpha)
+				kernA0(kk, as, g.lda, bp, &t[0], nr, g.alpha)
 				tile(t, r0, jc, rows, cols)
 			}
 			continue

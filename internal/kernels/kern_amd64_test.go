@@ -53,7 +53,8 @@ func TestFastPathsBitIdentical(t *testing.T) {
 func testFastPaths(t *testing.T, be *packedBackend) {
 	shapes := [][3]int{{64, 256, 784}, {256, 256, 784}, {64, 10, 256}, {256, 784, 64}, {64, 784, 256},
 		{16, 25, 576}, {32, 400, 64}, {25, 576, 16}, {400, 64, 32}, {7, 33, 9}, {13, 17, 300}, {6, 16, 8}, {600, 70, 21}, {1, 1, 1},
-		{301, 200, 1023}, {100, 130, 1100}} // one k step up to kcMax (k%8 ≠ 0), and two
+		{301, 200, 1023}, {100, 130, 1100}, // one k step up to kcMax (k%8 ≠ 0), and two
+		{190, 64, 1030}, {1027, 128, 300}, {61, 120, 77}} // Aᵀ in place (n ≤ 128)
 	for _, sh := range shapes {
 		m, n, k := sh[0], sh[1], sh[2]
 		for _, tA := range []bool{false, true} {

@@ -127,28 +127,30 @@ loop{lab}t:""")
     store_tile(isa, 40, f"store{lab}", assign)
 
 
-def kernel_direct_a(name, isa, assign):
+def kernel_direct_a(name, isa, assign, trans=False):
     """sgemmKernel<name>A: the kernel reading its mr rows of A in place
     (a[r*lda + p], op(A) = A) instead of a packed sliver: no packing pass,
     whose writes and reads back cost more than the kernel's strided
     broadcasts. Same instructions in the same order, so results are
-    bit-identical."""
+    bit-identical. With trans (sgemmKernel<name>AT), op(A) = Aᵀ: the
+    sliver's k steps are rows of a, a[p*lda + r]."""
     R, vecs, mr = isa["reg"], isa["vecs"], isa["mr"]
     nr = nr_of(isa)
     rows = row_operands(mr)  # from SI and BX at stride R9
     assert mr <= 8
-    fn = f"sgemmKernel{name}A" + ("Set" if assign else "")
+    fn = f"sgemmKernel{name}A" + ("T" if trans else "") + ("Set" if assign else "")
+    ksteps = ["(SI)", "(SI)(R9*1)", "(SI)(R9*2)", "(SI)(R10*1)"]  # trans: k step u
     lab = fn.lower()
     w(f"""// func {fn}(k int, a *float32, lda int, b, c *float32, ldc int, alpha float32)
 //
-// sgemmKernel{name}{"Set" if assign else ""} with A read in place: a[r*lda + p] instead of a
+// sgemmKernel{name}{"Set" if assign else ""} with A read in place: {"a[p*lda + r]" if trans else "a[r*lda + p]"} instead of a
 // packed sliver. Same instructions in the same order, so results are bit-identical.
 TEXT ·{fn}(SB), NOSPLIT, $0-52
 	MOVQ k+0(FP), CX
 	MOVQ a+8(FP), SI
 	MOVQ lda+16(FP), R9
 	SHLQ $2, R9""")
-    for ln in row_bases(mr):
+    for ln in (["\tLEAQ (R9)(R9*2), R10"] if trans else row_bases(mr)):
         w(ln)
     w("""	MOVQ b+24(FP), DI
 	MOVQ c+32(FP), DX
@@ -165,7 +167,10 @@ TEXT ·{fn}(SB), NOSPLIT, $0-52
             st.append(f"\tVMOVUPS {off if off else ''}{brow}, {R}{breg+v}")
         for r in range(mr):
             br = isa["bcast"] + (r % isa["nbc"])
-            st.append(f"\tVBROADCASTSS {4*u if u else ''}{rows[r]}, {R}{br}")
+            if trans:
+                st.append(f"\tVBROADCASTSS {4*r if r else ''}{ksteps[u]}, {R}{br}")
+            else:
+                st.append(f"\tVBROADCASTSS {4*u if u else ''}{rows[r]}, {R}{br}")
             for v in range(vecs):
                 st.append(f"\tVFMADD231PS {R}{breg+v}, {R}{br}, {R}{vecs*r+v}")
         return st
@@ -180,7 +185,9 @@ loop{lab}:""")
         for line in range(u * lines // 4, (u + 1) * lines // 4):
             w(f"\tPREFETCHT0 {16*nr + 64*line}(DI)")
         out.extend(stepd(u, "(DI)"))
-    for b in bases:
+    if trans:
+        w("\tLEAQ (SI)(R9*4), SI")
+    for b in ([] if trans else bases):
         w(f"\tADDQ $16, {b}")
     w(f"""	ADDQ ${16*nr}, DI
 	DECQ R11
@@ -190,7 +197,9 @@ tail{lab}:
 	JZ   store{lab}
 loop{lab}t:""")
     out.extend(stepd(0, "(DI)"))
-    for b in bases:
+    if trans:
+        w("\tADDQ R9, SI")
+    for b in ([] if trans else bases):
         w(f"\tADDQ $4, {b}")
     w(f"""	ADDQ ${4*nr}, DI
 	DECQ CX
@@ -496,6 +505,7 @@ for name, isa in ISA.items():
             kernel_strided(name, isa, assign)
         else:  # A read in place where op(A) = A
             kernel_direct_a(name, isa, assign)
+            kernel_direct_a(name, isa, assign, trans=True)
     pack_b_trans(name, nr_of(isa))
     if name != "AVX512W":  # its 6-row A slivers use the AVX2 packs
         pack_a(name, isa["mr"])
