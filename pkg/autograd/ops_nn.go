@@ -3,6 +3,7 @@ package autograd
 import (
 	"math"
 
+	"github.com/gorch/gorch/internal/kernels"
 	"github.com/gorch/gorch/pkg/errs"
 	"github.com/gorch/gorch/pkg/tensor"
 )
@@ -227,7 +228,8 @@ func classTargets(op string, targets *tensor.Tensor, n, c int) ([]int, error) {
 }
 
 // CrossEntropy returns the mean cross-entropy of logits [N, C] against
-// class-index targets [N], computed stably through log-softmax.
+// class-index targets [N], computed stably through the log-sum-exp of each
+// row.
 func CrossEntropy(logits *Variable, targets *tensor.Tensor) (*Variable, error) {
 	const op = "cross_entropy"
 	ts, err := datas(op, logits)
@@ -250,14 +252,25 @@ func CrossEntropy(logits *Variable, targets *tensor.Tensor) (*Variable, error) {
 	if err != nil {
 		return nil, err
 	}
-	lsm, err := tensor.LogSoftmax(x, 1)
-	if err != nil {
-		return nil, err
-	}
-	ld := lsm.Data()
+	// Per row: lse = max + log Σ exp(x - max), the exponentials in float32
+	// (kernels.VecExp, as PyTorch's CPU log_softmax) and their sum in
+	// float64; the loss is the mean of lse - x[target] in float64.
+	xd := x.Data()
+	lse := make([]float64, n)
+	tmp := make([]float32, nc)
 	var loss float64
 	for i, k := range cls {
-		loss -= float64(ld[i*nc+k])
+		row := xd[i*nc : (i+1)*nc]
+		m := row[0]
+		for _, v := range row[1:] {
+			if v > m {
+				m = v
+			}
+		}
+		kernels.VecSubScalar(tmp, row, m) // a NaN logit makes the row's sum, and the loss, NaN
+		kernels.VecExp(tmp, tmp)
+		lse[i] = float64(m) + math.Log(kernels.VecSumF64(tmp))
+		loss += lse[i] - float64(row[k])
 	}
 	out := tensor.Scalar(float32(loss / float64(n)))
 	return record(op, out, []*Variable{logits}, func(g *tensor.Tensor) ([]*tensor.Tensor, error) {
@@ -266,19 +279,19 @@ func CrossEntropy(logits *Variable, targets *tensor.Tensor) (*Variable, error) {
 			return nil, err
 		}
 		scale := gv / float32(n)
-		gx, err := tensor.Zeros(n, nc)
+		// softmax·scale - scale at the target, softmax = exp(x - lse) in
+		// float32, in a copy of x from the scope's arena.
+		gx, err := x.Clone()
 		if err != nil {
 			return nil, err
 		}
-		x.Scope().Adopt(gx)
 		gd := gx.Data()
-		for i := 0; i < n; i++ {
+		for i, k := range cls {
 			row := gd[i*nc : (i+1)*nc]
-			lrow := ld[i*nc : (i+1)*nc]
-			for j := range row {
-				row[j] = float32(math.Exp(float64(lrow[j]))) * scale
-			}
-			row[cls[i]] -= scale
+			kernels.VecSubScalar(row, row, float32(lse[i]))
+			kernels.VecExp(row, row)
+			kernels.VecMulScalar(row, row, scale)
+			row[k] -= scale
 		}
 		return []*tensor.Tensor{gx}, nil
 	}), nil
