@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-// TestLayerNormRowsMatchFloat64 checks the AVX-512 layer norm rows against
+// TestLayerNormRowsMatchFloat64 checks the one-row AVX-512 kernels against
 // float64 formulas, for row lengths 16 to 96, inputs with a mean far from
 // zero (the centred variance must not cancel) and the weight and bias
 // gradients accumulated over several rows.
@@ -44,10 +44,7 @@ func TestLayerNormRowsMatchFloat64(t *testing.T) {
 				}
 				rstd := 1 / math.Sqrt(ss/float64(n)+eps)
 				o := make([]float32, n)
-				m32, r32, ok := LayerNormRow(o, x, w, b, eps)
-				if !ok {
-					t.Fatalf("LayerNormRow declined n = %d", n)
-				}
+				m32, r32 := layerNormFwd(o, x, w, b, eps)
 				near("mean", n, 0, m32, mean, 1+math.Abs(mean))
 				near("rstd", n, 0, r32, rstd, rstd*(1+math.Abs(mean)))
 				xh := make([]float64, n)
@@ -64,16 +61,12 @@ func TestLayerNormRowsMatchFloat64(t *testing.T) {
 				}
 				a, bb = a/float64(n), bb/float64(n)
 				gx := make([]float32, n)
-				if !LayerNormInputGradRow(gx, g, x, w, m32, r32) {
-					t.Fatalf("LayerNormInputGradRow declined n = %d", n)
-				}
+				layerNormBwd(gx, g, x, w, m32, r32)
 				for j := range g {
 					want := rstd * (float64(g[j])*float64(w[j]) - a - xh[j]*bb)
 					near("grad", n, j, gx[j], want, rstd*(1+math.Abs(mean))*(1+math.Abs(float64(w[j]))))
 				}
-				if !LayerNormWeightGradRow(sw, sb, g, x, m32, r32) {
-					t.Fatalf("LayerNormWeightGradRow declined n = %d", n)
-				}
+				layerNormWB(sw, sb, g, x, m32, r32)
 				for j := range g {
 					wantSW[j] += float64(g[j]) * xh[j]
 					wantSB[j] += float64(g[j])
@@ -85,7 +78,51 @@ func TestLayerNormRowsMatchFloat64(t *testing.T) {
 			}
 		}
 	}
-	if _, _, ok := LayerNormRow(make([]float32, 24), make([]float32, 24), make([]float32, 24), make([]float32, 24), eps); ok {
-		t.Errorf("LayerNormRow ran on a row of 24; want false (rows must be a multiple of 16)")
+	z := make([]float32, 48)
+	if LayerNormRows(z, z, z, z, 24, eps, z, z) || LayerNormInputGradRows(z, z, z, z, 24, z, z) || LayerNormWeightGradRows(make([]float64, 24), make([]float64, 24), z, z, 24, z, z) {
+		t.Errorf("a layer norm kernel ran on rows of 24; want false (rows must be a multiple of 16)")
+	}
+}
+
+// TestLayerNormRowsMatchRow checks that LayerNormRows and its backward
+// (the four-row kernels, then one-row ones for the tail) give exactly the
+// one-row kernels' results, for row counts with every tail.
+func TestLayerNormRowsMatchRow(t *testing.T) {
+	if !normKernels || !vecCPU512() {
+		t.Skip("no AVX-512: the layer norm rows have no kernels here (pkg/tensor's tests cover the fallback)")
+	}
+	prev, _ := SetVecPath("avx512")
+	defer SetVecPath(prev)
+	r := rand.New(rand.NewPCG(9, 10))
+	for _, n := range []int{16, 64} {
+		for m := 1; m <= 9; m++ {
+			x, g, w, b := randSlice(r, m*n), randSlice(r, m*n), randSlice(r, n), randSlice(r, n)
+			o, mean, rstd := make([]float32, m*n), make([]float32, m), make([]float32, m)
+			if !LayerNormRows(o, x, w, b, n, 1e-5, mean, rstd) {
+				t.Fatalf("LayerNormRows declined")
+			}
+			gx, sw, sb := make([]float32, m*n), make([]float64, n), make([]float64, n)
+			LayerNormInputGradRows(gx, g, x, w, n, mean, rstd)
+			LayerNormWeightGradRows(sw, sb, g, x, n, mean, rstd)
+			o1, gx1, sw1, sb1 := make([]float32, n), make([]float32, n), make([]float64, n), make([]float64, n)
+			for i := range m {
+				mu, rs := layerNormFwd(o1, x[i*n:(i+1)*n], w, b, 1e-5)
+				if mu != mean[i] || rs != rstd[i] {
+					t.Fatalf("n %d, m %d, row %d: mean, rstd = %v, %v; one row at a time %v, %v", n, m, i, mean[i], rstd[i], mu, rs)
+				}
+				layerNormBwd(gx1, g[i*n:(i+1)*n], x[i*n:(i+1)*n], w, mu, rs)
+				layerNormWB(sw1, sb1, g[i*n:(i+1)*n], x[i*n:(i+1)*n], mu, rs)
+				for j := range n {
+					if o[i*n+j] != o1[j] || gx[i*n+j] != gx1[j] {
+						t.Fatalf("n %d, m %d, row %d: out, grad [%d] = %v, %v; one row at a time %v, %v", n, m, i, j, o[i*n+j], gx[i*n+j], o1[j], gx1[j])
+					}
+				}
+			}
+			for j := range n {
+				if sw[j] != sw1[j] || sb[j] != sb1[j] {
+					t.Fatalf("n %d, m %d: weight, bias grad [%d] = %v, %v; one row at a time %v, %v", n, m, j, sw[j], sb[j], sw1[j], sb1[j])
+				}
+			}
+		}
 	}
 }

@@ -82,6 +82,9 @@ func LayerNorm(x *Tensor, normalized []int, w, b *Tensor, eps float32) (out, mea
 	out, mean, rstd = newUninit(sc, x.shape), newUninit(sc, statShape), newUninit(sc, statShape)
 	od, md, rd := out.storage.data, mean.storage.data, rstd.storage.data
 	parallelRowRange(m, n, func(lo, hi int) {
+		if wd != nil && bd != nil && kernels.LayerNormRows(od[lo*n:hi*n], xd[lo*n:hi*n], wd, bd, n, eps, md[lo:hi], rd[lo:hi]) {
+			return
+		}
 		sq := make([]float32, n)
 		for i := lo; i < hi; i++ {
 			md[i], rd[i] = layerNormRow(od[i*n:(i+1)*n], xd[i*n:(i+1)*n], sq, wd, bd, eps)
@@ -99,11 +102,6 @@ func layerNormRow(o, row, sq, w, b []float32, eps float32) (mean, rstd float32) 
 	n := len(row)
 	if n == 0 {
 		return float32(math.NaN()), float32(math.NaN())
-	}
-	if w != nil && b != nil {
-		if mu, rs, ok := kernels.LayerNormRow(o, row, w, b, eps); ok {
-			return mu, rs
-		}
 	}
 	mu := float32(kernels.VecSumF64(row) / float64(n))
 	kernels.VecSubScalar(o, row, mu)
@@ -148,6 +146,9 @@ func LayerNormBackward(g, x *Tensor, normalized []int, mean, rstd, w *Tensor, wa
 		gx = newUninit(scopeOf(g, x, w), x.shape)
 		gxd := gx.storage.data
 		parallelRowRange(m, n, func(lo, hi int) {
+			if wd != nil && kernels.LayerNormInputGradRows(gxd[lo*n:hi*n], gd[lo*n:hi*n], xd[lo*n:hi*n], wd, n, md[lo:hi], rd[lo:hi]) {
+				return
+			}
 			gh, xh := make([]float32, n), make([]float32, n)
 			for i := lo; i < hi; i++ {
 				layerNormInputGradRow(gxd[i*n:(i+1)*n], gd[i*n:(i+1)*n], xd[i*n:(i+1)*n], gh, xh, wd, md[i], rd[i])
@@ -158,11 +159,9 @@ func LayerNormBackward(g, x *Tensor, normalized []int, mean, rstd, w *Tensor, wa
 		// Row after row in one goroutine: the sums' order does not depend
 		// on the thread count.
 		sw, sb, xh := make([]float64, n), make([]float64, n), make([]float32, n)
-		for i := 0; i < m; i++ {
+		done := want[1] && want[2] && kernels.LayerNormWeightGradRows(sw, sb, gd, xd, n, md, rd)
+		for i := 0; i < m && !done; i++ {
 			gr := gd[i*n : (i+1)*n]
-			if want[1] && want[2] && kernels.LayerNormWeightGradRow(sw, sb, gr, xd[i*n:(i+1)*n], md[i], rd[i]) {
-				continue
-			}
 			if want[1] {
 				kernels.VecSubScalar(xh, xd[i*n:(i+1)*n], md[i])
 				kernels.VecMulScalar(xh, xh, rd[i])
@@ -189,7 +188,7 @@ func LayerNormBackward(g, x *Tensor, normalized []int, mean, rstd, w *Tensor, wa
 // of len(g); w may be nil.
 func layerNormInputGradRow(o, g, x, gh, xh, w []float32, mean, rstd float32) {
 	n := len(g)
-	if n == 0 || w != nil && kernels.LayerNormInputGradRow(o, g, x, w, mean, rstd) {
+	if n == 0 {
 		return
 	}
 	if w != nil {

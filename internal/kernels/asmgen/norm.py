@@ -183,6 +183,198 @@ def wb():
     w("\tRET")
 
 
+IDX = ["BX", "R10", "R11", "R12"]
+
+
+def row_indices():
+    """BX = 0 and R10, R11, R12 = n, 2n, 3n: row r's element j is at
+    (base)(IDX[r]*4) while BX = j."""
+    w("\tMOVQ CX, R10")
+    w("\tLEAQ (CX)(CX*1), R11")
+    w("\tLEAQ (CX)(CX*2), R12")
+    w("\tXORQ BX, BX")
+
+
+def loop4(name, body):
+    row_indices()
+    w(f"{name}:")
+    w("\tCMPQ BX, CX")
+    w(f"\tJGE {name}done")
+    body()
+    for r in IDX:
+        w(f"\tADDQ $16, {r}")
+    w(f"\tJMP {name}")
+    w(f"{name}done:")
+
+
+def hsum_to6(lo, hi):
+    """X6 = the sum of Z{lo}'s and Z{hi}'s lanes (Z7 is scratch)."""
+    w(f"\tVADDPD Z{hi}, Z{lo}, Z6")
+    w("\tVEXTRACTF64X4 $1, Z6, Y7")
+    w("\tVADDPD Y7, Y6, Y6")
+    w("\tVEXTRACTF128 $1, Y6, X7")
+    w("\tVADDPD X7, X6, X6")
+    w("\tVPERMILPD $1, X6, X7")
+    w("\tVADDSD X7, X6, X6")
+
+
+def fwd4():
+    w("// func layerNormFwd4AVX512(o, x, w, b *float32, n int, nf, eps float64, stats *[8]float32)")
+    w("// layerNormFwdAVX512 on 4 consecutive rows of n at once (their dependency")
+    w("// chains interleaved); stats = {mean0..3, rstd0..3}.")
+    w("TEXT ·layerNormFwd4AVX512(SB), NOSPLIT, $0-64")
+    w("\tMOVQ o+0(FP), DI")
+    w("\tMOVQ x+8(FP), SI")
+    w("\tMOVQ w+16(FP), R8")
+    w("\tMOVQ b+24(FP), R9")
+    w("\tMOVQ n+32(FP), CX")
+    w("\tVMOVSD nf+40(FP), X5")
+    w("\tMOVQ stats+56(FP), R13")
+    zero(*range(8, 16))
+
+    def s1():
+        for r in range(4):
+            w(f"\tVMOVUPS (SI)({IDX[r]}*4), Z{r}")
+            acc_pd(r, 8 + 2 * r, 9 + 2 * r)
+    loop4("sum", s1)
+    for r in range(4):
+        hsum_to6(8 + 2 * r, 9 + 2 * r)
+        w("\tVDIVSD X5, X6, X6")
+        w("\tVCVTSD2SS X6, X6, X6")
+        w(f"\tVMOVSS X6, {4 * r}(R13)")
+        w(f"\tVBROADCASTSS X6, Z{16 + r}")
+    zero(*range(8, 16))
+
+    def s2():
+        for r in range(4):
+            w(f"\tVMOVUPS (SI)({IDX[r]}*4), Z{r}")
+            w(f"\tVSUBPS Z{16 + r}, Z{r}, Z{r}")
+            w(f"\tVMULPS Z{r}, Z{r}, Z{r}")
+            acc_pd(r, 8 + 2 * r, 9 + 2 * r)
+    loop4("var", s2)
+    w("\tMOVQ $0x3ff0000000000000, AX")
+    w("\tVMOVQ AX, X4")
+    for r in range(4):
+        hsum_to6(8 + 2 * r, 9 + 2 * r)
+        w("\tVDIVSD X5, X6, X6")
+        w("\tVADDSD eps+48(FP), X6, X6")
+        w("\tVSQRTSD X6, X6, X6")
+        w("\tVDIVSD X6, X4, X6")
+        w("\tVCVTSD2SS X6, X6, X6")
+        w(f"\tVMOVSS X6, {16 + 4 * r}(R13)")
+        w(f"\tVBROADCASTSS X6, Z{20 + r}")
+
+    def s3():
+        for r in range(4):
+            w(f"\tVMOVUPS (SI)({IDX[r]}*4), Z{r}")
+            w(f"\tVSUBPS Z{16 + r}, Z{r}, Z{r}")
+            w(f"\tVMULPS Z{20 + r}, Z{r}, Z{r}")
+            w(f"\tVMULPS (R8)(BX*4), Z{r}, Z{r}")
+            w(f"\tVADDPS (R9)(BX*4), Z{r}, Z{r}")
+            w(f"\tVMOVUPS Z{r}, (DI)({IDX[r]}*4)")
+    loop4("out", s3)
+    w("\tVZEROUPPER")
+    w("\tRET")
+    w("")
+
+
+def stats4(reg):
+    for r in range(4):
+        w(f"\tVBROADCASTSS {4 * r}({reg}), Z{16 + r}")
+        w(f"\tVBROADCASTSS {16 + 4 * r}({reg}), Z{20 + r}")
+
+
+def bwd4():
+    w("// func layerNormBwd4AVX512(o, gr, x, w *float32, n int, nf float64, stats *[8]float32)")
+    w("// layerNormBwdAVX512 on 4 consecutive rows of n at once; stats = {mean0..3, rstd0..3}.")
+    w("TEXT ·layerNormBwd4AVX512(SB), NOSPLIT, $0-56")
+    w("\tMOVQ o+0(FP), DI")
+    w("\tMOVQ gr+8(FP), SI")
+    w("\tMOVQ x+16(FP), DX")
+    w("\tMOVQ w+24(FP), R8")
+    w("\tMOVQ n+32(FP), CX")
+    w("\tVMOVSD nf+40(FP), X5")
+    w("\tMOVQ stats+48(FP), R13")
+    stats4("R13")
+    zero(*range(8, 16), *range(24, 32))
+
+    def ghxh(r):
+        w(f"\tVMOVUPS (SI)({IDX[r]}*4), Z0")
+        w("\tVMULPS (R8)(BX*4), Z0, Z0")
+        w(f"\tVMOVUPS (DX)({IDX[r]}*4), Z1")
+        w(f"\tVSUBPS Z{16 + r}, Z1, Z1")
+        w(f"\tVMULPS Z{20 + r}, Z1, Z1")
+
+    def s1():
+        for r in range(4):
+            ghxh(r)
+            w("\tVMULPS Z1, Z0, Z2")
+            acc_pd(0, 8 + 2 * r, 9 + 2 * r)
+            acc_pd(2, 24 + 2 * r, 25 + 2 * r)
+    loop4("sums", s1)
+    for r in range(4):  # b = Σĝ·x̂/n into Z24+r, a = Σĝ/n into Z28+r
+        hsum_to6(24 + 2 * r, 25 + 2 * r)
+        w("\tVDIVSD X5, X6, X6")
+        w("\tVCVTSD2SS X6, X6, X6")
+        w(f"\tVBROADCASTSS X6, Z{24 + r}")
+    for r in range(4):
+        hsum_to6(8 + 2 * r, 9 + 2 * r)
+        w("\tVDIVSD X5, X6, X6")
+        w("\tVCVTSD2SS X6, X6, X6")
+        w(f"\tVBROADCASTSS X6, Z{28 + r}")
+
+    def s2():
+        for r in range(4):
+            ghxh(r)
+            w(f"\tVMULPS Z{24 + r}, Z1, Z1")
+            w("\tVSUBPS Z1, Z0, Z0")
+            w(f"\tVSUBPS Z{28 + r}, Z0, Z0")
+            w(f"\tVMULPS Z{20 + r}, Z0, Z0")
+            w(f"\tVMOVUPS Z0, (DI)({IDX[r]}*4)")
+    loop4("grad", s2)
+    w("\tVZEROUPPER")
+    w("\tRET")
+    w("")
+
+
+def wb4():
+    w("// func layerNormWB4AVX512(sw, sb *float64, gr, x *float32, n int, stats *[8]float32)")
+    w("// layerNormWBAVX512 for 4 consecutive rows, added in row order.")
+    w("TEXT ·layerNormWB4AVX512(SB), NOSPLIT, $0-48")
+    w("\tMOVQ sw+0(FP), DI")
+    w("\tMOVQ sb+8(FP), R9")
+    w("\tMOVQ gr+16(FP), SI")
+    w("\tMOVQ x+24(FP), DX")
+    w("\tMOVQ n+32(FP), CX")
+    w("\tMOVQ stats+40(FP), R13")
+    stats4("R13")
+
+    def s():
+        w("\tVMOVUPD (DI)(BX*8), Z8")
+        w("\tVMOVUPD 64(DI)(BX*8), Z9")
+        w("\tVMOVUPD (R9)(BX*8), Z10")
+        w("\tVMOVUPD 64(R9)(BX*8), Z11")
+        for r in range(4):
+            w(f"\tVMOVUPS (SI)({IDX[r]}*4), Z1")
+            w(f"\tVMOVUPS (DX)({IDX[r]}*4), Z2")
+            w(f"\tVSUBPS Z{16 + r}, Z2, Z2")
+            w(f"\tVMULPS Z{20 + r}, Z2, Z2")
+            w("\tVMULPS Z1, Z2, Z2")
+            for src, lo, hi in ((2, 8, 9), (1, 10, 11)):
+                w(f"\tVCVTPS2PD Y{src}, Z3")
+                w(f"\tVADDPD Z3, Z{lo}, Z{lo}")
+                w(f"\tVEXTRACTF32X8 $1, Z{src}, Y4")
+                w("\tVCVTPS2PD Y4, Z4")
+                w(f"\tVADDPD Z4, Z{hi}, Z{hi}")
+        w("\tVMOVUPD Z8, (DI)(BX*8)")
+        w("\tVMOVUPD Z9, 64(DI)(BX*8)")
+        w("\tVMOVUPD Z10, (R9)(BX*8)")
+        w("\tVMOVUPD Z11, 64(R9)(BX*8)")
+    loop4("acc", s)
+    w("\tVZEROUPPER")
+    w("\tRET")
+
+
 def main():
     w("// Code generated by internal/kernels/asmgen/norm.py; DO NOT EDIT.")
     w("")
@@ -191,6 +383,10 @@ def main():
     fwd()
     bwd()
     wb()
+    w("")
+    fwd4()
+    bwd4()
+    wb4()
     print("\n".join(out))
 
 
