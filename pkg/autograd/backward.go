@@ -4,7 +4,6 @@ import (
 	"container/heap"
 	"fmt"
 	"sync"
-	"sync/atomic"
 
 	"github.com/gorch/gorch/pkg/errs"
 	"github.com/gorch/gorch/pkg/tensor"
@@ -15,22 +14,10 @@ type BackwardOptions struct {
 	// Grad is the gradient of the output; nil means 1 for a one-element
 	// output and is an error otherwise.
 	Grad *tensor.Tensor
-	// Workers is the number of goroutines that run backward nodes; 0 means
-	// the package default (see SetDefaultWorkers), 1 runs sequentially on
-	// the calling goroutine.
+	// Workers is the number of goroutines that run backward nodes; 0 or 1
+	// runs them sequentially on the calling goroutine.
 	Workers int
 }
-
-var defaultWorkers atomic.Int32
-
-func init() { defaultWorkers.Store(1) }
-
-// SetDefaultWorkers sets the worker count used when BackwardOptions.Workers
-// is 0. Values below 1 are treated as 1.
-func SetDefaultWorkers(n int) { defaultWorkers.Store(int32(max(n, 1))) }
-
-// DefaultWorkers returns the worker count used when none is given.
-func DefaultWorkers() int { return int(defaultWorkers.Load()) }
 
 // Backward computes the gradient of v (which must hold one element) with
 // respect to every leaf that requires grad, accumulating into their Grad.
@@ -61,10 +48,7 @@ func (v *Variable) BackwardWith(opt BackwardOptions) error {
 	if err := tensor.ValidateLayout(op, g); err != nil {
 		return err
 	}
-	workers := opt.Workers
-	if workers <= 0 {
-		workers = DefaultWorkers()
-	}
+	workers := max(opt.Workers, 1)
 	p := plan(v)
 	p.slots[v][0] = g
 	p.pending[v] = 0
