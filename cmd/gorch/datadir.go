@@ -11,14 +11,16 @@ import (
 // defaultDataDir is the default root of the run-record store.
 const defaultDataDir = "./gorch-data"
 
-// dataDirFlag holds the root command's persistent --data-dir flag. It is
-// bound afresh by every newRootCmd, so in-process tests see the default
-// unless they pass the flag.
+// dataDirFlag holds the --data-dir flag of the commands that use a local
+// record store (train, runs, ckpt pull, up, nats, worker, collector); the
+// cluster clients (submit, status, ...) have none. It is bound afresh by
+// every newRootCmd, so in-process tests see the default unless they pass
+// the flag.
 var dataDirFlag = defaultDataDir
 
-// addDataDirFlag adds the persistent --data-dir flag to root.
-func addDataDirFlag(root *cobra.Command) {
-	root.PersistentFlags().StringVar(&dataDirFlag, "data-dir", defaultDataDir,
+// addDataDirFlag adds --data-dir to cmd.
+func addDataDirFlag(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&dataDirFlag, "data-dir", defaultDataDir,
 		"root of the run-record store (runs/<id>/run.json, summaries, metrics, artifacts)")
 }
 

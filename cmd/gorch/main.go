@@ -60,8 +60,8 @@ func newRootCmd() *cobra.Command {
 		pprof.StopCPUProfile()
 		return profFile.Close()
 	}
+	dataDirFlag = defaultDataDir
 	root.AddCommand(newTrainCmd())
-	addDataDirFlag(root)
 	root.AddCommand(newRunsCmd(), newCkptCmd())
 	root.AddCommand(clusterClientCmds()...)
 	root.AddCommand(newCollectorCmd(), newWorkerCmd(), newUpCmd(), newNATSCmd(), newLogsCmd(), newAuthCmd(), newSetupCmd(), newWorkersCmd())

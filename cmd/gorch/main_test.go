@@ -57,6 +57,9 @@ func TestBadInputOneLine(t *testing.T) {
 		{[]string{"train", "extra"}, `unknown command "extra"`},
 		{[]string{"train", "--dataset-dir", empty, "--epochs", "1"}, "apt-get install -y dataset-fashion-mnist"},
 		{[]string{"nope"}, `unknown command "nope"`},
+		// A cluster client has no record store: --data-dir (appended below) is refused, not ignored.
+		{[]string{"submit", "spec.yaml"}, "gorch submit: unknown flag: --data-dir"},
+		{[]string{"status"}, "gorch status: unknown flag: --data-dir"},
 		{[]string{"train", "--config", "/nonexistent/spec.yaml"}, "no such file or directory"},
 		{[]string{"train", "--resume", "20990101T000000.000000Z-00000000"}, "20990101T000000.000000Z-00000000"},
 		{[]string{"train", "--dataset", "blobs", "--steps", "5", "--epochs", "2", "--optimizer", "rmsprop"}, `unknown optimizer "rmsprop"`},

@@ -84,6 +84,7 @@ refused unless --no-auth says that is meant.`,
 		Args: cobra.NoArgs,
 	}
 	fl := cmd.Flags()
+	addDataDirFlag(cmd)
 	fl.StringVar(&o.listen, "listen", defaultListen, "host:port to listen on (port 0: any free port)")
 	fl.StringVar(&o.jetstreamDir, "jetstream-dir", "", "JetStream store directory (default <data-dir>/nats, or the --config's)")
 	fl.StringVar(&o.config, "config", "", "nats-server configuration file (e.g. the one gorch auth init writes)")

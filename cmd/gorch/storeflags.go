@@ -27,12 +27,13 @@ type storeOptions struct {
 // the machine (ps), a file or the environment is not.
 const envSecretKey = "AWS_SECRET_ACCESS_KEY"
 
-// addStoreFlags adds the S3 flags to cmd; open the store with the returned
-// options. Without an endpoint (flag or GORCH_S3_ENDPOINT) the store is
-// the local directory --data-dir.
+// addStoreFlags adds --data-dir and the S3 flags to cmd; open the store
+// with the returned options. Without an endpoint (flag or
+// GORCH_S3_ENDPOINT) the store is the local directory --data-dir.
 func addStoreFlags(cmd *cobra.Command) *storeOptions {
 	v := &storeOptions{}
 	fl := cmd.Flags()
+	addDataDirFlag(cmd)
 	fl.StringVar(&v.endpoint, "s3-endpoint", "", "S3 endpoint host:port; set it to keep records and checkpoints in S3 instead of --data-dir (env GORCH_S3_ENDPOINT)")
 	fl.StringVar(&v.bucket, "s3-bucket", "", "S3 bucket (env GORCH_S3_BUCKET)")
 	fl.StringVar(&v.prefix, "s3-prefix", "", "keep every object under this key prefix in the bucket, e.g. team-a (env GORCH_S3_PREFIX)")

@@ -48,6 +48,7 @@ shapes must match the model; the optimizer starts fresh).`,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runTrain(cmd, &f) },
 	}
 	fl := cmd.Flags()
+	addDataDirFlag(cmd)
 	fl.StringVarP(&f.config, "config", "f", "", "run spec file (YAML or JSON)")
 	fl.StringVar(&f.resume, "resume", "", "resume the run with this ID from its newest valid checkpoint")
 	fl.StringVar(&f.init, "init", "", "start from the parameters of this RTCH checkpoint (e.g. written by gorch.save_checkpoint in Python)")
