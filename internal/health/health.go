@@ -54,6 +54,9 @@ type Server struct {
 	ln   net.Listener
 	opts Options
 	done chan struct{}
+	// serveErr is why Serve returned, other than Close (set before done
+	// is closed).
+	serveErr error
 
 	mu    sync.Mutex
 	extra []func(context.Context) []Metric
@@ -82,7 +85,9 @@ func Start(addr string, opts Options) (*Server, error) {
 	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		defer close(s.done)
-		_ = s.srv.Serve(ln)
+		if err := s.srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			s.serveErr = errs.Wrap(errs.IO, "health", err, "serving --http %s", ln.Addr())
+		}
 	}()
 	return s, nil
 }
@@ -97,7 +102,7 @@ func (s *Server) Close(ctx context.Context) error {
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
 	}
-	return err
+	return errors.Join(err, s.serveErr)
 }
 
 func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {

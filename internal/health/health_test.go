@@ -8,6 +8,9 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
+
+	"github.com/gorch/gorch/pkg/errs"
 )
 
 func get(t *testing.T, url string) (int, string) {
@@ -75,5 +78,34 @@ gorch_queue_pending{priority="a\"b",x="y"} 1.5
 func TestStartBadAddr(t *testing.T) {
 	if _, err := Start("256.0.0.1:x", Options{}); err == nil || !strings.Contains(err.Error(), "--http") {
 		t.Errorf("Start(bad addr) = %v; want an error naming --http", err)
+	}
+}
+
+// A server whose listener fails says so when it is closed, instead of the
+// error being dropped.
+func TestServeFailureIsReported(t *testing.T) {
+	s, err := Start("127.0.0.1:0", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := s.Addr()
+	if err := s.ln.Close(); err != nil { // Serve's Accept fails from here on
+		t.Fatal(err)
+	}
+	select {
+	case <-s.done: // Serve returned on its own
+	case <-time.After(10 * time.Second):
+		t.Fatal("Serve still running 10 s after its listener was closed")
+	}
+	err = s.Close(context.Background())
+	if !errors.Is(err, errs.IO) || !strings.Contains(err.Error(), "serving --http "+addr) {
+		t.Fatalf("Close after the listener failed = %v, want an IO error naming %s", err, addr)
+	}
+	s2, err := Start("127.0.0.1:0", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s2.Close(context.Background()); err != nil {
+		t.Errorf("Close of a healthy server = %v", err)
 	}
 }
