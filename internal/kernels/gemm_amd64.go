@@ -68,6 +68,22 @@ func sgemmKernelAVX512WAT(k int, a *float32, lda int, b, c *float32, ldc int, al
 //go:noescape
 func sgemmKernelAVX512WATSet(k int, a *float32, lda int, b, c *float32, ldc int, alpha float32)
 
+// sgemmKernelAVX512A, sgemmKernelAVX2A and their Set variants are the
+// 12×32 and 6×16 kernels reading A in place, as sgemmKernelAVX512WA;
+// bit-identical results.
+//
+//go:noescape
+func sgemmKernelAVX512A(k int, a *float32, lda int, b, c *float32, ldc int, alpha float32)
+
+//go:noescape
+func sgemmKernelAVX512ASet(k int, a *float32, lda int, b, c *float32, ldc int, alpha float32)
+
+//go:noescape
+func sgemmKernelAVX2A(k int, a *float32, lda int, b, c *float32, ldc int, alpha float32)
+
+//go:noescape
+func sgemmKernelAVX2ASet(k int, a *float32, lda int, b, c *float32, ldc int, alpha float32)
+
 //go:noescape
 func packBTransAVX512W(k8 int, b *float32, ldb int, dst *float32)
 
@@ -254,9 +270,14 @@ func hasAVX2() bool     { return cpu.X86.HasAVX2 && cpu.X86.HasFMA }
 var (
 	// avx512Tile12x32 is the AVX-512 backend on AMD (Zen 4 runs a zmm FMA
 	// as two halves: 1 per cycle) and every product narrower than 64
-	// columns on Intel.
+	// columns on Intel. Like the 6×64 tile it reads A in place where
+	// op(A) = A and B is packed (kernelA; on the Ice Lake Xeon +3–14 % on
+	// MLP and GPT shapes, 1024³ even, and +29–62 % on Intel's products of
+	// 32–48 columns, whose A was packed for one or two panels); Aᵀ in place
+	// measured even there, so it is not generated (bench/README.md).
 	avx512Tile12x32 = &packedBackend{name: "avx512", mr: 12, nr: 32, kc: 256, nc: 512,
 		kernel: sgemmKernelAVX512, kernelSet: sgemmKernelAVX512Set, kernelS: sgemmKernelAVX512S, kernelSSet: sgemmKernelAVX512SSet,
+		kernelA: sgemmKernelAVX512A, kernelASet: sgemmKernelAVX512ASet,
 		packT: packBTransAVX512, packA: packA12AVX512, packARows: packARows12AVX512, packRows: packBRowsAVX512,
 		packATab: packATab12AVX512}
 	// avx512Tile6x64 is the AVX-512 backend on Intel, whose two 512-bit
@@ -280,8 +301,11 @@ var (
 		packATab: packATab6AVX2, narrow: avx512Tile12x32}
 	// avx512Backend is the one ByName("avx512") returns (see init).
 	avx512Backend = avx512Tile12x32
-	avx2Backend   = &packedBackend{name: "avx2", mr: 6, nr: 16, kc: 256, nc: 512,
+	// avx2Backend reads A in place as well (kernelA: +4–14 % on GPT
+	// shapes with m > directBMaxM on the Ice Lake Xeon, 1024³ +1–2 %).
+	avx2Backend = &packedBackend{name: "avx2", mr: 6, nr: 16, kc: 256, nc: 512,
 		kernel: sgemmKernelAVX2, kernelSet: sgemmKernelAVX2Set, kernelS: sgemmKernelAVX2S, kernelSSet: sgemmKernelAVX2SSet,
+		kernelA: sgemmKernelAVX2A, kernelASet: sgemmKernelAVX2ASet,
 		packT: packBTransAVX2, packA: packA6AVX2, packARows: packARows6AVX2, packRows: packBRowsAVX2,
 		packATab: packATab6AVX2, conv: convAVX2}
 )
