@@ -13,6 +13,10 @@
   pkg/nn/testdata/torch_gpt.json: a small GPT (the layout of nn.GPT, with the
   same parameter names) with random float32 weights, a batch of tokens, and
   the logits, cross-entropy loss and every parameter's gradient.
+  pkg/optim/testdata/torch_optim.json: torch.optim's SGD, Adam and AdamW
+  (single-tensor implementations, foreach=False) under several settings,
+  each stepping one float32 parameter through a fixed sequence of
+  gradients, and the parameter and the optimizer's buffers after every step.
 """
 import json
 import os
@@ -207,6 +211,47 @@ def gpt_case():
             "grads": {k: enc(p.grad) for k, p in m.named_parameters()}}
 
 
+def optim_cases():
+    g = torch.Generator().manual_seed(11)
+    # 37 elements: every vector kernel's full lanes and a tail.
+    p0 = torch.randn(37, generator=g)
+    grads = [torch.randn(37, generator=g) * 0.1 for _ in range(6)]
+    configs = [
+        ("sgd", "sgd", dict(lr=0.1)),
+        ("sgd momentum", "sgd", dict(lr=0.1, momentum=0.9)),
+        ("sgd dampening", "sgd", dict(lr=0.1, momentum=0.9, dampening=0.5)),
+        ("sgd nesterov", "sgd", dict(lr=0.05, momentum=0.9, nesterov=True)),
+        ("sgd momentum weight decay", "sgd", dict(lr=0.1, momentum=0.9, weight_decay=0.01)),
+        ("adam", "adam", dict(lr=1e-3)),
+        ("adam betas eps", "adam", dict(lr=3e-3, betas=(0.8, 0.99), eps=1e-6)),
+        ("adam weight decay", "adam", dict(lr=1e-3, weight_decay=0.1)),
+        ("adamw", "adamw", dict(lr=1e-3)),
+        ("adamw weight decay", "adamw", dict(lr=3e-3, weight_decay=0.1)),
+    ]
+    classes = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
+    out = []
+    for name, kind, kw in configs:
+        p = p0.clone().requires_grad_()
+        opt = classes[kind]([p], foreach=False, **kw)
+        after, state = [], []
+        for gr in grads:
+            p.grad = gr.clone()
+            opt.step()
+            after.append(enc(p))
+            st = opt.state[p]
+            d = {k: enc(st[k]) for k in ("momentum_buffer", "exp_avg", "exp_avg_sq") if k in st}
+            if "exp_avg_sq" in st:
+                # ATen's sqrt (MKL's vsSqrt here) is not always correctly
+                # rounded; the Go test needs to know where it is not.
+                d["exp_avg_sq_sqrt"] = enc(st["exp_avg_sq"].sqrt())
+            state.append(d)
+        cfg = dict(kw)
+        if "betas" in cfg:
+            cfg["beta1"], cfg["beta2"] = cfg.pop("betas")
+        out.append({"name": name, "optimizer": kind, "config": cfg, "after": after, "state": state})
+    return {"param": enc(p0), "grads": [enc(x) for x in grads], "cases": out}
+
+
 def write(rel, doc):
     path = os.path.join(ROOT, rel)
     os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -221,6 +266,8 @@ def main():
     write("pkg/tensor/testdata/torch_ops.json",
           {"generator": "scripts/torch_fixtures.py", "torch": torch.__version__.split("+")[0], "cases": cases()})
     write("pkg/nn/testdata/torch_gpt.json", gpt_case())
+    write("pkg/optim/testdata/torch_optim.json",
+          {"generator": "scripts/torch_fixtures.py", "torch": torch.__version__.split("+")[0], **optim_cases()})
 
 
 if __name__ == "__main__":

@@ -300,14 +300,18 @@ type AdamParams struct {
 }
 
 // AdamUpdate applies one Adam step to p with gradient g and moments m, v
-// (all at least len(p) long), element by element:
+// (all at least len(p) long), element by element, as PyTorch's
+// single-tensor Adam computes it on x86 (exp_avg.lerp_, exp_avg_sq.mul_
+// then addcmul_, param.addcdiv_):
 //
-//	m ← m + w1·(g-m)          (w1 < 0.5; else g - (g-m)·(1-w1), torch.lerp)
-//	v ← v·β₂ + w2·g·g
-//	p ← p + (-stepSize)·(m / (√v/bc2Sqrt + eps))
+//	m ← fma(w1, g-m, m)            (w1 < 0.5; else fma(w1-1, g-m, g): torch.lerp)
+//	v ← fma(w2·g, g, v·β₂)
+//	p ← p + ((-stepSize)·m) / (√v/bc2Sqrt + eps)
 //
-// with every operation rounded to float32 separately (no fused
-// multiply-add), so both paths give identical results on every machine.
+// every other operation rounded to float32 on its own. The fused
+// multiply-adds are where ATen's vector kernels (and its scalar tails,
+// compiled with contraction) use them; pkg/optim's test against numbers
+// PyTorch produced checks the result bit for bit (testdata/torch_optim.json).
 func AdamUpdate(p, g, m, v []float32, a AdamParams) {
 	g, m, v = g[:len(p)], m[:len(p)], v[:len(p)]
 	hi, w := 0, a.W1
@@ -325,25 +329,33 @@ func AdamUpdate(p, g, m, v []float32, a AdamParams) {
 }
 
 // adamGo is the scalar reference of AdamUpdate. The explicit float32
-// conversions keep the compiler from fusing multiply-adds.
+// conversions keep the compiler from fusing other multiply-adds.
 func adamGo(p, g, m, v []float32, a AdamParams) {
 	g, m, v = g[:len(p)], m[:len(p)], v[:len(p)]
 	w1, b2, w2, eps, bc2Sqrt, stepSize := a.W1, a.B2, a.W2, a.Eps, a.BC2Sqrt, a.StepSize
 	if w1 < 0.5 {
 		for i, gi := range g {
-			m[i] += float32(w1 * (gi - m[i]))
+			m[i] = FMA32(w1, gi-m[i], m[i])
 		}
 	} else {
 		for i, gi := range g {
-			m[i] = gi - float32((gi-m[i])*(1-w1))
+			m[i] = FMA32(-(1 - w1), gi-m[i], gi)
 		}
 	}
 	for i, gi := range g {
-		vi := float32(v[i]*b2) + float32(w2*gi*gi)
+		vi := FMA32(float32(w2*gi), gi, float32(v[i]*b2))
 		v[i] = vi
 		denom := float32(math.Sqrt(float64(vi)))/bc2Sqrt + eps
-		p[i] += float32(-stepSize * (m[i] / denom))
+		p[i] += float32(-stepSize*m[i]) / denom
 	}
+}
+
+// FMA32 returns a·b+c rounded once to float32, as the FMA instructions
+// do: a·b is exact in float64, and the float64 sum rounds to float32 as
+// one rounding would, except when it lands exactly halfway between two
+// float32 values (rarer than one in 2²⁹ random operands).
+func FMA32(a, b, c float32) float32 {
+	return float32(math.FMA(float64(a), float64(b), float64(c)))
 }
 
 // SGDParams are the float32 constants of an SGD step (see SGDUpdate).
@@ -361,13 +373,13 @@ const (
 
 // SGDUpdate applies one SGD step (not the first step of a momentum
 // buffer, which pkg/optim handles) to p with gradient g and, when
-// s.Momentum != 0, momentum buffer buf, element by element:
+// s.Momentum != 0, momentum buffer buf, element by element, as PyTorch's
+// single-tensor SGD computes it on x86 (each Tensor.add with alpha is a
+// fused multiply-add in ATen's kernels):
 //
-//	d ← g + wd·p (when wd != 0)
-//	buf ← buf·momentum + damp·d; d ← d + momentum·buf (Nesterov) or buf
-//	p ← p + (-lr)·d
-//
-// with every operation rounded to float32 separately.
+//	d ← fma(p, wd, g) (when wd != 0)
+//	buf ← fma(d, damp, buf·momentum); d ← fma(buf, momentum, d) (Nesterov) or buf
+//	p ← fma(d, -lr, p)
 func SGDUpdate(p, g, buf []float32, s SGDParams) {
 	flags := 0
 	if s.WeightDecay != 0 {
@@ -404,16 +416,16 @@ func sgdGo(p, g, buf []float32, flags int, s SGDParams) {
 	for i := range p {
 		d := g[i]
 		if flags&sgdWD != 0 {
-			d += float32(wd * p[i])
+			d = FMA32(p[i], wd, d)
 		}
 		if flags&sgdMomentum != 0 {
-			buf[i] = float32(buf[i]*mom) + float32(damp*d)
+			buf[i] = FMA32(d, damp, float32(buf[i]*mom))
 			if flags&sgdNesterov != 0 {
-				d += float32(mom * buf[i])
+				d = FMA32(buf[i], mom, d)
 			} else {
 				d = buf[i]
 			}
 		}
-		p[i] += float32(-lr * d)
+		p[i] = FMA32(d, -lr, p[i])
 	}
 }

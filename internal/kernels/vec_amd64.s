@@ -456,9 +456,9 @@ done:
 // func adamAVX2(p, gr, m, v *float32, n, hi int, w1, b2, w2, eps, bc2, negStep float32)
 // One Adam step over n elements (a multiple of 8), exactly as adamGo:
 //
-//	m = m + w1·(g-m)  (hi == 0)   or   m = g - (g-m)·w1  (hi != 0; w1 holds 1-β₁'s complement)
-//	v = v·b2 + (w2·g)·g
-//	p = p + negStep·(m / (√v/bc2 + eps))
+//	m = fma(w1, g-m, m)  (hi == 0)   or   m = fma(-w1, g-m, g)  (hi != 0; w1 holds β₁)
+//	v = fma(w2·g, g, v·b2)
+//	p = p + (negStep·m) / (√v/bc2 + eps)
 TEXT ·adamAVX2(SB), NOSPLIT, $0-72
 	MOVQ p+0(FP), DI
 	MOVQ gr+8(FP), SI
@@ -482,25 +482,23 @@ loop:
 	VSUBPS Y1, Y0, Y2
 	TESTQ BX, BX
 	JNZ hi
-	VMULPS Y2, Y8, Y2
-	VADDPS Y2, Y1, Y1
+	VFMADD231PS Y2, Y8, Y1
 	JMP mdone
 hi:
-	VMULPS Y8, Y2, Y2
-	VSUBPS Y2, Y0, Y1
+	VMOVUPS Y0, Y1
+	VFNMADD231PS Y2, Y8, Y1
 mdone:
 	VMOVUPS Y1, (R8)(AX*1)
 	VMOVUPS (R9)(AX*1), Y3
 	VMULPS Y9, Y3, Y3
 	VMULPS Y0, Y10, Y4
-	VMULPS Y0, Y4, Y4
-	VADDPS Y4, Y3, Y3
+	VFMADD231PS Y0, Y4, Y3
 	VMOVUPS Y3, (R9)(AX*1)
 	VSQRTPS Y3, Y5
 	VDIVPS Y12, Y5, Y5
 	VADDPS Y11, Y5, Y5
-	VDIVPS Y5, Y1, Y6
-	VMULPS Y6, Y13, Y6
+	VMULPS Y1, Y13, Y6
+	VDIVPS Y5, Y6, Y6
 	VMOVUPS (DI)(AX*1), Y7
 	VADDPS Y6, Y7, Y7
 	VMOVUPS Y7, (DI)(AX*1)
@@ -514,9 +512,9 @@ done:
 // One SGD step over n elements (a multiple of 8), exactly as sgdGo with
 // flags sgdWD, sgdMomentum, sgdNesterov:
 //
-//	d = g (+ wd·p)
-//	buf = buf·mom + damp·d;  d = d + mom·buf (nesterov) or buf
-//	p = p + negLR·d
+//	d = fma(p, wd, g)  (or g)
+//	buf = fma(d, damp, buf·mom);  d = fma(buf, mom, d) (nesterov) or buf
+//	p = fma(d, negLR, p)
 TEXT ·sgdAVX2(SB), NOSPLIT, $0-56
 	MOVQ p+0(FP), DI
 	MOVQ gr+8(FP), SI
@@ -536,26 +534,22 @@ loop:
 	VMOVUPS (DI)(AX*1), Y7
 	TESTQ $1, BX
 	JZ nowd
-	VMULPS Y7, Y8, Y1
-	VADDPS Y1, Y0, Y0
+	VFMADD231PS Y8, Y7, Y0
 nowd:
 	TESTQ $2, BX
 	JZ nomom
 	VMOVUPS (R8)(AX*1), Y2
 	VMULPS Y9, Y2, Y2
-	VMULPS Y0, Y10, Y3
-	VADDPS Y3, Y2, Y2
+	VFMADD231PS Y10, Y0, Y2
 	VMOVUPS Y2, (R8)(AX*1)
 	TESTQ $4, BX
 	JZ plain
-	VMULPS Y2, Y9, Y3
-	VADDPS Y3, Y0, Y0
+	VFMADD231PS Y9, Y2, Y0
 	JMP nomom
 plain:
 	VMOVUPS Y2, Y0
 nomom:
-	VMULPS Y0, Y11, Y0
-	VADDPS Y0, Y7, Y7
+	VFMADD231PS Y11, Y0, Y7
 	VMOVUPS Y7, (DI)(AX*1)
 	ADDQ $32, AX
 	JMP loop
@@ -1009,9 +1003,9 @@ done:
 // func adamAVX512(p, gr, m, v *float32, n, hi int, w1, b2, w2, eps, bc2, negStep float32)
 // One Adam step over n elements (a multiple of 16), exactly as adamGo:
 //
-//	m = m + w1·(g-m)  (hi == 0)   or   m = g - (g-m)·w1  (hi != 0; w1 holds 1-β₁'s complement)
-//	v = v·b2 + (w2·g)·g
-//	p = p + negStep·(m / (√v/bc2 + eps))
+//	m = fma(w1, g-m, m)  (hi == 0)   or   m = fma(-w1, g-m, g)  (hi != 0; w1 holds β₁)
+//	v = fma(w2·g, g, v·b2)
+//	p = p + (negStep·m) / (√v/bc2 + eps)
 TEXT ·adamAVX512(SB), NOSPLIT, $0-72
 	MOVQ p+0(FP), DI
 	MOVQ gr+8(FP), SI
@@ -1035,25 +1029,23 @@ loop:
 	VSUBPS Z1, Z0, Z2
 	TESTQ BX, BX
 	JNZ hi
-	VMULPS Z2, Z8, Z2
-	VADDPS Z2, Z1, Z1
+	VFMADD231PS Z2, Z8, Z1
 	JMP mdone
 hi:
-	VMULPS Z8, Z2, Z2
-	VSUBPS Z2, Z0, Z1
+	VMOVUPS Z0, Z1
+	VFNMADD231PS Z2, Z8, Z1
 mdone:
 	VMOVUPS Z1, (R8)(AX*1)
 	VMOVUPS (R9)(AX*1), Z3
 	VMULPS Z9, Z3, Z3
 	VMULPS Z0, Z10, Z4
-	VMULPS Z0, Z4, Z4
-	VADDPS Z4, Z3, Z3
+	VFMADD231PS Z0, Z4, Z3
 	VMOVUPS Z3, (R9)(AX*1)
 	VSQRTPS Z3, Z5
 	VDIVPS Z12, Z5, Z5
 	VADDPS Z11, Z5, Z5
-	VDIVPS Z5, Z1, Z6
-	VMULPS Z6, Z13, Z6
+	VMULPS Z1, Z13, Z6
+	VDIVPS Z5, Z6, Z6
 	VMOVUPS (DI)(AX*1), Z7
 	VADDPS Z6, Z7, Z7
 	VMOVUPS Z7, (DI)(AX*1)
@@ -1067,9 +1059,9 @@ done:
 // One SGD step over n elements (a multiple of 16), exactly as sgdGo with
 // flags sgdWD, sgdMomentum, sgdNesterov:
 //
-//	d = g (+ wd·p)
-//	buf = buf·mom + damp·d;  d = d + mom·buf (nesterov) or buf
-//	p = p + negLR·d
+//	d = fma(p, wd, g)  (or g)
+//	buf = fma(d, damp, buf·mom);  d = fma(buf, mom, d) (nesterov) or buf
+//	p = fma(d, negLR, p)
 TEXT ·sgdAVX512(SB), NOSPLIT, $0-56
 	MOVQ p+0(FP), DI
 	MOVQ gr+8(FP), SI
@@ -1089,26 +1081,22 @@ loop:
 	VMOVUPS (DI)(AX*1), Z7
 	TESTQ $1, BX
 	JZ nowd
-	VMULPS Z7, Z8, Z1
-	VADDPS Z1, Z0, Z0
+	VFMADD231PS Z8, Z7, Z0
 nowd:
 	TESTQ $2, BX
 	JZ nomom
 	VMOVUPS (R8)(AX*1), Z2
 	VMULPS Z9, Z2, Z2
-	VMULPS Z0, Z10, Z3
-	VADDPS Z3, Z2, Z2
+	VFMADD231PS Z10, Z0, Z2
 	VMOVUPS Z2, (R8)(AX*1)
 	TESTQ $4, BX
 	JZ plain
-	VMULPS Z2, Z9, Z3
-	VADDPS Z3, Z0, Z0
+	VFMADD231PS Z9, Z2, Z0
 	JMP nomom
 plain:
 	VMOVUPS Z2, Z0
 nomom:
-	VMULPS Z0, Z11, Z0
-	VADDPS Z0, Z7, Z7
+	VFMADD231PS Z11, Z0, Z7
 	VMOVUPS Z7, (DI)(AX*1)
 	ADDQ $64, AX
 	JMP loop

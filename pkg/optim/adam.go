@@ -143,7 +143,7 @@ func (o *Adam) Step() error {
 			// parameter's Grad and must not change).
 			gd := make([]float32, len(g))
 			for i := range gd {
-				gd[i] = g[i] + float32(wd*p[i])
+				gd[i] = kernels.FMA32(p[i], wd, g[i]) // grad.add(param, alpha=wd)
 			}
 			g = gd
 		}

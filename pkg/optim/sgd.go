@@ -92,18 +92,17 @@ func (o *SGD) Step() error {
 			kernels.SGDUpdate(p, g, buf, kernels.SGDParams{LR: lr, WeightDecay: wd, Momentum: mom, Damp: damp, Nesterov: o.cfg.Nesterov})
 			return
 		}
+		// The buffer's first step: buf = d (torch.clone), then as SGDUpdate.
 		for i := range p {
 			d := g[i]
 			if wd != 0 {
-				d += float32(wd * p[i])
+				d = kernels.FMA32(p[i], wd, d)
 			}
 			buf[i] = d
 			if o.cfg.Nesterov {
-				d += float32(mom * buf[i])
-			} else {
-				d = buf[i]
+				d = kernels.FMA32(buf[i], mom, d)
 			}
-			p[i] += float32(-lr * d)
+			p[i] = kernels.FMA32(d, -lr, p[i])
 		}
 	})
 }

@@ -12,8 +12,11 @@ import (
 	"github.com/gorch/gorch/pkg/tensor"
 )
 
-// adamReference is Adam.Step's element loop as it was before the AVX2
-// kernel (scalar, one pass per quantity), for one parameter at step t.
+// adamReference is Adam.Step as a plain scalar loop, one pass per
+// quantity, in PyTorch's single-tensor order (grad.add(param, alpha=wd),
+// exp_avg.lerp_, exp_avg_sq.mul_().addcmul_(), param.addcdiv_(); ATen's
+// add-with-alpha, lerp and addcmul fuse a multiply-add), for one parameter
+// at step t.
 func adamReference(c AdamConfig, decoupled bool, t int64, p, g, m, v []float32) {
 	b2 := float32(c.Beta2)
 	w1, w2 := float32(1-c.Beta1), float32(1-c.Beta2)
@@ -32,48 +35,49 @@ func adamReference(c AdamConfig, decoupled bool, t int64, p, g, m, v []float32) 
 	case c.WeightDecay != 0:
 		gd := make([]float32, len(g))
 		for i := range gd {
-			gd[i] = g[i] + float32(wd*p[i])
+			gd[i] = kernels.FMA32(p[i], wd, g[i])
 		}
 		g = gd
 	}
 	if w1 < 0.5 {
 		for i, gi := range g {
-			m[i] += float32(w1 * (gi - m[i]))
+			m[i] = kernels.FMA32(w1, gi-m[i], m[i])
 		}
 	} else {
 		for i, gi := range g {
-			m[i] = gi - float32((gi-m[i])*(1-w1))
+			m[i] = kernels.FMA32(w1-1, gi-m[i], gi)
 		}
 	}
 	for i, gi := range g {
-		vi := float32(v[i]*b2) + float32(w2*gi*gi)
+		vi := kernels.FMA32(float32(w2*gi), gi, float32(v[i]*b2))
 		v[i] = vi
 		denom := float32(math.Sqrt(float64(vi)))/bc2Sqrt + eps
-		p[i] += float32(-stepSize * (m[i] / denom))
+		p[i] += float32(-stepSize*m[i]) / denom
 	}
 }
 
-// sgdReference is SGD.Step's element loop as it was before the kernel.
+// sgdReference is SGD.Step as a plain scalar loop in PyTorch's
+// single-tensor order (each Tensor.add with alpha a fused multiply-add).
 func sgdReference(c SGDConfig, first bool, p, g, buf []float32) {
 	lr, wd, mom, damp := float32(c.LR), float32(c.WeightDecay), float32(c.Momentum), float32(1-c.Dampening)
 	for i := range p {
 		d := g[i]
 		if wd != 0 {
-			d += float32(wd * p[i])
+			d = kernels.FMA32(p[i], wd, d)
 		}
 		if c.Momentum != 0 {
 			if first {
 				buf[i] = d
 			} else {
-				buf[i] = float32(buf[i]*mom) + float32(damp*d)
+				buf[i] = kernels.FMA32(d, damp, float32(buf[i]*mom))
 			}
 			if c.Nesterov {
-				d += float32(mom * buf[i])
+				d = kernels.FMA32(buf[i], mom, d)
 			} else {
 				d = buf[i]
 			}
 		}
-		p[i] += float32(-lr * d)
+		p[i] = kernels.FMA32(d, -lr, p[i])
 	}
 }
 

@@ -139,9 +139,9 @@ for sfx, isa in ISA.items():
     w(f"""// func adam{sfx}(p, gr, m, v *float32, n, hi int, w1, b2, w2, eps, bc2, negStep float32)
 // One Adam step over n elements (a multiple of {lanes}), exactly as adamGo:
 //
-//	m = m + w1·(g-m)  (hi == 0)   or   m = g - (g-m)·w1  (hi != 0; w1 holds 1-β₁'s complement)
-//	v = v·b2 + (w2·g)·g
-//	p = p + negStep·(m / (√v/bc2 + eps))
+//	m = fma(w1, g-m, m)  (hi == 0)   or   m = fma(-w1, g-m, g)  (hi != 0; w1 holds the complement 1-w1)
+//	v = fma(w2·g, g, v·b2)
+//	p = p + (negStep·m) / (√v/bc2 + eps)
 TEXT ·adam{sfx}(SB), NOSPLIT, $0-72
 	MOVQ p+0(FP), DI
 	MOVQ gr+8(FP), SI
@@ -165,25 +165,23 @@ loop:
 	VSUBPS {R}1, {R}0, {R}2
 	TESTQ BX, BX
 	JNZ hi
-	VMULPS {R}2, {R}8, {R}2
-	VADDPS {R}2, {R}1, {R}1
+	VFMADD231PS {R}2, {R}8, {R}1
 	JMP mdone
 hi:
-	VMULPS {R}8, {R}2, {R}2
-	VSUBPS {R}2, {R}0, {R}1
+	VMOVUPS {R}0, {R}1
+	VFNMADD231PS {R}2, {R}8, {R}1
 mdone:
 	VMOVUPS {R}1, (R8)(AX*1)
 	VMOVUPS (R9)(AX*1), {R}3
 	VMULPS {R}9, {R}3, {R}3
 	VMULPS {R}0, {R}10, {R}4
-	VMULPS {R}0, {R}4, {R}4
-	VADDPS {R}4, {R}3, {R}3
+	VFMADD231PS {R}0, {R}4, {R}3
 	VMOVUPS {R}3, (R9)(AX*1)
 	VSQRTPS {R}3, {R}5
 	VDIVPS {R}12, {R}5, {R}5
 	VADDPS {R}11, {R}5, {R}5
-	VDIVPS {R}5, {R}1, {R}6
-	VMULPS {R}6, {R}13, {R}6
+	VMULPS {R}1, {R}13, {R}6
+	VDIVPS {R}5, {R}6, {R}6
 	VMOVUPS (DI)(AX*1), {R}7
 	VADDPS {R}6, {R}7, {R}7
 	VMOVUPS {R}7, (DI)(AX*1)
@@ -199,9 +197,9 @@ done:
 // One SGD step over n elements (a multiple of {lanes}), exactly as sgdGo with
 // flags sgdWD, sgdMomentum, sgdNesterov:
 //
-//	d = g (+ wd·p)
-//	buf = buf·mom + damp·d;  d = d + mom·buf (nesterov) or buf
-//	p = p + negLR·d
+//	d = fma(p, wd, g)  (or g)
+//	buf = fma(d, damp, buf·mom);  d = fma(buf, mom, d) (nesterov) or buf
+//	p = fma(d, negLR, p)
 TEXT ·sgd{sfx}(SB), NOSPLIT, $0-56
 	MOVQ p+0(FP), DI
 	MOVQ gr+8(FP), SI
@@ -221,26 +219,22 @@ loop:
 	VMOVUPS (DI)(AX*1), {R}7
 	TESTQ $1, BX
 	JZ nowd
-	VMULPS {R}7, {R}8, {R}1
-	VADDPS {R}1, {R}0, {R}0
+	VFMADD231PS {R}8, {R}7, {R}0
 nowd:
 	TESTQ $2, BX
 	JZ nomom
 	VMOVUPS (R8)(AX*1), {R}2
 	VMULPS {R}9, {R}2, {R}2
-	VMULPS {R}0, {R}10, {R}3
-	VADDPS {R}3, {R}2, {R}2
+	VFMADD231PS {R}10, {R}0, {R}2
 	VMOVUPS {R}2, (R8)(AX*1)
 	TESTQ $4, BX
 	JZ plain
-	VMULPS {R}2, {R}9, {R}3
-	VADDPS {R}3, {R}0, {R}0
+	VFMADD231PS {R}9, {R}2, {R}0
 	JMP nomom
 plain:
 	VMOVUPS {R}2, {R}0
 nomom:
-	VMULPS {R}0, {R}11, {R}0
-	VADDPS {R}0, {R}7, {R}7
+	VFMADD231PS {R}11, {R}0, {R}7
 	VMOVUPS {R}7, (DI)(AX*1)
 	ADDQ ${isa['vb']}, AX
 	JMP loop
