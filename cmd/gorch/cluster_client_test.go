@@ -39,7 +39,7 @@ func startCluster(t *testing.T, withCoord bool) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(nc.Close)
-	c, err := coordinator.New(nc, coordinator.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	c, err := coordinator.New(context.Background(), nc, coordinator.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -51,7 +51,7 @@ artifacts.json, run_summary.json) to the store: --data-dir, or S3 with
 			return err
 		}
 		c, err := bindCluster(ctx, svc, func() (*collector.Collector, error) {
-			return collector.New(nc, collector.Options{Store: st, Logger: log})
+			return collector.New(ctx, nc, collector.Options{Store: st, Logger: log})
 		})
 		if err != nil {
 			return err

@@ -46,7 +46,7 @@ requests. Logs go to stderr.`,
 			return err
 		}
 		c, err := bindCluster(cmd.Context(), svc, func() (*coordinator.Coordinator, error) {
-			return coordinator.New(nc, coordinator.Options{Logger: log})
+			return coordinator.New(cmd.Context(), nc, coordinator.Options{Logger: log})
 		})
 		if err != nil {
 			return err

@@ -89,7 +89,7 @@ it.`,
 			return err
 		}
 		opts.Store, opts.Version = store, version
-		w, err := bindCluster(cmd.Context(), svc, func() (*worker.Worker, error) { return worker.New(nc, opts) })
+		w, err := bindCluster(cmd.Context(), svc, func() (*worker.Worker, error) { return worker.New(cmd.Context(), nc, opts) })
 		if err != nil {
 			return err
 		}

@@ -205,7 +205,7 @@ func startLocalCluster(ctx context.Context, store experiment.Store, o upOptions,
 	if err != nil {
 		return lc, err
 	}
-	coord, err := coordinator.New(nc, coordinator.Options{Logger: log.With("service", "coordinator")})
+	coord, err := coordinator.New(ctx, nc, coordinator.Options{Logger: log.With("service", "coordinator")})
 	if err != nil {
 		return lc, err
 	}
@@ -214,7 +214,7 @@ func startLocalCluster(ctx context.Context, store experiment.Store, o upOptions,
 	if nc, err = connect(cluster.RoleCollector, ""); err != nil {
 		return lc, err
 	}
-	coll, err := collector.New(nc, collector.Options{Store: store, Logger: log})
+	coll, err := collector.New(ctx, nc, collector.Options{Store: store, Logger: log})
 	if err != nil {
 		return lc, err
 	}
@@ -243,7 +243,7 @@ func startLocalCluster(ctx context.Context, store experiment.Store, o upOptions,
 				return lc, err
 			}
 		}
-		w, err := worker.New(nc, wo)
+		w, err := worker.New(ctx, nc, wo)
 		if err != nil {
 			return lc, err
 		}

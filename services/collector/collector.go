@@ -101,8 +101,8 @@ func (c *Collector) Stats() Stats {
 
 // New connects the collector to nc: it binds the durable consumer of
 // EVENTS and the runs bucket (made by `gorch setup`; a missing one is a
-// one-line error naming it).
-func New(nc *nats.Conn, opts Options) (*Collector, error) {
+// one-line error naming it), giving up when ctx ends or after 30 s.
+func New(ctx context.Context, nc *nats.Conn, opts Options) (*Collector, error) {
 	const op = "collector.New"
 	if nc == nil {
 		return nil, errs.New(errs.Argument, op, "no NATS connection")
@@ -126,7 +126,7 @@ func New(nc *nats.Conn, opts Options) (*Collector, error) {
 	if err != nil {
 		return nil, errs.Wrap(errs.Cluster, op, err, "JetStream")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	cons, err := cluster.BindConsumer(ctx, js, cluster.StreamEvents, cluster.ConsumerCollect)
 	if err != nil {

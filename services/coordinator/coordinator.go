@@ -43,8 +43,9 @@ type Coordinator struct {
 
 // New binds to the cluster's RUNS stream and buckets (made by `gorch
 // setup`) and returns a coordinator using nc. A missing stream or bucket
-// is a one-line error naming it.
-func New(nc *nats.Conn, opts Options) (*Coordinator, error) {
+// is a one-line error naming it. Binding gives up when ctx ends or after
+// 30 s.
+func New(ctx context.Context, nc *nats.Conn, opts Options) (*Coordinator, error) {
 	const op = "coordinator.New"
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -56,7 +57,7 @@ func New(nc *nats.Conn, opts Options) (*Coordinator, error) {
 	if err != nil {
 		return nil, errs.Wrap(errs.Cluster, op, err, "")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	if _, err := cluster.BindStream(ctx, js, cluster.StreamRuns); err != nil {
 		return nil, err

@@ -42,7 +42,7 @@ func startEnv(t *testing.T, withCoord bool) *env {
 	ns := clustertest.Start(t, -1, cluster.SetupOptions{WorkerTTL: time.Second})
 	e := &env{nc: ns.NC, js: ns.JS, cli: NewClient(ns.NC)}
 	if withCoord {
-		c, err := New(ns.Connect(t, "coordinator", cluster.RoleCoordinator, ""), Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		c, err := New(t.Context(), ns.Connect(t, "coordinator", cluster.RoleCoordinator, ""), Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -329,5 +329,17 @@ func TestNoCoordinator(t *testing.T) {
 	}
 	if d := time.Since(start); d > 2*time.Second {
 		t.Errorf("took %v, want < 2s", d)
+	}
+}
+
+// New gives up as soon as its context ends (Ctrl-C during start-up),
+// instead of binding on under a fixed timeout.
+func TestNewHonoursItsContext(t *testing.T) {
+	ns := clustertest.Start(t, -1, cluster.SetupOptions{})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err := New(ctx, ns.Connect(t, "coordinator", cluster.RoleCoordinator, ""), Options{})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("New with a cancelled context = %v, want context.Canceled", err)
 	}
 }

@@ -77,7 +77,7 @@ func TestLostClaimRepliesUseNoAttempt(t *testing.T) {
 
 	t.Run("redelivered", func(t *testing.T) {
 		id := e.submit(blobSpec(20, 3e-3, "adam"))
-		w, err := New(e.connect("w2", cluster.RoleWorker), Options{ID: "w2", Store: e.store, Logger: quiet(), PublishEvery: 200 * time.Millisecond})
+		w, err := New(context.Background(), e.connect("w2", cluster.RoleWorker), Options{ID: "w2", Store: e.store, Logger: quiet(), PublishEvery: 200 * time.Millisecond})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -108,7 +108,7 @@ func TestLostClaimRepliesUseNoAttempt(t *testing.T) {
 
 	t.Run("delivered again while held", func(t *testing.T) {
 		id := e.submit(blobSpec(20, 3e-3, "adam"))
-		w, err := New(e.connect("w3", cluster.RoleWorker), Options{ID: "w3", Store: e.store, Logger: quiet()})
+		w, err := New(context.Background(), e.connect("w3", cluster.RoleWorker), Options{ID: "w3", Store: e.store, Logger: quiet()})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -118,8 +118,8 @@ var (
 
 // New checks opts, binds to the cluster's dispatch consumers and buckets
 // (made by `gorch setup`; a missing one is a one-line error naming it)
-// and returns a worker on nc.
-func New(nc *nats.Conn, opts Options) (*Worker, error) {
+// and returns a worker on nc. Binding gives up when ctx ends or after 30 s.
+func New(ctx context.Context, nc *nats.Conn, opts Options) (*Worker, error) {
 	const op = "worker.New"
 	if opts.Store == nil {
 		return nil, errs.New(errs.Config, op, "a store is required")
@@ -161,7 +161,7 @@ func New(nc *nats.Conn, opts Options) (*Worker, error) {
 	if err != nil {
 		return nil, errs.Wrap(errs.Cluster, op, err, "")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	w := &Worker{opts: opts, host: host, log: opts.Logger.With("worker", opts.ID), nc: nc, js: js,
 		api: &coordAPI{nc: nc, worker: opts.ID}, active: map[string]*activeRun{}, started: map[string]int{},

@@ -48,7 +48,7 @@ func newEnvPort(t *testing.T, port int) *env {
 	if e.store, err = experiment.NewLocalStore(e.dir); err != nil {
 		t.Fatal(err)
 	}
-	coord, err := coordinator.New(e.connect("coordinator", cluster.RoleCoordinator), coordinator.Options{Logger: quiet()})
+	coord, err := coordinator.New(context.Background(), e.connect("coordinator", cluster.RoleCoordinator), coordinator.Options{Logger: quiet()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +84,7 @@ func (e *env) startWorkerOpts(o Options) (stop func()) {
 	e.t.Helper()
 	id := o.ID
 	o.Store, o.PublishEvery, o.BatchSize, o.Logger, o.Version = e.store, 200*time.Millisecond, 64, quiet(), "test"
-	w, err := New(e.connect(id, cluster.RoleWorker), o)
+	w, err := New(context.Background(), e.connect(id, cluster.RoleWorker), o)
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -170,7 +170,7 @@ func startEnv(cfg config) (*env, error) {
 	if err != nil {
 		return nil, err
 	}
-	coord, err := coordinator.New(cnc, coordinator.Options{Logger: coordLog})
+	coord, err := coordinator.New(context.Background(), cnc, coordinator.Options{Logger: coordLog})
 	if err != nil {
 		return nil, err
 	}
@@ -182,7 +182,7 @@ func startEnv(cfg config) (*env, error) {
 	if err != nil {
 		return nil, err
 	}
-	coll, err := collector.New(knc, collector.Options{Store: store, Logger: quiet})
+	coll, err := collector.New(context.Background(), knc, collector.Options{Store: store, Logger: quiet})
 	if err != nil {
 		return nil, err
 	}
