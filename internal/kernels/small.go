@@ -1,5 +1,7 @@
 package kernels
 
+import "math"
+
 // SmallGemm sets C = op(A)·B for the small products of attention heads
 // (64×64×16 and the like), where the packed GEMM driver's packing and
 // blocking cost more than the arithmetic: an AVX-512 kernel reads A and B
@@ -54,14 +56,24 @@ func SmallGemmOK(n int) bool {
 // false, doing nothing, without the AVX-512 path or for scale <= 0 (the
 // caller computes the row itself).
 func AttnSoftmaxRow(row []float32, w int, scale float32) bool {
+	_, ok := AttnSoftmaxRowLSE(row, w, scale)
+	return ok
+}
+
+// AttnSoftmaxRowLSE is AttnSoftmaxRow that also returns the row's
+// log-sum-exp, log Σ exp(scale·s) over the first w scores, computed as
+// m + log(sum) in float64 from the float32 maximum m of scale·s and the
+// float64 sum of the exponentials (the logsumexp that flash attention
+// hands to its backward pass).
+func AttnSoftmaxRowLSE(row []float32, w int, scale float32) (lse float32, ok bool) {
 	wr := (w + 15) &^ 15
 	if int(vecLevel.Load()) != vecAVX512 || !smallKernels || !(scale > 0) || w <= 0 || wr > len(row) {
-		return false
+		return 0, false
 	}
-	sum := attnSoftmax(row, w, wr, scale)
+	sum, m := attnSoftmax(row, w, wr, scale)
 	VecMulScalar(row[:w], row[:w], float32(1/sum))
 	clear(row[w:])
-	return true
+	return float32(float64(m) + math.Log(sum)), true
 }
 
 // AttnSoftmaxGradRow turns a row d of dP, the gradient of attention

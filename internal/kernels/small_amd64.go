@@ -69,12 +69,12 @@ func smallMK4x3(k int, a *float32, rs, cs int, b *float32, ldb int, c *float32, 
 func smallMK4x4(k int, a *float32, rs, cs int, b *float32, ldb int, c *float32, ldc int)
 
 //go:noescape
-func attnSoftmaxAVX512(row *float32, w, wr int, scale float32, tab *uint32) float64
+func attnSoftmaxAVX512(row *float32, w, wr int, scale float32, tab *uint32) (sum float64, m float32)
 
 //go:noescape
 func attnSoftmaxGradAVX512(p, d *float32, wr int, scale float32)
 
-func attnSoftmax(row []float32, w, wr int, scale float32) float64 {
+func attnSoftmax(row []float32, w, wr int, scale float32) (sum float64, m float32) {
 	return attnSoftmaxAVX512(&row[0], w, wr, scale, &geluTable512[0])
 }
 

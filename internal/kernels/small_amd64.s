@@ -758,10 +758,10 @@ store:
 	VZEROUPPER
 	RET
 
-// func attnSoftmaxAVX512(row *float32, w, wr int, scale float32, tab *uint32) float64
-// row[:wr] = exp(row·scale - max(row[:w])·scale), 0 from w on; returns the
-// float64 sum. Arguments below -87 are clamped there (e^-87 is 1.6e-38).
-TEXT ·attnSoftmaxAVX512(SB), NOSPLIT, $0-48
+// func attnSoftmaxAVX512(row *float32, w, wr int, scale float32, tab *uint32) (sum float64, m float32)
+// row[:wr] = exp(row·scale - m), m = max(row[:w])·scale, 0 from w on; returns the
+// float64 sum and m. Arguments below -87 are clamped there (e^-87 is 1.6e-38).
+TEXT ·attnSoftmaxAVX512(SB), NOSPLIT, $0-52
 	MOVQ row+0(FP), DI
 	MOVQ w+8(FP), R10
 	MOVQ wr+16(FP), DX
@@ -867,7 +867,8 @@ expdone:
 	VADDPD X11, X10, X10
 	VPERMILPD $1, X10, X11
 	VADDSD X11, X10, X10
-	VMOVSD X10, ret+40(FP)
+	VMOVSD X10, sum+40(FP)
+	VMOVSS X9, m+48(FP)
 	VZEROUPPER
 	RET
 

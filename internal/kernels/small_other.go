@@ -8,7 +8,7 @@ func smallKernel(mr, nb, k int, a *float32, rs, cs int, b *float32, ldb int, c *
 	panic("kernels: no small GEMM kernels")
 }
 
-func attnSoftmax(row []float32, w, wr int, scale float32) float64 {
+func attnSoftmax(row []float32, w, wr int, scale float32) (sum float64, m float32) {
 	panic("kernels: no attention softmax kernels")
 }
 

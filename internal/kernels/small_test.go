@@ -64,8 +64,8 @@ func TestSmallGemmDeclines(t *testing.T) {
 	}
 }
 
-// TestAttnSoftmaxRow checks the AVX-512 softmax row against a float64
-// softmax of the float32-scaled scores: every row width up to 64 in a row
+// TestAttnSoftmaxRow checks the AVX-512 softmax row and its log-sum-exp
+// against a float64 softmax of the float32-scaled scores: every row width up to 64 in a row
 // of 64, scores spread wide enough that some exponents pass -87, a NaN
 // score, and the gradient row against its float64 formula.
 func TestAttnSoftmaxRow(t *testing.T) {
@@ -99,8 +99,12 @@ func TestAttnSoftmaxRow(t *testing.T) {
 				want[j] /= sum
 			}
 			got := append([]float32(nil), row...)
-			if !AttnSoftmaxRow(got, w, scale) {
-				t.Fatalf("AttnSoftmaxRow declined")
+			lse, ok := AttnSoftmaxRowLSE(got, w, scale)
+			if !ok {
+				t.Fatalf("AttnSoftmaxRowLSE declined")
+			}
+			if wantLSE := m + math.Log(sum); math.Abs(float64(lse)-wantLSE) > 1e-6*(1+math.Abs(wantLSE)) {
+				t.Fatalf("spread %v, w %d: lse = %v; want %v", spread, w, lse, wantLSE)
 			}
 			for j, g := range got {
 				if math.Abs(float64(g)-want[j]) > tol[j]*want[j] && math.Abs(float64(g)-want[j]) > 1e-37 || g != g {

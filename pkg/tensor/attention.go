@@ -197,13 +197,79 @@ func (a attention) width(r int) int {
 	return a.s
 }
 
-// swapLast returns a view of t with its last two dimensions swapped.
-func swapLast(t *Tensor) *Tensor {
+// keys returns how many key columns the query rows from i0 to
+// i0+attnBlock attend to: causal rows stop at the block's last row.
+func (a attention) keys(i0 int) int {
+	if a.causal {
+		return min(a.s, i0+attnBlock)
+	}
+	return a.s
+}
+
+// headMats locates the matrices of an attention operand [..., R, C] in
+// its storage: batch entry i's R×C matrix starts at off[i] of d, its rows
+// ld apart and its columns adjacent.
+type headMats struct {
+	d   []float32
+	off []int
+	ld  int
+}
+
+// headMatsOf returns t's matrices, viewing t in
+// place when its last dimension is contiguous (a transposed view of a
+// split projection, say) and copying it otherwise.
+func headMatsOf(t *Tensor) headMats {
 	r := len(t.shape)
-	sh, st := t.Shape(), t.Strides()
-	sh[r-2], sh[r-1] = sh[r-1], sh[r-2]
-	st[r-2], st[r-1] = st[r-1], st[r-2]
-	return t.view(sh, st, t.offset)
+	if t.shape[r-1] > 1 && t.strides[r-1] != 1 {
+		t = fromData(t.Scope(), t.copyData(), t.shape)
+	}
+	return headMats{d: t.storage.data, off: batchOffsets(t.shape[:r-2], t.strides, t.offset), ld: t.strides[r-2]}
+}
+
+// at returns the matrix of batch entry i from element e on (an empty
+// slice past the end: the GEMMs read nothing there).
+func (h headMats) at(i, e int) []float32 { return h.d[min(h.off[i]+e, len(h.d)):] }
+
+// newAttentionResult allocates an attention result [batch..., r, c]
+// whose every element the caller writes. Rank-4 results [B, H, r, c] are
+// laid out [B, r, H, c], as ATen's flash attention lays out its output
+// and gradients, so that the transpose(1, 2) and view(B, r, H·c) that
+// follow in a transformer are views, not copies.
+func newAttentionResult(sc *Scope, batch []int, r, c int) *Tensor {
+	if len(batch) == 2 {
+		b, h := batch[0], batch[1]
+		t := newUninit(sc, []int{b, r, h, c})
+		return t.view([]int{b, h, r, c}, []int{r * h * c, c, h * c, 1}, 0)
+	}
+	return newUninit(sc, append(append([]int(nil), batch...), r, c))
+}
+
+// attnGemm sets C = op(A)·B as kernels.SmallGemm does, with its kernel
+// where it has one and be's Sgemm otherwise; k = 0 zeroes C.
+func attnGemm(be kernels.Backend, transA bool, m, n, k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int) {
+	switch {
+	case m == 0 || n == 0:
+	case k == 0:
+		for r := range m {
+			clear(c[r*ldc : r*ldc+n])
+		}
+	case !kernels.SmallGemm(transA, m, n, k, a, lda, b, ldb, c, ldc):
+		be.Sgemm(transA, false, m, n, k, 1, a, lda, b, ldb, 0, c, ldc)
+	}
+}
+
+// parallelSpans calls fn on one contiguous chunk of the n items per
+// worker (for per-worker scratch).
+func parallelSpans(n int, fn func(lo, hi int)) {
+	w := min(workers(), n)
+	if w <= 1 {
+		if n > 0 {
+			fn(0, n)
+		}
+		return
+	}
+	per := (n + w - 1) / w
+	parallelFor((n+per-1)/per, func(c int) { fn(c*per, min(n, (c+1)*per)) })
 }
 
 // ScaledDotProductAttention computes softmax(scale·q·kᵀ + mask)·v for q
@@ -211,7 +277,18 @@ func swapLast(t *Tensor) *Tensor {
 // as torch's scaled_dot_product_attention (no dropout, no attn_mask). It
 // also returns the log-sum-exp of each score row, [..., L], which the
 // backward pass takes (ATen's _scaled_dot_product_flash_attention_for_cpu
-// returns the same pair). The softmax is computed in float64.
+// returns the same pair; rank-4 results are laid out as ATen's, see
+// newAttentionResult).
+//
+// Each batch entry is computed on q, k and v in place (strided views, such
+// as a transformer's transposed heads of a split projection, are not
+// copied when their last dimension is contiguous), 16 query rows at a
+// time: the scores of a block (causal blocks skip the keys after their
+// last row), their softmax, and the block's output, with the small-matrix
+// kernels where they apply (kernels.SmallGemm, AVX-512, widths multiple of
+// 16) and a single-threaded GEMM otherwise, batch entries in parallel. The
+// softmax is computed in float32 with float64 sums, as
+// kernels.AttnSoftmaxRow.
 func ScaledDotProductAttention(q, k, v *Tensor, opt AttentionOptions) (out, lse *Tensor, err error) {
 	s := statAttention
 	if err := checkIn(s, q, k, v); err != nil {
@@ -221,50 +298,45 @@ func ScaledDotProductAttention(q, k, v *Tensor, opt AttentionOptions) (out, lse 
 	if err != nil {
 		return nil, nil, err
 	}
-	p, err := Matmul(q, swapLast(k))
-	if err != nil {
-		return nil, nil, err
+	sc := scopeOf(q, k, v)
+	out = newAttentionResult(sc, a.batch, a.l, a.ev)
+	lse = newUninit(sc, append(append([]int(nil), a.batch...), a.l))
+	if len(a.batch) == 2 { // ATen's layout again: [B, L, H] memory
+		b, h := a.batch[0], a.batch[1]
+		lse = lse.view([]int{b, h, a.l}, []int{a.l * h, 1, h}, 0)
 	}
-	lse = newContiguous(scopeOf(q, k, v), append(append([]int(nil), a.batch...), a.l))
-	pd, ld := p.storage.data, lse.storage.data
-	parallelRows(a.nb*a.l, a.s, func(r int) {
-		row := pd[r*a.s : (r+1)*a.s]
-		w := a.width(r)
-		m := math.Inf(-1)
-		for _, x := range row[:w] {
-			if v := float64(x) * a.scale; v > m || math.IsNaN(v) {
-				m = v
+	if a.nb*a.l == 0 {
+		return out, lse, nil
+	}
+	qm, km, vm, om := headMatsOf(q), headMatsOf(k), headMatsOf(v), headMatsOf(out)
+	loff, lst := batchOffsets(a.batch, lse.strides, lse.offset), lse.strides[len(a.batch)]
+	ld, be := lse.storage.data, kernels.WithThreads(kernels.Default(), 1)
+	parallelSpans(a.nb, func(lo, hi int) {
+		kt, p := make([]float32, a.e*a.s), make([]float32, attnBlock*a.s) // Kᵀ, a block of scores
+		for i := lo; i < hi; i++ {
+			transposeInto(kt, km.at(i, 0), a.s, a.e, km.ld)
+			for i0 := 0; i0 < a.l; i0 += attnBlock {
+				rows, nc := min(attnBlock, a.l-i0), a.keys(i0)
+				attnGemm(be, false, rows, nc, a.e, qm.at(i, i0*qm.ld), qm.ld, kt, a.s, p, a.s)
+				for r := range rows {
+					ld[loff[i]+(i0+r)*lst] = softmaxScaledRow(p[r*a.s:(r+1)*a.s], a.width(i0+r), a.scale)
+				}
+				attnGemm(be, false, rows, a.ev, nc, p, a.s, vm.at(i, 0), vm.ld, om.at(i, i0*om.ld), om.ld)
 			}
 		}
-		// The exponentials in float32 (kernels.Expf, within about 1 ulp,
-		// as PyTorch computes them; VecExp gives Expf's bits),
-		// their sum in float64: float64 math.Exp was most of the GPT
-		// attention's time outside its GEMMs.
-		for j, x := range row[:w] {
-			row[j] = float32(float64(x)*a.scale - m)
-		}
-		kernels.VecExp(row[:w], row[:w])
-		var sum float64
-		for _, e := range row[:w] {
-			sum += float64(e)
-		}
-		inv := 1 / sum
-		for j := range row[:w] {
-			row[j] = float32(float64(row[j]) * inv)
-		}
-		clear(row[w:])
-		ld[r] = float32(m + math.Log(sum))
 	})
-	if out, err = Matmul(p, v); err != nil {
-		return nil, nil, err
-	}
 	return out, lse, nil
 }
 
 // ScaledDotProductAttentionBackward returns the gradients of
 // ScaledDotProductAttention with respect to q, k and v, given the upstream
-// gradient g, the forward pass's out and lse, and the same options. The
-// attention probabilities are recomputed from q, k and lse.
+// gradient g, the forward pass's out and lse, and the same options (a
+// rank-4 gradient is laid out as ATen's, see newAttentionResult). The
+// attention probabilities are recomputed from q, k and lse, P =
+// exp(scale·q·kᵀ - lse), and dS = P ⊙ (dP - Σ P·dP)·scale from dP = g·vᵀ
+// (Σ P·dP is Σ g·out, which out is not read for); then dQ = dS·k, dK =
+// dSᵀ·q and dV = Pᵀ·g, per batch entry on the operands in place, as the
+// forward pass.
 func ScaledDotProductAttentionBackward(g, q, k, v, out, lse *Tensor, opt AttentionOptions) (gq, gk, gv *Tensor, err error) {
 	s := statAttentionBackward
 	if err := checkIn(s, g, q, k, v, out, lse); err != nil {
@@ -278,41 +350,62 @@ func ScaledDotProductAttentionBackward(g, q, k, v, out, lse *Tensor, opt Attenti
 	if !EqualShape(g.shape, want) || !EqualShape(out.shape, want) || lse.Numel() != a.nb*a.l {
 		return nil, nil, nil, errs.New(errs.Shape, s.name, "gradient %v, output %v and lse %v do not match query %v and value %v", g.shape, out.shape, lse.shape, q.shape, v.shape)
 	}
-	p, err := Matmul(q, swapLast(k))
-	if err != nil {
-		return nil, nil, nil, err
+	sc := scopeOf(g, q, k, v, out, lse)
+	gq = newAttentionResult(sc, a.batch, a.l, a.e)
+	gk = newAttentionResult(sc, a.batch, a.s, a.e)
+	gv = newAttentionResult(sc, a.batch, a.s, a.ev)
+	if a.nb*a.s == 0 {
+		clear(gq.storage.data) // no keys: no gradient for q
+		return gq, gk, gv, nil
 	}
-	dp, err := Matmul(g, swapLast(v))
-	if err != nil {
-		return nil, nil, nil, err
+	if lsh := append(append([]int(nil), a.batch...), a.l); !EqualShape(lse.shape, lsh) {
+		lse = fromData(sc, values(lse), lsh)
 	}
-	gd, od, ld := values(g), values(out), values(lse)
-	pd, dd := p.storage.data, dp.storage.data
-	parallelRows(a.nb*a.l, a.s, func(r int) {
-		var delta float64 // Σ g·out over the row = Σ dP·P
-		for e := r * a.ev; e < (r+1)*a.ev; e++ {
-			delta += float64(gd[e]) * float64(od[e])
+	loff, lst := batchOffsets(a.batch, lse.strides, lse.offset), lse.strides[len(a.batch)]
+	qm, km, vm, gm := headMatsOf(q), headMatsOf(k), headMatsOf(v), headMatsOf(g)
+	gqm, gkm, gvm := headMatsOf(gq), headMatsOf(gk), headMatsOf(gv)
+	ld, be := lse.storage.data, kernels.WithThreads(kernels.Default(), 1)
+	t, sl := a.l, a.s
+	parallelSpans(a.nb, func(lo, hi int) {
+		kt, vt := make([]float32, a.e*sl), make([]float32, a.ev*sl) // Kᵀ, Vᵀ
+		p, ds, tmp := make([]float32, t*sl), make([]float32, t*sl), make([]float32, sl)
+		for i := lo; i < hi; i++ {
+			transposeInto(kt, km.at(i, 0), sl, a.e, km.ld)
+			transposeInto(vt, vm.at(i, 0), sl, a.ev, vm.ld)
+			for i0 := 0; i0 < t; i0 += attnBlock {
+				rows, nc := min(attnBlock, t-i0), a.keys(i0)
+				attnGemm(be, false, rows, nc, a.e, qm.at(i, i0*qm.ld), qm.ld, kt, sl, p[i0*sl:], sl)   // scores
+				attnGemm(be, false, rows, nc, a.ev, gm.at(i, i0*gm.ld), gm.ld, vt, sl, ds[i0*sl:], sl) // dP = g·Vᵀ
+				for r := i0; r < i0+rows; r++ {
+					w, prow, drow := a.width(r), p[r*sl:(r+1)*sl], ds[r*sl:(r+1)*sl]
+					probRow(prow, w, float32(a.scale), ld[loff[i]+r*lst])
+					softmaxGradRow(prow, drow, tmp, w, a.scale)
+				}
+				attnGemm(be, false, rows, a.e, nc, ds[i0*sl:], sl, km.at(i, 0), km.ld, gqm.at(i, i0*gqm.ld), gqm.ld) // dQ = dS·K
+			}
+			// dK = dSᵀ·Q and dV = Pᵀ·g by blocks of keys: causal columns
+			// of P and dS are zero above the diagonal.
+			for j0 := 0; j0 < sl; j0 += attnBlock {
+				rows, from := min(attnBlock, sl-j0), 0
+				if a.causal {
+					from = min(j0, t)
+				}
+				n := t - from
+				attnGemm(be, true, rows, a.e, n, ds[min(from*sl+j0, len(ds)):], sl, qm.at(i, from*qm.ld), qm.ld, gkm.at(i, j0*gkm.ld), gkm.ld)
+				attnGemm(be, true, rows, a.ev, n, p[min(from*sl+j0, len(p)):], sl, gm.at(i, from*gm.ld), gm.ld, gvm.at(i, j0*gvm.ld), gvm.ld)
+			}
 		}
-		prow, drow := pd[r*a.s:(r+1)*a.s], dd[r*a.s:(r+1)*a.s]
-		w := a.width(r)
-		for j := range prow[:w] {
-			prow[j] = float32(float64(prow[j])*a.scale - float64(ld[r]))
-		}
-		kernels.VecExp(prow[:w], prow[:w])
-		for j, p := range prow[:w] {
-			drow[j] = float32(float64(p) * (float64(drow[j]) - delta) * a.scale)
-		}
-		clear(prow[w:])
-		clear(drow[w:])
 	})
-	if gq, err = Matmul(dp, k); err != nil {
-		return nil, nil, nil, err
-	}
-	if gk, err = Matmul(swapLast(dp), q); err != nil {
-		return nil, nil, nil, err
-	}
-	if gv, err = Matmul(swapLast(p), g); err != nil {
-		return nil, nil, nil, err
-	}
 	return gq, gk, gv, nil
+}
+
+// probRow recomputes a row of attention probabilities from its scores and
+// the row's log-sum-exp: exp(scale·s - lse) for the first w, zero after
+// (over w rounded up to the vector width, as softmaxScaledRow).
+func probRow(row []float32, w int, scale, lse float32) {
+	wr := min(len(row), (w+15)&^15)
+	kernels.VecMulScalar(row[:wr], row[:wr], scale)
+	kernels.VecSubScalar(row[:wr], row[:wr], lse)
+	kernels.VecExp(row[:wr], row[:wr])
+	clear(row[w:])
 }

@@ -148,16 +148,19 @@ func transposeInto(dst, src []float32, rows, cols, ld int) {
 // softmaxScaledRow replaces the first w scores of row by softmax(scale·s)
 // and zeroes the rest, in float32 as PyTorch's CPU flash attention does
 // (scale, subtract the maximum, exponentiate, normalise), with the sum of
-// the exponentials in float64. The vector kernels run over w rounded up
-// to the vector width (within the row), so that short causal rows do not
-// fall to scalar tails: the padding's values are cleared at the end.
-func softmaxScaledRow(row []float32, w int, scale float64) {
-	if kernels.AttnSoftmaxRow(row, w, float32(scale)) {
-		return
+// the exponentials in float64. It returns the row's log-sum-exp, m +
+// log(sum) for the maximum m of scale·s (-Inf when w is 0), which
+// ScaledDotProductAttention hands to its backward pass. The vector
+// kernels run over w rounded up to the vector width (within the row), so
+// that short causal rows do not fall to scalar tails: the padding's values
+// are cleared at the end.
+func softmaxScaledRow(row []float32, w int, scale float64) float32 {
+	if lse, ok := kernels.AttnSoftmaxRowLSE(row, w, float32(scale)); ok {
+		return lse
 	}
 	wr := min(len(row), (w+15)&^15)
 	// The maximum skips NaN scores; they still make the row NaN through
-	// the sum of the exponentials, as in ScaledDotProductAttention.
+	// the sum of the exponentials.
 	if scale <= 0 {
 		kernels.VecMulScalar(row[:wr], row[:wr], float32(scale))
 	}
@@ -174,8 +177,10 @@ func softmaxScaledRow(row []float32, w int, scale float64) {
 	kernels.VecSubScalar(row[:wr], row[:wr], m)
 	clear(row[w:wr])
 	kernels.VecExp(row[:wr], row[:wr])
-	kernels.VecMulScalar(row[:w], row[:w], float32(1/kernels.VecSumF64(row[:w])))
+	sum := kernels.VecSumF64(row[:w])
+	kernels.VecMulScalar(row[:w], row[:w], float32(1/sum))
 	clear(row[w:])
+	return float32(float64(m) + math.Log(sum))
 }
 
 // softmaxGradRow turns row drow of dP into row of dS = P ⊙ (dP - Σ dP·P)·scale

@@ -2,6 +2,7 @@ package tensor
 
 import (
 	"math"
+	"sort"
 
 	"github.com/gorch/gorch/internal/kernels"
 	"github.com/gorch/gorch/pkg/errs"
@@ -370,9 +371,18 @@ func CopyInto(dst, src *Tensor) error {
 		}
 	}
 	d, s := dst.storage.data, src.storage.data
-	p := newRowPlan(dst.shape, dst.strides, broadcastStrides(src.shape, src.strides, dst.shape))
+	// Elements are copied in any order: visit dst's dims by decreasing
+	// stride, so that a view of a transposed layout (a transformer's heads,
+	// [B, H, T, E] over [B, T, H, E] memory) copies in long rows.
+	shape, ds, ss := dst.Shape(), dst.Strides(), broadcastStrides(src.shape, src.strides, dst.shape)
+	sort.Stable(byStride{shape, ds, ss})
+	p := newRowPlan(shape, ds, ss)
 	p.each([]int{dst.offset, src.offset}, func(offs []int) {
 		do, so := offs[0], offs[1]
+		if p.inner[0] == 1 && p.inner[1] == 1 {
+			copy(d[do:do+p.n], s[so:so+p.n])
+			return
+		}
 		for i := 0; i < p.n; i++ {
 			d[do] = s[so]
 			do += p.inner[0]
@@ -380,4 +390,16 @@ func CopyInto(dst, src *Tensor) error {
 		}
 	})
 	return nil
+}
+
+// byStride sorts dims by decreasing first stride, keeping their shape and
+// second strides alongside.
+type byStride struct{ shape, a, b []int }
+
+func (x byStride) Len() int           { return len(x.shape) }
+func (x byStride) Less(i, j int) bool { return x.a[i] > x.a[j] }
+func (x byStride) Swap(i, j int) {
+	x.shape[i], x.shape[j] = x.shape[j], x.shape[i]
+	x.a[i], x.a[j] = x.a[j], x.a[i]
+	x.b[i], x.b[j] = x.b[j], x.b[i]
 }

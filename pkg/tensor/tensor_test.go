@@ -364,6 +364,24 @@ func TestCopyInto(t *testing.T) {
 	if got := z.Data(); !coreEq(got, []float32{1, 0, 2, 0, 1, 0, 2, 0, 1, 0, 2, 0}) {
 		t.Errorf("CopyInto = %v", got)
 	}
+	// A transposed destination ([2, 3] over [3, 2] memory) from a
+	// contiguous source and from a transposed one: element (i, j) of the
+	// source lands at (i, j) of dst whatever order the copy visits.
+	buf := coreMust(Zeros(3, 2))
+	dst := coreMust(buf.Transpose(0, 1))
+	if err := CopyInto(dst, coreMk(t, coreSeq(6), 2, 3)); err != nil {
+		t.Fatal(err)
+	}
+	if got := buf.Data(); !coreEq(got, []float32{0, 3, 1, 4, 2, 5}) {
+		t.Errorf("CopyInto(transposed, contiguous) memory = %v; want [0 3 1 4 2 5]", got)
+	}
+	src := coreMust(coreMk(t, []float32{10, 40, 20, 50, 30, 60}, 3, 2).Transpose(0, 1))
+	if err := CopyInto(dst, src); err != nil {
+		t.Fatal(err)
+	}
+	if got := buf.Data(); !coreEq(got, []float32{10, 40, 20, 50, 30, 60}) {
+		t.Errorf("CopyInto(transposed, transposed) memory = %v; want [10 40 20 50 30 60]", got)
+	}
 	e := coreMust(coreMk(t, []float32{1}, 1).Expand(3))
 	if err := CopyInto(e, coreMk(t, coreSeq(3), 3)); !errors.Is(err, errs.Layout) {
 		t.Errorf("CopyInto expanded dst err = %v", err)
