@@ -90,6 +90,14 @@ type packedBackend struct {
 // strided-read set conflicts at power-of-two ldb.
 const directBMaxM = 512
 
+// directBMaxMA is directBMaxM where A could be read in place instead
+// (kernelA, op(A) = A): B is then read in place only for products of at
+// most 96 rows and at least 4·nr columns. On the Ice Lake Xeon (12×32 and
+// 6×16 tiles, 1 thread, paired per CPU-s) B in place against A in place
+// read 1.02–1.08 at m = 64 and n ≥ 256, even at m = 96–128, and 0.73–0.98
+// at m ≥ 128 or n ≤ 48 (512³ 0.92, 256×32×784 0.73–0.80).
+const directBMaxMA = 96
+
 // legacyGemm turns off the fast paths (direct B, assembly transposing
 // pack) so benchmarks can compare against the previous driver in one run.
 // Results do not change either way. Set by GORCH_GEMM_LEGACY=1 or
@@ -174,6 +182,9 @@ func (be *packedBackend) Sgemm(transA, transB bool, m, n, k int, alpha float32, 
 	}
 	if !legacyGemm.Load() {
 		p.direct = be.kernelS != nil && !transB && m <= directBMaxM
+		if p.direct && be.kernelA != nil && !transA && !directAOff.Load() && (m > directBMaxMA || n < 4*be.nr) {
+			p.direct = false // A in place, B packed (see directBMaxMA)
+		}
 		p.directA = be.kernelA != nil && !transA && !p.direct && !directAOff.Load()
 		// Aᵀ in place uses 24 bytes of each 64-byte line it reads (a k step
 		// is a row of a), so it pays only where each sliver meets few

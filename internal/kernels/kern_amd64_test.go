@@ -55,7 +55,8 @@ func testFastPaths(t *testing.T, be *packedBackend) {
 		{16, 25, 576}, {32, 400, 64}, {25, 576, 16}, {400, 64, 32}, {7, 33, 9}, {13, 17, 300}, {6, 16, 8}, {600, 70, 21}, {1, 1, 1},
 		{301, 200, 1023}, {100, 130, 1100}, // one k step up to kcMax (k%8 ≠ 0), and two
 		{190, 64, 1030}, {1027, 128, 300}, {61, 120, 77}, // Aᵀ in place (n ≤ 128)
-		{1030, 48, 200}, {515, 40, 513}} // A in place by the 12×32 and 6×16 tiles (m > directBMaxM)
+		{1030, 48, 200}, {515, 40, 513}, // A in place by the 12×32 and 6×16 tiles (m > directBMaxM)
+		{96, 64, 300}, {97, 130, 40}, {200, 300, 50}} // around directBMaxMA and 4·nr columns
 	for _, sh := range shapes {
 		m, n, k := sh[0], sh[1], sh[2]
 		for _, tA := range []bool{false, true} {
