@@ -121,9 +121,30 @@ func SetLegacyGemm(on bool) (prev bool) { return legacyGemm.Swap(on) }
 func LegacyGemm() bool { return legacyGemm.Load() }
 
 // packedParMinFlops is the problem size (2·m·n·k) below which the caller's
-// goroutine does all the work: ~2 MFLOP is ~20 µs on one core, where a
-// goroutine hand-off starts to pay.
-const packedParMinFlops = 1 << 21
+// goroutine does all the work, and packedParMinFlopsShort the one for
+// products of fewer than packedShortM rows. On the 2-vCPU Ice Lake Xeon
+// (6×64 tile, in-process, 1 against 2 threads alternating, 41 rounds, load
+// 2.4–2.6) two threads lost below ~20 MFLOP (128³ 0.48x, 160³ 0.61x, 192³
+// 0.77–0.86x, 1024×64×64 0.69x), were even to +24 % at 22–34 MFLOP (224³
+// 1.01x, 256³ 1.03–1.24x), and on 64-row products lost up to 51 MFLOP
+// (64×256×784 0.86–0.88x, 64×784×256 0.77–0.83x, 64×512×512 0.89x,
+// 64×256×1568 0.89x) but won at 134 (64×1024×1024 1.19x): a step of few
+// slivers gives each worker little work between barriers.
+const (
+	packedParMinFlops      = 1 << 24
+	packedParMinFlopsShort = 1 << 26
+	packedShortM           = 96
+)
+
+// parWorkers is the number of goroutines an m×n×k product runs on, given
+// up to maxWorkers.
+func parWorkers(m, n, k, maxWorkers int) int {
+	f := 2 * float64(m) * float64(n) * float64(k)
+	if f < packedParMinFlops || m < packedShortM && f < packedParMinFlopsShort {
+		return 1
+	}
+	return maxWorkers
+}
 
 func (be *packedBackend) Name() string { return be.name }
 
@@ -168,13 +189,11 @@ func (be *packedBackend) Sgemm(transA, transB bool, m, n, k int, alpha float32, 
 		_ = b[(k-1)*ldb+n-1]
 	}
 	_ = c[(m-1)*ldc+n-1]
-	workers := 1
-	if 2*float64(m)*float64(n)*float64(k) >= packedParMinFlops {
-		workers = runtime.GOMAXPROCS(0)
-		if be.threads > 0 {
-			workers = min(workers, be.threads)
-		}
+	workers := runtime.GOMAXPROCS(0)
+	if be.threads > 0 {
+		workers = min(workers, be.threads)
 	}
+	workers = parWorkers(m, n, k, workers)
 	p := packedGemm{be: be, transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, c: c, ldc: ldc,
 		assign: assign, kc: be.kc, nc: be.nc}
 	if k > be.kc && k <= be.kcMax {

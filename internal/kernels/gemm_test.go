@@ -167,7 +167,7 @@ func TestSgemmLargeParallelDeterministic(t *testing.T) {
 
 func testDeterministic(t *testing.T, be Backend) {
 	r := rand.New(rand.NewPCG(3, 4))
-	for _, tc := range []struct{ m, n, k int }{{257, 263, 531}, {5, 700, 300}, {700, 3, 90}, {130, 1100, 260}} {
+	for _, tc := range []struct{ m, n, k int }{{257, 263, 531}, {5, 700, 300}, {700, 3, 90}, {130, 1100, 260}, {40, 1500, 600}} {
 		prev := runtime.GOMAXPROCS(1)
 		r1 := rand.New(rand.NewPCG(9, uint64(tc.m)))
 		c1 := runCase(t, be, r1, false, true, tc.m, tc.n, tc.k, 1.5, 0.5, 1)
@@ -184,6 +184,29 @@ func testDeterministic(t *testing.T, be Backend) {
 			}
 		}
 		_ = r
+	}
+}
+
+// TestParWorkers checks the size rule that keeps small and short products
+// on the caller's goroutine (the threshold figures are in gemm_packed.go).
+func TestParWorkers(t *testing.T) {
+	for _, tc := range []struct{ m, n, k, max, want int }{
+		{1024, 1024, 1024, 2, 2},
+		{1024, 1024, 1024, 1, 1},
+		{128, 128, 128, 2, 1},  // 4 MFLOP
+		{192, 192, 192, 4, 1},  // 14 MFLOP
+		{1024, 64, 64, 2, 1},   // 8 MFLOP
+		{256, 256, 256, 2, 2},  // 34 MFLOP
+		{1024, 192, 64, 2, 2},  // 25 MFLOP, tall
+		{64, 256, 784, 2, 1},   // 26 MFLOP, 64 rows
+		{64, 512, 512, 2, 1},   // 34 MFLOP, 64 rows
+		{64, 1024, 1024, 2, 2}, // 134 MFLOP
+		{96, 512, 512, 2, 2},   // 50 MFLOP, 96 rows
+		{40, 1500, 600, 3, 3},  // 72 MFLOP
+	} {
+		if got := parWorkers(tc.m, tc.n, tc.k, tc.max); got != tc.want {
+			t.Errorf("parWorkers(%d, %d, %d, %d) = %d, want %d", tc.m, tc.n, tc.k, tc.max, got, tc.want)
+		}
 	}
 }
 
