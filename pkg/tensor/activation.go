@@ -59,7 +59,7 @@ func GeluBackward(g, x *Tensor, tanh bool) (*Tensor, error) {
 	if err := check(op.stat, g, x); err != nil {
 		return nil, err
 	}
-	out := newContiguous(scopeOf(g, x), x.shape)
+	out := newUninit(scopeOf(g, x), x.shape) // the kernel writes every element
 	n := len(out.storage.data)
 	dst, gd, xd := out.storage.data, g.storage.data[g.offset:g.offset+n], x.storage.data[x.offset:x.offset+n]
 	const chunk = 1 << 14

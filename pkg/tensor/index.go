@@ -100,7 +100,7 @@ func Concat(ts []*Tensor, dim int) (*Tensor, error) {
 	if _, err := checkShape("concat", shape); err != nil {
 		return nil, err
 	}
-	out := newContiguous(scopeOf(ts...), shape)
+	out := newUninit(scopeOf(ts...), shape) // the parts cover it
 	if out.Numel() == 0 {
 		return out, nil
 	}

@@ -31,7 +31,11 @@ func Addmm(input, m1, m2 *Tensor, beta, alpha float32) (*Tensor, error) {
 			return nil, err
 		}
 	}
-	out := newContiguous(scopeOf(input, m1, m2), []int{n, m})
+	newOut := newContiguous
+	if beta != 0 { // beta·input is copied over every element below
+		newOut = newUninit
+	}
+	out := newOut(scopeOf(input, m1, m2), []int{n, m})
 	if n == 0 || m == 0 {
 		return out, nil
 	}
