@@ -79,6 +79,7 @@ type config struct {
 	out        string
 	only       string // "ingest": measure raw and ingest only
 	cpuProfile string // write CPU profiles of the measured ingest phases here
+	consumer   string // the consume phase's consumer: consumerModes
 	log        io.Writer
 }
 
@@ -94,6 +95,8 @@ func main() {
 	flag.IntVar(&cfg.points, "points", 256, "ingest: metric points per batch")
 	flag.StringVar(&cfg.out, "o", "bench/cluster-results.json", "where to write the JSON results; empty: nowhere")
 	flag.StringVar(&cfg.only, "only", "", `"ingest": skip dispatch (for profiling the collector)`)
+	flag.StringVar(&cfg.consumer, "consumer", "fetch", "the consume phase's no-op consumer: "+
+		`"fetch" (the collector's way: Fetch 1024, ack each), "consume" (continuous pull, ack each), "acknone" (continuous pull, no acks)`)
 	flag.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write a CPU profile of each measured ingest phase (first publish to last ack; not the warm-up) to this file, FILE.2, FILE.3, ... (go tool pprof FILE* merges them)")
 	flag.Parse()
 	if cfg.quick {
@@ -224,9 +227,11 @@ func startEnv(cfg config) (*env, error) {
 		return nil, err
 	}
 	cc := ccfg.CachedInfo().Config
-	if _, err := e.js.CreateOrUpdateConsumer(ctx, consumeStream, jetstream.ConsumerConfig{
-		Durable: "consbench", AckPolicy: cc.AckPolicy, AckWait: cc.AckWait, MaxAckPending: cc.MaxAckPending,
-	}); err != nil {
+	ccc := jetstream.ConsumerConfig{Durable: "consbench", AckPolicy: cc.AckPolicy, AckWait: cc.AckWait, MaxAckPending: cc.MaxAckPending}
+	if cfg.consumer == "acknone" {
+		ccc.AckPolicy = jetstream.AckNonePolicy
+	}
+	if _, err := e.js.CreateOrUpdateConsumer(ctx, consumeStream, ccc); err != nil {
 		cancel()
 		return nil, err
 	}
@@ -236,7 +241,7 @@ func startEnv(cfg config) (*env, error) {
 		return nil, err
 	}
 	wg.Add(1)
-	go func() { defer wg.Done(); e.consumeLoop(ctx, cnc2) }()
+	go func() { defer wg.Done(); e.consumeLoop(ctx, cnc2, cfg.consumer) }()
 	e.cli = coordinator.NewClient(e.nc)
 	for i := range cfg.publishers {
 		pnc, err := conn(fmt.Sprintf("publisher-%d", i))
@@ -542,13 +547,36 @@ func publishPhase(e *env, cfg config, prefix, stream string, wait func(start tim
 	return rawResult{pointsPerS: n / el.Seconds(), cpuNsPerPoint: float64(cpu) / n}, nil
 }
 
-// consumeLoop fetches from the consume phase's consumer as the collector
-// fetches from EVENTS (batches of 1024, at most 500 ms of wait) and acks
-// every message, doing nothing else, until ctx is cancelled.
-func (e *env) consumeLoop(ctx context.Context, nc *nats.Conn) {
+// consumeDefinition says, per -consumer mode, what the consume phase measures.
+var consumeDefinition = map[string]string{
+	"fetch":   "same envelopes and Msg-Ids, same publishers, stream with a durable consumer configured as the collector's, read by a consumer that only fetches (1024, 500 ms) and acks each message; first publish → last ack",
+	"consume": "same envelopes and Msg-Ids, same publishers, stream with a durable consumer configured as the collector's, read by a continuous pull (Consume, 1024 buffered) that only acks each message; first publish → last ack",
+	"acknone": "same envelopes and Msg-Ids, same publishers, stream with a durable consumer without acks (AckNone), read by a continuous pull (Consume, 1024 buffered) that only counts; first publish → last message",
+}
+
+// consumeLoop reads the consume phase's consumer, doing nothing else with
+// the messages, until ctx is cancelled. mode "fetch" fetches as the
+// collector fetches from EVENTS (batches of 1024, at most 500 ms of wait)
+// and acks every message; "consume" pulls continuously (the next pull
+// request goes out before a batch is used up) and acks every message;
+// "acknone" pulls continuously from a consumer without acks.
+func (e *env) consumeLoop(ctx context.Context, nc *nats.Conn, mode string) {
 	js, _ := jetstream.New(nc)
 	cons, err := js.Consumer(ctx, consumeStream, "consbench")
 	if err != nil {
+		return
+	}
+	if mode != "fetch" {
+		cc, err := cons.Consume(func(m jetstream.Msg) {
+			if mode == "acknone" || m.Ack() == nil {
+				e.consumed.Add(1)
+			}
+		}, jetstream.PullMaxMessages(1024))
+		if err != nil {
+			return
+		}
+		<-ctx.Done()
+		cc.Stop()
 		return
 	}
 	for ctx.Err() == nil {
@@ -714,6 +742,13 @@ func run(cfg config) (map[string]any, error) {
 	if cfg.reps < 1 || cfg.runs < 1 || cfg.submitters < 1 || cfg.claimers < 1 || cfg.publishers < 1 || cfg.batches < 1 || cfg.points < 1 {
 		return nil, errors.New("every count must be ≥ 1")
 	}
+	switch cfg.consumer {
+	case "":
+		cfg.consumer = "fetch"
+	case "fetch", "consume", "acknone":
+	default:
+		return nil, fmt.Errorf("-consumer %q: want fetch, consume or acknone", cfg.consumer)
+	}
 	if cfg.log == nil {
 		cfg.log = io.Discard
 	}
@@ -820,7 +855,8 @@ func run(cfg config) (map[string]any, error) {
 		"runs_per_s_definition":  "runs claimed (claim request answered by the coordinator's CAS queued→running, RunRequest acked) per second from the first Submit",
 		"lag_definition":         "per EVENTS message: stream timestamp → the collector's ack (seen on its ack subject)",
 		"raw_definition":         "same envelopes and Msg-Ids, same publishers, stream without consumer; first publish → last PubAck",
-		"consume_definition":     "same envelopes and Msg-Ids, same publishers, stream with a durable consumer configured as the collector's, read by a consumer that only fetches (1024, 500 ms) and acks each message; first publish → last ack",
+		"consume_definition":     consumeDefinition[cfg.consumer],
+		"consumer":               cfg.consumer,
 	}
 	if cfg.out != "" {
 		b, err := json.MarshalIndent(res, "", "  ")
@@ -883,6 +919,13 @@ func loadavg() string {
 	return strings.Join(f[:3], " ")
 }
 
+// consumerMode returns the -consumer mode recorded in res's meta.
+func consumerMode(res map[string]any) string {
+	meta, _ := res["meta"].(map[string]any)
+	m, _ := meta["consumer"].(string)
+	return m
+}
+
 func printTable(w io.Writer, res map[string]any) {
 	f := func(k string) float64 { v, _ := res[k].(float64); return v }
 	type row struct{ figure, value, unit, note string }
@@ -893,7 +936,7 @@ func printTable(w io.Writer, res map[string]any) {
 		{"dispatch latency p99", fmt.Sprintf("%.1f", f("dispatch_latency_p99_ms")), "ms", ""},
 		{"raw JetStream publish", fmt.Sprintf("%.0f", f("jetstream_raw_points_per_s")), "points/s", "ceiling"},
 		{"ingest (publish → collector → store)", fmt.Sprintf("%.0f", f("ingest_points_per_s")), "points/s", fmt.Sprintf("%.2fx of target 1 M", f("ingest_points_per_s")/1e6)},
-		{"JetStream consume, fetch+ack only", fmt.Sprintf("%.0f", f("jetstream_consume_points_per_s")), "points/s", fmt.Sprintf("%.2f of raw: a consumer's ceiling", f("consume_vs_raw_ratio"))},
+		{"JetStream consume, no-op consumer (" + consumerMode(res) + ")", fmt.Sprintf("%.0f", f("jetstream_consume_points_per_s")), "points/s", fmt.Sprintf("%.2f of raw: a consumer's ceiling", f("consume_vs_raw_ratio"))},
 		{"ingest / raw", fmt.Sprintf("%.2f", f("ingest_vs_raw_ratio")), "ratio", "target ≥ 0.50"},
 		{"ingest / consume", fmt.Sprintf("%.2f", f("ingest_vs_consume_ratio")), "ratio", ""},
 		{"ingest lag p50", fmt.Sprintf("%.1f", f("ingest_lag_p50_ms")), "ms", ""},
@@ -902,8 +945,8 @@ func printTable(w io.Writer, res map[string]any) {
 		{"CPU per point, consume", fmt.Sprintf("%.0f", f("consume_cpu_ns_per_point")), "ns", fmt.Sprintf("%.1fx of raw", f("consume_cpu_ns_per_point")/f("raw_cpu_ns_per_point"))},
 		{"CPU per point, ingest", fmt.Sprintf("%.0f", f("ingest_cpu_ns_per_point")), "ns", fmt.Sprintf("%.1fx of raw", f("ingest_cpu_ns_per_point")/f("raw_cpu_ns_per_point"))},
 	}
-	fmt.Fprintf(w, "%-38s %14s  %-9s %s\n", "figure", "value", "unit", "ratio/target")
+	fmt.Fprintf(w, "%-42s %14s  %-9s %s\n", "figure", "value", "unit", "ratio/target")
 	for _, r := range rows {
-		fmt.Fprintf(w, "%-38s %14s  %-9s %s\n", r.figure, r.value, r.unit, r.note)
+		fmt.Fprintf(w, "%-42s %14s  %-9s %s\n", r.figure, r.value, r.unit, r.note)
 	}
 }

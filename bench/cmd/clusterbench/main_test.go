@@ -67,3 +67,29 @@ func TestAckTime(t *testing.T) {
 		t.Error("ackTime accepted a short subject")
 	}
 }
+
+// TestConsumerModes runs the consume phase with each no-op consumer and
+// checks that every message was counted; an unknown mode is refused.
+func TestConsumerModes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts an embedded NATS server")
+	}
+	for _, mode := range []string{"consume", "acknone"} {
+		t.Run(mode, func(t *testing.T) {
+			cfg := config{reps: 1, runs: 1, submitters: 1, claimers: 1, publishers: 2, batches: 5, points: 16, only: "ingest", consumer: mode}
+			res, err := run(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v, _ := res["jetstream_consume_points_per_s"].(float64); !(v > 0) {
+				t.Errorf("consume figure %v, want > 0", res["jetstream_consume_points_per_s"])
+			}
+			if got := res["meta"].(map[string]any)["consumer"]; got != mode {
+				t.Errorf("meta.consumer = %v, want %q", got, mode)
+			}
+		})
+	}
+	if _, err := run(config{reps: 1, runs: 1, submitters: 1, claimers: 1, publishers: 1, batches: 1, points: 1, consumer: "push"}); err == nil {
+		t.Error("consumer mode push accepted")
+	}
+}
