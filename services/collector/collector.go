@@ -24,11 +24,6 @@ import (
 type Options struct {
 	// Store is where run records are written (required).
 	Store experiment.Store
-	// FlushEvery bounds how long a fetch request waits for messages
-	// (default 1s, at most 500ms is used), and so how long Run takes to
-	// notice cancellation. Messages are written as soon as their writer is
-	// free: under load a message waits for the write in progress.
-	FlushEvery time.Duration
 	// SummaryEvery is how often run_summary.json is rewritten for runs
 	// with new records (default 2s).
 	SummaryEvery time.Duration
@@ -55,10 +50,9 @@ const (
 )
 
 const (
-	fetchBatch   = 1024                   // messages requested per pull
-	writerQueue  = 1024                   // messages waiting for a writer
-	maxWrite     = 4096                   // messages written and acked together, at most
-	maxFetchWait = 500 * time.Millisecond // bounds how long Run takes to notice cancellation
+	fetchBatch  = 1024 // messages buffered by the pull
+	writerQueue = 1024 // messages waiting for a writer
+	maxWrite    = 4096 // messages written and acked together, at most
 )
 
 // Collector writes the records of every run published on the EVENTS
@@ -109,9 +103,6 @@ func New(ctx context.Context, nc *nats.Conn, opts Options) (*Collector, error) {
 	}
 	if opts.Store == nil {
 		return nil, errs.New(errs.Config, op, "no record store")
-	}
-	if opts.FlushEvery <= 0 {
-		opts.FlushEvery = time.Second
 	}
 	if opts.SummaryEvery <= 0 {
 		opts.SummaryEvery = 2 * time.Second
@@ -167,34 +158,55 @@ func (c *Collector) Run(ctx context.Context) error {
 }
 
 // fetch pulls messages and hands each to its run's writer until ctx is
-// cancelled. Messages of one run go to one writer, in stream order.
+// cancelled. Messages of one run go to one writer, in stream order. The
+// pull is continuous: the next pull request goes out while the previous
+// one's messages are still being handed on, so the server always has one
+// to fill (with a pull per Fetch, it had none between the end of one batch
+// and the next request).
 func (c *Collector) fetch(ctx context.Context, ws []*writer) {
 	backoff := 100 * time.Millisecond
-	wait := min(c.opts.FlushEvery, maxFetchWait)
+	retry := func(what string, err error) {
+		c.log.Warn(what+"; retrying", "err", err, "retry_in", backoff)
+		select {
+		case <-ctx.Done():
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
 	for ctx.Err() == nil {
-		batch, err := c.cons.Fetch(fetchBatch, jetstream.FetchMaxWait(wait))
+		it, err := c.cons.Messages(jetstream.PullMaxMessages(fetchBatch))
 		if err != nil {
-			c.log.Warn("fetch failed; retrying", "err", err, "retry_in", backoff)
-			select {
-			case <-ctx.Done():
-			case <-time.After(backoff):
-			}
-			backoff = min(2*backoff, 5*time.Second)
+			retry("pulling messages failed", err)
 			continue
 		}
-		for m := range batch.Messages() {
+		for {
+			m, err := it.Next(jetstream.NextContext(ctx))
+			if err != nil {
+				if ctx.Err() == nil {
+					it.Stop()
+					retry("pulling messages ended", err)
+				}
+				break
+			}
+			backoff = 100 * time.Millisecond
 			_, _, run, _ := cluster.ParseEventSubject(m.Subject())
-			w := ws[shard(run, len(ws))]
 			select {
-			case w.in <- m:
+			case ws[shard(run, len(ws))].in <- m:
 			case <-ctx.Done():
 				c.nak(m)
 			}
 		}
-		if err := batch.Error(); err != nil {
-			c.log.Warn("fetch ended early", "err", err)
-		} else {
-			backoff = 100 * time.Millisecond
+		if ctx.Err() != nil {
+			// Hand back what was pulled but not handed on: Nak'ed, it is
+			// redelivered at once rather than after AckWait.
+			it.Drain()
+			for {
+				m, err := it.Next(jetstream.NextMaxWait(time.Second))
+				if err != nil {
+					break
+				}
+				c.nak(m)
+			}
 		}
 	}
 }

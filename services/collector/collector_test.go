@@ -57,7 +57,7 @@ func localStore(t *testing.T) experiment.Store {
 // start runs a collector until the returned stop function is called.
 func (e *env) start(t *testing.T, st experiment.Store) (stop func()) {
 	t.Helper()
-	c, err := New(context.Background(), e.nc, Options{Store: st, FlushEvery: 20 * time.Millisecond, SummaryEvery: 50 * time.Millisecond,
+	c, err := New(context.Background(), e.nc, Options{Store: st, SummaryEvery: 50 * time.Millisecond,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)

@@ -9,7 +9,9 @@
 //
 // # Delivery
 //
-// One goroutine pulls messages (up to 1024 per request) and hands each to
+// One goroutine pulls messages continuously (up to 1024 buffered; the
+// next pull request goes out before the last one's messages are used up,
+// so the server always has one to fill) and hands each to
 // the writer of its run ([Options].Writers of them; a run always goes to
 // the same one, so its messages stay in stream order). A writer takes
 // every message waiting for it (up to 4096), decodes them — one that does
