@@ -95,8 +95,8 @@ func main() {
 	flag.IntVar(&cfg.points, "points", 256, "ingest: metric points per batch")
 	flag.StringVar(&cfg.out, "o", "bench/cluster-results.json", "where to write the JSON results; empty: nowhere")
 	flag.StringVar(&cfg.only, "only", "", `"ingest": skip dispatch (for profiling the collector)`)
-	flag.StringVar(&cfg.consumer, "consumer", "fetch", "the consume phase's no-op consumer: "+
-		`"fetch" (the collector's way: Fetch 1024, ack each), "consume" (continuous pull, ack each), "acknone" (continuous pull, no acks)`)
+	flag.StringVar(&cfg.consumer, "consumer", "consume", "the consume phase's no-op consumer: "+
+		`"consume" (the collector's way: continuous pull, 1024 buffered, ack each), "fetch" (one Fetch of 1024 after another, ack each), "acknone" (continuous pull, no acks)`)
 	flag.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write a CPU profile of each measured ingest phase (first publish to last ack; not the warm-up) to this file, FILE.2, FILE.3, ... (go tool pprof FILE* merges them)")
 	flag.Parse()
 	if cfg.quick {
@@ -549,17 +549,18 @@ func publishPhase(e *env, cfg config, prefix, stream string, wait func(start tim
 
 // consumeDefinition says, per -consumer mode, what the consume phase measures.
 var consumeDefinition = map[string]string{
-	"fetch":   "same envelopes and Msg-Ids, same publishers, stream with a durable consumer configured as the collector's, read by a consumer that only fetches (1024, 500 ms) and acks each message; first publish → last ack",
-	"consume": "same envelopes and Msg-Ids, same publishers, stream with a durable consumer configured as the collector's, read by a continuous pull (Consume, 1024 buffered) that only acks each message; first publish → last ack",
+	"consume": "same envelopes and Msg-Ids, same publishers, stream with a durable consumer configured as the collector's, read as the collector reads it (a continuous pull, 1024 buffered) by a consumer that only acks each message; first publish → last ack",
+	"fetch":   "same envelopes and Msg-Ids, same publishers, stream with a durable consumer configured as the collector's, read by one Fetch (1024, 500 ms) after another, acking each message; first publish → last ack",
 	"acknone": "same envelopes and Msg-Ids, same publishers, stream with a durable consumer without acks (AckNone), read by a continuous pull (Consume, 1024 buffered) that only counts; first publish → last message",
 }
 
 // consumeLoop reads the consume phase's consumer, doing nothing else with
-// the messages, until ctx is cancelled. mode "fetch" fetches as the
-// collector fetches from EVENTS (batches of 1024, at most 500 ms of wait)
-// and acks every message; "consume" pulls continuously (the next pull
+// the messages, until ctx is cancelled. Mode "consume" pulls as the
+// collector pulls from EVENTS (continuously, 1024 buffered: the next pull
 // request goes out before a batch is used up) and acks every message;
-// "acknone" pulls continuously from a consumer without acks.
+// "fetch" fetches batches of 1024 (at most 500 ms of wait) one after
+// another and acks every message; "acknone" pulls continuously from a
+// consumer without acks.
 func (e *env) consumeLoop(ctx context.Context, nc *nats.Conn, mode string) {
 	js, _ := jetstream.New(nc)
 	cons, err := js.Consumer(ctx, consumeStream, "consbench")
@@ -744,7 +745,7 @@ func run(cfg config) (map[string]any, error) {
 	}
 	switch cfg.consumer {
 	case "":
-		cfg.consumer = "fetch"
+		cfg.consumer = "consume"
 	case "fetch", "consume", "acknone":
 	default:
 		return nil, fmt.Errorf("-consumer %q: want fetch, consume or acknone", cfg.consumer)

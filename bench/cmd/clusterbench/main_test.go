@@ -68,13 +68,13 @@ func TestAckTime(t *testing.T) {
 	}
 }
 
-// TestConsumerModes runs the consume phase with each no-op consumer and
+// TestConsumerModes runs the consume phase with the other no-op consumers and
 // checks that every message was counted; an unknown mode is refused.
 func TestConsumerModes(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts an embedded NATS server")
 	}
-	for _, mode := range []string{"consume", "acknone"} {
+	for _, mode := range []string{"fetch", "acknone"} {
 		t.Run(mode, func(t *testing.T) {
 			cfg := config{reps: 1, runs: 1, submitters: 1, claimers: 1, publishers: 2, batches: 5, points: 16, only: "ingest", consumer: mode}
 			res, err := run(cfg)
