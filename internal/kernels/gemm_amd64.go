@@ -292,8 +292,12 @@ var (
 	// power-of-two 512) and the MLP's (−1 to −10 %). It reads A in place
 	// instead (kernelA, op(A) = A): +4.5 % at 1024³, +9–13 % on MLP and GPT
 	// shapes; and Aᵀ for products of up to 128 columns (kernelAT: +16–37 %
-	// on GPT weight-gradient shapes; bench/README.md).
-	avx512Tile6x64 = &packedBackend{name: "avx512", mr: 6, nr: 64, kc: 512, nc: 256, kcMax: 1024,
+	// on GPT weight-gradient shapes; bench/README.md). With several
+	// workers its products run as owned rectangles (1024³ +3–9 % at 2
+	// threads, 2048³ +1–7 %); the 12×32 and 6×16 tiles, whose k steps are
+	// shallower, keep the pipelined phases (owned: −3 to −5 % at 1024³ and
+	// 2048³ on the Ice Lake Xeon).
+	avx512Tile6x64 = &packedBackend{name: "avx512", mr: 6, nr: 64, kc: 512, nc: 256, kcMax: 1024, owned: true,
 		kernel: sgemmKernelAVX512W, kernelSet: sgemmKernelAVX512WSet,
 		kernelA: sgemmKernelAVX512WA, kernelASet: sgemmKernelAVX512WASet,
 		kernelAT: sgemmKernelAVX512WAT, kernelATSet: sgemmKernelAVX512WATSet,

@@ -166,25 +166,61 @@ func TestSgemmLargeParallelDeterministic(t *testing.T) {
 }
 
 func testDeterministic(t *testing.T, be Backend) {
-	r := rand.New(rand.NewPCG(3, 4))
-	for _, tc := range []struct{ m, n, k int }{{257, 263, 531}, {5, 700, 300}, {700, 3, 90}, {130, 1100, 260}, {40, 1500, 600}} {
-		prev := runtime.GOMAXPROCS(1)
-		r1 := rand.New(rand.NewPCG(9, uint64(tc.m)))
-		c1 := runCase(t, be, r1, false, true, tc.m, tc.n, tc.k, 1.5, 0.5, 1)
-		runtime.GOMAXPROCS(4)
-		r2 := rand.New(rand.NewPCG(9, uint64(tc.m)))
-		c2 := runCase(t, be, r2, false, true, tc.m, tc.n, tc.k, 1.5, 0.5, 1)
-		runtime.GOMAXPROCS(3)
-		r3 := rand.New(rand.NewPCG(9, uint64(tc.m)))
-		c3 := runCase(t, WithThreads(be, 2), r3, false, true, tc.m, tc.n, tc.k, 1.5, 0.5, 1)
-		runtime.GOMAXPROCS(prev)
-		for i := range c1 {
-			if math.Float32bits(c1[i]) != math.Float32bits(c2[i]) || math.Float32bits(c1[i]) != math.Float32bits(c3[i]) {
-				t.Fatalf("%v: result differs between GOMAXPROCS 1, 4 and 3 (2 threads) at %d", tc, i)
+	// The products run on the pipelined driver (run) or, with several
+	// workers, as owned rectangles (runOwned) where A is read in place (or
+	// B, m ≤ 96). Each must give the same bits
+	// at 1, 2, 3 and 4 workers.
+	prev := runtime.GOMAXPROCS(0)
+	defer runtime.GOMAXPROCS(prev)
+	for _, tc := range []struct {
+		tA, tB  bool
+		m, n, k int
+	}{
+		{false, true, 257, 263, 531}, {false, true, 5, 700, 300}, {false, true, 700, 3, 90},
+		{false, true, 130, 1100, 260}, {false, true, 40, 1500, 600},
+		{false, false, 40, 1500, 600}, {false, false, 389, 520, 1100}, {false, false, 1030, 200, 70},
+		{true, false, 389, 520, 1100}, {true, true, 300, 700, 130},
+	} {
+		for _, beta := range []float32{0.5, 0} {
+			// The 1-worker result is checked against the float64
+			// reference, the others against its bits.
+			runtime.GOMAXPROCS(1)
+			r := rand.New(rand.NewPCG(9, uint64(tc.m)))
+			want := runCase(t, be, r, tc.tA, tc.tB, tc.m, tc.n, tc.k, 1.5, beta, 1)
+			for _, procs := range []int{4, 3, 2} {
+				runtime.GOMAXPROCS(procs)
+				b := be
+				if procs == 3 {
+					b = WithThreads(be, 2)
+				}
+				r := rand.New(rand.NewPCG(9, uint64(tc.m)))
+				c := sgemmCase(b, r, tc.tA, tc.tB, tc.m, tc.n, tc.k, 1.5, beta, 1)
+				for j := range c {
+					if math.Float32bits(want[j]) != math.Float32bits(c[j]) {
+						t.Fatalf("%+v beta=%v: result differs between 1 worker and GOMAXPROCS %d at %d", tc, beta, procs, j)
+					}
+				}
 			}
 		}
-		_ = r
 	}
+}
+
+// sgemmCase runs runCase's product on the same operands without checking it.
+func sgemmCase(be Backend, r *rand.Rand, transA, transB bool, m, n, k int, alpha, beta float32, pad int) []float32 {
+	ar, ac := m, k
+	if transA {
+		ar, ac = k, m
+	}
+	br, bc := k, n
+	if transB {
+		br, bc = n, k
+	}
+	lda, ldb, ldc := ac+pad, bc+pad, n+pad
+	a := randSlice(r, ar*lda)
+	b := randSlice(r, br*ldb)
+	c := randSlice(r, m*ldc)
+	be.Sgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+	return c
 }
 
 // TestParWorkers checks the size rule that keeps small and short products
@@ -336,5 +372,53 @@ func reportFlops(b *testing.B, flops float64, cpu0 time.Duration) {
 	b.ReportMetric(flops/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 	if c := cputime.Process() - cpu0; c > 0 && cpu0 > 0 {
 		b.ReportMetric(flops/c.Seconds()/1e9, "GFLOP/s/cpu-thread")
+	}
+}
+
+// TestOwnedTasks checks that the rectangles of runOwned cover every tile of
+// C exactly once, start on tile boundaries, and that the rule leaves
+// products with few panels or many more rows than columns to the
+// pipelined driver.
+func TestOwnedTasks(t *testing.T) {
+	be := &packedBackend{mr: 6, nr: 64, kc: 512, nc: 256, owned: true}
+	for _, tc := range []struct {
+		m, n, workers   int
+		directA, direct bool
+		want            bool // owned
+	}{
+		{1024, 1024, 2, true, false, true},
+		{2048, 2048, 2, true, false, true},
+		{1000, 1000, 2, true, false, true},
+		{1030, 520, 3, true, false, true},
+		{40, 1500, 4, false, true, true},
+		{389, 520, 2, false, false, false}, // A packed
+		{1024, 1024, 1, true, false, false},
+		{1024, 192, 2, true, false, false}, // 3 panels
+		{1024, 256, 2, true, false, false}, // 4 rows per column
+		{1024, 512, 2, true, false, true},
+	} {
+		g := &packedGemm{be: be, m: tc.m, n: tc.n, kc: be.kc, nc: be.nc, directA: tc.directA, direct: tc.direct}
+		rs := g.ownedTasks(tc.workers)
+		if (rs != nil) != tc.want {
+			t.Errorf("ownedTasks(%d×%d, %d workers) = %d rectangles, want owned %v", tc.m, tc.n, tc.workers, len(rs), tc.want)
+			continue
+		}
+		seen := make([]int, tc.m*tc.n)
+		for _, r := range rs {
+			if r.i0%be.mr != 0 || r.j0%be.nr != 0 || r.i1 <= r.i0 || r.j1 <= r.j0 || r.i1 > tc.m || r.j1 > tc.n ||
+				r.i1 != tc.m && r.i1%be.mr != 0 || r.j1 != tc.n && r.j1%be.nr != 0 {
+				t.Fatalf("%d×%d: rectangle %+v is off the tile grid", tc.m, tc.n, r)
+			}
+			for i := r.i0; i < r.i1; i++ {
+				for j := r.j0; j < r.j1; j++ {
+					seen[i*tc.n+j]++
+				}
+			}
+		}
+		for i, c := range seen {
+			if rs != nil && c != 1 {
+				t.Fatalf("%d×%d: element (%d, %d) in %d rectangles, want 1", tc.m, tc.n, i/tc.n, i%tc.n, c)
+			}
+		}
 	}
 }
