@@ -9,8 +9,8 @@ import (
 //go:generate sh -c "python3 asmgen/gen.py > gemm_amd64.s"
 
 // Micro-kernels and packing routines, one set per instruction set
-// (asmgen/gen.py): AVX-512F with a 12×32 zmm tile (and a 6×64 one, the
-// AVX512W set, for Intel's two 512-bit FMA units), AVX2+FMA with a 6×16
+// (asmgen/gen.py): AVX-512F with a 6×64 zmm tile (the AVX512W set) and a
+// 12×32 one for products narrower than 64 columns, AVX2+FMA with a 6×16
 // ymm tile. Shapes in the comments use mr×nr for the tile.
 
 // sgemmKernelAVX512 adds alpha times the product of a packed 12-row A
@@ -89,15 +89,6 @@ func packBTransAVX512W(k8 int, b *float32, ldb int, dst *float32)
 
 //go:noescape
 func packBRowsAVX512W(k int, b *float32, ldb int, dst *float32)
-
-// cpuVendor returns CPUID leaf 0's vendor registers.
-func cpuVendor() (ebx, edx, ecx uint32)
-
-// isIntel reports whether the CPU says "GenuineIntel".
-func isIntel() bool {
-	b, d, c := cpuVendor()
-	return b == 0x756e6547 && d == 0x49656e69 && c == 0x6c65746e
-}
 
 // packARows12AVX512 and packARows6AVX2 pack a full mr-row sliver of
 // op(A) = Aᵀ, k steps deep: dst[p*mr + r] = a[p*lda + r].
@@ -268,9 +259,11 @@ func hasAVX512VL() bool { return cpu.X86.HasAVX512F && cpu.X86.HasAVX512VL }
 func hasAVX2() bool     { return cpu.X86.HasAVX2 && cpu.X86.HasFMA }
 
 var (
-	// avx512Tile12x32 is the AVX-512 backend on AMD (Zen 4 runs a zmm FMA
-	// as two halves: 1 per cycle) and every product narrower than 64
-	// columns on Intel. Like the 6×64 tile it reads A in place where
+	// avx512Tile12x32 runs the products narrower than 64 columns (the
+	// 6×64 backend's narrow); it was the whole AVX-512 backend on AMD
+	// until the 6×64 driver read A in place and ran owned rectangles
+	// (on a Zen 4 EPYC 6×64 is now +13–15 % at 1024³ and 2048³, 1 and 2
+	// threads; bench/README.md). Like the 6×64 tile it reads A in place where
 	// op(A) = A and B is packed (kernelA; on the Ice Lake Xeon +3–14 % on
 	// MLP and GPT shapes, 1024³ even, and +29–62 % on Intel's products of
 	// 32–48 columns, whose A was packed for one or two panels); Aᵀ in place
@@ -280,9 +273,9 @@ var (
 		kernelA: sgemmKernelAVX512A, kernelASet: sgemmKernelAVX512ASet,
 		packT: packBTransAVX512, packA: packA12AVX512, packARows: packARows12AVX512, packRows: packBRowsAVX512,
 		packATab: packATab12AVX512}
-	// avx512Tile6x64 is the AVX-512 backend on Intel, whose two 512-bit
-	// FMA units the 12×32 tile cannot keep busy: on an Ice Lake Xeon the
-	// 6×64 kernel alone on packed operands runs ~13 % faster (10 loads per
+	// avx512Tile6x64 is the AVX-512 backend on every CPU. Intel's two
+	// 512-bit FMA units the 12×32 tile cannot keep busy: on an Ice Lake
+	// Xeon the 6×64 kernel alone on packed operands runs ~13 % faster (10 loads per
 	// 24 FMAs instead of 14; bench/README.md). Its k steps are deeper (kc 512, half the
 	// C tile loads and stores; nc 256 keeps a step's B block at 512 KiB):
 	// +3 % at 1024³ there; products up to k = 1024 run as one k step (kcMax:
@@ -304,7 +297,7 @@ var (
 		packT: packBTransAVX512W, packA: packA6AVX2, packARows: packARows6AVX2, packRows: packBRowsAVX512W,
 		packATab: packATab6AVX2, narrow: avx512Tile12x32}
 	// avx512Backend is the one ByName("avx512") returns (see init).
-	avx512Backend = avx512Tile12x32
+	avx512Backend = avx512Tile6x64
 	// avx2Backend reads A in place as well (kernelA: +4–14 % on GPT
 	// shapes with m > directBMaxM on the Ice Lake Xeon, 1024³ +1–2 %).
 	// Both tiles read B in place instead only for products of at most
@@ -317,9 +310,9 @@ var (
 )
 
 // EnvAVX512Tile names the environment variable that picks the AVX-512
-// GEMM tile: "12x32" or "6x64"; unset or empty: 6x64 on Intel, 12x32
-// elsewhere. It is an A/B hook for benchmarks. The tiles' k steps differ
-// (kc 256 and 512), so results may differ in the last bits between them.
+// GEMM tile: "12x32", else 6x64 (the default, on Intel and AMD alike). It
+// is an A/B hook for benchmarks. The tiles' k steps differ (kc 256 and
+// 512), so results may differ in the last bits between them.
 const EnvAVX512Tile = "GORCH_AVX512_TILE"
 
 func init() {
@@ -329,13 +322,7 @@ func init() {
 			be.conv = convAVX512
 		}
 	}
-	switch os.Getenv(EnvAVX512Tile) {
-	case "12x32":
-	case "6x64":
-		avx512Backend = avx512Tile6x64
-	default:
-		if hasAVX512() && isIntel() {
-			avx512Backend = avx512Tile6x64
-		}
+	if os.Getenv(EnvAVX512Tile) == "12x32" {
+		avx512Backend = avx512Tile12x32
 	}
 }

@@ -9005,17 +9005,6 @@ donemp:
 	VZEROUPPER
 	RET
 
-// func cpuVendor() (ebx, edx, ecx uint32)
-// CPUID leaf 0: the vendor string's three registers ("Genu", "ineI", "ntel").
-TEXT ·cpuVendor(SB), NOSPLIT, $0-12
-	XORL AX, AX
-	XORL CX, CX
-	CPUID
-	MOVL BX, ebx+0(FP)
-	MOVL DX, edx+4(FP)
-	MOVL CX, ecx+8(FP)
-	RET
-
 // func fmaPeakAVX512(iters int)
 // Runs iters iterations of 24 independent VFMADD231PS on zmm registers
 // (a calibration loop for the machine's FMA peak).

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"os"
 	"testing"
 
 	"github.com/gorch/gorch/internal/cputime"
@@ -133,5 +134,21 @@ func BenchmarkSgemmTrain(b *testing.B) {
 				reportFlops(b, 2*float64(s.m)*float64(s.n)*float64(s.k)*float64(b.N), c0)
 			})
 		}
+	}
+}
+
+// TestAVX512TileIsWide checks that the AVX-512 backend is the 6×64 tile on
+// every CPU, whatever its vendor (the 12×32 tile only with
+// GORCH_AVX512_TILE=12x32, and for narrow products as its narrow).
+func TestAVX512TileIsWide(t *testing.T) {
+	want := avx512Tile6x64
+	if os.Getenv(EnvAVX512Tile) == "12x32" {
+		want = avx512Tile12x32
+	}
+	if avx512Backend != want {
+		t.Fatalf("AVX-512 backend has the %d×%d tile; want %d×%d", avx512Backend.mr, avx512Backend.nr, want.mr, want.nr)
+	}
+	if avx512Tile6x64.narrow != avx512Tile12x32 {
+		t.Fatalf("the 6×64 backend's narrow products do not go to the 12×32 tile")
 	}
 }

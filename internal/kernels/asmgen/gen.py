@@ -699,19 +699,6 @@ donemp:
 	RET
 """)
 
-# ---------- CPU vendor ----------
-w("""// func cpuVendor() (ebx, edx, ecx uint32)
-// CPUID leaf 0: the vendor string's three registers ("Genu", "ineI", "ntel").
-TEXT ·cpuVendor(SB), NOSPLIT, $0-12
-	XORL AX, AX
-	XORL CX, CX
-	CPUID
-	MOVL BX, ebx+0(FP)
-	MOVL DX, edx+4(FP)
-	MOVL CX, ecx+8(FP)
-	RET
-""")
-
 # ---------- FMA peak loops ----------
 for name, reg, n in (("fmaPeakAVX512", "Z", 24), ("fmaPeakAVX2", "Y", 12)):
     w(f"""// func {name}(iters int)
