@@ -53,8 +53,9 @@ func refGemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda i
 	return out
 }
 
-func runCase(t *testing.T, be Backend, r *rand.Rand, transA, transB bool, m, n, k int, alpha, beta float32, pad int) []float32 {
-	t.Helper()
+// gemmOperands draws op(A) m×k, op(B) k×n and C m×n, each row padded by
+// pad elements.
+func gemmOperands(r *rand.Rand, transA, transB bool, m, n, k, pad int) (a, b, c []float32, lda, ldb, ldc int) {
 	ar, ac := m, k
 	if transA {
 		ar, ac = k, m
@@ -63,10 +64,13 @@ func runCase(t *testing.T, be Backend, r *rand.Rand, transA, transB bool, m, n, 
 	if transB {
 		br, bc = n, k
 	}
-	lda, ldb, ldc := ac+pad, bc+pad, n+pad
-	a := randSlice(r, ar*lda)
-	b := randSlice(r, br*ldb)
-	c := randSlice(r, m*ldc)
+	lda, ldb, ldc = ac+pad, bc+pad, n+pad
+	return randSlice(r, ar*lda), randSlice(r, br*ldb), randSlice(r, m*ldc), lda, ldb, ldc
+}
+
+func runCase(t *testing.T, be Backend, r *rand.Rand, transA, transB bool, m, n, k int, alpha, beta float32, pad int) []float32 {
+	t.Helper()
+	a, b, c, lda, ldb, ldc := gemmOperands(r, transA, transB, m, n, k, pad)
 	want := refGemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 	orig := append([]float32(nil), c...)
 	be.Sgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
@@ -207,18 +211,7 @@ func testDeterministic(t *testing.T, be Backend) {
 
 // sgemmCase runs runCase's product on the same operands without checking it.
 func sgemmCase(be Backend, r *rand.Rand, transA, transB bool, m, n, k int, alpha, beta float32, pad int) []float32 {
-	ar, ac := m, k
-	if transA {
-		ar, ac = k, m
-	}
-	br, bc := k, n
-	if transB {
-		br, bc = n, k
-	}
-	lda, ldb, ldc := ac+pad, bc+pad, n+pad
-	a := randSlice(r, ar*lda)
-	b := randSlice(r, br*ldb)
-	c := randSlice(r, m*ldc)
+	a, b, c, lda, ldb, ldc := gemmOperands(r, transA, transB, m, n, k, pad)
 	be.Sgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 	return c
 }
