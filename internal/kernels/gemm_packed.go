@@ -309,15 +309,21 @@ func (g *packedGemm) runOwned(workers int, tasks []rect) {
 		}
 		return tasks[t], true
 	}
+	onWorkers(workers, func(int) { g.ownedWork(take) })
+}
+
+// onWorkers runs f(0) … f(workers-1), f(0) on the calling goroutine and
+// the others on new ones, and returns when all have.
+func onWorkers(workers int, f func(w int)) {
 	var wg sync.WaitGroup
 	for w := 1; w < workers; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			g.ownedWork(take)
+			f(w)
 		}()
 	}
-	g.ownedWork(take)
+	f(0)
 	wg.Wait()
 }
 
@@ -352,12 +358,7 @@ func (g *packedGemm) ownedWork(next func() (rect, bool)) {
 		for i0 := rc.i0; i0 < rc.i1; i0 += mcRows {
 			r.i0, r.mm = i0, min(mcRows, rc.i1-i0)
 			r.slivers = (r.mm + mr - 1) / mr
-			r.blocks = r.blocks[:0]
-			for p0 := 0; p0 < g.k; p0 += g.kc {
-				for j0 := rc.j0; j0 < rc.j1; j0 += g.nc {
-					r.blocks = append(r.blocks, gemmBlock{p0: p0, kk: min(g.kc, g.k-p0), j0: j0, nn: min(g.nc, rc.j1-j0)})
-				}
-			}
+			r.blocks = g.appendBlocks(r.blocks[:0], rc.j0, rc.j1)
 			r.next.Store(0)
 			r.work(0, nil)
 		}
@@ -457,11 +458,7 @@ func (g *packedGemm) runRows(workers, i0, mm int) {
 	if g.directA {
 		packed = 1 // only the partial last sliver, if any
 	}
-	for p0 := 0; p0 < g.k; p0 += g.kc {
-		for j0 := 0; j0 < g.n; j0 += g.nc {
-			r.blocks = append(r.blocks, gemmBlock{p0: p0, kk: min(g.kc, g.k-p0), j0: j0, nn: min(g.nc, g.n-j0)})
-		}
-	}
+	r.blocks = g.appendBlocks(nil, 0, g.n)
 	nbuf := 1
 	if workers > 1 && len(r.blocks) > 1 {
 		nbuf = 2
@@ -494,20 +491,22 @@ func (g *packedGemm) runRows(workers, i0, mm int) {
 		return
 	}
 	tm := newTeam(workers)
-	var wg sync.WaitGroup
-	for w := 1; w < workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			r.work(w, tm)
-		}()
-	}
-	r.work(0, tm)
-	wg.Wait()
+	onWorkers(workers, func(w int) { r.work(w, tm) })
 }
 
 // gemmBlock is a k step [p0, p0+kk) of a block of columns [j0, j0+nn).
 type gemmBlock struct{ p0, kk, j0, nn int }
+
+// appendBlocks appends the blocks of columns [j0, j1) in loop-nest order:
+// k steps, and blocks of nc columns within each.
+func (g *packedGemm) appendBlocks(bs []gemmBlock, j0, j1 int) []gemmBlock {
+	for p0 := 0; p0 < g.k; p0 += g.kc {
+		for j := j0; j < j1; j += g.nc {
+			bs = append(bs, gemmBlock{p0: p0, kk: min(g.kc, g.k-p0), j0: j, nn: min(g.nc, j1-j)})
+		}
+	}
+	return bs
+}
 
 // rowBlock is one runRows call: rows [i0, i0+mm) of C in mr-row slivers.
 type rowBlock struct {

@@ -79,7 +79,7 @@ type config struct {
 	out        string
 	only       string // "ingest": measure raw and ingest only
 	cpuProfile string // write CPU profiles of the measured ingest phases here
-	consumer   string // the consume phase's consumer: consumerModes
+	consumer   string // the consume phase's consumer: a key of consumeDefinition
 	log        io.Writer
 }
 
@@ -743,11 +743,10 @@ func run(cfg config) (map[string]any, error) {
 	if cfg.reps < 1 || cfg.runs < 1 || cfg.submitters < 1 || cfg.claimers < 1 || cfg.publishers < 1 || cfg.batches < 1 || cfg.points < 1 {
 		return nil, errors.New("every count must be ≥ 1")
 	}
-	switch cfg.consumer {
-	case "":
+	if cfg.consumer == "" {
 		cfg.consumer = "consume"
-	case "fetch", "consume", "acknone":
-	default:
+	}
+	if _, ok := consumeDefinition[cfg.consumer]; !ok {
 		return nil, fmt.Errorf("-consumer %q: want fetch, consume or acknone", cfg.consumer)
 	}
 	if cfg.log == nil {
